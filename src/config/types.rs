@@ -1,0 +1,163 @@
+//! The validated configuration: what the rest of evsite runs on. Built only by
+//! [`crate::config::load`] from the raw TOML, so every value here has been checked.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::devices::model::{ModelSpec, Parity};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub site: Site,
+    pub control: Control,
+    pub buses: Vec<Bus>,
+    pub meter: Device,
+    pub chargers: Vec<Charger>,
+    pub circuits: Vec<Circuit>,
+    pub tariff: Option<Tariff>,
+    pub mqtt: Option<Mqtt>,
+    pub storage: Storage,
+    pub api: Api,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Site {
+    pub id: String,
+    /// Per-phase main fuse rating: the installer's hard ceiling.
+    pub grid_limit_a: f64,
+    /// 1 or 3.
+    pub phases: u8,
+    pub voltage_v: f64,
+    /// Headroom kept below `grid_limit_a`.
+    pub margin_a: f64,
+    /// Per-charger current when the main meter cannot be read.
+    pub failsafe_current_a: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Control {
+    pub interval: Duration,
+    /// How long the main meter may be unreadable before fail-safe.
+    pub meter_timeout: Duration,
+    /// Largest increase of one charger's setpoint per cycle.
+    pub ramp_step_a: f64,
+    /// Setpoint changes smaller than this are not written.
+    pub hysteresis_a: f64,
+    /// How long paused chargers wait before taking a turn (rotation).
+    pub rotation_interval: Duration,
+    /// A charger drawing this much less than its setpoint is not using its share.
+    pub unused_threshold_a: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bus {
+    pub name: String,
+    pub device: PathBuf,
+    pub baud: u32,
+    pub parity: Parity,
+    pub stop_bits: u8,
+    pub timeout: Duration,
+    /// Silence kept between frames on the line.
+    pub frame_gap: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Link {
+    Tcp {
+        host: String,
+        port: u16,
+        timeout: Duration,
+    },
+    Rtu {
+        bus: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Device {
+    pub model: &'static ModelSpec,
+    pub link: Link,
+    pub unit: u8,
+}
+
+/// A grid phase, 1-based in config and display (L1, L2, L3), 0-based here.
+pub type PhaseIndex = usize;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Charger {
+    pub id: String,
+    pub device: Device,
+    /// Phases the charger is wired with (1 or 3).
+    pub phases: u8,
+    /// `phase_map[i]` is the grid phase (0-based) the charger's phase i is on.
+    pub phase_map: Vec<PhaseIndex>,
+    pub min_current_a: f64,
+    pub max_current_a: f64,
+    /// Higher is served first.
+    pub priority: u8,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Circuit {
+    pub id: String,
+    /// Per-phase limit of the sub-distribution.
+    pub limit_a: f64,
+    /// Charger ids on this circuit.
+    pub chargers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tariff {
+    pub currency: String,
+    /// Decimal strings, parsed by the sessions code (money is never f64).
+    pub energy_price: String,
+    pub session_fee: String,
+    pub idle_fee_per_min: String,
+    pub idle_grace_min: u32,
+    pub time_fee_per_hour: String,
+    pub timezone: String,
+    pub windows: Vec<TariffWindow>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TariffWindow {
+    /// Local time "HH:MM".
+    pub start: String,
+    pub end: String,
+    pub energy_price: String,
+    /// Days of week this window applies ("mon".."sun"); empty = every day.
+    pub days: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mqtt {
+    pub url: String,
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub topic_prefix: String,
+    pub telemetry_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Storage {
+    pub path: PathBuf,
+    pub max_size_mb: u64,
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Api {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Log {
+    /// A tracing filter ("info", "evsite=debug"); `RUST_LOG` wins when set.
+    pub level: String,
+}

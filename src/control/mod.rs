@@ -1,0 +1,1 @@
+//! Dynamic load management: the pure allocator and the loop around it.

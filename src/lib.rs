@@ -1,0 +1,13 @@
+//! evsite: an edge site controller for EV charging.
+//!
+//! Layout: `config` (schema and validation), `modbus` (links: shared TCP connections and one
+//! actor per RS-485 line), `devices` (register maps as data, one generic codec, capability
+//! traits), `control` (the load management loop around the pure allocator), `simulator` (a
+//! simulated site serving the same register maps, for `evsite demo`, tests and `evsite-sim`).
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod control;
+pub mod devices;
+pub mod modbus;
+pub mod simulator;

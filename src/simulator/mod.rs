@@ -1,0 +1,1 @@
+//! A simulated site (meter, chargers, vehicles) serving the drivers' own register maps.
