@@ -266,7 +266,10 @@ mod tests {
         }
         for k in 11..16 {
             let u = t.observe(32.0, &[31.0], true, k as f64);
-            assert_eq!(u.demand_cap_a, None, "a car following its setpoint is not capped");
+            assert_eq!(
+                u.demand_cap_a, None,
+                "a car following its setpoint is not capped"
+            );
         }
     }
 
