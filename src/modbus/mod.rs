@@ -33,6 +33,9 @@ pub trait RegisterIo: Send + Sync {
         values: &[u16],
     ) -> impl Future<Output = Result<(), ModbusError>> + Send;
     /// FC5.
-    fn write_coil(&self, addr: u16, on: bool)
-        -> impl Future<Output = Result<(), ModbusError>> + Send;
+    fn write_coil(
+        &self,
+        addr: u16,
+        on: bool,
+    ) -> impl Future<Output = Result<(), ModbusError>> + Send;
 }

@@ -1,1 +1,14 @@
 //! A simulated site (meter, chargers, vehicles) serving the drivers' own register maps.
+//!
+//! `scenario` is the file format, `vehicle` the pure charging physics, `charger` and `bank` a
+//! device's registers and fallbacks, `site` the whole site stepped in time, `framing` and
+//! `serve` the Modbus TCP/RTU servers, `write_config` the evsite config pointing at them.
+
+pub mod bank;
+pub mod charger;
+pub mod scenario;
+pub mod site;
+pub mod vehicle;
+
+pub use scenario::{FaultKind, Scenario, ScenarioError};
+pub use site::{DeviceId, DeviceInfo, SharedSite, SiteError, SiteModel, METER};
