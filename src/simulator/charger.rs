@@ -150,7 +150,8 @@ impl SimCharger {
 
     fn is(reg: Option<Register>, table: Table, addr: u16, len: u16) -> Option<Register> {
         reg.filter(|r| {
-            r.table == table && addr < r.addr + r.words() && r.addr < addr.saturating_add(len)
+            let (start, end) = (u32::from(r.addr), u32::from(r.addr) + u32::from(r.words()));
+            r.table == table && u32::from(addr) < end && start < u32::from(addr) + u32::from(len)
         })
     }
 
@@ -219,8 +220,12 @@ impl SimCharger {
     }
 
     /// Encode the charger's readings into its bank.
-    pub fn encode(&mut self, voltage_v: f64, phase_a: [f64; 3], state: ChargeState) {
+    pub fn encode(&mut self, voltage_v: f64, phase_a: [f64; 3], state: ChargeState, error: bool) {
         let r = self.model.readings;
+        if let Some(reg) = self.spec.applied_current {
+            let applied = self.offered_a(error);
+            self.bank.set_number(&reg, applied);
+        }
         for (i, reg) in r.voltage.iter().enumerate() {
             if let Some(reg) = reg {
                 let v = if i < usize::from(self.phases) {

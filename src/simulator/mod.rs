@@ -6,9 +6,16 @@
 
 pub mod bank;
 pub mod charger;
+pub mod framing;
 pub mod scenario;
+pub mod serve;
 pub mod site;
 pub mod vehicle;
+pub mod write_config;
 
 pub use scenario::{FaultKind, Scenario, ScenarioError};
+pub use serve::{
+    serve_rtu_stream, serve_site, serve_tcp_stream, spawn_stepper, Endpoint, Link, ServedSite,
+    Units,
+};
 pub use site::{DeviceId, DeviceInfo, SharedSite, SiteError, SiteModel, METER};

@@ -52,7 +52,7 @@ pub struct Scenario {
     pub faults: Vec<FaultSpec>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteSpec {
     pub id: String,

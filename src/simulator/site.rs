@@ -245,6 +245,11 @@ impl SiteModel {
         Ok(model)
     }
 
+    /// Build the site with the supported models (the device registry).
+    pub fn from_registry(scenario: &Scenario) -> Result<Self, SiteError> {
+        Self::new(scenario, &crate::devices::registry::find)
+    }
+
     pub fn into_shared(self) -> SharedSite {
         Arc::new(Mutex::new(self))
     }
@@ -414,7 +419,8 @@ impl SiteModel {
         for ci in 0..self.chargers.len() {
             let state = self.charger_state(ci);
             let local = self.charger_phase_a(ci);
-            self.chargers[ci].encode(v, local, state);
+            let error = self.fault_active(ci + 1, FaultKind::ChargerError);
+            self.chargers[ci].encode(v, local, state, error);
         }
     }
 
