@@ -12,7 +12,11 @@ const DEFAULT_CONFIG: &str = "/etc/evsite/evsite.toml";
 const EX_CONFIG: u8 = 78;
 
 #[derive(Parser)]
-#[command(name = "evsite", version, about = "Edge site controller for EV charging")]
+#[command(
+    name = "evsite",
+    version,
+    about = "Edge site controller for EV charging"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,10 +50,12 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig(a) => Ok(check_config(&a.config)),
-        Command::Probe(a) => with_config(&a.config, |cfg| runtime()?.block_on(async {
-            print!("{}", evsite::app::probe::probe(&cfg).await);
-            Ok(ExitCode::SUCCESS)
-        })),
+        Command::Probe(a) => with_config(&a.config, |cfg| {
+            runtime()?.block_on(async {
+                print!("{}", evsite::app::probe::probe(&cfg).await);
+                Ok(ExitCode::SUCCESS)
+            })
+        }),
         Command::Run(a) => with_config(&a.config, |cfg| {
             runtime()?.block_on(evsite::app::run::run(cfg))?;
             Ok(ExitCode::SUCCESS)

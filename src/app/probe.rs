@@ -4,8 +4,9 @@
 use futures::future::join_all;
 
 use crate::config::{Config, Device};
-use crate::devices::driver::{DeviceError, ModbusDevice, Snapshot};
-use crate::modbus::link::{Links, TcpConnector};
+use crate::devices::traits::ReadAll;
+use crate::devices::{DeviceError, ModbusDevice, Snapshot};
+use crate::modbus::{Links, TcpConnector};
 
 /// One row of the probe table.
 #[derive(Debug, Clone)]
@@ -21,7 +22,10 @@ async fn probe_one(links: &Links, cfg: &Config, name: String, dev: &Device) -> P
         Ok(l) => {
             let label = l.label().to_string();
             let d = ModbusDevice::new(dev.model, l);
-            (label, d.read_all().await.map_err(|e: DeviceError| e.to_string()))
+            (
+                label,
+                d.read_all().await.map_err(|e: DeviceError| e.to_string()),
+            )
         }
         Err(e) => ("-".to_string(), Err(e.to_string())),
     };
@@ -58,7 +62,15 @@ fn opt(v: Option<f64>, scale: f64, digits: usize) -> String {
 /// The probe table as text.
 pub fn render(rows: &[ProbeRow]) -> String {
     let header = [
-        "device", "model", "link", "status", "V (L1/L2/L3)", "A (L1/L2/L3)", "W", "kWh", "state",
+        "device",
+        "model",
+        "link",
+        "status",
+        "V (L1/L2/L3)",
+        "A (L1/L2/L3)",
+        "W",
+        "kWh",
+        "state",
     ];
     let rows: Vec<Vec<String>> = rows
         .iter()

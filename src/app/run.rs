@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::control::runner::Controller;
-use crate::modbus::link::{Links, TcpConnector};
+use crate::modbus::{Links, TcpConnector};
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {

@@ -70,7 +70,11 @@ pub fn gate(chargers: &[GateCharger], constraints: &[GateConstraint], order: &[u
             grant = grant.min(drawn + room.max(0.0));
         }
         let new = c.wanted_a.min(grant).max(c.previous_a);
-        let new = if new > 0.0 && new < c.min_a { c.previous_a } else { new };
+        let new = if new > 0.0 && new < c.min_a {
+            c.previous_a
+        } else {
+            new
+        };
         if new <= c.previous_a {
             continue;
         }
@@ -107,11 +111,19 @@ mod tests {
     fn increase_waits_for_the_decrease_to_be_followed() {
         // 32 A free; A drew 20 and is told 10, B drew 10 and wants 20.
         let site = [GateConstraint { free_a: [32.0; 3] }];
-        let out = gate(&[ch(20.0, 20.0, 10.0), ch(10.0, 10.0, 20.0)], &site, &[0, 1]);
+        let out = gate(
+            &[ch(20.0, 20.0, 10.0), ch(10.0, 10.0, 20.0)],
+            &site,
+            &[0, 1],
+        );
         assert_eq!(out[0], 10.0, "decreases pass at once");
         assert_eq!(out[1], 12.0, "B only gets what A's measured draw leaves");
         // Next cycle A has followed: B gets all it wants.
-        let out = gate(&[ch(10.0, 10.0, 10.0), ch(12.0, 12.0, 20.0)], &site, &[0, 1]);
+        let out = gate(
+            &[ch(10.0, 10.0, 10.0), ch(12.0, 12.0, 20.0)],
+            &site,
+            &[0, 1],
+        );
         assert_eq!(out[1], 20.0);
     }
 
@@ -119,7 +131,11 @@ mod tests {
     fn a_start_below_minimum_is_deferred_not_set() {
         let site = [GateConstraint { free_a: [20.0; 3] }];
         let out = gate(&[ch(16.0, 16.0, 10.0), ch(0.0, 0.0, 8.0)], &site, &[0, 1]);
-        assert_eq!(out, vec![10.0, 0.0], "4 A free is below the 6 A minimum: stay paused");
+        assert_eq!(
+            out,
+            vec![10.0, 0.0],
+            "4 A free is below the 6 A minimum: stay paused"
+        );
     }
 
     #[test]

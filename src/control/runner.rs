@@ -8,7 +8,9 @@ use futures::future::join_all;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant, MissedTickBehavior};
 
-use super::allocate::{allocate, AllocInput, ChargerInput, CircuitInput, Decision, LinkState, Reason, Turn};
+use super::allocate::{
+    allocate, AllocInput, ChargerInput, CircuitInput, Decision, LinkState, Reason, Turn,
+};
 use super::gate::{gate, GateCharger, GateConstraint};
 use super::ramp::next_setpoint;
 use super::safety::{MeterWatch, Mode, Transition};
@@ -16,9 +18,10 @@ use super::usage::{UsageParams, UsageTracker};
 use super::view::{AlertKind, ChargerView, ControlEvent, SiteView};
 use crate::clock::Clock;
 use crate::config::{Charger, Config};
-use crate::devices::driver::{ModbusDevice, Snapshot};
 use crate::devices::model::ChargeState;
-use crate::modbus::link::{DeviceLink, Links};
+use crate::devices::traits::{CommsTimeout, CurrentLimit, Heartbeat, ReadAll, SafeCurrent};
+use crate::devices::{DeviceError, ModbusDevice, Snapshot};
+use crate::modbus::{DeviceLink, Links};
 
 /// A charger that fails this many reads in a row is reported offline (it is *counted* as
 /// offline — at its last setpoint — from the first failed read).
@@ -142,7 +145,7 @@ impl Controller {
         let failsafe = self.cfg.site.failsafe_current_a;
         let jobs = self.chargers.iter().map(|c| async move {
             let safe = failsafe.min(c.cfg.max_current_a);
-            if let Err(e) = c.dev.prepare_fallback(safe).await {
+            if let Err(e) = prepare_fallback(&c.dev, safe).await {
                 tracing::warn!(charger = %c.cfg.id, error = %e, "could not set the charger's own fallback");
             }
         });
@@ -159,7 +162,9 @@ impl Controller {
             self.meter.read_all(),
             join_all(self.chargers.iter().map(|c| c.dev.read_all()))
         );
-        let grid = meter.ok().and_then(|s| complete_currents(&s, self.cfg.site.phases));
+        let grid = meter
+            .ok()
+            .and_then(|s| complete_currents(&s, self.cfg.site.phases));
         let (mode, transition) = self.watch.observe(grid.is_some(), now);
         match transition {
             Some(Transition::EnteredFailsafe) => self.alert(
@@ -218,13 +223,13 @@ impl Controller {
         // Usage first: it needs this cycle's measurement and the last setpoint.
         let mut inputs = Vec::with_capacity(self.chargers.len());
         for c in &mut self.chargers {
-            let link = match Self::online(c) {
+            let link = match Self::online(c).cloned() {
                 Some(s) => {
                     let state = s.state.unwrap_or(ChargeState::A);
                     if !state.is_connected() {
                         c.usage.reset();
                     }
-                    let measured = charger_currents(s, c.cfg.phase_map.len());
+                    let measured = charger_currents(&s, c.cfg.phase_map.len());
                     c.usage.observe(
                         c.written.unwrap_or(0.0),
                         &measured[..c.cfg.phase_map.len()],
@@ -266,8 +271,14 @@ impl Controller {
             rotation_interval_s: self.cfg.control.rotation_interval.as_secs_f64(),
         };
         let decisions = allocate(&input);
-        for ((c, d), i) in self.chargers.iter_mut().zip(&decisions).zip(&input.chargers) {
-            let connected = matches!(i.link, LinkState::Online { state, .. } if state.is_connected());
+        for ((c, d), i) in self
+            .chargers
+            .iter_mut()
+            .zip(&decisions)
+            .zip(&input.chargers)
+        {
+            let connected =
+                matches!(i.link, LinkState::Online { state, .. } if state.is_connected());
             c.turn = c.turn.after(d, connected, now_s);
             c.reason = d.reason;
         }
@@ -315,13 +326,18 @@ impl Controller {
                 })
                 .sum();
             let base = input.grid_a[p] - online;
-            *free = input.site_limit_a - margin - base - offline_reserve(&self.chargers, &input.chargers, p, None);
+            *free = input.site_limit_a
+                - margin
+                - base
+                - offline_reserve(&self.chargers, &input.chargers, p, None);
         }
         let mut constraints = vec![GateConstraint { free_a: site_free }];
         for (k, ci) in input.circuits.iter().enumerate() {
             let mut free = [0.0; 3];
             for (p, f) in free.iter_mut().enumerate() {
-                *f = ci.limit_a - margin - offline_reserve(&self.chargers, &input.chargers, p, Some(&ci.members));
+                *f = ci.limit_a
+                    - margin
+                    - offline_reserve(&self.chargers, &input.chargers, p, Some(&ci.members));
             }
             constraints.push(GateConstraint { free_a: free });
             let _ = k;
@@ -432,8 +448,9 @@ impl Controller {
                 .charger
                 .and_then(|s| s.setpoint_validity_s)
                 .is_some_and(|v| {
-                    c.written_at
-                        .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(u64::from(v) / 3))
+                    c.written_at.is_none_or(|at| {
+                        now.duration_since(at) >= Duration::from_secs(u64::from(v) / 3)
+                    })
                 });
             if changed || refresh {
                 if c.written.is_some_and(|w| t > w) {
@@ -486,16 +503,37 @@ impl Controller {
         for c in &mut self.chargers {
             if c.fails >= OFFLINE_AFTER_FAILS && !c.reported_offline {
                 c.reported_offline = true;
-                raised.push((AlertKind::ChargerOffline, true, c.cfg.id.clone(), "charger does not answer; counted at its last setpoint".to_string()));
+                raised.push((
+                    AlertKind::ChargerOffline,
+                    true,
+                    c.cfg.id.clone(),
+                    "charger does not answer; counted at its last setpoint".to_string(),
+                ));
             } else if c.fails == 0 && c.reported_offline {
                 c.reported_offline = false;
-                raised.push((AlertKind::ChargerOffline, false, c.cfg.id.clone(), "charger answers again".to_string()));
+                raised.push((
+                    AlertKind::ChargerOffline,
+                    false,
+                    c.cfg.id.clone(),
+                    "charger answers again".to_string(),
+                ));
             }
-            let fault = Self::online(c).and_then(|s| s.state).is_some_and(|s| s.is_fault());
+            let fault = Self::online(c)
+                .and_then(|s| s.state)
+                .is_some_and(|s| s.is_fault());
             if fault != c.reported_fault && (fault || c.fails == 0) {
                 c.reported_fault = fault;
-                let msg = if fault { "charger reports an error state (E/F)" } else { "charger error state cleared" };
-                raised.push((AlertKind::ChargerFault, fault, c.cfg.id.clone(), msg.to_string()));
+                let msg = if fault {
+                    "charger reports an error state (E/F)"
+                } else {
+                    "charger error state cleared"
+                };
+                raised.push((
+                    AlertKind::ChargerFault,
+                    fault,
+                    c.cfg.id.clone(),
+                    msg.to_string(),
+                ));
             }
         }
         for (kind, on, id, msg) in raised {
@@ -505,17 +543,35 @@ impl Controller {
 
     fn check_overload(&mut self, grid: [f64; 3], now: Instant) {
         let limit = self.site_limit_a();
-        let over = grid.iter().take(usize::from(self.cfg.site.phases)).any(|&a| a > limit);
+        let over = grid
+            .iter()
+            .take(usize::from(self.cfg.site.phases))
+            .any(|&a| a > limit);
         match (over, self.overload_since) {
             (true, None) => self.overload_since = Some(now),
-            (true, Some(since)) if !self.overload_reported && now.duration_since(since) > RESPONSE_WINDOW => {
+            (true, Some(since))
+                if !self.overload_reported && now.duration_since(since) > RESPONSE_WINDOW =>
+            {
                 self.overload_reported = true;
-                self.alert(AlertKind::Overload, true, None, format!("grid current {grid:.1?} A above the {limit} A limit for more than {}s", RESPONSE_WINDOW.as_secs()));
+                self.alert(
+                    AlertKind::Overload,
+                    true,
+                    None,
+                    format!(
+                        "grid current {grid:.1?} A above the {limit} A limit for more than {}s",
+                        RESPONSE_WINDOW.as_secs()
+                    ),
+                );
             }
             (false, Some(_)) => {
                 self.overload_since = None;
                 if std::mem::replace(&mut self.overload_reported, false) {
-                    self.alert(AlertKind::Overload, false, None, "grid current back under the limit".into());
+                    self.alert(
+                        AlertKind::Overload,
+                        false,
+                        None,
+                        "grid current back under the limit".into(),
+                    );
                 }
             }
             _ => {}
@@ -597,16 +653,33 @@ impl Controller {
     }
 }
 
-fn offline_reserve(chargers: &[ChargerRt], inputs: &[ChargerInput], phase: usize, members: Option<&[usize]>) -> f64 {
+/// Set what a model offers so that a dead daemon leaves the site safe: its comms timeout, and
+/// its safe current where that is writable. A capability the model lacks is not an error.
+async fn prepare_fallback(dev: &ModbusDevice<DeviceLink>, safe_a: f64) -> Result<(), DeviceError> {
+    if let Some(t) = dev.default_comms_timeout() {
+        dev.configure_comms_timeout(t).await?;
+    }
+    match dev.set_safe_current_a(safe_a).await {
+        Ok(()) | Err(DeviceError::Unsupported(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn offline_reserve(
+    chargers: &[ChargerRt],
+    inputs: &[ChargerInput],
+    phase: usize,
+    members: Option<&[usize]>,
+) -> f64 {
     chargers
         .iter()
         .zip(inputs)
         .enumerate()
         .filter(|(i, _)| members.is_none_or(|m| m.contains(i)))
         .filter_map(|(_, (c, inp))| match inp.link {
-            LinkState::Offline { assumed_a } => Some(
-                c.cfg.phase_map.iter().filter(|&&gp| gp == phase).count() as f64 * assumed_a,
-            ),
+            LinkState::Offline { assumed_a } => {
+                Some(c.cfg.phase_map.iter().filter(|&&gp| gp == phase).count() as f64 * assumed_a)
+            }
             LinkState::Online { .. } => None,
         })
         .sum()
