@@ -331,17 +331,28 @@ impl Scenario {
                 continue;
             }
             for _ in 0..a.count {
-                let charger = pool[rng.gen_range(0..pool.len())];
                 let mut arrive = uniform(&mut rng, a.window_s);
                 let stay = uniform(&mut rng, a.stay_s);
-                // Move the visit past every earlier visit it would overlap on this charger.
-                for _ in 0..=out.len() {
-                    let clash = out
-                        .iter()
+                let clash = |out: &[VehicleSpec], charger: &str, arrive: f64| {
+                    out.iter()
                         .filter(|v| v.charger == charger)
-                        .find(|v| v.arrive_s < arrive + stay + 60.0 && arrive < v.depart_s + 60.0);
-                    match clash {
-                        Some(v) => arrive = v.depart_s + 60.0,
+                        .find(|v| v.arrive_s < arrive + stay + 60.0 && arrive < v.depart_s + 60.0)
+                        .map(|v| v.depart_s + 60.0)
+                };
+                // Drivers take a free charger; when all are taken they wait for one.
+                let free: Vec<&str> = pool
+                    .iter()
+                    .copied()
+                    .filter(|c| clash(&out, c, arrive).is_none())
+                    .collect();
+                let charger = if free.is_empty() {
+                    pool[rng.gen_range(0..pool.len())]
+                } else {
+                    free[rng.gen_range(0..free.len())]
+                };
+                for _ in 0..=out.len() {
+                    match clash(&out, charger, arrive) {
+                        Some(next) => arrive = next,
                         None => break,
                     }
                 }

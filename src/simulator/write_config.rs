@@ -30,9 +30,11 @@ pub enum WriteConfigError {
 #[derive(Serialize)]
 struct File {
     site: super::scenario::SiteSpec,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     bus: Vec<Bus>,
     meter: Device,
     charger: Vec<Charger>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     circuit: Vec<Circuit>,
     storage: Storage,
 }
