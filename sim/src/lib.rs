@@ -2,6 +2,9 @@
 //! controller on a virtual clock and scores the result.
 #![forbid(unsafe_code)]
 
+pub mod run;
+pub mod score;
+
 use std::path::{Path, PathBuf};
 
 use evsite::simulator::{Endpoint, Link};

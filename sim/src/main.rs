@@ -1,4 +1,5 @@
-//! The `evsite-sim` command line: `serve` a scenario's devices in real time over Modbus.
+//! The `evsite-sim` command line: `serve` a scenario's devices in real time over Modbus, or
+//! `run` it against the real controller on a virtual clock and write the scorecard.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -35,10 +36,18 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Run a scenario against the real controller on a virtual clock (a day takes seconds)
+    /// and write its scorecard as JSON.
+    Run {
+        /// A scenario file, or the name of a shipped scenario (e.g. `small`).
+        scenario: String,
+        /// Where to write the scorecard (JSON); it is also printed.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -46,12 +55,34 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Run { scenario, report } => {
+            let path = evsite_sim::scenario_path(&scenario);
+            let scenario = Scenario::from_path(&path)?;
+            let card = evsite_sim::run::run(&scenario)?;
+            let json = serde_json::to_string_pretty(&card)?;
+            if let Some(file) = report {
+                std::fs::write(&file, &json).with_context(|| format!("writing {}", file.display()))?;
+            }
+            println!("{json}");
+            Ok(())
+        }
         Command::Serve {
             scenario,
             write_config: config_path,
             speed,
             data_dir,
-        } => {
+        } => tokio::runtime::Runtime::new()?.block_on(serve(scenario, config_path, speed, data_dir)),
+    }
+}
+
+async fn serve(
+    scenario: String,
+    config_path: Option<PathBuf>,
+    speed: f64,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    {
+        {
             anyhow::ensure!(speed > 0.0 && speed.is_finite(), "--speed must be positive");
             let path = evsite_sim::scenario_path(&scenario);
             let scenario = Scenario::from_path(&path)?;

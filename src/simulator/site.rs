@@ -481,6 +481,32 @@ impl SiteModel {
             .collect()
     }
 
+    /// Perfect knowledge for an ideal controller: per charger, the plugged-in vehicle's
+    /// acceptance (A per phase) and the number of charger phases it draws on.
+    pub fn vehicle_demand(&self) -> Vec<Option<(f64, u8)>> {
+        (0..self.chargers.len())
+            .map(|ci| {
+                self.visits
+                    .iter()
+                    .find(|v| v.charger == ci && v.plugged)
+                    .map(|v| {
+                        let phases = self.chargers[ci].phases;
+                        (v.vehicle.acceptance_a(), v.vehicle.active_phases(phases))
+                    })
+            })
+            .collect()
+    }
+
+    /// Set a charger's offer directly, bypassing Modbus and the charger's watchdogs: how the
+    /// ideal controller behind the scorecard's `utilization` acts.
+    pub fn set_offer_direct(&mut self, charger: usize, amps: f64) {
+        if let Some(c) = self.chargers.get_mut(charger) {
+            c.setpoint_a = Some(amps);
+            c.enabled = true;
+        }
+        self.sync_offers();
+    }
+
     /// A master reads `count` registers (or coils) of `device`.
     pub fn read(
         &mut self,

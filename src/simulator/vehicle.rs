@@ -141,6 +141,15 @@ impl Vehicle {
     pub fn energy_wh(&self) -> f64 {
         self.energy_wh
     }
+    /// What the vehicle would draw per phase if offered all it wants (0 once complete): the
+    /// perfect knowledge an ideal controller is scored against.
+    pub fn acceptance_a(&self) -> f64 {
+        if self.complete {
+            0.0
+        } else {
+            self.own_limit_a()
+        }
+    }
     pub fn soc(&self) -> f64 {
         self.soc
     }
