@@ -149,14 +149,16 @@ fn device(
             None
         }
         (Some(bus), None) => {
+            let defined = if ctx.bus_names.is_empty() {
+                "no [[bus]] is defined".to_owned()
+            } else {
+                format!("defined: {}", ctx.bus_names.join(", "))
+            };
             let mut ok = check(
                 rep,
                 ctx.bus_names.contains(&bus),
                 &path.key("bus"),
-                format!(
-                    "no [[bus]] named {bus:?} (defined: {})",
-                    ctx.bus_names.join(", ")
-                ),
+                format!("no [[bus]] named {bus:?} ({defined})"),
             );
             ok &= check(
                 rep,
@@ -223,12 +225,18 @@ fn device(
     };
     let tcp = keys.host.is_some() && keys.bus.is_none();
     let unit = keys.unit.or(spec.map(|s| i64::from(s.default_unit)));
-    if let Some(u) = keys.unit {
+    // A model's default unit may be a TCP-only 255, so the defaulted value is checked too.
+    if let Some(u) = unit {
         let ok = u == 255 && tcp || (1..=247).contains(&u);
+        let shown = if keys.unit.is_some() {
+            format!("got {u}")
+        } else {
+            format!("the model's default is {u}; set unit")
+        };
         let reason = if u == 0 {
             "must not be 0 (the Modbus broadcast address)".to_owned()
         } else {
-            format!("must be 1–247 (255 is also allowed for TCP devices), got {u}")
+            format!("must be 1–247 (255 is also allowed for TCP devices), {shown}")
         };
         check(rep, ok, &path.key("unit"), reason);
     }
