@@ -77,3 +77,71 @@ pub static SPEC: ModelSpec = ModelSpec {
     }),
     confidence: "H (ABB Terra AC Modbus communication v1.7; evcc agrees)",
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::codec::decode_number;
+    use crate::devices::model::ChargeState;
+    use crate::devices::state::decode_state;
+    use crate::devices::write::{encode_write, WriteOp};
+
+    fn charger() -> ChargerSpec {
+        SPEC.charger.unwrap()
+    }
+
+    #[test]
+    fn decodes_recorded_words() {
+        let r = SPEC.readings;
+        // 16 000 mA = 0x00003E80.
+        assert_eq!(
+            decode_number(&r.current[0].unwrap(), &[0x0000, 0x3E80]).unwrap(),
+            Some(16.0)
+        );
+        // 2301 × 0.1 V.
+        let v = decode_number(&r.voltage[1].unwrap(), &[0x0000, 0x08FD])
+            .unwrap()
+            .unwrap();
+        assert!((v - 230.1).abs() < 1e-9, "{v}");
+        let state = charger().state;
+        // Low word 0x0400: high byte 4 = C2.
+        assert_eq!(
+            decode_state(&state, &[&[0x0000, 0x0400]]).unwrap(),
+            ChargeState::C
+        );
+        // Bit 7 of that byte is masked off: 0x83 → 3 = C1.
+        assert_eq!(
+            decode_state(&state, &[&[0x0000, 0x8300]]).unwrap(),
+            ChargeState::C
+        );
+        // 5 = stopped by the charger with a car connected.
+        assert_eq!(
+            decode_state(&state, &[&[0x0000, 0x0500]]).unwrap(),
+            ChargeState::B
+        );
+        assert_eq!(
+            decode_state(&state, &[&[0x0000, 0x0000]]).unwrap(),
+            ChargeState::A
+        );
+        assert_eq!(charger().energy_scope, EnergyScope::Session);
+    }
+
+    #[test]
+    fn encodes_setpoint_in_ma_with_fc16() {
+        assert_eq!(
+            encode_write(&charger().setpoint, 16.0).unwrap(),
+            WriteOp::Multiple {
+                addr: 0x4100,
+                values: vec![0x0000, 0x3E80]
+            }
+        );
+        let ct = charger().comms_timeout.unwrap();
+        assert_eq!(
+            encode_write(&ct.reg, f64::from(ct.default_s)).unwrap(),
+            WriteOp::Single {
+                addr: 0x4106,
+                value: COMMS_TIMEOUT_S as u16
+            }
+        );
+    }
+}

@@ -62,3 +62,47 @@ pub static SPEC: ModelSpec = ModelSpec {
     }),
     confidence: "H (Bender CC613 Modbus manual; evcc agrees)",
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::codec::decode_number;
+    use crate::devices::model::ChargeState;
+    use crate::devices::state::decode_state;
+    use crate::devices::write::{encode_write, WriteOp};
+
+    fn charger() -> ChargerSpec {
+        SPEC.charger.unwrap()
+    }
+
+    #[test]
+    fn decodes_recorded_words() {
+        let r = SPEC.readings;
+        assert_eq!(
+            decode_number(&r.current[0].unwrap(), &[0x0000, 0x3E80]).unwrap(),
+            Some(16.0)
+        );
+        assert_eq!(
+            decode_number(&r.power.unwrap(), &[0xFFFF, 0xFFFF]).unwrap(),
+            None
+        );
+        assert_eq!(
+            decode_number(&r.power.unwrap(), &[0x0000, 0x0E60]).unwrap(),
+            Some(3680.0)
+        );
+        let s = charger().state;
+        assert_eq!(decode_state(&s, &[&[3]]).unwrap(), ChargeState::C);
+        assert_eq!(decode_state(&s, &[&[5]]).unwrap(), ChargeState::E);
+    }
+
+    #[test]
+    fn encodes_setpoint_fc6() {
+        assert_eq!(
+            encode_write(&charger().setpoint, 16.0).unwrap(),
+            WriteOp::Single {
+                addr: 1000,
+                value: 16
+            }
+        );
+    }
+}

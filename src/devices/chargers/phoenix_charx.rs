@@ -55,3 +55,43 @@ pub static SPEC: ModelSpec = ModelSpec {
     }),
     confidence: "M (one implementation, evcc phoenix-charx; unit id L)",
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::codec::decode_number;
+    use crate::devices::model::ChargeState;
+    use crate::devices::state::decode_state;
+    use crate::devices::write::{encode_write, WriteOp};
+
+    fn charger() -> ChargerSpec {
+        SPEC.charger.unwrap()
+    }
+
+    #[test]
+    fn decodes_recorded_words() {
+        let r = SPEC.readings;
+        assert_eq!(r.voltage[0].unwrap().addr, 1232, "connector 1 offset");
+        // 230 000 mV = 0x00038270.
+        assert_eq!(
+            decode_number(&r.voltage[0].unwrap(), &[0x0003, 0x8270]).unwrap(),
+            Some(230.0)
+        );
+        // 'B' in the high byte.
+        assert_eq!(
+            decode_state(&charger().state, &[&[0x4200]]).unwrap(),
+            ChargeState::B
+        );
+    }
+
+    #[test]
+    fn encodes_setpoint_fc6() {
+        assert_eq!(
+            encode_write(&charger().setpoint, 16.0).unwrap(),
+            WriteOp::Single {
+                addr: 1301,
+                value: 16
+            }
+        );
+    }
+}

@@ -49,3 +49,59 @@ pub static SPEC: ModelSpec = ModelSpec {
     }),
     confidence: "M (one implementation, evcc phoenix-ev-eth)",
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::codec::decode_number;
+    use crate::devices::model::ChargeState;
+    use crate::devices::state::decode_state;
+    use crate::devices::write::{encode_write, WriteOp};
+
+    fn charger() -> ChargerSpec {
+        SPEC.charger.unwrap()
+    }
+
+    #[test]
+    fn decodes_recorded_words() {
+        let r = SPEC.readings;
+        // 230 V, low word first.
+        assert_eq!(
+            decode_number(&r.voltage[0].unwrap(), &[0x00E6, 0x0000]).unwrap(),
+            Some(230.0)
+        );
+        // 0x12345678 Wh, low word first.
+        assert_eq!(
+            decode_number(&r.energy.unwrap(), &[0x5678, 0x1234]).unwrap(),
+            Some(305_419_896.0)
+        );
+        // 'C' in the low byte; the high byte is ignored.
+        assert_eq!(
+            decode_state(&charger().state, &[&[0x0043]]).unwrap(),
+            ChargeState::C
+        );
+        assert_eq!(
+            decode_state(&charger().state, &[&[0x2041]]).unwrap(),
+            ChargeState::A
+        );
+    }
+
+    #[test]
+    fn encodes_setpoint_fc6_and_enable_coil() {
+        assert_eq!(
+            encode_write(&charger().setpoint, 16.0).unwrap(),
+            WriteOp::Single {
+                addr: 528,
+                value: 16
+            }
+        );
+        let en = charger().enable.unwrap();
+        assert_eq!(
+            encode_write(&en.reg, f64::from(en.on)).unwrap(),
+            WriteOp::Coil {
+                addr: 400,
+                on: true
+            }
+        );
+    }
+}

@@ -63,3 +63,60 @@ pub static SPEC: ModelSpec = ModelSpec {
     }),
     confidence: "M (one implementation, evcc schneider-v3; Schneider GEX1969300)",
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::codec::decode_number;
+    use crate::devices::model::ChargeState;
+    use crate::devices::state::decode_state;
+    use crate::devices::write::{encode_write, WriteOp};
+
+    fn charger() -> ChargerSpec {
+        SPEC.charger.unwrap()
+    }
+
+    #[test]
+    fn decodes_recorded_words() {
+        let r = SPEC.readings;
+        // 16.0 A = float32 0x41800000, low word first.
+        assert_eq!(
+            decode_number(&r.current[0].unwrap(), &[0x0000, 0x4180]).unwrap(),
+            Some(16.0)
+        );
+        // 3.68 kW = 0x406B851F, low word first → W.
+        let w = decode_number(&r.power.unwrap(), &[0x851F, 0x406B])
+            .unwrap()
+            .unwrap();
+        assert!((w - 3680.0).abs() < 1e-3, "{w}");
+        // 1 234 500 Wh = 0x12D644, u64 low word first.
+        assert_eq!(
+            decode_number(&r.energy.unwrap(), &[0xD644, 0x0012, 0x0000, 0x0000]).unwrap(),
+            Some(1_234_500.0)
+        );
+        let s = charger().state;
+        assert_eq!(decode_state(&s, &[&[8]]).unwrap(), ChargeState::C);
+        assert_eq!(decode_state(&s, &[&[7]]).unwrap(), ChargeState::B);
+        assert_eq!(decode_state(&s, &[&[6]]).unwrap(), ChargeState::A);
+    }
+
+    #[test]
+    fn encodes_setpoint_and_lifebit() {
+        assert_eq!(
+            encode_write(&charger().setpoint, 16.0).unwrap(),
+            WriteOp::Single {
+                addr: 4004,
+                value: 16
+            }
+        );
+        let hb = charger().heartbeat.unwrap();
+        assert_eq!(
+            encode_write(&hb.reg, f64::from(hb.value)).unwrap(),
+            WriteOp::Single {
+                addr: 4000,
+                value: 1
+            }
+        );
+        assert_eq!(hb.period_s, 2);
+    }
+}

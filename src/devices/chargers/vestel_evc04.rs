@@ -72,3 +72,64 @@ pub static SPEC: ModelSpec = ModelSpec {
     }),
     confidence: "H (Vestel EVC04 Modbus document; evcc agrees)",
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::codec::decode_number;
+    use crate::devices::model::ChargeState;
+    use crate::devices::state::decode_state;
+    use crate::devices::write::{encode_write, WriteOp};
+
+    fn charger() -> ChargerSpec {
+        SPEC.charger.unwrap()
+    }
+
+    #[test]
+    fn decodes_recorded_words() {
+        let r = SPEC.readings;
+        // 12 345 × 0.1 kWh = 1 234 500 Wh.
+        assert_eq!(
+            decode_number(&r.energy.unwrap(), &[0x0000, 0x3039]).unwrap(),
+            Some(1_234_500.0)
+        );
+        // 16 000 mA in one u16.
+        assert_eq!(
+            decode_number(&r.current[0].unwrap(), &[0x3E80]).unwrap(),
+            Some(16.0)
+        );
+        let s = charger().state;
+        // Cable state first, then charging state.
+        assert_eq!(decode_state(&s, &[&[2], &[1]]).unwrap(), ChargeState::C);
+        assert_eq!(decode_state(&s, &[&[2], &[0]]).unwrap(), ChargeState::B);
+        assert_eq!(decode_state(&s, &[&[0], &[0]]).unwrap(), ChargeState::A);
+    }
+
+    #[test]
+    fn encodes_fc6_writes() {
+        assert_eq!(
+            encode_write(&charger().setpoint, 16.0).unwrap(),
+            WriteOp::Single {
+                addr: 5004,
+                value: 16
+            }
+        );
+        let ct = charger().comms_timeout.unwrap();
+        assert_eq!(
+            encode_write(&ct.reg, f64::from(ct.default_s)).unwrap(),
+            WriteOp::Single {
+                addr: 2002,
+                value: COMMS_TIMEOUT_S as u16
+            }
+        );
+        let hb = charger().heartbeat.unwrap();
+        assert_eq!(
+            encode_write(&hb.reg, f64::from(hb.value)).unwrap(),
+            WriteOp::Single {
+                addr: 6000,
+                value: 1
+            }
+        );
+        assert_eq!(hb.period_s * 4, ct.default_s);
+    }
+}

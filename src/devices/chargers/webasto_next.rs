@@ -70,3 +70,48 @@ pub static SPEC: ModelSpec = ModelSpec {
     }),
     confidence: "H (Webasto NEXT Modbus document; evcc agrees)",
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::codec::decode_number;
+    use crate::devices::model::ChargeState;
+    use crate::devices::state::decode_state;
+    use crate::devices::write::{encode_write, WriteOp};
+
+    fn charger() -> ChargerSpec {
+        SPEC.charger.unwrap()
+    }
+
+    #[test]
+    fn decodes_recorded_words() {
+        assert_eq!(
+            decode_number(&SPEC.readings.current[2].unwrap(), &[0x3E80]).unwrap(),
+            Some(16.0)
+        );
+        let s = charger().state;
+        assert_eq!(decode_state(&s, &[&[3]]).unwrap(), ChargeState::C);
+        assert_eq!(decode_state(&s, &[&[4]]).unwrap(), ChargeState::B);
+        assert_eq!(decode_state(&s, &[&[7]]).unwrap(), ChargeState::E);
+    }
+
+    #[test]
+    fn encodes_fc6_writes() {
+        assert_eq!(
+            encode_write(&charger().setpoint, 16.0).unwrap(),
+            WriteOp::Single {
+                addr: 5004,
+                value: 16
+            }
+        );
+        let hb = charger().heartbeat.unwrap();
+        assert_eq!(
+            encode_write(&hb.reg, f64::from(hb.value)).unwrap(),
+            WriteOp::Single {
+                addr: 6000,
+                value: 1
+            }
+        );
+        assert_eq!(hb.period_s * 2, charger().comms_timeout.unwrap().default_s);
+    }
+}
