@@ -118,7 +118,7 @@ fn device(
 ) -> Option<Device> {
     let before = rep.count();
     let spec = model(rep, path, keys.model, kind);
-    let supports = |t: Transport| spec.map_or(true, |s| s.transports.contains(&t));
+    let supports = |t: Transport| spec.is_none_or(|s| s.transports.contains(&t));
     let transports = |s: Option<&ModelSpec>| {
         s.map(|s| {
             let names: Vec<&str> = s
