@@ -54,7 +54,9 @@ fn load_text(text: &str, origin: &str, env: EnvOverrides) -> Result<Config, Conf
     };
     let mut rep = Reporter::new(origin, &located, &env);
 
-    if let Err(e) = toml::from_str::<RawConfig>(text) {
+    let strict = toml::from_str::<RawConfig>(text);
+    let strict_ok = strict.is_ok();
+    if let Err(e) = strict {
         let (path, location, reason) = strict_error(&rep, &located, &e);
         if env.within(&path.to_string()).is_none() {
             rep.push(location, path.to_string(), reason);
@@ -66,15 +68,20 @@ fn load_text(text: &str, origin: &str, env: EnvOverrides) -> Result<Config, Conf
         Ok(raw) => raw,
         Err(e) => {
             let (key, reason) = describe_config_error(&e);
-            let location = if key.is_empty() {
-                env.by_leaf(unknown_field(&reason).unwrap_or_default())
-                    .or_else(|| env.first())
-                    .map(|var| Location::Env {
-                        var: var.to_owned(),
-                    })
-                    .unwrap_or_else(|| rep.at_offset(0))
+            let path = parse_key_path(&key);
+            let leaf = key.rsplit('.').next().unwrap_or_default();
+            let var = env.within(&key).or_else(|| env.by_leaf(leaf));
+            // When the file alone deserialized cleanly, the culprit is an override.
+            let var = if strict_ok {
+                var.or_else(|| env.first())
             } else {
-                rep.locate(&parse_key_path(&key))
+                var
+            };
+            let location = match var {
+                Some(var) => Location::Env {
+                    var: var.to_owned(),
+                },
+                None => rep.locate(&path),
             };
             rep.push(location, key, reason);
             return Err(rep.finish());
@@ -100,8 +107,9 @@ fn merged(text: &str, env: &EnvOverrides) -> Result<RawConfig, config::ConfigErr
 }
 
 /// The key and reason of a `config` crate error, without its own "for key … in …" suffix.
+/// An unknown field is reported under its own key, so it can be traced to its variable.
 fn describe_config_error(e: &config::ConfigError) -> (String, String) {
-    match e {
+    let (key, reason) = match e {
         config::ConfigError::Type {
             unexpected,
             expected,
@@ -112,10 +120,28 @@ fn describe_config_error(e: &config::ConfigError) -> (String, String) {
             format!("invalid type: {unexpected}, expected {expected}"),
         ),
         config::ConfigError::At { error, key, .. } => {
-            (key.clone().unwrap_or_default(), error.to_string())
+            let (inner_key, reason) = describe_config_error(error);
+            let outer = key.clone().unwrap_or_default();
+            let key = match (outer.is_empty(), inner_key.is_empty()) {
+                (_, true) => outer,
+                (true, false) => inner_key,
+                (false, false) => format!("{outer}.{inner_key}"),
+            };
+            (key, reason)
         }
-        config::ConfigError::Message(m) => (String::new(), reword_unknown(m)),
+        config::ConfigError::Message(m) => (String::new(), m.clone()),
         other => (String::new(), other.to_string()),
+    };
+    match unknown_field(&reason) {
+        Some(field) if !key.ends_with(field) => {
+            let key = if key.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{key}.{field}")
+            };
+            (key, reword_unknown(&reason))
+        }
+        _ => (key, reword_unknown(&reason)),
     }
 }
 

@@ -4,6 +4,7 @@
 //! Each section has its own file; this one holds the site, the control loop and the RS-485
 //! buses, and assembles the [`Config`] only when nothing was reported.
 
+mod circuits;
 mod devices;
 mod failsafe;
 mod services;
@@ -39,7 +40,7 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
     let meter = devices::meter(&raw.meter, &ctx, rep);
     let chargers = devices::chargers(&raw.charger, &ctx, rep);
     devices::unique_links(raw, meter.as_ref(), &chargers, rep);
-    let circuits = devices::circuits(&raw.circuit, &raw.charger, rep);
+    let circuits = circuits::circuits(&raw.circuit, &raw.charger, rep);
     if let (Some(site), Some(chargers)) = (&site, all(&chargers)) {
         failsafe::check(site, &chargers, &circuits, rep);
     }

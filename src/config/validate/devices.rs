@@ -1,4 +1,4 @@
-//! The main meter, the chargers and the circuits: models, links, unit ids, phase wiring.
+//! The main meter and the chargers: models, links, unit ids, phase wiring.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -6,9 +6,9 @@ use std::time::Duration;
 use super::{check, check_id, check_timeout, num};
 use crate::config::error::KeyPath;
 use crate::config::models;
-use crate::config::raw::{RawCharger, RawCircuit, RawConfig, RawMeter, DEFAULT_TCP_TIMEOUT_MS};
+use crate::config::raw::{RawCharger, RawConfig, RawMeter, DEFAULT_TCP_TIMEOUT_MS};
 use crate::config::report::Reporter;
-use crate::config::types::{Charger, Circuit, Device, Link, PhaseIndex};
+use crate::config::types::{Charger, Device, Link, PhaseIndex};
 use crate::devices::model::{DeviceKind, ModelSpec, Transport};
 
 /// Facts from other sections that device checks compare against.
@@ -118,7 +118,7 @@ fn device(
 ) -> Option<Device> {
     let before = rep.count();
     let spec = model(rep, path, keys.model, kind);
-    let supports = |t: Transport| spec.map_or(true, |s| s.transports.contains(&t));
+    let supports = |t: Transport| spec.is_none_or(|s| s.transports.contains(&t));
     let transports = |s: Option<&ModelSpec>| {
         s.map(|s| {
             let names: Vec<&str> = s
@@ -149,14 +149,16 @@ fn device(
             None
         }
         (Some(bus), None) => {
+            let defined = if ctx.bus_names.is_empty() {
+                "no [[bus]] is defined".to_owned()
+            } else {
+                format!("defined: {}", ctx.bus_names.join(", "))
+            };
             let mut ok = check(
                 rep,
                 ctx.bus_names.contains(&bus),
                 &path.key("bus"),
-                format!(
-                    "no [[bus]] named {bus:?} (defined: {})",
-                    ctx.bus_names.join(", ")
-                ),
+                format!("no [[bus]] named {bus:?} ({defined})"),
             );
             ok &= check(
                 rep,
@@ -223,12 +225,18 @@ fn device(
     };
     let tcp = keys.host.is_some() && keys.bus.is_none();
     let unit = keys.unit.or(spec.map(|s| i64::from(s.default_unit)));
-    if let Some(u) = keys.unit {
+    // A model's default unit may be a TCP-only 255, so the defaulted value is checked too.
+    if let Some(u) = unit {
         let ok = u == 255 && tcp || (1..=247).contains(&u);
+        let shown = if keys.unit.is_some() {
+            format!("got {u}")
+        } else {
+            format!("the model's default is {u}; set unit")
+        };
         let reason = if u == 0 {
             "must not be 0 (the Modbus broadcast address)".to_owned()
         } else {
-            format!("must be 1–247 (255 is also allowed for TCP devices), got {u}")
+            format!("must be 1–247 (255 is also allowed for TCP devices), {shown}")
         };
         check(rep, ok, &path.key("unit"), reason);
     }
@@ -440,56 +448,4 @@ pub fn unique_links(
             }
         }
     }
-}
-
-/// Sub-distribution limits. Invalid circuits are reported and left out.
-pub fn circuits(
-    raw: &[RawCircuit],
-    chargers: &[RawCharger],
-    rep: &mut Reporter<'_>,
-) -> Vec<Circuit> {
-    let mut out = Vec::new();
-    let mut owner: HashMap<&str, &str> = HashMap::new();
-    for (i, c) in raw.iter().enumerate() {
-        let p = KeyPath::root("circuit").index(i);
-        let before = rep.count();
-        if check_id(rep, &p.key("id"), &c.id, "_.-", "A–Z, a–z, 0–9, _, . and -") {
-            if let Some(first) = raw[..i].iter().position(|o| o.id == c.id) {
-                rep.error(
-                    &p.key("id"),
-                    format!("circuit id {:?} is already used by circuit[{first}]", c.id),
-                );
-            }
-        }
-        check(
-            rep,
-            c.limit_a.is_finite() && c.limit_a > 0.0,
-            &p.key("limit_a"),
-            format!("must be more than 0 A, got {}", num(c.limit_a)),
-        );
-        for (j, id) in c.chargers.iter().enumerate() {
-            let here = p.key("chargers").index(j);
-            if !chargers.iter().any(|ch| &ch.id == id) {
-                rep.error(&here, format!("no [[charger]] with id {id:?}"));
-                continue;
-            }
-            match owner.get(id.as_str()) {
-                Some(other) => rep.error(
-                    &here,
-                    format!("charger {id:?} is already on circuit {other:?}"),
-                ),
-                None => {
-                    owner.insert(id, &c.id);
-                }
-            }
-        }
-        if rep.count() == before {
-            out.push(Circuit {
-                id: c.id.clone(),
-                limit_a: c.limit_a,
-                chargers: c.chargers.clone(),
-            });
-        }
-    }
-    out
 }
