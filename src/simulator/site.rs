@@ -363,6 +363,12 @@ impl SiteModel {
             charger_wh += wh;
         }
         self.t_s = t0 + dt;
+        // Faults and watchdogs that start within this step act from its end on (a charger
+        // error opens the contactor at once), not a whole step later.
+        for c in self.chargers.iter_mut() {
+            c.check_watchdogs(self.t_s);
+        }
+        self.sync_offers();
         let noise = self.base_load.noise_a;
         let mut base = self.base_load.at(self.t_s);
         if noise > 0.0 {
