@@ -21,8 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve a scenario's meter and chargers over Modbus TCP (loopback) and RTU (pseudo-
-    /// terminals) in real time, until Ctrl-C or SIGTERM.
+    /// Serve a scenario's meter and chargers over Modbus TCP (loopback) and RTU
+    /// (pseudo-terminals) in real time, until Ctrl-C or SIGTERM.
     Serve {
         /// A scenario file, or the name of a shipped scenario (e.g. `small`).
         scenario: String,

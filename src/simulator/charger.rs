@@ -156,7 +156,7 @@ impl SimCharger {
     }
 
     /// A controller write of `values` at `addr`. `ignore` (fault) accepts the write but does
-    /// not act on setpoint or enable.
+    /// not act on it.
     pub fn write(
         &mut self,
         now_s: f64,
@@ -184,6 +184,11 @@ impl SimCharger {
             return Err(Exception::ILLEGAL_ADDRESS);
         }
         self.bank.write(table, addr, values);
+        if ignore {
+            // A charger that ignores its controller ignores its watchdogs too: it keeps
+            // drawing what it drew, the worst case the controller has to notice.
+            return Ok(());
+        }
         self.armed = true;
         self.last_write_s = now_s;
         if let (Some(hb), Some(_)) = (s.heartbeat, heartbeat) {
@@ -194,9 +199,6 @@ impl SimCharger {
         }
         if timeout.is_some() {
             self.fallback = None;
-        }
-        if ignore {
-            return Ok(());
         }
         if let Some(reg) = setpoint {
             if let Some(v) = self.bank.number(&reg) {

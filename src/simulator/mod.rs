@@ -18,4 +18,6 @@ pub use serve::{
     serve_rtu_stream, serve_site, serve_tcp_stream, spawn_stepper, Endpoint, Link, ServedSite,
     Units,
 };
-pub use site::{DeviceId, DeviceInfo, SharedSite, SiteError, SiteModel, METER};
+pub use site::{
+    ChargerTruth, DeviceId, DeviceInfo, SharedSite, SiteError, SiteModel, VehicleTruth, METER,
+};

@@ -54,6 +54,18 @@ impl Vehicle {
         self.last_offer_a = amps;
         self.pending
             .push_back((now_s + self.response_delay_s, amps));
+        self.apply_due(now_s);
+    }
+
+    /// React to every offer whose delay has run out by `t_s`.
+    fn apply_due(&mut self, t_s: f64) {
+        while let Some(&(at, amps)) = self.pending.front() {
+            if at > t_s {
+                break;
+            }
+            self.following_a = amps;
+            self.pending.pop_front();
+        }
     }
 
     /// The charger cut power (contactor open): the vehicle draws nothing at once.
@@ -106,13 +118,7 @@ impl Vehicle {
         let mut t = now_s;
         let mut taken = 0.0;
         loop {
-            while let Some(&(at, amps)) = self.pending.front() {
-                if at > t {
-                    break;
-                }
-                self.following_a = amps;
-                self.pending.pop_front();
-            }
+            self.apply_due(t);
             if t >= end {
                 break;
             }
