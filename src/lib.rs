@@ -6,6 +6,8 @@
 //! simulated site serving the same register maps, for `evsite demo`, tests and `evsite-sim`).
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod devices;

@@ -1,1 +1,109 @@
-fn main() {}
+//! The `evsite` command line: thin — parse arguments, set up logging, hand over to the library.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Default config location on a device (a dpkg conffile).
+const DEFAULT_CONFIG: &str = "/etc/evsite/evsite.toml";
+/// sysexits.h EX_CONFIG: the configuration is wrong.
+const EX_CONFIG: u8 = 78;
+
+#[derive(Parser)]
+#[command(
+    name = "evsite",
+    version,
+    about = "Edge site controller for EV charging"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// Config file (TOML).
+    #[arg(long, short, env = "EVSITE_CONFIG", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the site controller (the daemon).
+    Run(ConfigArg),
+    /// Validate the config; print every error as file:line:col: key: reason (exit 78).
+    CheckConfig(ConfigArg),
+    /// Read every configured device once and print what it reports.
+    Probe(ConfigArg),
+    /// List the supported meter and charger models with their link and defaults.
+    Models,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    evsite::app::logging::init_stderr();
+    let result = match cli.command {
+        Command::Models => {
+            print!("{}", evsite::app::models::table());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig(a) => Ok(check_config(&a.config)),
+        Command::Probe(a) => with_config(&a.config, |cfg| {
+            runtime()?.block_on(async {
+                print!("{}", evsite::app::probe::probe(&cfg).await);
+                Ok(ExitCode::SUCCESS)
+            })
+        }),
+        Command::Run(a) => with_config(&a.config, |cfg| {
+            runtime()?.block_on(evsite::app::run::run(cfg))?;
+            Ok(ExitCode::SUCCESS)
+        }),
+    };
+    result.unwrap_or_else(|e: anyhow::Error| {
+        eprintln!("evsite: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    match evsite::config::load(path) {
+        Ok(cfg) => {
+            println!(
+                "{}: ok — site {}, {} A per phase, meter {}, {} chargers, {} circuits",
+                path.display(),
+                cfg.site.id,
+                cfg.site.grid_limit_a,
+                cfg.meter.model.name,
+                cfg.chargers.len(),
+                cfg.circuits.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            ExitCode::from(EX_CONFIG)
+        }
+    }
+}
+
+fn with_config(
+    path: &std::path::Path,
+    f: impl FnOnce(evsite::config::Config) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    match evsite::config::load(path) {
+        Ok(cfg) => f(cfg),
+        Err(errors) => {
+            eprint!("{errors}");
+            Ok(ExitCode::from(EX_CONFIG))
+        }
+    }
+}

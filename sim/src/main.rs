@@ -1,1 +1,135 @@
-fn main() {}
+//! The `evsite-sim` command line: `serve` a scenario's devices in real time over Modbus, or
+//! `run` it against the real controller on a virtual clock and write the scorecard.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use evsite::simulator::{serve_site, spawn_stepper, write_config, Scenario, SiteModel};
+
+#[derive(Parser)]
+#[command(
+    name = "evsite-sim",
+    version,
+    about = "Simulated EV charging sites for evsite"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a scenario's meter and chargers over Modbus TCP (loopback) and RTU (pseudo-
+    /// terminals) in real time, until Ctrl-C or SIGTERM.
+    Serve {
+        /// A scenario file, or the name of a shipped scenario (e.g. `small`).
+        scenario: String,
+        /// Write an evsite config pointing at the served devices to this file.
+        #[arg(long, value_name = "FILE")]
+        write_config: Option<PathBuf>,
+        /// Simulated seconds per wall-clock second.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Where the written config keeps evsite's data (default: a fresh temp directory).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Run a scenario against the real controller on a virtual clock (a day takes seconds)
+    /// and write its scorecard as JSON.
+    Run {
+        /// A scenario file, or the name of a shipped scenario (e.g. `small`).
+        scenario: String,
+        /// Where to write the scorecard (JSON); it is also printed.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Run { scenario, report } => {
+            let path = evsite_sim::scenario_path(&scenario);
+            let scenario = Scenario::from_path(&path)?;
+            let card = evsite_sim::run::run(&scenario)?;
+            let json = serde_json::to_string_pretty(&card)?;
+            if let Some(file) = report {
+                std::fs::write(&file, &json).with_context(|| format!("writing {}", file.display()))?;
+            }
+            println!("{json}");
+            Ok(())
+        }
+        Command::Serve {
+            scenario,
+            write_config: config_path,
+            speed,
+            data_dir,
+        } => tokio::runtime::Runtime::new()?.block_on(serve(scenario, config_path, speed, data_dir)),
+    }
+}
+
+async fn serve(
+    scenario: String,
+    config_path: Option<PathBuf>,
+    speed: f64,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    {
+        {
+            anyhow::ensure!(speed > 0.0 && speed.is_finite(), "--speed must be positive");
+            let path = evsite_sim::scenario_path(&scenario);
+            let scenario = Scenario::from_path(&path)?;
+            let site = SiteModel::from_registry(&scenario)?.into_shared();
+            let mut served = serve_site(site.clone()).await?;
+            println!(
+                "scenario {} ({}), speed ×{speed}",
+                scenario.name,
+                path.display()
+            );
+            for e in &served.endpoints {
+                println!("{}", evsite_sim::describe(e));
+            }
+            if let Some(file) = config_path {
+                let data_dir = data_dir.unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!(
+                        "evsite-sim-{}-{}",
+                        scenario.name,
+                        std::process::id()
+                    ))
+                });
+                std::fs::create_dir_all(&data_dir)
+                    .with_context(|| format!("creating {}", data_dir.display()))?;
+                let model = site
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("site model lock poisoned"))?;
+                write_config::write_config(&file, &model, &served.endpoints, &data_dir)?;
+                drop(model);
+                println!("config written to {}", file.display());
+            }
+            let stepper = spawn_stepper(site, speed);
+            tokio::select! {
+                r = shutdown_signal() => r?,
+                _ = served.join_next() => anyhow::bail!("a server stopped unexpectedly"),
+            }
+            stepper.abort();
+            println!("stopped");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

@@ -7,3 +7,9 @@
 pub mod allocate;
 pub mod ramp;
 pub mod usage;
+
+// The loop and its pure helpers: fail-safe supervision and the increase gate.
+pub mod gate;
+pub mod runner;
+pub mod safety;
+pub mod view;

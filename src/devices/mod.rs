@@ -1,4 +1,24 @@
 //! Devices: register maps as data, one codec, capability traits, one file per model.
+//!
+//! `meters/` and `chargers/` hold one `SPEC` per model; `registry` finds them by name;
+//! `driver` implements the capability traits of `traits` for any model from its spec.
+pub mod chargers;
 pub mod codec;
+pub mod describe;
+pub mod driver;
+pub mod error;
+pub mod meters;
 pub mod model;
+pub mod plan;
+pub mod registry;
 pub mod regmap;
+pub mod state;
+pub mod traits;
+pub mod write;
+
+pub use driver::ModbusDevice;
+pub use error::DeviceError;
+pub use plan::{plan_reads, ReadBlock};
+pub use state::{decode_state, encode_state};
+pub use traits::Snapshot;
+pub use write::{encode_write, WriteOp};

@@ -152,6 +152,9 @@ pub struct ChargerSpec {
     pub setpoint: Register,
     /// Setpoints below this pause the charger; evsite writes 0 to pause.
     pub min_current_a: f64,
+    /// The current limit the charger actually applies (read-only), where it reports one
+    /// apart from the setpoint (Alfen: 1206).
+    pub applied_current: Option<Register>,
     /// How long a written setpoint stays valid before the charger falls back on its own
     /// (Alfen: 60 s); evsite rewrites it well within.
     pub setpoint_validity_s: Option<u32>,

@@ -3,11 +3,21 @@
 //! Everything above this layer talks to a device through [`RegisterIo`]: read or write
 //! registers of one unit, with a timeout, and a [`ModbusError`] that says what went wrong.
 
+mod backoff;
 pub mod error;
+mod exchange;
+pub mod link;
+pub mod rtu;
+pub mod stats;
+pub mod tcp;
 
 use std::future::Future;
 
 pub use error::{ErrorKind, ModbusError};
+pub use link::{DeviceLink, LinkError, Links};
+pub use rtu::{RtuBus, RtuSettings};
+pub use stats::{Stats, StatsSnapshot};
+pub use tcp::{AsyncStream, BoxedStream, Connector, TcpConnector, TcpLink};
 
 use crate::devices::regmap::Table;
 

@@ -1,1 +1,21 @@
 //! A simulated site (meter, chargers, vehicles) serving the drivers' own register maps.
+//!
+//! `scenario` is the file format, `vehicle` the pure charging physics, `charger` and `bank` a
+//! device's registers and fallbacks, `site` the whole site stepped in time, `framing` and
+//! `serve` the Modbus TCP/RTU servers, `write_config` the evsite config pointing at them.
+
+pub mod bank;
+pub mod charger;
+pub mod framing;
+pub mod scenario;
+pub mod serve;
+pub mod site;
+pub mod vehicle;
+pub mod write_config;
+
+pub use scenario::{FaultKind, Scenario, ScenarioError};
+pub use serve::{
+    serve_rtu_stream, serve_site, serve_tcp_stream, spawn_stepper, Endpoint, Link, ServedSite,
+    Units,
+};
+pub use site::{DeviceId, DeviceInfo, SharedSite, SiteError, SiteModel, METER};

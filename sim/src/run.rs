@@ -1,0 +1,286 @@
+//! `evsite-sim run`: the real controller against a simulated site, in one process, on tokio's
+//! paused clock — Modbus goes over in-memory streams, so a day of site time takes seconds and
+//! the same seed gives the same result. Beside it, an ideal controller with perfect knowledge
+//! of the vehicles and the base load drives a twin of the site; `utilization` compares them.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio::time::{Duration, Instant};
+
+use evsite::clock::Clock;
+use evsite::control::allocate::{allocate, AllocInput, ChargerInput, CircuitInput, LinkState, Turn};
+use evsite::control::runner::Controller;
+use evsite::control::usage::Usage;
+use evsite::control::view::ControlEvent;
+use evsite::devices::model::{ChargeState, SerialDefaults, Transport};
+use evsite::devices::registry;
+use evsite::modbus::{BoxedStream, Connector, Links, RtuBus, RtuSettings};
+use evsite::simulator::write_config::config_toml;
+use evsite::simulator::{serve_rtu_stream, serve_tcp_stream, Endpoint, Link, Scenario, SharedSite, SiteModel, Units};
+
+use crate::score::{Scorecard, Scorer};
+
+/// Physics step of both sites.
+const STEP: Duration = Duration::from_millis(100);
+/// Fake TCP ports of the in-memory devices start here.
+const FIRST_PORT: u16 = 20000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("scenario: {0}")]
+    Site(#[from] evsite::simulator::SiteError),
+    #[error("writing the site's config: {0}")]
+    Config(String),
+    #[error("runtime: {0}")]
+    Io(#[from] io::Error),
+    #[error("controller: {0}")]
+    Link(#[from] evsite::modbus::LinkError),
+}
+
+/// Connects the controller's TCP links to the simulated devices over in-memory streams.
+struct MemConnector {
+    site: SharedSite,
+    ports: HashMap<u16, Units>,
+}
+
+impl Connector for MemConnector {
+    fn connect(&self, _host: &str, port: u16) -> BoxFuture<'static, io::Result<BoxedStream>> {
+        let units = self.ports.get(&port).cloned();
+        let site = self.site.clone();
+        Box::pin(async move {
+            let units = units.ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused))?;
+            let (client, server) = tokio::io::duplex(1 << 16);
+            tokio::spawn(async move {
+                let _ = serve_tcp_stream(server, site, units).await;
+            });
+            Ok(Box::new(client) as BoxedStream)
+        })
+    }
+}
+
+/// Run `scenario` to its end on a paused clock and score it.
+pub fn run(scenario: &Scenario) -> Result<Scorecard, RunError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()?;
+    rt.block_on(run_paused(scenario))
+}
+
+/// In-memory endpoints: TCP devices on fake ports, RTU devices grouped per serial setting
+/// into lines, as `evsite-sim serve` groups them on pseudo-terminals.
+fn endpoints(model: &SiteModel) -> (Vec<Endpoint>, HashMap<u16, Units>, Vec<(String, Units)>) {
+    let mut eps = Vec::new();
+    let mut ports = HashMap::new();
+    let mut lines: Vec<(SerialDefaults, String, Units)> = Vec::new();
+    for d in model.devices() {
+        match d.transport {
+            Transport::Tcp => {
+                let port = FIRST_PORT + d.index as u16;
+                ports.insert(port, Units::from([(d.unit, d.index)]));
+                eps.push(Endpoint {
+                    device: d,
+                    link: Link::Tcp { port },
+                });
+            }
+            Transport::Rtu => {
+                let serial = d.model.serial.unwrap_or(SerialDefaults {
+                    baud: 9600,
+                    parity: evsite::devices::model::Parity::None,
+                    stop_bits: 1,
+                });
+                let n = lines.len();
+                let (bus, units) = match lines.iter_mut().find(|(s, _, _)| *s == serial) {
+                    Some((_, bus, units)) => (bus.clone(), units),
+                    None => {
+                        lines.push((serial, format!("sim-rtu-{}", n + 1), Units::new()));
+                        let last = lines.last_mut().expect("just pushed");
+                        (last.1.clone(), &mut last.2)
+                    }
+                };
+                units.insert(d.unit, d.index);
+                eps.push(Endpoint {
+                    device: d,
+                    link: Link::Rtu {
+                        path: format!("/dev/null/{bus}").into(),
+                        bus,
+                        serial,
+                    },
+                });
+            }
+        }
+    }
+    (eps, ports, lines.into_iter().map(|(_, b, u)| (b, u)).collect())
+}
+
+async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
+    let resolve = |name: &str| registry::find(name);
+    let real = SiteModel::new(scenario, &resolve)?;
+    let mut ideal = SiteModel::new(scenario, &resolve)?;
+    let (eps, ports, lines) = endpoints(&real);
+    let data_dir = std::env::temp_dir().join(format!("evsite-sim-{}", scenario.name));
+    let text = config_toml(&real, &eps, &data_dir).map_err(|e| RunError::Config(e.to_string()))?;
+    let cfg = evsite::config::load_str(&text, "simulated site").map_err(|e| RunError::Config(e.to_string()))?;
+    let cfg = Arc::new(cfg);
+    let mut scorer = Scorer::new(scenario, &real, &cfg);
+    let site = real.into_shared();
+
+    let links = Links::new(Arc::new(MemConnector {
+        site: site.clone(),
+        ports,
+    }));
+    for (bus, units) in lines {
+        let (client, server) = tokio::io::duplex(1 << 12);
+        let s = site.clone();
+        tokio::spawn(async move {
+            let _ = serve_rtu_stream(server, s, units).await;
+        });
+        let settings = cfg
+            .buses
+            .iter()
+            .find(|b| b.name == bus)
+            .map(RtuSettings::from)
+            .ok_or_else(|| RunError::Config(format!("bus {bus} missing from the written config")))?;
+        links.insert_rtu(&bus, RtuBus::from_stream(client, settings));
+    }
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let clock = Clock::starting_at(scenario.start);
+    let (mut controller, _view) = Controller::new(cfg.clone(), &links, clock, events_tx)?;
+
+    let end = Instant::now() + Duration::from_secs_f64(scenario.duration_s);
+    // The world: both sites step together; the ideal controller acts on its twin every
+    // control interval; the scorer samples the real site every step.
+    let world_site = site.clone();
+    let interval = cfg.control.interval;
+    let oracle_cfg = cfg.clone();
+    let world = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(STEP);
+        let mut turns = vec![Turn::default(); oracle_cfg.chargers.len()];
+        let mut next_oracle = Instant::now();
+        let dt = STEP.as_secs_f64();
+        loop {
+            let now = tick.tick().await;
+            if now >= end {
+                break;
+            }
+            if now >= next_oracle {
+                ideal_control(&oracle_cfg, &mut ideal, &mut turns);
+                next_oracle += interval;
+            }
+            ideal.step(dt);
+            let sample = match world_site.lock() {
+                Ok(mut s) => {
+                    s.step(dt);
+                    crate::score::Sample::of(&s)
+                }
+                Err(_) => break,
+            };
+            scorer.sample(&sample, dt);
+        }
+        (scorer, ideal)
+    });
+
+    controller.start().await;
+    let mut tick = tokio::time::interval(interval);
+    let mut cycles = Vec::new();
+    loop {
+        let now = tick.tick().await;
+        if now >= end {
+            break;
+        }
+        cycles.push(controller.cycle().await.as_secs_f64() * 1000.0);
+    }
+    let (mut scorer, ideal) = world.await.map_err(|e| io::Error::other(e.to_string()))?;
+    let mut alerts = 0;
+    while let Ok(ControlEvent::Alert { raised, .. }) = events_rx.try_recv() {
+        alerts += usize::from(raised);
+    }
+    let real = site.lock().map_err(|_| io::Error::other("site lock poisoned"))?;
+    scorer.finish(&real, &ideal, cycles, alerts);
+    Ok(scorer.into_card())
+}
+
+/// The ideal controller: the same allocator and limits, with perfect knowledge — true base
+/// load, each car's true acceptance and phases — acting instantly on the twin site.
+fn ideal_control(cfg: &evsite::config::Config, site: &mut SiteModel, turns: &mut [Turn]) {
+    let demand = site.vehicle_demand();
+    let base = site.base_load_a();
+    let now_s = site.time_s();
+    let chargers: Vec<ChargerInput> = cfg
+        .chargers
+        .iter()
+        .zip(&demand)
+        .zip(turns.iter())
+        .map(|((c, d), turn)| {
+            let (state, usage) = match d {
+                Some((accept, phases)) if *accept > 0.05 => {
+                    let mut active = [false; 3];
+                    active.iter_mut().take(usize::from(*phases)).for_each(|a| *a = true);
+                    (
+                        ChargeState::C,
+                        Usage {
+                            demand_cap_a: Some(*accept),
+                            active,
+                        },
+                    )
+                }
+                _ => (
+                    ChargeState::A,
+                    Usage {
+                        demand_cap_a: None,
+                        active: [true; 3],
+                    },
+                ),
+            };
+            ChargerInput {
+                phase_map: c.phase_map.clone(),
+                min_a: c.min_current_a,
+                max_a: c.max_current_a,
+                priority: c.priority,
+                enabled: c.enabled,
+                profile_limit_a: None,
+                step_a: 0.1,
+                // Base load is known exactly, so chargers count as drawing nothing.
+                link: LinkState::Online {
+                    state,
+                    measured_a: [0.0; 3],
+                },
+                usage,
+                waiting_since_s: turn.waiting_since_s,
+                charging_since_s: turn.charging_since_s,
+            }
+        })
+        .collect();
+    let input = AllocInput {
+        phases: usize::from(cfg.site.phases),
+        site_limit_a: cfg.site.grid_limit_a,
+        margin_a: cfg.site.margin_a,
+        circuits: cfg
+            .circuits
+            .iter()
+            .map(|ci| CircuitInput {
+                limit_a: ci.limit_a,
+                members: cfg
+                    .chargers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| ci.chargers.contains(&c.id))
+                    .map(|(i, _)| i)
+                    .collect(),
+            })
+            .collect(),
+        grid_a: base,
+        chargers,
+        now_s,
+        rotation_interval_s: cfg.control.rotation_interval.as_secs_f64(),
+    };
+    let decisions = allocate(&input);
+    for (i, d) in decisions.iter().enumerate() {
+        let connected = demand[i].is_some();
+        turns[i] = turns[i].after(d, connected, now_s);
+        site.set_offer_direct(i, d.setpoint_a);
+    }
+}

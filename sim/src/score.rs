@@ -1,0 +1,217 @@
+//! The scorecard of a simulated run (contract: "Simulator scorecard"): what the controller
+//! achieved, measured from the simulator's truth, never from the controller's own view.
+
+use serde::Serialize;
+
+use evsite::config::Config;
+use evsite::simulator::{Scenario, SiteModel};
+
+/// Vehicles may take this long to follow a lower limit (IEC 61851); only time over a limit
+/// beyond it counts as overload.
+pub const RESPONSE_WINDOW_S: f64 = 5.0;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scorecard {
+    pub scenario: String,
+    pub seed: u64,
+    pub duration_s: f64,
+    /// Seconds any phase of any limit (site or circuit) was above it for longer than the
+    /// vehicles' response window.
+    pub overload_s: f64,
+    /// Energy delivered ÷ energy the ideal controller delivered under the same limits.
+    pub utilization: f64,
+    /// Jain's index over equal-priority vehicles' share (energy ÷ the ideal's energy for the
+    /// same vehicle), averaged over priority classes weighted by their size.
+    pub fairness: f64,
+    pub energy_wh: f64,
+    pub ideal_energy_wh: f64,
+    /// Vehicle visits in the scenario that plugged in.
+    pub vehicles: usize,
+    /// Recorded sessions and their accuracy: filled once the session ledger runs in the
+    /// simulation; `null` until then.
+    pub sessions: Option<usize>,
+    pub session_energy_error_wh: Option<f64>,
+    pub end_time_mae_s: Option<f64>,
+    /// Alerts raised by the controller.
+    pub alerts: usize,
+    pub cycles: usize,
+    pub cycle_ms_p50: f64,
+    pub cycle_ms_p99: f64,
+    /// Highest current seen on any site phase, and the site limit.
+    pub peak_grid_a: f64,
+    pub grid_limit_a: f64,
+}
+
+/// What the scorer reads off the real site each step.
+pub struct Sample {
+    pub grid_a: [f64; 3],
+    pub circuits_a: Vec<[f64; 3]>,
+}
+
+impl Sample {
+    pub fn of(site: &SiteModel) -> Sample {
+        Sample {
+            grid_a: site.grid_current_a(),
+            circuits_a: site
+                .circuits()
+                .iter()
+                .map(|(id, _)| site.circuit_current_a(id).unwrap_or_default())
+                .collect(),
+        }
+    }
+}
+
+pub struct Scorer {
+    card: Scorecard,
+    /// (limit, phases) per constraint: the site first, then circuits in site order.
+    limits: Vec<f64>,
+    phases: usize,
+    /// Per constraint and phase: when it went over its limit.
+    over_since: Vec<[Option<f64>; 3]>,
+    t_s: f64,
+    priorities: Vec<(String, u8)>,
+}
+
+impl Scorer {
+    pub fn new(scenario: &Scenario, site: &SiteModel, cfg: &Config) -> Scorer {
+        let mut limits = vec![cfg.site.grid_limit_a];
+        limits.extend(site.circuits().iter().map(|(_, l)| *l));
+        Scorer {
+            card: Scorecard {
+                scenario: scenario.name.clone(),
+                seed: scenario.seed,
+                duration_s: scenario.duration_s,
+                overload_s: 0.0,
+                utilization: 0.0,
+                fairness: 1.0,
+                energy_wh: 0.0,
+                ideal_energy_wh: 0.0,
+                vehicles: 0,
+                sessions: None,
+                session_energy_error_wh: None,
+                end_time_mae_s: None,
+                alerts: 0,
+                cycles: 0,
+                cycle_ms_p50: 0.0,
+                cycle_ms_p99: 0.0,
+                peak_grid_a: 0.0,
+                grid_limit_a: cfg.site.grid_limit_a,
+            },
+            over_since: vec![[None; 3]; limits.len()],
+            limits,
+            phases: usize::from(cfg.site.phases),
+            t_s: 0.0,
+            priorities: cfg
+                .chargers
+                .iter()
+                .map(|c| (c.id.clone(), c.priority))
+                .collect(),
+        }
+    }
+
+    /// Account one step of `dt_s` ending now.
+    pub fn sample(&mut self, s: &Sample, dt_s: f64) {
+        self.t_s += dt_s;
+        let t = self.t_s;
+        let values = std::iter::once(&s.grid_a).chain(&s.circuits_a);
+        for ((limit, since), amps) in self.limits.iter().zip(&mut self.over_since).zip(values) {
+            for p in 0..self.phases {
+                if amps[p] > limit + 1e-6 {
+                    let start = *since[p].get_or_insert(t - dt_s);
+                    if t - start > RESPONSE_WINDOW_S {
+                        self.card.overload_s += (t - start - RESPONSE_WINDOW_S).min(dt_s);
+                    }
+                } else {
+                    since[p] = None;
+                }
+            }
+        }
+        let peak = s.grid_a.iter().take(self.phases).copied().fold(0.0, f64::max);
+        self.card.peak_grid_a = self.card.peak_grid_a.max(peak);
+    }
+
+    pub fn finish(&mut self, real: &SiteModel, ideal: &SiteModel, mut cycles: Vec<f64>, alerts: usize) {
+        let got = real.vehicle_truth();
+        let best = ideal.vehicle_truth();
+        self.card.energy_wh = got.iter().map(|v| v.energy_wh).sum();
+        self.card.ideal_energy_wh = best.iter().map(|v| v.energy_wh).sum();
+        self.card.utilization = if self.card.ideal_energy_wh > 0.0 {
+            self.card.energy_wh / self.card.ideal_energy_wh
+        } else {
+            1.0
+        };
+        self.card.vehicles = got.iter().filter(|v| v.arrive_s < self.card.duration_s).count();
+        let mut classes: Vec<(u8, Vec<f64>)> = Vec::new();
+        for (g, b) in got.iter().zip(&best) {
+            if b.energy_wh < 1.0 {
+                continue;
+            }
+            let prio = self
+                .priorities
+                .iter()
+                .find(|(id, _)| *id == g.charger)
+                .map_or(0, |(_, p)| *p);
+            let share = g.energy_wh / b.energy_wh;
+            match classes.iter_mut().find(|(p, _)| *p == prio) {
+                Some((_, xs)) => xs.push(share),
+                None => classes.push((prio, vec![share])),
+            }
+        }
+        let n: usize = classes.iter().map(|(_, xs)| xs.len()).sum();
+        if n > 0 {
+            self.card.fairness = classes
+                .iter()
+                .map(|(_, xs)| jain(xs) * xs.len() as f64)
+                .sum::<f64>()
+                / n as f64;
+        }
+        self.card.alerts = alerts;
+        self.card.cycles = cycles.len();
+        cycles.sort_by(f64::total_cmp);
+        self.card.cycle_ms_p50 = percentile(&cycles, 0.50);
+        self.card.cycle_ms_p99 = percentile(&cycles, 0.99);
+    }
+
+    pub fn into_card(self) -> Scorecard {
+        self.card
+    }
+}
+
+/// Jain's fairness index: 1 when all equal, 1/n when one takes all.
+pub fn jain(xs: &[f64]) -> f64 {
+    let sum: f64 = xs.iter().sum();
+    let sq: f64 = xs.iter().map(|x| x * x).sum();
+    if sq == 0.0 {
+        1.0
+    } else {
+        sum * sum / (xs.len() as f64 * sq)
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jain_index_bounds() {
+        assert!((jain(&[1.0, 1.0, 1.0]) - 1.0).abs() < 1e-12);
+        assert!((jain(&[1.0, 0.0, 0.0, 0.0]) - 0.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+}

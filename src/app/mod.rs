@@ -1,0 +1,6 @@
+//! The commands of the `evsite` binary, as library code so tests can drive them.
+pub mod logging;
+pub mod models;
+pub mod probe;
+pub mod run;
+pub mod table;

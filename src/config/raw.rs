@@ -1,0 +1,292 @@
+//! The raw TOML schema: exactly what an installer may write, nothing checked yet.
+//!
+//! Numbers are kept wide (`i64`, `f64`) on purpose: an out-of-range `phases = 300` should
+//! reach validation and be reported next to every other mistake with a helpful reason,
+//! not stop deserialization with a bare "invalid value". Defaults that depend on other
+//! values (a model's unit and port, the frame gap at a baud rate, the MQTT client id) stay
+//! `Option` here and are filled in by validation.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub site: RawSite,
+    #[serde(default)]
+    pub control: RawControl,
+    #[serde(default)]
+    pub bus: Vec<RawBus>,
+    pub meter: RawMeter,
+    #[serde(default)]
+    pub charger: Vec<RawCharger>,
+    #[serde(default)]
+    pub circuit: Vec<RawCircuit>,
+    #[serde(default)]
+    pub tariff: Option<RawTariff>,
+    #[serde(default)]
+    pub mqtt: Option<RawMqtt>,
+    #[serde(default)]
+    pub storage: RawStorage,
+    #[serde(default)]
+    pub api: RawApi,
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    pub id: String,
+    pub grid_limit_a: f64,
+    #[serde(default = "default_phases")]
+    pub phases: i64,
+    #[serde(default = "default_voltage_v")]
+    pub voltage_v: f64,
+    #[serde(default = "default_margin_a")]
+    pub margin_a: f64,
+    #[serde(default = "default_failsafe_current_a")]
+    pub failsafe_current_a: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawControl {
+    pub interval_ms: i64,
+    pub meter_timeout_s: i64,
+    pub ramp_step_a: f64,
+    pub hysteresis_a: f64,
+    pub rotation_interval_s: i64,
+    pub unused_threshold_a: f64,
+}
+
+impl Default for RawControl {
+    fn default() -> Self {
+        RawControl {
+            interval_ms: 1000,
+            meter_timeout_s: 10,
+            ramp_step_a: 4.0,
+            hysteresis_a: 0.5,
+            rotation_interval_s: 900,
+            unused_threshold_a: 2.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBus {
+    pub name: String,
+    pub device: String,
+    #[serde(default = "default_baud")]
+    pub baud: i64,
+    #[serde(default = "default_parity")]
+    pub parity: String,
+    #[serde(default = "default_stop_bits")]
+    pub stop_bits: i64,
+    #[serde(default = "default_bus_timeout_ms")]
+    pub timeout_ms: i64,
+    /// Default: 3.5 character times at `baud`, at least 2 ms.
+    #[serde(default)]
+    pub frame_gap_ms: Option<i64>,
+}
+
+/// The site main meter. The link is either `bus` (RTU) or `host`/`port` (TCP).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMeter {
+    pub model: String,
+    #[serde(default)]
+    pub bus: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<i64>,
+    #[serde(default)]
+    pub timeout_ms: Option<i64>,
+    #[serde(default)]
+    pub unit: Option<i64>,
+}
+
+/// One charge point. Link keys as for the meter; `flatten` cannot be combined with
+/// `deny_unknown_fields`, so they are repeated here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCharger {
+    pub id: String,
+    pub model: String,
+    #[serde(default)]
+    pub bus: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<i64>,
+    #[serde(default)]
+    pub timeout_ms: Option<i64>,
+    #[serde(default)]
+    pub unit: Option<i64>,
+    #[serde(default = "default_phases")]
+    pub phases: i64,
+    /// Default: `[1, 2, 3][..phases]`.
+    #[serde(default)]
+    pub phase_map: Option<Vec<i64>>,
+    #[serde(default = "default_min_current_a")]
+    pub min_current_a: f64,
+    pub max_current_a: f64,
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCircuit {
+    pub id: String,
+    pub limit_a: f64,
+    #[serde(default)]
+    pub chargers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTariff {
+    pub currency: String,
+    pub energy_price: String,
+    #[serde(default = "default_zero_money")]
+    pub session_fee: String,
+    #[serde(default = "default_zero_money")]
+    pub idle_fee_per_min: String,
+    #[serde(default)]
+    pub idle_grace_min: i64,
+    #[serde(default = "default_zero_money")]
+    pub time_fee_per_hour: String,
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    #[serde(default)]
+    pub window: Vec<RawTariffWindow>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTariffWindow {
+    pub start: String,
+    pub end: String,
+    pub energy_price: String,
+    #[serde(default)]
+    pub days: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqtt {
+    pub url: String,
+    /// Default: `evsite-{site.id}`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<String>,
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    #[serde(default)]
+    pub key_file: Option<String>,
+    #[serde(default = "default_topic_prefix")]
+    pub topic_prefix: String,
+    #[serde(default = "default_telemetry_interval_s")]
+    pub telemetry_interval_s: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStorage {
+    pub path: String,
+    pub max_size_mb: i64,
+    pub retention_days: i64,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        RawStorage {
+            path: "/var/lib/evsite".into(),
+            max_size_mb: 512,
+            retention_days: 365,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawApi {
+    pub listen: String,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        RawApi {
+            listen: "127.0.0.1:8787".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    pub level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            level: "info".into(),
+        }
+    }
+}
+
+/// Request timeout of a TCP device when `timeout_ms` is not given.
+pub const DEFAULT_TCP_TIMEOUT_MS: i64 = 1000;
+
+fn default_phases() -> i64 {
+    3
+}
+fn default_voltage_v() -> f64 {
+    230.0
+}
+fn default_margin_a() -> f64 {
+    2.0
+}
+fn default_failsafe_current_a() -> f64 {
+    6.0
+}
+fn default_baud() -> i64 {
+    9600
+}
+fn default_parity() -> String {
+    "none".into()
+}
+fn default_stop_bits() -> i64 {
+    1
+}
+fn default_bus_timeout_ms() -> i64 {
+    300
+}
+fn default_min_current_a() -> f64 {
+    6.0
+}
+fn default_true() -> bool {
+    true
+}
+fn default_zero_money() -> String {
+    "0.00".into()
+}
+fn default_timezone() -> String {
+    "UTC".into()
+}
+fn default_topic_prefix() -> String {
+    "evsite".into()
+}
+fn default_telemetry_interval_s() -> i64 {
+    10
+}

@@ -1,0 +1,451 @@
+//! The main meter and the chargers: models, links, unit ids, phase wiring.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::{check, check_id, check_timeout, num};
+use crate::config::error::KeyPath;
+use crate::config::models;
+use crate::config::raw::{RawCharger, RawConfig, RawMeter, DEFAULT_TCP_TIMEOUT_MS};
+use crate::config::report::Reporter;
+use crate::config::types::{Charger, Device, Link, PhaseIndex};
+use crate::devices::model::{DeviceKind, ModelSpec, Transport};
+
+/// Facts from other sections that device checks compare against.
+pub struct Context<'a> {
+    pub site_phases: u8,
+    /// `None` when the site's own limit is invalid (already reported).
+    pub grid_limit_a: Option<f64>,
+    pub interval_ms: i64,
+    pub bus_names: Vec<&'a str>,
+}
+
+/// The link keys a meter and a charger share.
+struct LinkKeys<'a> {
+    model: &'a str,
+    bus: Option<&'a str>,
+    host: Option<&'a str>,
+    port: Option<i64>,
+    timeout_ms: Option<i64>,
+    unit: Option<i64>,
+}
+
+impl<'a> From<&'a RawMeter> for LinkKeys<'a> {
+    fn from(m: &'a RawMeter) -> Self {
+        LinkKeys {
+            model: &m.model,
+            bus: m.bus.as_deref(),
+            host: m.host.as_deref(),
+            port: m.port,
+            timeout_ms: m.timeout_ms,
+            unit: m.unit,
+        }
+    }
+}
+
+impl<'a> From<&'a RawCharger> for LinkKeys<'a> {
+    fn from(c: &'a RawCharger) -> Self {
+        LinkKeys {
+            model: &c.model,
+            bus: c.bus.as_deref(),
+            host: c.host.as_deref(),
+            port: c.port,
+            timeout_ms: c.timeout_ms,
+            unit: c.unit,
+        }
+    }
+}
+
+fn kind_name(kind: DeviceKind) -> &'static str {
+    match kind {
+        DeviceKind::Meter => "meter",
+        DeviceKind::Charger => "charger",
+    }
+}
+
+fn known(kind: DeviceKind) -> String {
+    let names: Vec<&str> = models::all()
+        .iter()
+        .filter(|m| m.kind == kind)
+        .map(|m| m.name)
+        .collect();
+    names.join(", ")
+}
+
+fn model(
+    rep: &mut Reporter<'_>,
+    path: &KeyPath,
+    name: &str,
+    kind: DeviceKind,
+) -> Option<&'static ModelSpec> {
+    let path = path.key("model");
+    match models::find(name) {
+        Some(spec) if spec.kind == kind => Some(spec),
+        Some(spec) => {
+            rep.error(
+                &path,
+                format!(
+                    "{name:?} is a {} model, not a {}; known {} models: {}",
+                    kind_name(spec.kind),
+                    kind_name(kind),
+                    kind_name(kind),
+                    known(kind)
+                ),
+            );
+            None
+        }
+        None => {
+            rep.error(
+                &path,
+                format!(
+                    "unknown {} model {name:?}; known: {}",
+                    kind_name(kind),
+                    known(kind)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Checks a device's model, link and unit id; the device when all are valid.
+fn device(
+    rep: &mut Reporter<'_>,
+    path: &KeyPath,
+    keys: &LinkKeys<'_>,
+    kind: DeviceKind,
+    ctx: &Context<'_>,
+) -> Option<Device> {
+    let before = rep.count();
+    let spec = model(rep, path, keys.model, kind);
+    let supports = |t: Transport| spec.is_none_or(|s| s.transports.contains(&t));
+    let transports = |s: Option<&ModelSpec>| {
+        s.map(|s| {
+            let names: Vec<&str> = s
+                .transports
+                .iter()
+                .map(|t| match t {
+                    Transport::Tcp => "tcp (host)",
+                    Transport::Rtu => "rtu (bus)",
+                })
+                .collect();
+            names.join(", ")
+        })
+        .unwrap_or_default()
+    };
+    let link = match (keys.bus, keys.host) {
+        (Some(_), Some(_)) => {
+            rep.error(
+                &path.key("host"),
+                "give either bus (RS-485) or host (TCP), not both",
+            );
+            None
+        }
+        (None, None) => {
+            rep.error(
+                path,
+                "needs a link: bus = \"…\" (RS-485) or host = \"…\" (TCP)",
+            );
+            None
+        }
+        (Some(bus), None) => {
+            let defined = if ctx.bus_names.is_empty() {
+                "no [[bus]] is defined".to_owned()
+            } else {
+                format!("defined: {}", ctx.bus_names.join(", "))
+            };
+            let mut ok = check(
+                rep,
+                ctx.bus_names.contains(&bus),
+                &path.key("bus"),
+                format!("no [[bus]] named {bus:?} ({defined})"),
+            );
+            ok &= check(
+                rep,
+                supports(Transport::Rtu),
+                &path.key("bus"),
+                format!(
+                    "model {:?} cannot be reached over RS-485; it supports {}",
+                    keys.model,
+                    transports(spec)
+                ),
+            );
+            for (key, given) in [
+                ("port", keys.port.is_some()),
+                ("timeout_ms", keys.timeout_ms.is_some()),
+            ] {
+                ok &= check(
+                    rep,
+                    !given,
+                    &path.key(key),
+                    "only applies to TCP devices; an RS-485 device uses its bus's settings".into(),
+                );
+            }
+            ok.then(|| Link::Rtu {
+                bus: bus.to_owned(),
+            })
+        }
+        (None, Some(host)) => {
+            let mut ok = check(
+                rep,
+                !host.trim().is_empty() && !host.contains(char::is_whitespace),
+                &path.key("host"),
+                format!("must be a host name or IP address, got {host:?}"),
+            );
+            ok &= check(
+                rep,
+                supports(Transport::Tcp),
+                &path.key("host"),
+                format!(
+                    "model {:?} cannot be reached over Modbus TCP; it supports {}",
+                    keys.model,
+                    transports(spec)
+                ),
+            );
+            let port = keys.port.or(spec.map(|s| i64::from(s.default_port)));
+            if let Some(port) = keys.port {
+                ok &= check(
+                    rep,
+                    (1..=65_535).contains(&port),
+                    &path.key("port"),
+                    format!("must be 1–65535, got {port}"),
+                );
+            }
+            let timeout_ms = keys.timeout_ms.unwrap_or(DEFAULT_TCP_TIMEOUT_MS);
+            ok &= check_timeout(rep, &path.key("timeout_ms"), timeout_ms, ctx.interval_ms);
+            match port {
+                Some(port) if ok => Some(Link::Tcp {
+                    host: host.to_owned(),
+                    port: port as u16,
+                    timeout: Duration::from_millis(timeout_ms as u64),
+                }),
+                _ => None,
+            }
+        }
+    };
+    let tcp = keys.host.is_some() && keys.bus.is_none();
+    let unit = keys.unit.or(spec.map(|s| i64::from(s.default_unit)));
+    // A model's default unit may be a TCP-only 255, so the defaulted value is checked too.
+    if let Some(u) = unit {
+        let ok = u == 255 && tcp || (1..=247).contains(&u);
+        let shown = if keys.unit.is_some() {
+            format!("got {u}")
+        } else {
+            format!("the model's default is {u}; set unit")
+        };
+        let reason = if u == 0 {
+            "must not be 0 (the Modbus broadcast address)".to_owned()
+        } else {
+            format!("must be 1–247 (255 is also allowed for TCP devices), {shown}")
+        };
+        check(rep, ok, &path.key("unit"), reason);
+    }
+    if rep.count() != before {
+        return None;
+    }
+    Some(Device {
+        model: spec?,
+        link: link?,
+        unit: u8::try_from(unit?).ok()?,
+    })
+}
+
+pub fn meter(raw: &RawMeter, ctx: &Context<'_>, rep: &mut Reporter<'_>) -> Option<Device> {
+    device(
+        rep,
+        &KeyPath::root("meter"),
+        &raw.into(),
+        DeviceKind::Meter,
+        ctx,
+    )
+}
+
+pub fn chargers(
+    raw: &[RawCharger],
+    ctx: &Context<'_>,
+    rep: &mut Reporter<'_>,
+) -> Vec<Option<Charger>> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, c)| charger(raw, i, c, ctx, rep))
+        .collect()
+}
+
+fn charger(
+    all: &[RawCharger],
+    i: usize,
+    c: &RawCharger,
+    ctx: &Context<'_>,
+    rep: &mut Reporter<'_>,
+) -> Option<Charger> {
+    let p = KeyPath::root("charger").index(i);
+    let before = rep.count();
+    if check_id(rep, &p.key("id"), &c.id, "_.-", "A–Z, a–z, 0–9, _, . and -") {
+        if let Some(first) = all[..i].iter().position(|o| o.id == c.id) {
+            rep.error(
+                &p.key("id"),
+                format!("charger id {:?} is already used by charger[{first}]", c.id),
+            );
+        }
+    }
+    let device = device(rep, &p, &c.into(), DeviceKind::Charger, ctx);
+    let phases_ok = check(
+        rep,
+        c.phases == 1 || c.phases == 3,
+        &p.key("phases"),
+        format!("must be 1 or 3, got {}", c.phases),
+    ) && check(
+        rep,
+        c.phases <= i64::from(ctx.site_phases),
+        &p.key("phases"),
+        "a 3-phase charger cannot be connected to a 1-phase site".into(),
+    );
+    let phase_map = if phases_ok {
+        phase_map(rep, &p, c, ctx.site_phases)
+    } else {
+        None
+    };
+    let min_ok = check(
+        rep,
+        c.min_current_a >= 6.0,
+        &p.key("min_current_a"),
+        format!(
+            "must be at least 6 A (IEC 61851), got {}",
+            num(c.min_current_a)
+        ),
+    );
+    let max = c.max_current_a;
+    let max_ok = check(
+        rep,
+        max.is_finite() && max > 0.0 && max <= 80.0,
+        &p.key("max_current_a"),
+        format!("must be more than 0 A and at most 80 A, got {}", num(max)),
+    );
+    if let (true, Some(limit)) = (max_ok, ctx.grid_limit_a) {
+        check(
+            rep,
+            max <= limit,
+            &p.key("max_current_a"),
+            format!(
+                "must not exceed site.grid_limit_a ({} A), got {}",
+                num(limit),
+                num(max)
+            ),
+        );
+    }
+    if min_ok && max_ok {
+        check(
+            rep,
+            c.min_current_a <= max,
+            &p.key("min_current_a"),
+            format!(
+                "must not exceed max_current_a ({} A), got {}",
+                num(max),
+                num(c.min_current_a)
+            ),
+        );
+    }
+    check(
+        rep,
+        (0..=9).contains(&c.priority),
+        &p.key("priority"),
+        format!("must be 0–9, got {}", c.priority),
+    );
+    if rep.count() != before {
+        return None;
+    }
+    Some(Charger {
+        id: c.id.clone(),
+        device: device?,
+        phases: c.phases as u8,
+        phase_map: phase_map?,
+        min_current_a: c.min_current_a,
+        max_current_a: max,
+        priority: c.priority as u8,
+        enabled: c.enabled,
+    })
+}
+
+/// The grid phase (0-based) of each charger phase; installers rotate phases between
+/// chargers so single-phase cars do not all load L1.
+fn phase_map(
+    rep: &mut Reporter<'_>,
+    p: &KeyPath,
+    c: &RawCharger,
+    site_phases: u8,
+) -> Option<Vec<PhaseIndex>> {
+    let Some(map) = &c.phase_map else {
+        return Some((0..c.phases as usize).collect());
+    };
+    let path = p.key("phase_map");
+    if !check(
+        rep,
+        map.len() as i64 == c.phases,
+        &path,
+        format!(
+            "must list one grid phase per charger phase ({} entries), got {}",
+            c.phases,
+            map.len()
+        ),
+    ) {
+        return None;
+    }
+    let mut ok = true;
+    for (j, &phase) in map.iter().enumerate() {
+        let here = path.index(j);
+        ok &= check(
+            rep,
+            (1..=i64::from(site_phases)).contains(&phase),
+            &here,
+            format!("must be a grid phase 1–{site_phases}, got {phase}"),
+        );
+        if map[..j].contains(&phase) {
+            rep.error(&here, format!("grid phase {phase} is listed twice"));
+            ok = false;
+        }
+    }
+    ok.then(|| map.iter().map(|&x| (x - 1) as PhaseIndex).collect())
+}
+
+/// No two devices may answer on the same bus and unit, or the same host, port and unit.
+pub fn unique_links(
+    raw: &RawConfig,
+    meter: Option<&Device>,
+    chargers: &[Option<Charger>],
+    rep: &mut Reporter<'_>,
+) {
+    let mut seen: HashMap<(String, Option<u16>, u8), String> = HashMap::new();
+    let named = std::iter::once((KeyPath::root("meter"), "meter".to_owned(), meter)).chain(
+        chargers.iter().enumerate().map(|(i, c)| {
+            let path = KeyPath::root("charger").index(i);
+            let name = format!("charger {:?}", raw.charger[i].id);
+            (path, name, c.as_ref().map(|c| &c.device))
+        }),
+    );
+    for (path, name, device) in named {
+        let Some(device) = device else { continue };
+        let (key, shown) = match &device.link {
+            Link::Rtu { bus } => (
+                (format!("bus:{bus}"), None, device.unit),
+                format!("bus {bus:?} unit {}", device.unit),
+            ),
+            Link::Tcp { host, port, .. } => (
+                (
+                    format!("tcp:{}", host.to_lowercase()),
+                    Some(*port),
+                    device.unit,
+                ),
+                format!("{host}:{port} unit {}", device.unit),
+            ),
+        };
+        match seen.get(&key) {
+            Some(first) => rep.error(
+                &path.key("unit"),
+                format!("{shown} is already used by {first}"),
+            ),
+            None => {
+                seen.insert(key, name);
+            }
+        }
+    }
+}

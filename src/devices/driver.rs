@@ -1,0 +1,366 @@
+//! The one generic driver: a [`ModbusDevice`] implements every capability trait from its
+//! model's register map, over any [`RegisterIo`] link.
+
+use std::time::Duration;
+
+use super::codec::decode_number;
+use super::error::DeviceError;
+use super::model::{ChargerSpec, EnergyScope, ModelSpec};
+use super::plan::{plan_reads, plan_registers, ReadBlock};
+use super::regmap::{DataType, Register, Table};
+use super::state::{decode_state, state_registers};
+use super::traits::{
+    ChargeStateReader, CommsTimeout, CurrentLimit, EnablePause, EnergyRegister, Heartbeat,
+    PhaseCurrents, PhaseVoltages, Power, ReadAll, SafeCurrent, Snapshot,
+};
+use super::write::{encode_write, WriteOp};
+use crate::devices::codec::CodecError;
+use crate::modbus::RegisterIo;
+
+/// A device of a known model behind a register link.
+#[derive(Debug)]
+pub struct ModbusDevice<L: RegisterIo> {
+    spec: &'static ModelSpec,
+    io: L,
+    /// The coalesced reads of `read_all`, computed once.
+    plan: Vec<ReadBlock>,
+}
+
+/// Registers read in blocks, and the words each block returned.
+struct Fetched {
+    blocks: Vec<ReadBlock>,
+    data: Vec<Vec<u16>>,
+}
+
+impl Fetched {
+    /// The words of `reg`; a block answered short is a length error, never a panic.
+    fn words(&self, reg: &Register) -> Result<&[u16], DeviceError> {
+        self.blocks
+            .iter()
+            .zip(&self.data)
+            .find_map(|(b, d)| b.slice(reg, d))
+            .ok_or_else(|| {
+                DeviceError::Codec(CodecError::Length {
+                    addr: reg.addr,
+                    expected: reg.words(),
+                    got: 0,
+                })
+            })
+    }
+
+    fn number(&self, reg: &Register) -> Result<Option<f64>, DeviceError> {
+        Ok(decode_number(reg, self.words(reg)?)?)
+    }
+
+    fn phases(&self, regs: &[Option<Register>; 3]) -> Result<[Option<f64>; 3], DeviceError> {
+        let mut out = [None; 3];
+        for (o, r) in out.iter_mut().zip(regs) {
+            if let Some(r) = r {
+                *o = self.number(r)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Round `amps` down to the register's step for integer registers (floats pass through), so
+/// a limit is never rounded up past what was allocated.
+fn floor_to_step(reg: &Register, amps: f64) -> f64 {
+    match reg.dtype {
+        DataType::F32 | DataType::F64 => amps,
+        // The epsilon keeps exact multiples (6.0 / 0.001) from falling a step short.
+        _ => ((amps / reg.scale) + 1e-9).floor() * reg.scale,
+    }
+}
+
+impl<L: RegisterIo> ModbusDevice<L> {
+    pub fn new(spec: &'static ModelSpec, io: L) -> Self {
+        ModbusDevice {
+            spec,
+            io,
+            plan: plan_reads(spec),
+        }
+    }
+
+    pub fn spec(&self) -> &'static ModelSpec {
+        self.spec
+    }
+
+    pub fn io(&self) -> &L {
+        &self.io
+    }
+
+    /// The reads `read_all` issues.
+    pub fn plan(&self) -> &[ReadBlock] {
+        &self.plan
+    }
+
+    fn charger(&self, what: &'static str) -> Result<&'static ChargerSpec, DeviceError> {
+        self.spec
+            .charger
+            .as_ref()
+            .ok_or(DeviceError::Unsupported(what))
+    }
+
+    async fn fetch(&self, blocks: Vec<ReadBlock>) -> Result<Fetched, DeviceError> {
+        let mut data = Vec::with_capacity(blocks.len());
+        for b in &blocks {
+            data.push(self.io.read(b.table, b.addr, b.count).await?);
+        }
+        Ok(Fetched { blocks, data })
+    }
+
+    /// Read a few registers, coalesced the same way as `read_all`.
+    async fn fetch_regs(&self, regs: &[Register]) -> Result<Fetched, DeviceError> {
+        self.fetch(plan_registers(regs)).await
+    }
+
+    async fn read_one(&self, reg: &Register) -> Result<Option<f64>, DeviceError> {
+        self.fetch_regs(std::slice::from_ref(reg))
+            .await?
+            .number(reg)
+    }
+
+    async fn read_phases(
+        &self,
+        regs: &[Option<Register>; 3],
+        what: &'static str,
+    ) -> Result<[Option<f64>; 3], DeviceError> {
+        let present: Vec<Register> = regs.iter().flatten().copied().collect();
+        if present.is_empty() {
+            return Err(DeviceError::Unsupported(what));
+        }
+        self.fetch_regs(&present).await?.phases(regs)
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<(), DeviceError> {
+        match op {
+            WriteOp::Single { addr, value } => self.io.write_single(addr, value).await?,
+            WriteOp::Multiple { addr, values } => self.io.write_multiple(addr, &values).await?,
+            WriteOp::Coil { addr, on } => self.io.write_coil(addr, on).await?,
+        }
+        Ok(())
+    }
+
+    async fn write_value(&self, reg: &Register, value: f64) -> Result<(), DeviceError> {
+        self.write(encode_write(reg, value)?).await
+    }
+
+    fn assemble(&self, f: &Fetched) -> Result<Snapshot, DeviceError> {
+        let r = &self.spec.readings;
+        let opt = |reg: &Option<Register>| -> Result<Option<f64>, DeviceError> {
+            match reg {
+                Some(reg) => f.number(reg),
+                None => Ok(None),
+            }
+        };
+        let (state, applied) = match &self.spec.charger {
+            Some(c) => {
+                let regs = state_registers(&c.state);
+                let words = regs
+                    .iter()
+                    .map(|r| f.words(r))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (
+                    Some(decode_state(&c.state, &words)?),
+                    opt(&c.applied_current)?,
+                )
+            }
+            None => (None, None),
+        };
+        Ok(Snapshot {
+            voltage_v: f.phases(&r.voltage)?,
+            current_a: f.phases(&r.current)?,
+            power_w: opt(&r.power)?,
+            energy_wh: opt(&r.energy)?,
+            state,
+            applied_current_a: applied,
+        })
+    }
+}
+
+impl<L: RegisterIo> ReadAll for ModbusDevice<L> {
+    /// One request per planned block; an unknown charge state is an error (the charger is in
+    /// a condition the model does not describe), a "no value" pattern is `None`.
+    async fn read_all(&self) -> Result<Snapshot, DeviceError> {
+        let fetched = self.fetch(self.plan.clone()).await?;
+        self.assemble(&fetched)
+    }
+}
+
+impl<L: RegisterIo> PhaseCurrents for ModbusDevice<L> {
+    async fn currents_a(&self) -> Result<[Option<f64>; 3], DeviceError> {
+        self.read_phases(&self.spec.readings.current, "phase currents")
+            .await
+    }
+}
+
+impl<L: RegisterIo> PhaseVoltages for ModbusDevice<L> {
+    async fn voltages_v(&self) -> Result<[Option<f64>; 3], DeviceError> {
+        self.read_phases(&self.spec.readings.voltage, "phase voltages")
+            .await
+    }
+}
+
+impl<L: RegisterIo> Power for ModbusDevice<L> {
+    async fn power_w(&self) -> Result<f64, DeviceError> {
+        let reg = self
+            .spec
+            .readings
+            .power
+            .ok_or(DeviceError::Unsupported("power"))?;
+        self.read_one(&reg)
+            .await?
+            .ok_or(DeviceError::NoValue { what: "power" })
+    }
+}
+
+impl<L: RegisterIo> EnergyRegister for ModbusDevice<L> {
+    async fn energy_wh(&self) -> Result<f64, DeviceError> {
+        let reg = self
+            .spec
+            .readings
+            .energy
+            .ok_or(DeviceError::Unsupported("energy"))?;
+        self.read_one(&reg)
+            .await?
+            .ok_or(DeviceError::NoValue { what: "energy" })
+    }
+
+    /// Meters count a lifetime total.
+    fn energy_scope(&self) -> EnergyScope {
+        self.spec
+            .charger
+            .map_or(EnergyScope::Lifetime, |c| c.energy_scope)
+    }
+}
+
+impl<L: RegisterIo> ChargeStateReader for ModbusDevice<L> {
+    async fn charge_state(&self) -> Result<super::model::ChargeState, DeviceError> {
+        let c = self.charger("charge state")?;
+        let regs = state_registers(&c.state);
+        let f = self.fetch_regs(&regs).await?;
+        let words = regs
+            .iter()
+            .map(|r| f.words(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        decode_state(&c.state, &words)
+    }
+}
+
+impl<L: RegisterIo> CurrentLimit for ModbusDevice<L> {
+    async fn set_current_limit(&self, amps: f64) -> Result<(), DeviceError> {
+        let c = self.charger("current limit")?;
+        if amps == 0.0 {
+            // Models with a release output pause through it: their setpoint register may
+            // refuse 0 (Phoenix EV-ETH takes 6–80 A only).
+            return match c.enable {
+                Some(en) => self.write_value(&en.reg, f64::from(en.off)).await,
+                None => self.write_value(&c.setpoint, 0.0).await,
+            };
+        }
+        if !amps.is_finite() || amps < c.min_current_a {
+            return Err(DeviceError::BelowMinimum {
+                amps,
+                min_a: c.min_current_a,
+            });
+        }
+        self.write_value(&c.setpoint, floor_to_step(&c.setpoint, amps))
+            .await?;
+        // Resuming after a pause: the release is rewritten with every limit so a charger
+        // that rebooted (and lost it) is released again within one cycle.
+        if let Some(en) = c.enable {
+            self.write_value(&en.reg, f64::from(en.on)).await?;
+        }
+        Ok(())
+    }
+
+    fn min_current_a(&self) -> f64 {
+        self.spec.charger.map_or(0.0, |c| c.min_current_a)
+    }
+
+    fn setpoint_validity(&self) -> Option<Duration> {
+        self.spec
+            .charger
+            .and_then(|c| c.setpoint_validity_s)
+            .map(|s| Duration::from_secs(u64::from(s)))
+    }
+}
+
+impl<L: RegisterIo> EnablePause for ModbusDevice<L> {
+    async fn set_enabled(&self, on: bool) -> Result<(), DeviceError> {
+        let en = self
+            .charger("enable")?
+            .enable
+            .ok_or(DeviceError::Unsupported("enable"))?;
+        let raw = if on { en.on } else { en.off };
+        self.write_value(&en.reg, f64::from(raw)).await
+    }
+}
+
+impl<L: RegisterIo> Heartbeat for ModbusDevice<L> {
+    async fn heartbeat(&self) -> Result<(), DeviceError> {
+        let hb = self
+            .charger("heartbeat")?
+            .heartbeat
+            .ok_or(DeviceError::Unsupported("heartbeat"))?;
+        self.write_value(&hb.reg, f64::from(hb.value)).await
+    }
+
+    fn heartbeat_period(&self) -> Option<Duration> {
+        self.spec
+            .charger
+            .and_then(|c| c.heartbeat)
+            .map(|h| Duration::from_secs(u64::from(h.period_s)))
+    }
+}
+
+impl<L: RegisterIo> CommsTimeout for ModbusDevice<L> {
+    async fn configure_comms_timeout(&self, timeout: Duration) -> Result<(), DeviceError> {
+        let ct = self
+            .charger("comms timeout")?
+            .comms_timeout
+            .ok_or(DeviceError::Unsupported("comms timeout"))?;
+        // Whole seconds, at least one: a zero timeout would mean "off" on some chargers.
+        let secs = timeout.as_secs().max(1);
+        self.write_value(&ct.reg, secs as f64).await
+    }
+
+    fn default_comms_timeout(&self) -> Option<Duration> {
+        self.spec
+            .charger
+            .and_then(|c| c.comms_timeout)
+            .map(|t| Duration::from_secs(u64::from(t.default_s)))
+    }
+}
+
+impl<L: RegisterIo> SafeCurrent for ModbusDevice<L> {
+    async fn safe_current_a(&self) -> Result<f64, DeviceError> {
+        let reg = self
+            .charger("safe current")?
+            .safe_current
+            .ok_or(DeviceError::Unsupported("safe current"))?;
+        self.read_one(&reg).await?.ok_or(DeviceError::NoValue {
+            what: "safe current",
+        })
+    }
+
+    async fn set_safe_current_a(&self, amps: f64) -> Result<(), DeviceError> {
+        let reg = self
+            .charger("safe current")?
+            .safe_current
+            .ok_or(DeviceError::Unsupported("safe current"))?;
+        self.write_value(&reg, floor_to_step(&reg, amps)).await
+    }
+}
+
+/// Which table a write lands in, for link layers and simulators that keep a register bank.
+pub fn write_table(op: &WriteOp) -> Table {
+    match op {
+        WriteOp::Coil { .. } => Table::Coil,
+        _ => Table::Holding,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,500 @@
+//! The scenario file: a site, its base load, devices, the vehicles that visit over the day and
+//! the faults to inject. Parsed strictly (unknown keys are errors, like the daemon's config) so a
+//! typo cannot silently make a scenario easier than it reads.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Deserialize;
+
+use crate::devices::model::Transport;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {source}")]
+    Parse {
+        origin: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{origin}: {reason}")]
+    Invalid { origin: String, reason: String },
+}
+
+/// A whole scenario, as written in the file (before `[[arrivals]]` are expanded).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    pub seed: u64,
+    pub duration_s: f64,
+    /// The wall-clock time the scenario starts at (RFC 3339).
+    #[serde(deserialize_with = "rfc3339")]
+    pub start: DateTime<Utc>,
+    pub site: SiteSpec,
+    pub base_load: BaseLoad,
+    pub meter: MeterSpec,
+    #[serde(default, rename = "charger")]
+    pub chargers: Vec<ChargerEntry>,
+    #[serde(default, rename = "circuit")]
+    pub circuits: Vec<CircuitSpec>,
+    #[serde(default, rename = "vehicle")]
+    pub vehicles: Vec<VehicleSpec>,
+    #[serde(default)]
+    pub arrivals: Vec<Arrivals>,
+    #[serde(default, rename = "fault")]
+    pub faults: Vec<FaultSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSpec {
+    pub id: String,
+    pub grid_limit_a: f64,
+    pub phases: u8,
+    pub voltage_v: f64,
+    pub margin_a: f64,
+    pub failsafe_current_a: f64,
+}
+
+/// Household / building load per grid phase, linearly interpolated between points.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseLoad {
+    /// `[t_s, l1_a, l2_a, l3_a]`, in increasing time.
+    pub points: Vec<[f64; 4]>,
+    /// Uniform noise of ± this many amps per phase, from the scenario's seed.
+    #[serde(default)]
+    pub noise_a: f64,
+}
+
+impl BaseLoad {
+    /// The profile's per-phase current at `t_s` (held flat before the first and after the
+    /// last point), without noise.
+    pub fn at(&self, t_s: f64) -> [f64; 3] {
+        let pick = |p: &[f64; 4]| [p[1], p[2], p[3]];
+        let Some(first) = self.points.first() else {
+            return [0.0; 3];
+        };
+        if t_s <= first[0] {
+            return pick(first);
+        }
+        for w in self.points.windows(2) {
+            let (a, b) = (&w[0], &w[1]);
+            if t_s <= b[0] {
+                let span = b[0] - a[0];
+                let f = if span > 0.0 { (t_s - a[0]) / span } else { 1.0 };
+                return [1, 2, 3].map(|i| a[i] + (b[i] - a[i]) * f);
+            }
+        }
+        self.points.last().map(pick).unwrap_or([0.0; 3])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeterSpec {
+    pub model: String,
+    pub transport: Transport,
+    /// Defaults to the model's factory unit id.
+    #[serde(default)]
+    pub unit: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChargerEntry {
+    pub id: String,
+    pub model: String,
+    pub transport: Transport,
+    pub phases: u8,
+    /// 1-based grid phase of each charger phase.
+    pub phase_map: Vec<u8>,
+    pub min_current_a: f64,
+    pub max_current_a: f64,
+    #[serde(default)]
+    pub priority: u8,
+    #[serde(default)]
+    pub circuit: Option<String>,
+    /// Defaults to the model's factory unit id.
+    #[serde(default)]
+    pub unit: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitSpec {
+    pub id: String,
+    pub limit_a: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VehicleSpec {
+    pub charger: String,
+    pub arrive_s: f64,
+    pub depart_s: f64,
+    pub capacity_kwh: f64,
+    pub soc_start: f64,
+    pub soc_target: f64,
+    pub max_current_a: f64,
+    pub phases: u8,
+    #[serde(default = "default_delay")]
+    pub response_delay_s: f64,
+    #[serde(default = "default_taper")]
+    pub taper_from_soc: f64,
+}
+
+fn default_delay() -> f64 {
+    2.0
+}
+fn default_taper() -> f64 {
+    0.8
+}
+
+/// A compact, seeded way to write many visits: `count` vehicles arriving uniformly within
+/// `window_s` at chargers drawn from `chargers` (all when empty), each staying `stay_s`. Two
+/// visits to one charger never overlap: a draw that would is moved to the charger's next
+/// free time, and dropped if that is past the window.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arrivals {
+    pub count: u32,
+    #[serde(default)]
+    pub chargers: Vec<String>,
+    pub window_s: [f64; 2],
+    pub stay_s: [f64; 2],
+    pub capacity_kwh: [f64; 2],
+    pub soc_start: [f64; 2],
+    pub soc_target: f64,
+    /// Vehicle current limits to choose from (e.g. `[16.0, 32.0]`).
+    pub max_current_a: Vec<f64>,
+    /// Share of 1-phase cars, 0–1.
+    #[serde(default)]
+    pub one_phase_share: f64,
+    #[serde(default = "default_delay_range")]
+    pub response_delay_s: [f64; 2],
+    #[serde(default = "default_taper")]
+    pub taper_from_soc: f64,
+}
+
+fn default_delay_range() -> [f64; 2] {
+    [1.0, 5.0]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The device does not answer at all.
+    MeterSilent,
+    /// The charger reports state E/F and delivers nothing.
+    ChargerError,
+    /// Writes are acknowledged but never applied.
+    IgnoreSetpoints,
+    /// Answers are corrupted on the wire.
+    GarbledFrames,
+    /// The energy register restarts at 0.
+    EnergyReset,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    pub at_s: f64,
+    pub duration_s: f64,
+    pub kind: FaultKind,
+    /// A charger id, or "meter".
+    pub target: String,
+}
+
+impl FaultSpec {
+    pub fn active_at(&self, t_s: f64) -> bool {
+        t_s >= self.at_s && t_s < self.at_s + self.duration_s
+    }
+}
+
+/// Accept an RFC 3339 string or a TOML datetime (both are natural to write).
+fn rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Toml(toml::value::Datetime),
+    }
+    let text = match Raw::deserialize(d)? {
+        Raw::Text(s) => s,
+        Raw::Toml(dt) => dt.to_string(),
+    };
+    DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| serde::de::Error::custom(format!("start: not RFC 3339 ({e}): {text}")))
+}
+
+impl Scenario {
+    /// Parse and check a scenario; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Parse {
+            origin: origin.to_string(),
+            source: Box::new(e),
+        })?;
+        scenario
+            .validate()
+            .map_err(|reason| ScenarioError::Invalid {
+                origin: origin.to_string(),
+                reason,
+            })?;
+        Ok(scenario)
+    }
+
+    pub fn from_path(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let s = &self.site;
+        if !(s.phases == 1 || s.phases == 3) {
+            return Err("site.phases must be 1 or 3".into());
+        }
+        if !(s.grid_limit_a > 0.0 && s.voltage_v > 0.0 && self.duration_s > 0.0) {
+            return Err("grid_limit_a, voltage_v and duration_s must be positive".into());
+        }
+        if self.base_load.points.windows(2).any(|w| w[1][0] < w[0][0]) {
+            return Err("base_load.points must be in increasing time".into());
+        }
+        let mut ids = std::collections::HashSet::new();
+        for c in &self.chargers {
+            if c.id == "meter" || !ids.insert(c.id.as_str()) {
+                return Err(format!("charger id {:?} is reserved or used twice", c.id));
+            }
+            if !(c.phases == 1 || c.phases == 3) || c.phase_map.len() != usize::from(c.phases) {
+                return Err(format!(
+                    "charger {}: phases must be 1 or 3, with one phase_map entry each",
+                    c.id
+                ));
+            }
+            if c.phase_map.iter().any(|p| *p < 1 || *p > s.phases) {
+                return Err(format!(
+                    "charger {}: phase_map outside 1..={}",
+                    c.id, s.phases
+                ));
+            }
+            if !(0.0 < c.min_current_a && c.min_current_a <= c.max_current_a) {
+                return Err(format!("charger {}: need 0 < min_current_a ≤ max", c.id));
+            }
+            if let Some(circuit) = &c.circuit {
+                if !self.circuits.iter().any(|k| &k.id == circuit) {
+                    return Err(format!("charger {}: unknown circuit {circuit}", c.id));
+                }
+            }
+        }
+        for v in &self.vehicles {
+            check_vehicle(v, &ids)?;
+        }
+        for a in &self.arrivals {
+            if a.chargers.iter().any(|c| !ids.contains(c.as_str())) {
+                return Err("arrivals: unknown charger".into());
+            }
+            if a.max_current_a.is_empty() || a.window_s[1] < a.window_s[0] {
+                return Err("arrivals: need max_current_a choices and a window".into());
+            }
+        }
+        for f in &self.faults {
+            if f.target != "meter" && !ids.contains(f.target.as_str()) {
+                return Err(format!("fault: unknown target {}", f.target));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every visit: the `[[vehicle]]` entries followed by the seeded `[[arrivals]]` draws,
+    /// ordered by arrival time. The same scenario always yields the same list.
+    pub fn all_vehicles(&self) -> Vec<VehicleSpec> {
+        let mut out = self.vehicles.clone();
+        let mut rng = SmallRng::seed_from_u64(self.seed ^ 0x5EED_A221);
+        for a in &self.arrivals {
+            let pool: Vec<&str> = if a.chargers.is_empty() {
+                self.chargers.iter().map(|c| c.id.as_str()).collect()
+            } else {
+                a.chargers.iter().map(String::as_str).collect()
+            };
+            if pool.is_empty() {
+                continue;
+            }
+            for _ in 0..a.count {
+                let mut arrive = uniform(&mut rng, a.window_s);
+                let stay = uniform(&mut rng, a.stay_s);
+                let clash = |out: &[VehicleSpec], charger: &str, arrive: f64| {
+                    out.iter()
+                        .filter(|v| v.charger == charger)
+                        .find(|v| v.arrive_s < arrive + stay + 60.0 && arrive < v.depart_s + 60.0)
+                        .map(|v| v.depart_s + 60.0)
+                };
+                // Drivers take a free charger; when all are taken they wait for one.
+                let free: Vec<&str> = pool
+                    .iter()
+                    .copied()
+                    .filter(|c| clash(&out, c, arrive).is_none())
+                    .collect();
+                let charger = if free.is_empty() {
+                    pool[rng.gen_range(0..pool.len())]
+                } else {
+                    free[rng.gen_range(0..free.len())]
+                };
+                for _ in 0..=out.len() {
+                    match clash(&out, charger, arrive) {
+                        Some(next) => arrive = next,
+                        None => break,
+                    }
+                }
+                let capacity_kwh = uniform(&mut rng, a.capacity_kwh);
+                let soc_start = uniform(&mut rng, a.soc_start);
+                let max_current_a = a.max_current_a[rng.gen_range(0..a.max_current_a.len())];
+                let phases = if rng.gen_bool(a.one_phase_share.clamp(0.0, 1.0)) {
+                    1
+                } else {
+                    3
+                };
+                let response_delay_s = uniform(&mut rng, a.response_delay_s).clamp(0.0, 5.0);
+                if arrive > a.window_s[1] {
+                    continue;
+                }
+                out.push(VehicleSpec {
+                    charger: charger.to_string(),
+                    arrive_s: arrive,
+                    depart_s: arrive + stay,
+                    capacity_kwh,
+                    soc_start,
+                    soc_target: a.soc_target.max(soc_start),
+                    max_current_a,
+                    phases,
+                    response_delay_s,
+                    taper_from_soc: a.taper_from_soc,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.arrive_s.total_cmp(&b.arrive_s));
+        out
+    }
+}
+
+fn uniform(rng: &mut SmallRng, [lo, hi]: [f64; 2]) -> f64 {
+    if hi > lo {
+        rng.gen_range(lo..hi)
+    } else {
+        lo
+    }
+}
+
+fn check_vehicle(
+    v: &VehicleSpec,
+    chargers: &std::collections::HashSet<&str>,
+) -> Result<(), String> {
+    let who = format!("vehicle at {} (t={})", v.charger, v.arrive_s);
+    if !chargers.contains(v.charger.as_str()) {
+        return Err(format!("{who}: unknown charger"));
+    }
+    if !(v.phases == 1 || v.phases == 3) {
+        return Err(format!("{who}: phases must be 1 or 3"));
+    }
+    if !(0.0..=5.0).contains(&v.response_delay_s) {
+        return Err(format!("{who}: response_delay_s must be within 0–5 s"));
+    }
+    if !(v.depart_s > v.arrive_s && v.capacity_kwh > 0.0 && v.max_current_a > 0.0) {
+        return Err(format!(
+            "{who}: need depart_s > arrive_s, positive capacity and current"
+        ));
+    }
+    let unit = 0.0..=1.0;
+    if !(unit.contains(&v.soc_start)
+        && unit.contains(&v.soc_target)
+        && unit.contains(&v.taper_from_soc))
+    {
+        return Err(format!("{who}: soc values must be within 0–1"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: &str = r#"
+name = "t"
+seed = 7
+duration_s = 3600
+start = "2025-01-15T17:00:00Z"
+[site]
+id = "s"
+grid_limit_a = 32.0
+phases = 3
+voltage_v = 230.0
+margin_a = 1.0
+failsafe_current_a = 6.0
+[base_load]
+points = [[0, 2, 4, 6], [100, 12, 14, 16]]
+[meter]
+model = "eastron-sdm630"
+transport = "rtu"
+[[charger]]
+id = "cp-1"
+model = "alfen-eve"
+transport = "tcp"
+phases = 3
+phase_map = [1, 2, 3]
+min_current_a = 6.0
+max_current_a = 32.0
+[[arrivals]]
+count = 5
+window_s = [0, 3000]
+stay_s = [300, 600]
+capacity_kwh = [40, 80]
+soc_start = [0.2, 0.5]
+soc_target = 0.8
+max_current_a = [16, 32]
+"#;
+
+    #[test]
+    fn parses_interpolates_and_expands_arrivals_deterministically() {
+        let s = Scenario::parse(SMALL, "t").unwrap();
+        assert_eq!(s.base_load.at(50.0), [7.0, 9.0, 11.0]);
+        assert_eq!(s.base_load.at(-5.0), [2.0, 4.0, 6.0]);
+        assert_eq!(s.base_load.at(500.0), [12.0, 14.0, 16.0]);
+        let a = s.all_vehicles();
+        assert_eq!(a, s.all_vehicles(), "seeded: same list every time");
+        assert!(!a.is_empty() && a.len() <= 5);
+        for w in a.windows(2) {
+            assert!(
+                w[1].arrive_s > w[0].depart_s,
+                "visits to one charger overlap"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_references_are_rejected() {
+        let typo = SMALL
+            .replace("noise_a", "x")
+            .replace("seed = 7", "seed = 7\nsed = 1");
+        assert!(matches!(
+            Scenario::parse(&typo, "t"),
+            Err(ScenarioError::Parse { .. })
+        ));
+        let bad = format!(
+            "{SMALL}\n[[fault]]\nat_s = 1\nduration_s = 1\nkind = \"meter_silent\"\ntarget = \"cp-9\"\n"
+        );
+        assert!(matches!(
+            Scenario::parse(&bad, "t"),
+            Err(ScenarioError::Invalid { .. })
+        ));
+    }
+}

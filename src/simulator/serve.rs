@@ -1,0 +1,338 @@
+//! Serving the simulated site over Modbus: TCP on loopback (one port per TCP device) and RTU
+//! on pseudo-terminals (one line per serial setting, devices told apart by unit id), plus the
+//! task that steps the site in real time. Both servers run over any async byte stream, so a
+//! deterministic run can connect the controller through in-memory pipes instead.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::devices::model::{Parity, SerialDefaults, Transport};
+use crate::devices::regmap::Table;
+
+use super::bank::Exception;
+use super::framing::{
+    crc_ok, exception_pdu, parse_pdu, read_response, rtu_request_len, with_crc, Request, RtuLen,
+};
+use super::scenario::FaultKind;
+use super::site::{DeviceId, DeviceInfo, SharedSite};
+
+/// Which device answers to which unit id on one stream.
+pub type Units = HashMap<u8, DeviceId>;
+
+/// Serial settings for a line whose devices' model has none on record.
+pub const DEFAULT_SERIAL: SerialDefaults = SerialDefaults {
+    baud: 9600,
+    parity: Parity::None,
+    stop_bits: 1,
+};
+
+/// Silence after which a partial RTU frame is dropped (a real line resynchronises on the gap).
+const RTU_FRAME_GAP: Duration = Duration::from_millis(100);
+
+/// The model step the real-time clock advances by.
+pub const STEP: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("pseudo-terminal: {0}")]
+    Pty(#[from] tokio_serial::Error),
+    #[error("pseudo-terminal has no name")]
+    PtyName,
+    #[error("bad Modbus TCP header (protocol {protocol}, length {length})")]
+    BadHeader { protocol: u16, length: u16 },
+}
+
+/// What a device answers to one request PDU: `None` is no answer at all.
+fn answer(site: &SharedSite, device: DeviceId, pdu: &[u8]) -> Option<(Vec<u8>, bool)> {
+    // A poisoned lock means a panic elsewhere; staying silent is what a dead device does.
+    let mut s = site.lock().ok()?;
+    if s.fault_active(device, FaultKind::MeterSilent) {
+        return None;
+    }
+    let garble = s.fault_active(device, FaultKind::GarbledFrames);
+    let fc = pdu.first().copied().unwrap_or(0);
+    let out = |r: Result<Vec<u8>, Exception>| r.unwrap_or_else(|e| exception_pdu(fc, e));
+    let response = out(parse_pdu(pdu).and_then(|req| match req {
+        Request::Read { table, addr, count } => s
+            .read(device, table, addr, count)
+            .map(|w| read_response(table, &w)),
+        Request::WriteCoil { addr, on } => s
+            .write(device, Table::Coil, addr, &[u16::from(on)])
+            .map(|()| pdu[..5].to_vec()),
+        Request::WriteSingle { addr, value } => s
+            .write(device, Table::Holding, addr, &[value])
+            .map(|()| pdu[..5].to_vec()),
+        Request::WriteMultiple { addr, values } => s
+            .write(device, Table::Holding, addr, &values)
+            .map(|()| pdu[..5].to_vec()),
+    }));
+    Some((response, garble))
+}
+
+/// Idle time after which the served models drop a TCP connection (Alfen: 60 s), if any.
+fn idle_close(site: &SharedSite, units: &Units) -> Option<Duration> {
+    let s = site.lock().ok()?;
+    s.devices()
+        .iter()
+        .filter(|d| units.values().any(|u| *u == d.index))
+        .filter_map(|d| d.model.charger.and_then(|c| c.idle_close_s))
+        .min()
+        .map(|s| Duration::from_secs(u64::from(s)))
+}
+
+/// Serve Modbus TCP (MBAP framing) on one connection until the peer closes it.
+pub async fn serve_tcp_stream<S>(
+    mut stream: S,
+    site: SharedSite,
+    units: Units,
+) -> Result<(), ServeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let idle = idle_close(&site, &units);
+    loop {
+        let mut header = [0u8; 7];
+        let read = stream.read_exact(&mut header);
+        let got = match idle {
+            Some(limit) => match tokio::time::timeout(limit, read).await {
+                Ok(r) => r,
+                Err(_) => return Ok(()),
+            },
+            None => read.await,
+        };
+        match got {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let protocol = u16::from_be_bytes([header[2], header[3]]);
+        let length = u16::from_be_bytes([header[4], header[5]]);
+        if protocol != 0 || !(2..=254).contains(&length) {
+            return Err(ServeError::BadHeader { protocol, length });
+        }
+        let mut pdu = vec![0u8; usize::from(length) - 1];
+        stream.read_exact(&mut pdu).await?;
+        let unit = header[6];
+        let reply = match units.get(&unit) {
+            Some(dev) => answer(&site, *dev, &pdu),
+            // A gateway's answer for a unit that is not there: fast and unambiguous.
+            None => Some((exception_pdu(pdu[0], Exception(0x0B)), false)),
+        };
+        let Some((mut body, garble)) = reply else {
+            continue;
+        };
+        if garble {
+            // A wrong byte count / echo: the master must reject the frame.
+            if let Some(b) = body.get_mut(1) {
+                *b ^= 0x5A;
+            }
+        }
+        let mut frame = Vec::with_capacity(7 + body.len());
+        frame.extend_from_slice(&header[..4]);
+        frame.extend_from_slice(&(body.len() as u16 + 1).to_be_bytes());
+        frame.push(unit);
+        frame.extend(body);
+        stream.write_all(&frame).await?;
+        stream.flush().await?;
+    }
+}
+
+/// Serve Modbus RTU on one line until it closes: requests to other unit ids are left to
+/// whoever else is on the line (nobody answers broadcast reads).
+pub async fn serve_rtu_stream<S>(
+    mut stream: S,
+    site: SharedSite,
+    units: Units,
+) -> Result<(), ServeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 256];
+    loop {
+        let n = if buf.is_empty() {
+            stream.read(&mut chunk).await?
+        } else {
+            match tokio::time::timeout(RTU_FRAME_GAP, stream.read(&mut chunk)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    buf.clear();
+                    continue;
+                }
+            }
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        while let RtuLen::Complete(len) = rtu_request_len(&buf) {
+            let frame: Vec<u8> = buf.drain(..len).collect();
+            if !crc_ok(&frame) {
+                // Noise: start over at the next byte boundary the line offers.
+                buf.clear();
+                break;
+            }
+            let Some(dev) = units.get(&frame[0]) else {
+                continue;
+            };
+            let Some((pdu, garble)) = answer(&site, *dev, &frame[1..len - 2]) else {
+                continue;
+            };
+            let mut out = vec![frame[0]];
+            out.extend(pdu);
+            let mut out = with_crc(out);
+            if garble {
+                if let Some(last) = out.last_mut() {
+                    *last ^= 0xFF;
+                }
+            }
+            stream.write_all(&out).await?;
+            stream.flush().await?;
+        }
+    }
+}
+
+/// Where one device is served.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Link {
+    Tcp {
+        port: u16,
+    },
+    Rtu {
+        bus: String,
+        path: PathBuf,
+        serial: SerialDefaults,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub device: DeviceInfo,
+    pub link: Link,
+}
+
+/// A site being served: its endpoints, and the tasks and pseudo-terminals that serve it
+/// (dropping this stops them all).
+pub struct ServedSite {
+    pub site: SharedSite,
+    pub endpoints: Vec<Endpoint>,
+    tasks: JoinSet<()>,
+    /// The far ends of the pseudo-terminals, held open so the lines stay up between the
+    /// controller's connections.
+    _far_ends: Vec<tokio_serial::SerialStream>,
+}
+
+impl ServedSite {
+    /// Wait until a serving task ends (normally never).
+    pub async fn join_next(&mut self) -> Option<()> {
+        self.tasks.join_next().await.map(|_| ())
+    }
+}
+
+async fn accept_loop(listener: TcpListener, site: SharedSite, units: Units) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let (site, units) = (site.clone(), units.clone());
+                    conns.spawn(async move {
+                        if let Err(e) = serve_tcp_stream(stream, site, units).await {
+                            tracing::debug!("simulated TCP connection ended: {e}");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!("accept failed: {e}"),
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
+/// Bind every device: each TCP device on its own loopback port, RTU devices on one
+/// pseudo-terminal per distinct serial setting. Must run inside a tokio runtime.
+pub async fn serve_site(site: SharedSite) -> Result<ServedSite, ServeError> {
+    let devices = site.lock().map(|s| s.devices()).unwrap_or_default();
+    let mut tasks = JoinSet::new();
+    let mut endpoints = Vec::new();
+    let mut far_ends = Vec::new();
+    for d in devices.iter().filter(|d| d.transport == Transport::Tcp) {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let port = listener.local_addr()?.port();
+        let units = Units::from([(d.unit, d.index)]);
+        tasks.spawn(accept_loop(listener, site.clone(), units));
+        endpoints.push(Endpoint {
+            device: d.clone(),
+            link: Link::Tcp { port },
+        });
+    }
+    let mut lines: Vec<(SerialDefaults, Vec<&DeviceInfo>)> = Vec::new();
+    for d in devices.iter().filter(|d| d.transport == Transport::Rtu) {
+        let serial = d.model.serial.unwrap_or(DEFAULT_SERIAL);
+        match lines.iter_mut().find(|(s, _)| *s == serial) {
+            Some((_, ds)) => ds.push(d),
+            None => lines.push((serial, vec![d])),
+        }
+    }
+    for (i, (serial, ds)) in lines.into_iter().enumerate() {
+        let (near, far) = tokio_serial::SerialStream::pair()?;
+        let path = tokio_serial::SerialPort::name(&far).ok_or(ServeError::PtyName)?;
+        let bus = if i == 0 {
+            "sim-rtu".to_string()
+        } else {
+            format!("sim-rtu-{}", i + 1)
+        };
+        let units: Units = ds.iter().map(|d| (d.unit, d.index)).collect();
+        let s = site.clone();
+        tasks.spawn(async move {
+            if let Err(e) = serve_rtu_stream(near, s, units).await {
+                tracing::warn!("simulated RTU line ended: {e}");
+            }
+        });
+        far_ends.push(far);
+        for d in ds {
+            endpoints.push(Endpoint {
+                device: d.clone(),
+                link: Link::Rtu {
+                    bus: bus.clone(),
+                    path: PathBuf::from(&path),
+                    serial,
+                },
+            });
+        }
+    }
+    Ok(ServedSite {
+        site,
+        endpoints,
+        tasks,
+        _far_ends: far_ends,
+    })
+}
+
+/// Step the site with the (tokio) clock: every [`STEP`], by the time that really passed ×
+/// `speed`, so the simulation keeps pace even when a tick comes late.
+pub fn spawn_stepper(site: SharedSite, speed: f64) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(STEP);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = tokio::time::Instant::now();
+        loop {
+            tick.tick().await;
+            let now = tokio::time::Instant::now();
+            let dt = now.duration_since(last).as_secs_f64() * speed;
+            last = now;
+            match site.lock() {
+                Ok(mut s) => s.step(dt),
+                Err(_) => return,
+            }
+        }
+    })
+}

@@ -1,0 +1,189 @@
+//! The evsite config for a served site: the scenario's site and chargers, pointed at the
+//! loopback ports and pseudo-terminals the simulator listens on, so `evsite probe` and
+//! `evsite run` work against it at once.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::devices::model::Parity;
+
+use super::serve::{Endpoint, Link};
+use super::site::{SiteModel, METER};
+
+/// Bus timeout written for the simulated lines: a pty answers at once.
+const BUS_TIMEOUT_MS: u32 = 300;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteConfigError {
+    #[error("device {0} is not served")]
+    NotServed(String),
+    #[error("cannot serialise the config: {0}")]
+    Toml(#[from] toml::ser::Error),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Serialize)]
+struct File {
+    site: super::scenario::SiteSpec,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    bus: Vec<Bus>,
+    meter: Device,
+    charger: Vec<Charger>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    circuit: Vec<Circuit>,
+    storage: Storage,
+}
+
+#[derive(Serialize)]
+struct Bus {
+    name: String,
+    device: PathBuf,
+    baud: u32,
+    parity: Parity,
+    stop_bits: u8,
+    timeout_ms: u32,
+}
+
+#[derive(Serialize)]
+struct Device {
+    model: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bus: Option<String>,
+    unit: u8,
+}
+
+#[derive(Serialize)]
+struct Charger {
+    id: String,
+    #[serde(flatten)]
+    device: Device,
+    phases: u8,
+    phase_map: Vec<usize>,
+    min_current_a: f64,
+    max_current_a: f64,
+    priority: u8,
+}
+
+#[derive(Serialize)]
+struct Circuit {
+    id: String,
+    limit_a: f64,
+    chargers: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Storage {
+    path: PathBuf,
+}
+
+fn device(e: &Endpoint) -> Device {
+    let (host, port, bus) = match &e.link {
+        Link::Tcp { port } => (Some("127.0.0.1".to_string()), Some(*port), None),
+        Link::Rtu { bus, .. } => (None, None, Some(bus.clone())),
+    };
+    Device {
+        model: e.device.model.name.to_string(),
+        host,
+        port,
+        bus,
+        unit: e.device.unit,
+    }
+}
+
+/// The config text for `site` served at `endpoints`, with its store under `data_dir`.
+pub fn config_toml(
+    site: &SiteModel,
+    endpoints: &[Endpoint],
+    data_dir: &Path,
+) -> Result<String, WriteConfigError> {
+    let find = |index: usize, id: &str| {
+        endpoints
+            .iter()
+            .find(|e| e.device.index == index)
+            .ok_or_else(|| WriteConfigError::NotServed(id.to_string()))
+    };
+    let mut bus: Vec<Bus> = Vec::new();
+    for e in endpoints {
+        if let Link::Rtu {
+            bus: name,
+            path,
+            serial,
+        } = &e.link
+        {
+            if !bus.iter().any(|b| &b.name == name) {
+                bus.push(Bus {
+                    name: name.clone(),
+                    device: path.clone(),
+                    baud: serial.baud,
+                    parity: serial.parity,
+                    stop_bits: serial.stop_bits,
+                    timeout_ms: BUS_TIMEOUT_MS,
+                });
+            }
+        }
+    }
+    let charger = site
+        .chargers()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            Ok(Charger {
+                id: c.id.clone(),
+                device: device(find(i + 1, &c.id)?),
+                phases: c.phases,
+                phase_map: c.phase_map.iter().map(|p| p + 1).collect(),
+                min_current_a: c.min_current_a,
+                max_current_a: c.max_current_a,
+                priority: c.priority,
+            })
+        })
+        .collect::<Result<Vec<_>, WriteConfigError>>()?;
+    let circuit = site
+        .circuits()
+        .iter()
+        .map(|(id, limit_a)| Circuit {
+            id: id.clone(),
+            limit_a: *limit_a,
+            chargers: site
+                .chargers()
+                .iter()
+                .filter(|c| c.circuit.as_deref() == Some(id))
+                .map(|c| c.id.clone())
+                .collect(),
+        })
+        .collect();
+    let file = File {
+        site: site.site().clone(),
+        bus,
+        meter: device(find(METER, "meter")?),
+        charger,
+        circuit,
+        storage: Storage {
+            path: data_dir.join("data"),
+        },
+    };
+    Ok(toml::to_string(&file)?)
+}
+
+/// Write [`config_toml`] to `path`.
+pub fn write_config(
+    path: &Path,
+    site: &SiteModel,
+    endpoints: &[Endpoint],
+    data_dir: &Path,
+) -> Result<(), WriteConfigError> {
+    let text = config_toml(site, endpoints, data_dir)?;
+    std::fs::write(path, text).map_err(|source| WriteConfigError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
