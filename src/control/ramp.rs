@@ -37,8 +37,7 @@ pub fn next_setpoint(
         return target;
     }
     let increase = target - previous;
-    // `!(increase >= hysteresis_a)` also keeps the value when the hysteresis is not a number.
-    if !(increase >= hysteresis_a) {
+    if increase < hysteresis_a || hysteresis_a.is_nan() {
         return previous;
     }
     previous + increase.min(step)

@@ -131,8 +131,8 @@ impl UsageTracker {
             .iter()
             .flatten()
             .any(|&m| m >= PHASE_DRAWING_A);
-        for i in 0..self.phases {
-            match measured[i] {
+        for (i, &m) in measured.iter().enumerate().take(self.phases) {
+            match m {
                 // Unknown or drawing: counts at once (safety: never miss a phase that loads).
                 None => self.set_active(i),
                 Some(m) if m >= PHASE_IDLE_A => self.set_active(i),
