@@ -446,7 +446,6 @@ async fn written_config_names_the_served_ports_and_lines() {
 }
 
 #[tokio::test]
-#[ignore = "needs config::models wired to devices::registry (config::models::all() is empty)"]
 async fn written_config_loads() {
     let (_s, served, toml, dir) = served_small_site().await;
     let cfg = evsite::config::load_str(&toml, "written").unwrap_or_else(|e| panic!("{e}\n{toml}"));

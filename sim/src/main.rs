@@ -61,7 +61,8 @@ fn main() -> anyhow::Result<()> {
             let card = evsite_sim::run::run(&scenario)?;
             let json = serde_json::to_string_pretty(&card)?;
             if let Some(file) = report {
-                std::fs::write(&file, &json).with_context(|| format!("writing {}", file.display()))?;
+                std::fs::write(&file, &json)
+                    .with_context(|| format!("writing {}", file.display()))?;
             }
             println!("{json}");
             Ok(())
@@ -71,7 +72,9 @@ fn main() -> anyhow::Result<()> {
             write_config: config_path,
             speed,
             data_dir,
-        } => tokio::runtime::Runtime::new()?.block_on(serve(scenario, config_path, speed, data_dir)),
+        } => {
+            tokio::runtime::Runtime::new()?.block_on(serve(scenario, config_path, speed, data_dir))
+        }
     }
 }
 

@@ -11,7 +11,9 @@ use futures::future::BoxFuture;
 use tokio::time::{Duration, Instant};
 
 use evsite::clock::Clock;
-use evsite::control::allocate::{allocate, AllocInput, ChargerInput, CircuitInput, LinkState, Turn};
+use evsite::control::allocate::{
+    allocate, AllocInput, ChargerInput, CircuitInput, LinkState, Turn,
+};
 use evsite::control::runner::Controller;
 use evsite::control::usage::Usage;
 use evsite::control::view::ControlEvent;
@@ -19,7 +21,9 @@ use evsite::devices::model::{ChargeState, SerialDefaults, Transport};
 use evsite::devices::registry;
 use evsite::modbus::{BoxedStream, Connector, Links, RtuBus, RtuSettings};
 use evsite::simulator::write_config::config_toml;
-use evsite::simulator::{serve_rtu_stream, serve_tcp_stream, Endpoint, Link, Scenario, SharedSite, SiteModel, Units};
+use evsite::simulator::{
+    serve_rtu_stream, serve_tcp_stream, Endpoint, Link, Scenario, SharedSite, SiteModel, Units,
+};
 
 use crate::score::{Scorecard, Scorer};
 
@@ -70,9 +74,12 @@ pub fn run(scenario: &Scenario) -> Result<Scorecard, RunError> {
     rt.block_on(run_paused(scenario))
 }
 
+/// The in-memory site: endpoints for the config, TCP units per fake port, RTU units per line.
+type MemSite = (Vec<Endpoint>, HashMap<u16, Units>, Vec<(String, Units)>);
+
 /// In-memory endpoints: TCP devices on fake ports, RTU devices grouped per serial setting
 /// into lines, as `evsite-sim serve` groups them on pseudo-terminals.
-fn endpoints(model: &SiteModel) -> (Vec<Endpoint>, HashMap<u16, Units>, Vec<(String, Units)>) {
+fn endpoints(model: &SiteModel) -> MemSite {
     let mut eps = Vec::new();
     let mut ports = HashMap::new();
     let mut lines: Vec<(SerialDefaults, String, Units)> = Vec::new();
@@ -113,7 +120,11 @@ fn endpoints(model: &SiteModel) -> (Vec<Endpoint>, HashMap<u16, Units>, Vec<(Str
             }
         }
     }
-    (eps, ports, lines.into_iter().map(|(_, b, u)| (b, u)).collect())
+    (
+        eps,
+        ports,
+        lines.into_iter().map(|(_, b, u)| (b, u)).collect(),
+    )
 }
 
 async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
@@ -123,7 +134,8 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
     let (eps, ports, lines) = endpoints(&real);
     let data_dir = std::env::temp_dir().join(format!("evsite-sim-{}", scenario.name));
     let text = config_toml(&real, &eps, &data_dir).map_err(|e| RunError::Config(e.to_string()))?;
-    let cfg = evsite::config::load_str(&text, "simulated site").map_err(|e| RunError::Config(e.to_string()))?;
+    let cfg = evsite::config::load_str(&text, "simulated site")
+        .map_err(|e| RunError::Config(e.to_string()))?;
     let cfg = Arc::new(cfg);
     let mut scorer = Scorer::new(scenario, &real, &cfg);
     let site = real.into_shared();
@@ -143,7 +155,9 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
             .iter()
             .find(|b| b.name == bus)
             .map(RtuSettings::from)
-            .ok_or_else(|| RunError::Config(format!("bus {bus} missing from the written config")))?;
+            .ok_or_else(|| {
+                RunError::Config(format!("bus {bus} missing from the written config"))
+            })?;
         links.insert_rtu(&bus, RtuBus::from_stream(client, settings));
     }
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -198,7 +212,9 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
     while let Ok(ControlEvent::Alert { raised, .. }) = events_rx.try_recv() {
         alerts += usize::from(raised);
     }
-    let real = site.lock().map_err(|_| io::Error::other("site lock poisoned"))?;
+    let real = site
+        .lock()
+        .map_err(|_| io::Error::other("site lock poisoned"))?;
     scorer.finish(&real, &ideal, cycles, alerts);
     Ok(scorer.into_card())
 }
@@ -218,7 +234,10 @@ fn ideal_control(cfg: &evsite::config::Config, site: &mut SiteModel, turns: &mut
             let (state, usage) = match d {
                 Some((accept, phases)) if *accept > 0.05 => {
                     let mut active = [false; 3];
-                    active.iter_mut().take(usize::from(*phases)).for_each(|a| *a = true);
+                    active
+                        .iter_mut()
+                        .take(usize::from(*phases))
+                        .for_each(|a| *a = true);
                     (
                         ChargeState::C,
                         Usage {

@@ -126,11 +126,22 @@ impl Scorer {
                 }
             }
         }
-        let peak = s.grid_a.iter().take(self.phases).copied().fold(0.0, f64::max);
+        let peak = s
+            .grid_a
+            .iter()
+            .take(self.phases)
+            .copied()
+            .fold(0.0, f64::max);
         self.card.peak_grid_a = self.card.peak_grid_a.max(peak);
     }
 
-    pub fn finish(&mut self, real: &SiteModel, ideal: &SiteModel, mut cycles: Vec<f64>, alerts: usize) {
+    pub fn finish(
+        &mut self,
+        real: &SiteModel,
+        ideal: &SiteModel,
+        mut cycles: Vec<f64>,
+        alerts: usize,
+    ) {
         let got = real.vehicle_truth();
         let best = ideal.vehicle_truth();
         self.card.energy_wh = got.iter().map(|v| v.energy_wh).sum();
@@ -140,7 +151,10 @@ impl Scorer {
         } else {
             1.0
         };
-        self.card.vehicles = got.iter().filter(|v| v.arrive_s < self.card.duration_s).count();
+        self.card.vehicles = got
+            .iter()
+            .filter(|v| v.arrive_s < self.card.duration_s)
+            .count();
         let mut classes: Vec<(u8, Vec<f64>)> = Vec::new();
         for (g, b) in got.iter().zip(&best) {
             if b.energy_wh < 1.0 {
