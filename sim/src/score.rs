@@ -151,6 +151,14 @@ impl Scorer {
         } else {
             1.0
         };
+        if std::env::var_os("EVSITE_SIM_DEBUG").is_some() {
+            for (g, b) in got.iter().zip(&best) {
+                eprintln!(
+                    "{:>8} arrive {:>6.0} depart {:>6.0}: {:>8.0} Wh vs ideal {:>8.0} Wh (soc {:.2} vs {:.2})",
+                    g.charger, g.arrive_s, g.depart_s, g.energy_wh, b.energy_wh, g.soc, b.soc
+                );
+            }
+        }
         self.card.vehicles = got
             .iter()
             .filter(|v| v.arrive_s < self.card.duration_s)

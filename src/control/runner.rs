@@ -44,6 +44,7 @@ struct ChargerRt {
     usage: UsageTracker,
     turn: Turn,
     reason: Reason,
+    idle: IdleWatch,
 }
 
 impl ChargerRt {
@@ -106,6 +107,7 @@ impl Controller {
                 written_at: None,
                 heartbeat_at: None,
                 turn: Turn::default(),
+                idle: IdleWatch::default(),
                 reason: Reason::Offline,
             });
         }
@@ -230,6 +232,12 @@ impl Controller {
                         c.usage.reset();
                     }
                     let measured = charger_currents(&s, c.cfg.phase_map.len());
+                    c.idle.observe(
+                        state,
+                        c.written.unwrap_or(0.0) >= c.cfg.min_current_a,
+                        &measured,
+                        now_s,
+                    );
                     c.usage.observe(
                         c.written.unwrap_or(0.0),
                         &measured[..c.cfg.phase_map.len()],
@@ -249,9 +257,12 @@ impl Controller {
                 phase_map: c.cfg.phase_map.clone(),
                 min_a: c.cfg.min_current_a,
                 max_a: c.cfg.max_current_a,
-                priority: c.cfg.priority,
+                // A car that took nothing when offered current (charging complete, or not
+                // ready) is served after every car that charges, and only at its minimum:
+                // it keeps the chance to resume without holding capacity others can use.
+                priority: if c.idle.idle { 0 } else { c.cfg.priority.saturating_add(1) },
                 enabled: c.cfg.enabled,
-                profile_limit_a: None,
+                profile_limit_a: c.idle.idle.then_some(c.cfg.min_current_a),
                 step_a: c.step_a(),
                 link,
                 usage: c.usage.usage(),
@@ -650,6 +661,36 @@ impl Controller {
             }
         }
         self.shutdown().await;
+    }
+}
+
+/// A car is idle when it was offered at least its minimum for [`IDLE_AFTER_S`] and drew
+/// nothing: charging complete, or not ready. It stops being idle the moment it draws.
+const IDLE_AFTER_S: f64 = 60.0;
+/// Below this a phase counts as drawing nothing.
+const DRAWING_A: f64 = 1.0;
+
+#[derive(Debug, Clone, Default)]
+pub struct IdleWatch {
+    offered_since_s: Option<f64>,
+    pub idle: bool,
+}
+
+impl IdleWatch {
+    pub fn observe(&mut self, state: ChargeState, offered: bool, measured: &[f64; 3], now_s: f64) {
+        let drawing = measured.iter().any(|&a| a >= DRAWING_A);
+        if !state.is_connected() || drawing {
+            *self = IdleWatch::default();
+            return;
+        }
+        if !offered {
+            self.offered_since_s = None;
+            return;
+        }
+        let since = *self.offered_since_s.get_or_insert(now_s);
+        if now_s - since >= IDLE_AFTER_S {
+            self.idle = true;
+        }
     }
 }
 
