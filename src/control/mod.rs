@@ -9,6 +9,7 @@ pub mod ramp;
 pub mod usage;
 
 // The loop and its pure helpers: fail-safe supervision and the increase gate.
+pub mod base;
 pub mod gate;
 pub mod runner;
 pub mod safety;

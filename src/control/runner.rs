@@ -11,6 +11,7 @@ use tokio::time::{Duration, Instant, MissedTickBehavior};
 use super::allocate::{
     allocate, AllocInput, ChargerInput, CircuitInput, Decision, LinkState, Reason, Turn,
 };
+use super::base::BaseLoadFilter;
 use super::gate::{gate, GateCharger, GateConstraint};
 use super::ramp::next_setpoint;
 use super::safety::{MeterWatch, Mode, Transition};
@@ -68,6 +69,7 @@ pub struct Controller {
     meter: ModbusDevice<DeviceLink>,
     chargers: Vec<ChargerRt>,
     watch: MeterWatch,
+    base: BaseLoadFilter,
     clock: Clock,
     /// A lower site limit from a command, if any (never above `grid_limit_a`).
     site_limit_override: Option<f64>,
@@ -119,6 +121,7 @@ impl Controller {
                 meter,
                 chargers,
                 watch,
+                base: BaseLoadFilter::default(),
                 clock,
                 site_limit_override: None,
                 overload_since: None,
@@ -202,7 +205,10 @@ impl Controller {
         let targets = match (mode, grid) {
             (Mode::Normal, Some(grid)) => self.normal_targets(grid, now_s),
             (Mode::Holding, _) => self.holding_targets(),
-            _ => self.failsafe_targets(),
+            _ => {
+                self.base.reset();
+                self.failsafe_targets()
+            }
         };
         self.write(targets, now).await;
         if let Some(grid) = grid {
@@ -260,7 +266,11 @@ impl Controller {
                 // A car that took nothing when offered current (charging complete, or not
                 // ready) is served after every car that charges, and only at its minimum:
                 // it keeps the chance to resume without holding capacity others can use.
-                priority: if c.idle.idle { 0 } else { c.cfg.priority.saturating_add(1) },
+                priority: if c.idle.idle {
+                    0
+                } else {
+                    c.cfg.priority.saturating_add(1)
+                },
                 enabled: c.cfg.enabled,
                 profile_limit_a: c.idle.idle.then_some(c.cfg.min_current_a),
                 step_a: c.step_a(),
@@ -271,6 +281,7 @@ impl Controller {
             });
         }
         let circuits = self.circuit_inputs();
+        let grid = self.filtered_grid(grid, &inputs);
         let input = AllocInput {
             phases: usize::from(self.cfg.site.phases),
             site_limit_a: self.site_limit_a(),
@@ -294,6 +305,25 @@ impl Controller {
             c.reason = d.reason;
         }
         self.ramp_and_gate(&input, &decisions)
+    }
+
+    /// The grid reading with its base-load part smoothed (see [`BaseLoadFilter`]): chargers'
+    /// measured currents are kept as read, so the allocator's base load is the filtered one.
+    fn filtered_grid(&mut self, grid: [f64; 3], inputs: &[ChargerInput]) -> [f64; 3] {
+        let mut chargers = [0.0; 3];
+        for i in inputs {
+            if let LinkState::Online { measured_a, .. } = i.link {
+                for (&gp, a) in i.phase_map.iter().zip(measured_a) {
+                    if let Some(c) = chargers.get_mut(gp) {
+                        *c += a;
+                    }
+                }
+            }
+        }
+        let raw: [f64; 3] = std::array::from_fn(|p| grid[p] - chargers[p]);
+        let threshold = self.site_limit_a() - self.cfg.site.margin_a;
+        let base = self.base.update(raw, grid, threshold);
+        std::array::from_fn(|p| base[p] + chargers[p])
     }
 
     fn circuit_inputs(&self) -> Vec<CircuitInput> {
