@@ -11,7 +11,11 @@ use crate::devices::model::ModelSpec;
 /// `spec` with its charger watchdogs (setpoint validity, heartbeat period, default comms
 /// timeout) lengthened by `speed`.
 pub fn dilated(spec: &ModelSpec, speed: f64) -> ModelSpec {
-    let scale = |s: u32| (f64::from(s) * speed).ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
+    let scale = |s: u32| {
+        (f64::from(s) * speed)
+            .ceil()
+            .clamp(1.0, f64::from(u32::MAX)) as u32
+    };
     let mut out = *spec;
     if let Some(c) = out.charger.as_mut() {
         c.setpoint_validity_s = c.setpoint_validity_s.map(scale);

@@ -108,12 +108,12 @@ pub fn frame(h: &Header, v: &SiteView, tally: &Tally, alerts: &[String]) -> Stri
     }
     lines.push(String::new());
     lines.push(format!(
-        "{:<8} {:<7} {:>6} {:>6} {:>6} {:>9} {:>12}  status",
+        "{:<8} {:<7} {:>6} {:>6} {:>6} {:>9} {:>14}  status",
         "charger", "state", "L1 A", "L2 A", "L3 A", "setpoint", "energy"
     ));
     for c in &v.chargers {
         lines.push(format!(
-            "{:<8} {:<7} {:>6.1} {:>6.1} {:>6.1} {:>9} {:>12}  {}",
+            "{:<8} {:<7} {:>6.1} {:>6.1} {:>6.1} {:>9} {:>14}  {}",
             c.id,
             state_text(c),
             c.current_a[0],
@@ -134,7 +134,7 @@ pub fn frame(h: &Header, v: &SiteView, tally: &Tally, alerts: &[String]) -> Stri
     lines.push("Ctrl-C stops the demo (chargers are set to their safe current first).".into());
     let mut out = String::from(HOME);
     for l in lines {
-        let _ = write!(out, "{l}{ERASE_LINE}\r\n");
+        let _ = writeln!(out, "{l}{ERASE_LINE}");
     }
     out.push_str(ERASE_BELOW);
     out
