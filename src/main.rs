@@ -39,11 +39,27 @@ enum Command {
     Probe(ConfigArg),
     /// List the supported meter and charger models with their link and defaults.
     Models,
+    /// Watch the controller manage a simulated site (no config, no hardware needed).
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Stop after this many seconds and print a summary (default: run until Ctrl-C).
+    #[arg(long = "for", value_name = "SECONDS", value_parser = evsite::app::demo::parse_seconds)]
+    run_for: Option<std::time::Duration>,
+    /// Simulated seconds per wall-clock second.
+    #[arg(long, default_value_t = evsite::app::demo::DEFAULT_SPEED)]
+    speed: f64,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    evsite::app::logging::init_stderr();
+    if matches!(cli.command, Command::Demo(_)) {
+        evsite::app::demo::init_logging();
+    } else {
+        evsite::app::logging::init_stderr();
+    }
     let result = match cli.command {
         Command::Models => {
             print!("{}", evsite::app::models::table());
@@ -55,6 +71,12 @@ fn main() -> ExitCode {
                 print!("{}", evsite::app::probe::probe(&cfg).await);
                 Ok(ExitCode::SUCCESS)
             })
+        }),
+        Command::Demo(a) => runtime().and_then(|rt| {
+            let opts = evsite::app::demo::Options::new(a.run_for, a.speed);
+            let summary = rt.block_on(evsite::app::demo::run(opts))?;
+            print!("{summary}");
+            Ok(ExitCode::SUCCESS)
         }),
         Command::Run(a) => with_config(&a.config, |cfg| {
             runtime()?.block_on(evsite::app::run::run(cfg))?;

@@ -1,4 +1,5 @@
 //! The commands of the `evsite` binary, as library code so tests can drive them.
+pub mod demo;
 pub mod logging;
 pub mod models;
 pub mod probe;

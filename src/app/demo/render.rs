@@ -1,0 +1,250 @@
+//! What `evsite demo` prints: the full-screen view redrawn on a terminal, the plain status
+//! lines written when stdout is a pipe or a file, and the final summary. Pure text from a
+//! [`SiteView`], so it is tested without a terminal.
+
+use std::fmt::Write as _;
+
+use crate::control::safety::Mode;
+use crate::control::view::{ChargerView, SiteView};
+
+use super::tally::Tally;
+
+/// Width of a phase's bar, in characters.
+const BAR_WIDTH: usize = 30;
+/// ANSI: cursor home; erase to end of line; erase below.
+const HOME: &str = "\x1b[H";
+const ERASE_LINE: &str = "\x1b[K";
+const ERASE_BELOW: &str = "\x1b[J";
+
+/// What the header shows beside the view.
+pub struct Header<'a> {
+    pub site_id: &'a str,
+    pub speed: f64,
+    pub elapsed_s: f64,
+    /// Seconds of site time simulated so far.
+    pub site_s: f64,
+}
+
+/// `value` against `limit` as a bar of `width` cells: `#` up to the value, `.` for the rest.
+pub fn bar(value: f64, limit: f64, width: usize) -> String {
+    let filled = if limit > 0.0 {
+        ((value / limit).clamp(0.0, 1.0) * width as f64).round() as usize
+    } else {
+        0
+    };
+    format!("{}{}", "#".repeat(filled), ".".repeat(width - filled))
+}
+
+pub fn mode_name(mode: Option<Mode>) -> &'static str {
+    match mode {
+        None => "starting",
+        Some(Mode::Startup) => "startup",
+        Some(Mode::Normal) => "normal",
+        Some(Mode::Holding) => "holding (meter missed)",
+        Some(Mode::Failsafe) => "FAILSAFE",
+    }
+}
+
+/// The controller's reason (`Paused(NoCapacity)`, ...) in words.
+pub fn reason_text(reason: &str) -> String {
+    let inner = reason
+        .strip_prefix("Paused(")
+        .and_then(|r| r.strip_suffix(')'));
+    let words = |s: &str| {
+        let mut out = String::new();
+        for (i, ch) in s.chars().enumerate() {
+            if ch.is_uppercase() && i > 0 {
+                out.push(' ');
+            }
+            out.push(ch.to_ascii_lowercase());
+        }
+        out
+    };
+    match inner {
+        Some(r) => format!("paused: {}", words(r)),
+        None => words(reason),
+    }
+}
+
+fn state_text(c: &ChargerView) -> String {
+    match (c.online, c.state) {
+        (false, _) => "offline".into(),
+        (true, Some(s)) => s.letter().to_string(),
+        (true, None) => "-".into(),
+    }
+}
+
+fn opt(v: Option<f64>, digits: usize, unit: &str) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.digits$}{unit}"))
+}
+
+/// One screen of the live view, each line erased to its end so shorter text leaves no rests.
+pub fn frame(h: &Header, v: &SiteView, tally: &Tally, alerts: &[String]) -> String {
+    let mut lines = Vec::new();
+    lines.push(format!(
+        "evsite demo — site {}, ×{} speed, {:.0} s elapsed ({} of site time)",
+        h.site_id,
+        h.speed,
+        h.elapsed_s,
+        clock(h.site_s)
+    ));
+    lines.push(format!(
+        "mode {}   cycle {:.1} ms   peak {:.1} A of {} A",
+        mode_name(v.mode),
+        v.cycle_ms,
+        tally.peak_a(),
+        v.limit_a
+    ));
+    lines.push(String::new());
+    for p in 0..3 {
+        let a = v.grid_a.map(|g| g[p]);
+        lines.push(format!(
+            "grid L{}  {:>6}  [{}]  limit {} A",
+            p + 1,
+            opt(a, 1, " A"),
+            bar(a.unwrap_or(0.0), v.limit_a, BAR_WIDTH),
+            v.limit_a
+        ));
+    }
+    lines.push(String::new());
+    lines.push(format!(
+        "{:<8} {:<7} {:>6} {:>6} {:>6} {:>9} {:>14}  status",
+        "charger", "state", "L1 A", "L2 A", "L3 A", "setpoint", "energy"
+    ));
+    for c in &v.chargers {
+        lines.push(format!(
+            "{:<8} {:<7} {:>6.1} {:>6.1} {:>6.1} {:>9} {:>14}  {}",
+            c.id,
+            state_text(c),
+            c.current_a[0],
+            c.current_a[1],
+            c.current_a[2],
+            opt(c.setpoint_a, 1, " A"),
+            opt(c.energy_wh.map(|e| e / 1000.0), 3, " kWh"),
+            reason_text(&c.reason)
+        ));
+    }
+    lines.push(String::new());
+    lines.push("recent alerts:".into());
+    if alerts.is_empty() {
+        lines.push("  none".into());
+    }
+    lines.extend(alerts.iter().map(|a| format!("  {a}")));
+    lines.push(String::new());
+    lines.push("Ctrl-C stops the demo (chargers are set to their safe current first).".into());
+    let mut out = String::from(HOME);
+    for l in lines {
+        let _ = writeln!(out, "{l}{ERASE_LINE}");
+    }
+    out.push_str(ERASE_BELOW);
+    out
+}
+
+/// Plain status lines: the grid, then one line per charger, each prefixed with the elapsed
+/// seconds so a log of them reads as a timeline.
+pub fn plain_lines(elapsed_s: f64, v: &SiteView) -> Vec<String> {
+    let t = format!("{elapsed_s:6.1}s");
+    let grid = v.grid_a.map_or_else(
+        || "-".into(),
+        |g| format!("{:.1}/{:.1}/{:.1}A", g[0], g[1], g[2]),
+    );
+    let mut out = vec![format!(
+        "{t} grid={grid} limit={}A mode={}",
+        v.limit_a,
+        mode_name(v.mode)
+    )];
+    for c in &v.chargers {
+        out.push(format!(
+            "{t} {} state={} current={:.1}/{:.1}/{:.1}A setpoint={} energy={} reason={}",
+            c.id,
+            state_text(c),
+            c.current_a[0],
+            c.current_a[1],
+            c.current_a[2],
+            opt(c.setpoint_a, 1, "A"),
+            opt(c.energy_wh, 0, "Wh"),
+            reason_text(&c.reason).replace(' ', "-")
+        ));
+    }
+    out
+}
+
+/// `h:mm:ss` of a number of seconds.
+pub fn clock(s: f64) -> String {
+    let s = s.max(0.0) as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::model::ChargeState;
+
+    fn view() -> SiteView {
+        SiteView {
+            at: None,
+            mode: Some(Mode::Normal),
+            grid_a: Some([16.0, 8.0, 40.0]),
+            limit_a: 32.0,
+            chargers: vec![ChargerView {
+                id: "cp-1".into(),
+                online: true,
+                state: Some(ChargeState::C),
+                current_a: [10.0, 10.0, 10.0],
+                power_w: None,
+                energy_wh: Some(1234.4),
+                setpoint_a: Some(10.5),
+                reason: "Paused(NoCapacity)".into(),
+            }],
+            cycle_ms: 2.0,
+        }
+    }
+
+    #[test]
+    fn bars_fill_in_proportion_and_clamp() {
+        assert_eq!(bar(16.0, 32.0, 10), "#####.....");
+        assert_eq!(bar(40.0, 32.0, 4), "####");
+        assert_eq!(bar(-1.0, 32.0, 4), "....");
+        assert_eq!(bar(5.0, 0.0, 3), "...");
+    }
+
+    #[test]
+    fn reasons_read_as_words() {
+        assert_eq!(reason_text("Paused(NoCapacity)"), "paused: no capacity");
+        assert_eq!(reason_text("Charging"), "charging");
+        assert_eq!(reason_text("Offline"), "offline");
+    }
+
+    #[test]
+    fn plain_lines_carry_every_field() {
+        let lines = plain_lines(4.0, &view());
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[0],
+            "   4.0s grid=16.0/8.0/40.0A limit=32A mode=normal"
+        );
+        assert_eq!(
+            lines[1],
+            "   4.0s cp-1 state=C current=10.0/10.0/10.0A setpoint=10.5A energy=1234Wh \
+             reason=paused:-no-capacity"
+        );
+    }
+
+    #[test]
+    fn the_frame_shows_grid_chargers_and_alerts() {
+        let h = Header {
+            site_id: "demo",
+            speed: 30.0,
+            elapsed_s: 12.0,
+            site_s: 3725.0,
+        };
+        let f = frame(&h, &view(), &Tally::default(), &["3s overload".into()]);
+        assert!(f.starts_with(HOME) && f.ends_with(ERASE_BELOW));
+        assert!(f.contains("1:02:05 of site time"));
+        assert!(f.contains(&format!("[{}{}]", "#".repeat(15), ".".repeat(15))));
+        assert!(f.contains("cp-1"));
+        assert!(f.contains("1.234 kWh"));
+        assert!(f.contains("paused: no capacity"));
+        assert!(f.contains("3s overload"));
+    }
+}
