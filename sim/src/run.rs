@@ -5,12 +5,14 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::path::Path;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use tokio::time::{Duration, Instant};
 
 use evsite::clock::Clock;
+use evsite::config::Config;
 use evsite::control::allocate::{
     allocate, AllocInput, ChargerInput, CircuitInput, LinkState, Turn,
 };
@@ -127,19 +129,23 @@ fn endpoints(model: &SiteModel) -> MemSite {
     )
 }
 
-async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
-    let resolve = |name: &str| registry::find(name);
-    let real = SiteModel::new(scenario, &resolve)?;
-    let mut ideal = SiteModel::new(scenario, &resolve)?;
-    let (eps, ports, lines) = endpoints(&real);
-    let data_dir = std::env::temp_dir().join(format!("evsite-sim-{}", scenario.name));
-    let text = config_toml(&real, &eps, &data_dir).map_err(|e| RunError::Config(e.to_string()))?;
+/// A simulated site wired to a controller's links over in-memory streams, with the config
+/// written for it: what a deterministic run (or a test) drives the real controller with.
+pub struct InMemory {
+    pub site: SharedSite,
+    pub cfg: Arc<Config>,
+    pub links: Links,
+}
+
+/// Serve `model` in memory and load the config written for it (store under `data_dir`).
+/// Must be called inside a tokio runtime: it spawns the RTU lines' servers.
+pub fn in_memory(model: SiteModel, data_dir: &Path) -> Result<InMemory, RunError> {
+    let (eps, ports, lines) = endpoints(&model);
+    let text = config_toml(&model, &eps, data_dir).map_err(|e| RunError::Config(e.to_string()))?;
     let cfg = evsite::config::load_str(&text, "simulated site")
         .map_err(|e| RunError::Config(e.to_string()))?;
     let cfg = Arc::new(cfg);
-    let mut scorer = Scorer::new(scenario, &real, &cfg);
-    let site = real.into_shared();
-
+    let site = model.into_shared();
     let links = Links::new(Arc::new(MemConnector {
         site: site.clone(),
         ports,
@@ -160,6 +166,21 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
             })?;
         links.insert_rtu(&bus, RtuBus::from_stream(client, settings));
     }
+    Ok(InMemory { site, cfg, links })
+}
+
+async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
+    let resolve = |name: &str| registry::find(name);
+    let real = SiteModel::new(scenario, &resolve)?;
+    let mut ideal = SiteModel::new(scenario, &resolve)?;
+    let data_dir = std::env::temp_dir().join(format!("evsite-sim-{}", scenario.name));
+    let InMemory { site, cfg, links } = in_memory(real, &data_dir)?;
+    let mut scorer = {
+        let real = site
+            .lock()
+            .map_err(|_| io::Error::other("site lock poisoned"))?;
+        Scorer::new(scenario, &real, &cfg)
+    };
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let clock = Clock::starting_at(scenario.start);
     let (mut controller, _view) = Controller::new(cfg.clone(), &links, clock, events_tx)?;
@@ -268,7 +289,7 @@ fn step_of(c: &evsite::config::Charger) -> f64 {
 
 /// The ideal controller: the same allocator and limits, with perfect knowledge — true base
 /// load, each car's true acceptance and phases — acting instantly on the twin site.
-fn ideal_control(cfg: &evsite::config::Config, site: &mut SiteModel, turns: &mut [Turn]) {
+fn ideal_control(cfg: &Config, site: &mut SiteModel, turns: &mut [Turn]) {
     let demand = site.vehicle_demand();
     let base = site.base_load_a();
     let now_s = site.time_s();

@@ -1,0 +1,565 @@
+//! The real control loop against the real simulator: start-up and meter fail-safe, overload
+//! answered within one cycle, silent chargers kept reserved, the chargers' own fallbacks set
+//! at start, safe currents at shutdown and on SIGTERM of the real binary, and the scorecard of
+//! every shipped scenario. Every assertion reads the simulator's truth, never the
+//! controller's own view.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio::time::{Duration, Instant};
+
+use evsite::clock::Clock;
+use evsite::config::Config;
+use evsite::control::runner::Controller;
+use evsite::control::view::{AlertKind, ControlEvent};
+use evsite::devices::codec::{decode_number, encode_number};
+use evsite::devices::model::ChargeState;
+use evsite::devices::registry;
+use evsite::devices::regmap::Register;
+use evsite::simulator::{ChargerTruth, Scenario, SharedSite, SiteModel};
+use evsite_sim::run::{in_memory, InMemory};
+
+const FAILSAFE_A: f64 = 6.0;
+/// Model step the rig advances the site by (as `evsite-sim run` does).
+const STEP_S: f64 = 0.1;
+/// Amps of slack for register encodings (0.1 A or 1 mA resolution).
+const TOL: f64 = 0.05;
+
+fn head(limit_a: f64, base: &str) -> String {
+    format!(
+        r#"
+name = "control"
+seed = 3
+duration_s = 3600
+start = "2026-01-15T17:00:00Z"
+[site]
+id = "control"
+grid_limit_a = {limit_a}
+phases = 3
+voltage_v = 230.0
+margin_a = 1.0
+failsafe_current_a = {FAILSAFE_A}
+[base_load]
+points = {base}
+[meter]
+model = "eastron-sdm630"
+transport = "rtu"
+"#
+    )
+}
+
+fn charger(id: &str, model: &str, phase_map: &str) -> String {
+    format!(
+        "[[charger]]\nid = \"{id}\"\nmodel = \"{model}\"\ntransport = \"tcp\"\nphases = 3\n\
+         phase_map = [{phase_map}]\nmin_current_a = 6.0\nmax_current_a = 32.0\n"
+    )
+}
+
+/// A 3-phase car that takes whatever it is offered for the whole test.
+fn car(charger: &str) -> String {
+    format!(
+        "[[vehicle]]\ncharger = \"{charger}\"\narrive_s = 0\ndepart_s = 3600\ncapacity_kwh = 100\n\
+         soc_start = 0.1\nsoc_target = 1.0\nmax_current_a = 32\nphases = 3\n\
+         response_delay_s = 2\ntaper_from_soc = 1.0\n"
+    )
+}
+
+fn fault(kind: &str, target: &str, at_s: f64, duration_s: f64) -> String {
+    format!("[[fault]]\nat_s = {at_s}\nduration_s = {duration_s}\nkind = \"{kind}\"\ntarget = \"{target}\"\n")
+}
+
+fn scenario(head: String, parts: &[String]) -> Scenario {
+    let text = format!("{head}\n{}", parts.join("\n"));
+    Scenario::parse(&text, "control test").expect("test scenario parses")
+}
+
+/// The controller wired to a simulated site in memory, on tokio's paused clock; the site is
+/// stepped to the tokio clock before every cycle, so site time and controller time agree.
+struct Rig {
+    site: SharedSite,
+    cfg: Arc<Config>,
+    ctl: Controller,
+    events: UnboundedReceiver<ControlEvent>,
+    tick: tokio::time::Interval,
+    stepped_to: Instant,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    fn new(scenario: &Scenario) -> Rig {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let model = SiteModel::from_registry(scenario).expect("site builds");
+        let InMemory { site, cfg, links } = in_memory(model, dir.path()).expect("wired");
+        let (tx, events) = unbounded_channel();
+        let clock = Clock::starting_at(scenario.start);
+        let (ctl, _view) = Controller::new(cfg.clone(), &links, clock, tx).expect("controller");
+        let mut tick = tokio::time::interval(cfg.control.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Rig {
+            site,
+            cfg,
+            ctl,
+            events,
+            tick,
+            stepped_to: Instant::now(),
+            _dir: dir,
+        }
+    }
+
+    /// Bring the site's physics up to the tokio clock.
+    fn catch_up(&mut self) {
+        let now = Instant::now();
+        let mut due = now.duration_since(self.stepped_to).as_secs_f64();
+        self.stepped_to = now;
+        let mut site = self.site.lock().expect("site lock");
+        while due > 1e-9 {
+            let dt = due.min(STEP_S);
+            site.step(dt);
+            due -= dt;
+        }
+    }
+
+    /// Wait for the next control tick, step the site to it, run one cycle.
+    async fn cycle(&mut self) {
+        self.tick.tick().await;
+        self.catch_up();
+        self.ctl.cycle().await;
+    }
+
+    async fn cycles(&mut self, n: usize) {
+        for _ in 0..n {
+            self.cycle().await;
+        }
+    }
+
+    /// Cycle until the site's clock reaches `t_s`.
+    async fn run_until(&mut self, t_s: f64) {
+        while self.time_s() < t_s {
+            self.cycle().await;
+        }
+    }
+
+    fn time_s(&self) -> f64 {
+        self.site.lock().expect("site lock").time_s()
+    }
+
+    fn truth(&self) -> Vec<ChargerTruth> {
+        self.site.lock().expect("site lock").charger_truth()
+    }
+
+    fn base_a(&self) -> [f64; 3] {
+        self.site.lock().expect("site lock").base_load_a()
+    }
+
+    /// Alerts emitted since the last call: (kind, raised, charger).
+    fn alerts(&mut self) -> Vec<(AlertKind, bool, Option<String>)> {
+        let mut out = Vec::new();
+        while let Ok(ControlEvent::Alert {
+            kind,
+            raised,
+            charger,
+            ..
+        }) = self.events.try_recv()
+        {
+            out.push((kind, raised, charger));
+        }
+        out
+    }
+
+    /// Per grid phase: the base load plus every charger's written setpoint on that phase —
+    /// the most the site can draw once the cars follow their setpoints.
+    fn worst_case_a(&self, base: [f64; 3], skip: Option<&str>) -> [f64; 3] {
+        let mut sum = base;
+        for (t, c) in self.truth().iter().zip(&self.cfg.chargers) {
+            if skip == Some(t.id.as_str()) {
+                continue;
+            }
+            for &p in &c.phase_map {
+                sum[p] += t.setpoint_a.unwrap_or(0.0);
+            }
+        }
+        sum
+    }
+}
+
+fn connected(t: &ChargerTruth) -> bool {
+    t.state.is_connected()
+}
+
+fn setpoint(t: &ChargerTruth) -> f64 {
+    t.setpoint_a.unwrap_or(f64::NAN)
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_rises_above_failsafe_before_the_first_good_meter_read() {
+    let s = scenario(
+        head(32.0, "[[0, 4, 4, 4]]"),
+        &[
+            charger("cp-1", "alfen-eve", "1, 2, 3"),
+            charger("cp-2", "vestel-evc04", "2, 3, 1"),
+            charger("cp-3", "schneider-evlink-pro", "3, 1, 2"),
+            car("cp-1"),
+            car("cp-2"),
+            fault("meter_silent", "meter", 0.0, 3600.0),
+        ],
+    );
+    let mut rig = Rig::new(&s);
+    rig.ctl.start().await;
+    let timeout_s = rig.cfg.control.meter_timeout.as_secs_f64();
+    while rig.time_s() < timeout_s + 5.0 {
+        rig.cycle().await;
+        for t in rig.truth() {
+            let written = t.setpoint_a.expect("every charger is written a setpoint");
+            assert!(written <= FAILSAFE_A + TOL, "{} set to {written} A", t.id);
+            assert!(t.offered_a <= FAILSAFE_A + TOL, "{} offers {}", t.id, t.offered_a);
+        }
+    }
+    for t in rig.truth().iter().filter(|t| connected(t)) {
+        assert!((setpoint(t) - FAILSAFE_A).abs() < TOL, "{t:?}");
+    }
+    let meter_alerts: Vec<_> = rig
+        .alerts()
+        .into_iter()
+        .filter(|a| a.0 == AlertKind::MeterOffline)
+        .collect();
+    assert_eq!(meter_alerts, vec![(AlertKind::MeterOffline, true, None)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn meter_silent_mid_run_goes_failsafe_after_the_timeout_and_recovers() {
+    const FAULT_AT: f64 = 60.0;
+    const FAULT_FOR: f64 = 600.0;
+    let s = scenario(
+        head(32.0, "[[0, 5, 5, 5]]"),
+        &[
+            charger("cp-1", "alfen-eve", "1, 2, 3"),
+            charger("cp-2", "vestel-evc04", "2, 3, 1"),
+            charger("cp-3", "schneider-evlink-pro", "3, 1, 2"),
+            car("cp-1"),
+            car("cp-2"),
+            fault("meter_silent", "meter", FAULT_AT, FAULT_FOR),
+        ],
+    );
+    let mut rig = Rig::new(&s);
+    rig.ctl.start().await;
+    rig.run_until(FAULT_AT - 1.0).await;
+    for t in rig.truth().iter().filter(|t| connected(t)) {
+        assert!(setpoint(t) > FAILSAFE_A + 1.0, "normal control first: {t:?}");
+    }
+    assert!(rig.alerts().is_empty());
+
+    let timeout_s = rig.cfg.control.meter_timeout.as_secs_f64();
+    let interval_s = rig.cfg.control.interval.as_secs_f64();
+    // The last good read was at most one interval before the fault.
+    rig.run_until(FAULT_AT + timeout_s + interval_s).await;
+    let mut raised = 0;
+    while rig.time_s() < FAULT_AT + FAULT_FOR {
+        for t in rig.truth().iter().filter(|t| connected(t)) {
+            assert!(
+                (setpoint(t) - FAILSAFE_A).abs() < TOL,
+                "t={}: {t:?}",
+                rig.time_s()
+            );
+        }
+        raised += rig
+            .alerts()
+            .iter()
+            .filter(|a| *a == &(AlertKind::MeterOffline, true, None))
+            .count();
+        rig.cycle().await;
+    }
+    assert_eq!(raised, 1, "one alert for one outage");
+
+    // The meter answers again: the alert clears and setpoints rise within a few cycles.
+    rig.cycles(3).await;
+    let after = rig.alerts();
+    assert!(
+        after.contains(&(AlertKind::MeterOffline, false, None)),
+        "{after:?}"
+    );
+    assert!(!after.contains(&(AlertKind::MeterOffline, true, None)));
+    for t in rig.truth().iter().filter(|t| connected(t)) {
+        assert!(setpoint(t) > FAILSAFE_A + 1.0, "control resumed: {t:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_base_load_step_is_answered_in_the_next_cycle() {
+    const LIMIT: f64 = 40.0;
+    const MARGIN: f64 = 1.0;
+    // 5 A per phase until t = 100.5 s, then a step to 20/18/16 A within 0.1 s.
+    let s = scenario(
+        head(
+            LIMIT,
+            "[[0, 5, 5, 5], [100.4, 5, 5, 5], [100.5, 20, 18, 16]]",
+        ),
+        &[
+            charger("cp-1", "alfen-eve", "1, 2, 3"),
+            charger("cp-2", "vestel-evc04", "1, 2, 3"),
+            car("cp-1"),
+            car("cp-2"),
+        ],
+    );
+    let mut rig = Rig::new(&s);
+    rig.ctl.start().await;
+    rig.run_until(100.0).await;
+    let before = rig.worst_case_a([20.0, 18.0, 16.0], None);
+    assert!(
+        before.iter().any(|&a| a > LIMIT - MARGIN + 1.0),
+        "the step must overload the site at the old setpoints: {before:?}"
+    );
+    rig.cycle().await;
+    let base = rig.base_a();
+    assert!((base[0] - 20.0).abs() < 1e-6, "the step happened: {base:?}");
+    let after = rig.worst_case_a(base, None);
+    for (p, a) in after.iter().enumerate() {
+        assert!(
+            *a <= LIMIT - MARGIN + TOL,
+            "phase {}: base + setpoints = {a} A after one cycle",
+            p + 1
+        );
+    }
+    for t in rig.truth() {
+        assert!(setpoint(&t) >= FAILSAFE_A, "still charging: {t:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_charger_stays_reserved_and_is_reported_after_three_cycles() {
+    const LIMIT: f64 = 50.0;
+    const MARGIN: f64 = 1.0;
+    const FAULT_AT: f64 = 60.0;
+    let s = scenario(
+        head(LIMIT, "[[0, 5, 5, 5]]"),
+        &[
+            charger("cp-1", "alfen-eve", "1, 2, 3"),
+            charger("cp-2", "vestel-evc04", "1, 2, 3"),
+            charger("cp-3", "schneider-evlink-pro", "1, 2, 3"),
+            car("cp-1"),
+            car("cp-2"),
+            car("cp-3"),
+            // The simulator's silence fault works on any device.
+            fault("meter_silent", "cp-3", FAULT_AT, 600.0),
+        ],
+    );
+    let mut rig = Rig::new(&s);
+    rig.ctl.start().await;
+    rig.run_until(FAULT_AT - 1.0).await;
+    let last = setpoint(&rig.truth()[2]);
+    assert!(last > FAILSAFE_A + 1.0, "cp-3 charging before: {last}");
+    assert!(rig.alerts().is_empty());
+
+    let offline = |a: &[(AlertKind, bool, Option<String>)]| {
+        a.iter()
+            .filter(|x| **x == (AlertKind::ChargerOffline, true, Some("cp-3".into())))
+            .count()
+    };
+    for failed in 1..=2 {
+        rig.cycle().await;
+        assert_eq!(offline(&rig.alerts()), 0, "no alert after {failed} failed read(s)");
+    }
+    rig.cycle().await;
+    assert_eq!(offline(&rig.alerts()), 1, "alert on the third failed read");
+
+    let room = LIMIT - MARGIN - 5.0 - last;
+    for _ in 0..30 {
+        rig.cycle().await;
+        let others = rig.worst_case_a([0.0; 3], Some("cp-3"));
+        for a in others {
+            assert!(a <= room + TOL, "others got {a} A of {room} A left");
+        }
+        assert_eq!(setpoint(&rig.truth()[2]), last, "nothing reaches cp-3");
+    }
+    assert_eq!(offline(&rig.alerts()), 0, "reported once");
+}
+
+fn reg_value(site: &SharedSite, device: usize, reg: &Register) -> f64 {
+    let mut s = site.lock().expect("site lock");
+    let words = s.read(device, reg.table, reg.addr, reg.words()).expect("read");
+    decode_number(reg, &words)
+        .expect("decodes")
+        .expect("a number")
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_writes_the_comms_timeout_and_safe_current_where_models_have_them() {
+    let s = scenario(
+        head(32.0, "[[0, 5, 5, 5]]"),
+        &[
+            charger("cp-1", "abb-terra-ac", "1, 2, 3"),
+            charger("cp-2", "vestel-evc04", "2, 3, 1"),
+        ],
+    );
+    let mut rig = Rig::new(&s);
+    let spec = |name: &str| {
+        registry::find(name)
+            .and_then(|m| m.charger)
+            .expect("a charger model")
+    };
+    let (abb, vestel) = (spec("abb-terra-ac"), spec("vestel-evc04"));
+    let abb_ct = abb.comms_timeout.expect("ABB has a comms timeout");
+    let vestel_ct = vestel.comms_timeout.expect("Vestel has a comms timeout");
+    let vestel_safe = vestel.safe_current.expect("Vestel has a safe current");
+    // Clear them first (0 = watchdog off), so only the controller's writes can restore them.
+    {
+        let mut site = rig.site.lock().expect("site lock");
+        for (dev, reg, v) in [
+            (1, abb_ct.reg, 0.0),
+            (2, vestel_ct.reg, 0.0),
+            (2, vestel_safe, 16.0),
+        ] {
+            let words = encode_number(&reg, v).expect("encodes");
+            site.write(dev, reg.table, reg.addr, &words)
+                .expect("writable");
+        }
+    }
+    assert_eq!(reg_value(&rig.site, 1, &abb_ct.reg), 0.0);
+    assert_eq!(reg_value(&rig.site, 2, &vestel_safe), 16.0);
+
+    rig.ctl.start().await;
+    assert_eq!(
+        reg_value(&rig.site, 1, &abb_ct.reg),
+        f64::from(abb_ct.default_s)
+    );
+    assert_eq!(
+        reg_value(&rig.site, 2, &vestel_ct.reg),
+        f64::from(vestel_ct.default_s)
+    );
+    assert_eq!(reg_value(&rig.site, 2, &vestel_safe), FAILSAFE_A);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_leaves_every_charger_at_the_failsafe_current() {
+    let s = scenario(
+        head(40.0, "[[0, 5, 5, 5]]"),
+        &[
+            charger("cp-1", "alfen-eve", "1, 2, 3"),
+            charger("cp-2", "vestel-evc04", "2, 3, 1"),
+            charger("cp-3", "schneider-evlink-pro", "3, 1, 2"),
+            car("cp-1"),
+            car("cp-2"),
+        ],
+    );
+    let mut rig = Rig::new(&s);
+    rig.ctl.start().await;
+    rig.run_until(40.0).await;
+    let truth = rig.truth();
+    assert!(truth
+        .iter()
+        .filter(|t| connected(t))
+        .all(|t| setpoint(t) > FAILSAFE_A + 1.0));
+    rig.ctl.shutdown().await;
+    for t in rig.truth() {
+        if connected(&t) {
+            assert!((setpoint(&t) - FAILSAFE_A).abs() < TOL, "{t:?}");
+        } else {
+            assert!(setpoint(&t) <= FAILSAFE_A + TOL, "{t:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_daemon_with_every_charger_at_the_failsafe_current() {
+    use evsite::simulator::write_config::write_config;
+    use evsite::simulator::{serve_site, spawn_stepper};
+
+    let s = scenario(
+        head(32.0, "[[0, 5, 5, 5]]"),
+        &[
+            charger("cp-1", "alfen-eve", "1, 2, 3"),
+            charger("cp-2", "vestel-evc04", "2, 3, 1"),
+            charger("cp-3", "schneider-evlink-pro", "3, 1, 2"),
+            car("cp-1"),
+            car("cp-2"),
+        ],
+    );
+    let site = SiteModel::from_registry(&s).expect("site").into_shared();
+    let served = serve_site(site.clone()).await.expect("served");
+    let _stepper = spawn_stepper(site.clone(), 1.0);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("evsite.toml");
+    {
+        let model = site.lock().expect("site lock");
+        write_config(&config, &model, &served.endpoints, dir.path()).expect("config written");
+    }
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_evsite"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("evsite starts");
+    let pid = child.id().expect("a pid");
+
+    // Wait (bounded) until the controller has written a setpoint above the fail-safe one.
+    let charging = async {
+        loop {
+            let above = site
+                .lock()
+                .expect("site lock")
+                .charger_truth()
+                .iter()
+                .any(|t| t.setpoint_a.is_some_and(|a| a > FAILSAFE_A + 1.0));
+            if above {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), charging)
+        .await
+        .expect("the daemon raises a setpoint within a minute");
+
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the daemon exits within 30 s of SIGTERM")
+        .expect("wait");
+    assert!(status.success(), "exit status {status:?}");
+    let truth = site.lock().expect("site lock").charger_truth();
+    assert!(truth.iter().any(connected));
+    for t in truth.iter().filter(|t| connected(t)) {
+        assert!((setpoint(t) - FAILSAFE_A).abs() < TOL, "{t:?}");
+    }
+    for t in &truth {
+        assert!(t.state != ChargeState::F, "{t:?}");
+    }
+}
+
+#[test]
+fn every_shipped_scenario_runs_without_overload_and_reproducibly() {
+    let mut paths: Vec<_> = std::fs::read_dir(evsite_sim::SCENARIO_DIR)
+        .expect("scenario dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty());
+    // One thread per scenario: each run is independent and single-threaded.
+    let runs: Vec<_> = paths
+        .into_iter()
+        .map(|path| {
+            std::thread::spawn(move || {
+                let s = Scenario::from_path(&path).expect("scenario");
+                let a = evsite_sim::run::run(&s).expect("first run");
+                let b = evsite_sim::run::run(&s).expect("second run");
+                (path, a, b)
+            })
+        })
+        .collect();
+    for run in runs {
+        let (path, mut a, mut b) = run.join().expect("run thread");
+        assert_eq!(a.overload_s, 0.0, "{}: {a:?}", path.display());
+        assert!(a.cycles > 0, "{}", path.display());
+        for card in [&mut a, &mut b] {
+            card.cycle_ms_p50 = 0.0;
+            card.cycle_ms_p99 = 0.0;
+        }
+        assert_eq!(a, b, "{}: two runs differ", path.display());
+    }
+}
