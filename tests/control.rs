@@ -547,7 +547,7 @@ async fn sigterm_stops_the_daemon_with_every_charger_at_the_failsafe_current() {
 }
 
 #[test]
-fn every_shipped_scenario_runs_without_overload_and_reproducibly() {
+fn every_shipped_scenario_runs_without_overload_at_high_utilization_and_reproducibly() {
     let mut paths: Vec<_> = std::fs::read_dir(evsite_sim::SCENARIO_DIR)
         .expect("scenario dir")
         .map(|e| e.expect("entry").path())
@@ -575,6 +575,8 @@ fn every_shipped_scenario_runs_without_overload_and_reproducibly() {
     for run in runs {
         let (path, mut a, b) = run.join().expect("run thread");
         assert_eq!(a.overload_s, 0.0, "{}: {a:?}", path.display());
+        // The bar: every amp the site can spare reaches the cars.
+        assert!(a.utilization >= 0.95, "{}: {a:?}", path.display());
         assert!(a.cycles > 0, "{}", path.display());
         if let Some(mut b) = b {
             for card in [&mut a, &mut b] {

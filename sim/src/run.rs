@@ -195,8 +195,6 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
         let mut tick = tokio::time::interval(STEP);
         let mut turns = vec![Turn::default(); oracle_cfg.chargers.len()];
         let mut next_oracle = Instant::now();
-        let start = Instant::now();
-        let debug = std::env::var_os("EVSITE_SIM_DEBUG").is_some();
         let dt = STEP.as_secs_f64();
         loop {
             let now = tick.tick().await;
@@ -215,43 +213,6 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
                 }
                 Err(_) => break,
             };
-            if debug && (now - start).as_secs() % 60 == 0 && (now - start).subsec_millis() == 0 {
-                if let Ok(s) = world_site.lock() {
-                    let r: Vec<String> = s
-                        .charger_truth()
-                        .iter()
-                        .map(|c| {
-                            format!(
-                                "{:>5.1}/{:>4.1}",
-                                c.setpoint_a.unwrap_or(-1.0),
-                                c.grid_a.iter().copied().fold(0.0, f64::max)
-                            )
-                        })
-                        .collect();
-                    let i: Vec<String> = ideal
-                        .charger_truth()
-                        .iter()
-                        .map(|c| {
-                            format!(
-                                "{:>5.1}/{:>4.1}",
-                                c.setpoint_a.unwrap_or(-1.0),
-                                c.grid_a.iter().copied().fold(0.0, f64::max)
-                            )
-                        })
-                        .collect();
-                    let er: f64 = s.vehicle_truth().iter().map(|v| v.energy_wh).sum();
-                    let ei: f64 = ideal.vehicle_truth().iter().map(|v| v.energy_wh).sum();
-                    eprintln!("E real {er:.0} ideal {ei:.0}");
-                    eprintln!(
-                        "t={:>5} grid {:>5.1?} ideal {:>5.1?}\n   real  {}\n   ideal {}",
-                        (now - start).as_secs(),
-                        s.grid_current_a(),
-                        ideal.grid_current_a(),
-                        r.join(" "),
-                        i.join(" ")
-                    );
-                }
-            }
             scorer.sample(&sample, dt);
         }
         (scorer, ideal)

@@ -4,7 +4,8 @@
 //! reading would pull every car down on every upward flicker — and cars need seconds to follow,
 //! during which increases elsewhere must wait — so capacity is lost to noise. The estimate is
 //! therefore smoothed, but never when it matters: as soon as a phase's grid current reaches the
-//! limit less the margin, the raw reading is used at once and the smoothing restarts from it.
+//! limit less the margin, the raw reading (if higher) is used at once, and a step up in load
+//! that is too large to be flicker resets the estimate to it.
 
 /// Weight of the newest reading in the smoothed estimate (per cycle).
 const ALPHA: f64 = 0.25;
@@ -22,10 +23,14 @@ impl BaseLoadFilter {
         let mut out = [0.0; 3];
         for p in 0..3 {
             smooth[p] += ALPHA * (raw[p] - smooth[p]);
-            if grid[p] >= threshold_a || raw[p] >= smooth[p] + 3.0 * NOISE_STEP_A {
-                // At the limit, or a step up in load: believe the reading now.
-                smooth[p] = smooth[p].max(raw[p]);
+            if raw[p] >= smooth[p] + 3.0 * NOISE_STEP_A {
+                // A step up in load (an appliance switched on): believe it now, and from now on.
+                smooth[p] = raw[p];
                 out[p] = raw[p];
+            } else if grid[p] >= threshold_a {
+                // At the limit: answer this reading now, without letting one flicker drag the
+                // estimate up for the cycles after.
+                out[p] = raw[p].max(smooth[p]);
             } else {
                 out[p] = smooth[p];
             }
@@ -65,6 +70,9 @@ mod tests {
         let hot = f.update([22.0, 20.0, 20.0], [61.5, 50.0, 50.0], 61.0);
         assert_eq!(hot[0], 22.0);
         assert!(hot[1] <= 20.0 + 1e-9);
+        // One flicker at the limit does not hold the estimate up afterwards.
+        let after = f.update([20.0; 3], [50.0; 3], 61.0);
+        assert!(after[0] < 21.0, "{after:?}");
     }
 
     #[test]

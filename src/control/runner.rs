@@ -343,10 +343,12 @@ impl Controller {
             .collect()
     }
 
-    /// Ramp increases, then let them through only into room free now.
+    /// Ramp increases, then let them through only into room free now. The allocation keeps
+    /// the margin free; the gate lets the few seconds in which a car follows a lower limit use
+    /// the margin, but never the limit itself: the worst case of that moment (the slow car
+    /// still at its old current, the fast one already at its new) stays under the fuse.
     fn ramp_and_gate(&self, input: &AllocInput, decisions: &[Decision]) -> Vec<f64> {
         let ctl = &self.cfg.control;
-        let margin = self.cfg.site.margin_a;
         // Free capacity per constraint: site (0) then circuits (1..).
         let mut site_free = [0.0; 3];
         for (p, free) in site_free.iter_mut().enumerate() {
@@ -368,24 +370,21 @@ impl Controller {
                 .sum();
             let base = input.grid_a[p] - online;
             *free = input.site_limit_a
-                - margin
                 - base
                 - offline_reserve(&self.chargers, &input.chargers, p, None);
         }
         let mut constraints = vec![GateConstraint { free_a: site_free }];
-        for (k, ci) in input.circuits.iter().enumerate() {
+        for ci in &input.circuits {
             let mut free = [0.0; 3];
             for (p, f) in free.iter_mut().enumerate() {
                 *f = ci.limit_a
-                    - margin
                     - offline_reserve(&self.chargers, &input.chargers, p, Some(&ci.members));
             }
             constraints.push(GateConstraint { free_a: free });
-            let _ = k;
         }
         let mut gated = Vec::new();
         let mut order: Vec<usize> = (0..self.chargers.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(self.chargers[i].cfg.priority));
+        order.sort_by_key(|&i| std::cmp::Reverse(input.chargers[i].priority));
         for (i, (c, d)) in self.chargers.iter().zip(decisions).enumerate() {
             let previous = c.written.unwrap_or(0.0);
             let wanted = if matches!(d.reason, Reason::Offline) {
@@ -772,4 +771,46 @@ fn charger_currents(s: &Snapshot, phases: usize) -> [f64; 3] {
         *o = s.current_a[p].unwrap_or(0.0).max(0.0);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHARGING: [f64; 3] = [10.0, 10.0, 10.0];
+    const NOTHING: [f64; 3] = [0.0, 0.3, 0.0];
+
+    #[test]
+    fn a_car_offered_current_that_draws_nothing_becomes_idle_after_a_minute() {
+        let mut w = IdleWatch::default();
+        w.observe(ChargeState::B, true, &NOTHING, 0.0);
+        w.observe(ChargeState::B, true, &NOTHING, IDLE_AFTER_S - 1.0);
+        assert!(!w.idle, "not before the minute is up");
+        w.observe(ChargeState::B, true, &NOTHING, IDLE_AFTER_S);
+        assert!(w.idle);
+        w.observe(ChargeState::C, true, &CHARGING, IDLE_AFTER_S + 1.0);
+        assert!(!w.idle, "drawing again ends it at once");
+    }
+
+    #[test]
+    fn a_paused_car_is_waiting_not_idle() {
+        let mut w = IdleWatch::default();
+        for t in 0..200 {
+            w.observe(ChargeState::B, false, &NOTHING, f64::from(t));
+        }
+        assert!(!w.idle, "it was never offered anything");
+        w.observe(ChargeState::B, true, &NOTHING, 200.0);
+        w.observe(ChargeState::B, true, &NOTHING, 200.0 + IDLE_AFTER_S - 1.0);
+        assert!(!w.idle, "the minute counts from the offer");
+    }
+
+    #[test]
+    fn unplugging_clears_idle() {
+        let mut w = IdleWatch::default();
+        w.observe(ChargeState::B, true, &NOTHING, 0.0);
+        w.observe(ChargeState::B, true, &NOTHING, IDLE_AFTER_S);
+        assert!(w.idle);
+        w.observe(ChargeState::A, false, &NOTHING, IDLE_AFTER_S + 1.0);
+        assert!(!w.idle);
+    }
 }
