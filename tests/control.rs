@@ -293,6 +293,25 @@ async fn meter_silent_mid_run_goes_failsafe_after_the_timeout_and_recovers() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_steady_setpoint_keeps_a_comms_timeout_charger_from_falling_back() {
+    // ABB Terra AC stops charging when nothing is written within its comms timeout; with a
+    // steady allocation nothing changes, so the loop must rewrite the setpoint in time.
+    let s = scenario(
+        head(63.0, "[[0, 5, 5, 5]]"),
+        &[charger("cp-1", "abb-terra-ac", "1, 2, 3"), car("cp-1")],
+    );
+    let mut rig = Rig::new(&s);
+    rig.ctl.start().await;
+    rig.run_until(30.0).await;
+    let steady = setpoint(&rig.truth()[0]);
+    assert!(steady >= 30.0, "the car gets its full share: {steady}");
+    rig.run_until(300.0).await;
+    let t = &rig.truth()[0];
+    assert!(!t.in_fallback, "the charger never fell back: {t:?}");
+    assert!(t.offered_a >= 30.0, "still charging at full current: {t:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_base_load_step_is_answered_in_the_next_cycle() {
     const LIMIT: f64 = 40.0;
     const MARGIN: f64 = 1.0;

@@ -486,11 +486,10 @@ impl Controller {
                 .dev
                 .spec()
                 .charger
-                .and_then(|s| s.setpoint_validity_s)
-                .is_some_and(|v| {
-                    c.written_at.is_none_or(|at| {
-                        now.duration_since(at) >= Duration::from_secs(u64::from(v) / 3)
-                    })
+                .and_then(setpoint_refresh)
+                .is_some_and(|every| {
+                    c.written_at
+                        .is_none_or(|at| now.duration_since(at) >= every)
                 });
             if changed || refresh {
                 if c.written.is_some_and(|w| t > w) {
@@ -693,6 +692,24 @@ impl Controller {
     }
 }
 
+/// How often a setpoint must be rewritten though unchanged, so the charger does not fall back
+/// while the controller lives: within a third of a setpoint's validity (Alfen), and within half
+/// the comms timeout of a model that has no heartbeat register to feed it (ABB Terra AC stops
+/// charging when it expires).
+fn setpoint_refresh(spec: crate::devices::model::ChargerSpec) -> Option<Duration> {
+    let validity = spec
+        .setpoint_validity_s
+        .map(|v| Duration::from_secs(u64::from(v)) / 3);
+    let comms = match (spec.heartbeat, spec.comms_timeout) {
+        (None, Some(ct)) => Some(Duration::from_secs(u64::from(ct.default_s)) / 2),
+        _ => None,
+    };
+    match (validity, comms) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// A car is idle when it was offered at least its minimum for [`IDLE_AFTER_S`] and drew
 /// nothing: charging complete, or not ready. It stops being idle the moment it draws.
 const IDLE_AFTER_S: f64 = 60.0;
@@ -802,6 +819,26 @@ mod tests {
         w.observe(ChargeState::B, true, &NOTHING, 200.0);
         w.observe(ChargeState::B, true, &NOTHING, 200.0 + IDLE_AFTER_S - 1.0);
         assert!(!w.idle, "the minute counts from the offer");
+    }
+
+    #[test]
+    fn setpoints_are_refreshed_before_the_charger_gives_up_on_them() {
+        let find = |name| {
+            crate::devices::registry::find(name)
+                .and_then(|m| m.charger)
+                .expect("charger model")
+        };
+        let alfen = setpoint_refresh(find("alfen-eve")).expect("validity");
+        assert_eq!(alfen, Duration::from_secs(20), "a third of Alfen's 60 s");
+        let abb = find("abb-terra-ac");
+        let every = setpoint_refresh(abb).expect("comms timeout without heartbeat");
+        let timeout = abb
+            .comms_timeout
+            .map(|c| u64::from(c.default_s))
+            .unwrap_or(0);
+        assert!(every.as_secs() * 2 <= timeout, "{every:?} vs {timeout} s");
+        // Vestel feeds its timeout through the alive register instead.
+        assert_eq!(setpoint_refresh(find("vestel-evc04")), None);
     }
 
     #[test]
