@@ -4,7 +4,7 @@
 use crate::devices::model::{DeviceKind, ModelSpec, Parity, Readings, SerialDefaults, Transport};
 use crate::devices::regmap::{DataType, Register};
 
-const fn i32_in(addr: u16, scale: f64) -> Register {
+pub(crate) const fn i32_in(addr: u16, scale: f64) -> Register {
     Register::input(addr, DataType::I32)
         .lsw_first()
         .scale(scale)

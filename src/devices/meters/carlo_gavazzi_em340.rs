@@ -1,44 +1,20 @@
 //! Carlo Gavazzi EM340 / EM330 (RS-485) and EM24-E1 (Ethernet): the EM24 layout (FC4 INT32
 //! low word first), except that imported energy lives at 0x34.
 
-use crate::devices::model::{DeviceKind, ModelSpec, Parity, Readings, SerialDefaults, Transport};
-use crate::devices::regmap::{DataType, Register};
+use crate::devices::meters::carlo_gavazzi_em24::{self, i32_in};
+use crate::devices::model::{ModelSpec, Readings, Transport};
 
-const fn i32_in(addr: u16, scale: f64) -> Register {
-    Register::input(addr, DataType::I32)
-        .lsw_first()
-        .scale(scale)
-}
-
+/// The EM24 map with imported energy at 0x34, and reachable over TCP too (EM24-E1).
 pub static SPEC: ModelSpec = ModelSpec {
     name: "carlo-gavazzi-em340",
     title: "Carlo Gavazzi EM340 / EM330 / EM24-E1",
-    kind: DeviceKind::Meter,
     transports: &[Transport::Tcp, Transport::Rtu],
-    default_unit: 1,
-    default_port: 502,
-    serial: Some(SerialDefaults {
-        baud: 9600,
-        parity: Parity::None,
-        stop_bits: 1,
-    }),
-    phases: 3,
     readings: Readings {
-        voltage: [
-            Some(i32_in(0x00, 0.1)),
-            Some(i32_in(0x02, 0.1)),
-            Some(i32_in(0x04, 0.1)),
-        ],
-        current: [
-            Some(i32_in(0x0C, 0.001)),
-            Some(i32_in(0x0E, 0.001)),
-            Some(i32_in(0x10, 0.001)),
-        ],
-        power: Some(i32_in(0x28, 0.1)),
         energy: Some(i32_in(0x34, 100.0)),
+        ..carlo_gavazzi_em24::SPEC.readings
     },
-    charger: None,
     confidence: "H (Carlo Gavazzi EM330/EM340 protocol document and mbmd agree)",
+    ..carlo_gavazzi_em24::SPEC
 };
 
 #[cfg(test)]

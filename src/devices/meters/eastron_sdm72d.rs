@@ -2,34 +2,15 @@
 //! big-endian). The earlier SDM72D-M (v1) has no per-phase voltage or current registers, only
 //! power and energy at the same addresses, so it cannot be used for per-phase load management.
 
-use crate::devices::model::{DeviceKind, ModelSpec, Parity, Readings, SerialDefaults, Transport};
-use crate::devices::regmap::{DataType, Register};
+use crate::devices::meters::eastron_sdm630;
+use crate::devices::model::ModelSpec;
 
-const fn f32_in(addr: u16) -> Register {
-    Register::input(addr, DataType::F32)
-}
-
+/// The SDM630 map under another name: the v2 meter answers at the same addresses.
 pub static SPEC: ModelSpec = ModelSpec {
     name: "eastron-sdm72d",
     title: "Eastron SDM72D-M-2 (v2)",
-    kind: DeviceKind::Meter,
-    transports: &[Transport::Rtu],
-    default_unit: 1,
-    default_port: 502,
-    serial: Some(SerialDefaults {
-        baud: 9600,
-        parity: Parity::None,
-        stop_bits: 1,
-    }),
-    phases: 3,
-    readings: Readings {
-        voltage: [Some(f32_in(0x00)), Some(f32_in(0x02)), Some(f32_in(0x04))],
-        current: [Some(f32_in(0x06)), Some(f32_in(0x08)), Some(f32_in(0x0A))],
-        power: Some(f32_in(0x34)),
-        energy: Some(f32_in(0x48).scale(1000.0)),
-    },
-    charger: None,
     confidence: "H (Eastron SDM72D-M-2 protocol document; v1 lacks V/A)",
+    ..eastron_sdm630::SPEC
 };
 
 #[cfg(test)]
