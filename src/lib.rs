@@ -12,4 +12,5 @@ pub mod config;
 pub mod control;
 pub mod devices;
 pub mod modbus;
+pub mod sessions;
 pub mod simulator;

@@ -1,0 +1,1 @@
+//! Charging sessions: the per-charger state machine, energy accounting, tariffs and cost.
