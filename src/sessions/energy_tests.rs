@@ -1,0 +1,276 @@
+//! Tests of the energy meter: register scopes, resets, rollovers, jumps, integration and the
+//! per-minute split.
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use proptest::prelude::*;
+
+use super::*;
+
+/// 11 kW, the usual three-phase 16 A charger.
+const MAX_W: f64 = 11_000.0;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 18, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+fn at(s: i64) -> DateTime<Utc> {
+    t0() + TimeDelta::seconds(s)
+}
+
+fn sum(samples: &[Sample]) -> f64 {
+    samples.iter().map(|s| s.energy_wh).sum()
+}
+
+#[test]
+fn lifetime_register_counts_differences_from_the_first_reading() {
+    let mut m = EnergyMeter::new(MeterConfig::lifetime(MAX_W));
+    assert_eq!(m.observe(at(0), Some(1_000_000.0), Some(0.0)), None);
+    assert_eq!(m.observe(at(60), Some(1_000_100.0), Some(7_000.0)), None);
+    assert_eq!(m.observe(at(120), Some(1_000_250.0), Some(7_000.0)), None);
+    assert_eq!(m.energy_wh(), 250.0);
+    assert_eq!(m.meter_start_wh(), Some(1_000_000.0));
+    assert_eq!(m.meter_end_wh(), Some(1_000_250.0));
+    assert_eq!(m.source(), EnergySource::Register);
+    assert_eq!(m.max_power_w(), Some(7_000.0));
+    assert!(m.notes().is_empty());
+}
+
+#[test]
+fn a_missing_register_reading_is_bridged_by_the_next_one() {
+    let mut m = EnergyMeter::new(MeterConfig::lifetime(MAX_W));
+    m.observe(at(0), Some(500.0), None);
+    m.observe(at(60), None, None);
+    m.observe(at(120), Some(800.0), None);
+    assert_eq!(m.energy_wh(), 300.0);
+    assert_eq!(m.source(), EnergySource::Register);
+}
+
+#[test]
+fn a_reset_counts_from_the_new_value_bridged_by_power() {
+    let mut m = EnergyMeter::new(MeterConfig::lifetime(MAX_W));
+    m.observe(at(0), Some(5_000.0), Some(6_000.0));
+    m.observe(at(60), Some(5_100.0), Some(6_000.0));
+    // Reset between readings: the register says nothing of this minute, power does (100 Wh).
+    let note = m.observe(at(120), Some(3.0), Some(6_000.0));
+    assert_eq!(
+        note,
+        Some(MeterNote::Reset {
+            at: at(120),
+            from_wh: 5_100.0,
+            to_wh: 3.0
+        })
+    );
+    m.observe(at(180), Some(103.0), Some(6_000.0));
+    assert!((m.energy_wh() - 300.0).abs() < 1e-9, "{}", m.energy_wh());
+    assert_eq!(m.meter_end_wh(), Some(103.0));
+}
+
+#[test]
+fn a_reset_without_power_loses_only_the_unseen_interval() {
+    let mut m = EnergyMeter::new(MeterConfig::lifetime(MAX_W));
+    m.observe(at(0), Some(1_000.0), None);
+    m.observe(at(600), Some(1_500.0), None);
+    m.observe(at(1200), Some(20.0), None);
+    m.observe(at(1800), Some(520.0), None);
+    assert_eq!(m.energy_wh(), 1_000.0);
+}
+
+#[test]
+fn small_drops_of_a_float_register_are_noise() {
+    let cfg = MeterConfig {
+        resolution_wh: 10.0,
+        ..MeterConfig::lifetime(MAX_W)
+    };
+    let mut m = EnergyMeter::new(cfg);
+    m.observe(at(0), Some(10_000.0), None);
+    assert_eq!(m.observe(at(10), Some(9_994.0), None), None);
+    m.observe(at(20), Some(10_030.0), None);
+    assert_eq!(m.energy_wh(), 30.0);
+}
+
+#[test]
+fn rollover_with_a_known_modulus_adds_the_wrap() {
+    // u32 counting 0.1 kWh.
+    let modulus = 4_294_967_296.0 * 100.0;
+    let cfg = MeterConfig {
+        modulus_wh: Some(modulus),
+        resolution_wh: 100.0,
+        ..MeterConfig::lifetime(MAX_W)
+    };
+    let mut m = EnergyMeter::new(cfg);
+    m.observe(at(0), Some(modulus - 200.0), None);
+    let note = m.observe(at(300), Some(300.0), None);
+    assert_eq!(
+        note,
+        Some(MeterNote::Rollover {
+            at: at(300),
+            from_wh: modulus - 200.0,
+            to_wh: 300.0
+        })
+    );
+    assert_eq!(m.energy_wh(), 500.0);
+    m.observe(at(600), Some(800.0), None);
+    assert_eq!(m.energy_wh(), 1_000.0);
+}
+
+#[test]
+fn a_drop_far_from_the_modulus_is_a_reset_not_a_wrap() {
+    let cfg = MeterConfig {
+        modulus_wh: Some(4_294_967_296.0),
+        ..MeterConfig::lifetime(MAX_W)
+    };
+    let mut m = EnergyMeter::new(cfg);
+    m.observe(at(0), Some(2_000_000.0), None);
+    let note = m.observe(at(60), Some(10.0), None);
+    assert!(matches!(note, Some(MeterNote::Reset { .. })), "{note:?}");
+    assert_eq!(m.energy_wh(), 0.0);
+}
+
+#[test]
+fn session_scope_starts_at_the_first_reading() {
+    let cfg = MeterConfig {
+        scope: EnergyScope::Session,
+        ..MeterConfig::lifetime(MAX_W)
+    };
+    let mut m = EnergyMeter::new(cfg);
+    m.observe(at(0), Some(0.0), None);
+    m.observe(at(600), Some(1_200.0), None);
+    assert_eq!(m.energy_wh(), 1_200.0);
+    assert_eq!(m.meter_start_wh(), Some(0.0));
+    assert_eq!(m.meter_end_wh(), Some(1_200.0));
+}
+
+#[test]
+fn session_scope_restart_counts_everything_shown_after_it() {
+    // The register still shows the last session's total at plug-in, then restarts at 0.
+    let cfg = MeterConfig {
+        scope: EnergyScope::Session,
+        ..MeterConfig::lifetime(MAX_W)
+    };
+    let mut m = EnergyMeter::new(cfg);
+    m.observe(at(0), Some(25_000.0), None);
+    let note = m.observe(at(30), Some(40.0), None);
+    assert!(matches!(note, Some(MeterNote::Reset { .. })), "{note:?}");
+    m.observe(at(630), Some(1_040.0), None);
+    assert_eq!(m.energy_wh(), 1_040.0);
+    assert_eq!(m.meter_start_wh(), Some(25_000.0));
+}
+
+#[test]
+fn no_register_integrates_power_by_trapezoid() {
+    let mut m = EnergyMeter::new(MeterConfig::lifetime(MAX_W));
+    m.observe(at(0), None, Some(0.0));
+    m.observe(at(60), None, Some(6_000.0));
+    m.observe(at(120), None, None);
+    m.observe(at(180), None, Some(6_000.0));
+    // 0→6 kW over a minute = 50 Wh; 6 kW for two minutes = 200 Wh.
+    assert!((m.energy_wh() - 250.0).abs() < 1e-9, "{}", m.energy_wh());
+    assert_eq!(m.source(), EnergySource::Integrated);
+    assert_eq!(m.meter_start_wh(), None);
+    assert_eq!(m.meter_end_wh(), None);
+}
+
+#[test]
+fn power_before_the_first_register_reading_is_kept() {
+    let mut m = EnergyMeter::new(MeterConfig::lifetime(MAX_W));
+    m.observe(at(0), None, Some(3_600.0));
+    m.observe(at(60), Some(9_000.0), Some(3_600.0));
+    m.observe(at(120), Some(9_060.0), Some(3_600.0));
+    assert!((m.energy_wh() - 120.0).abs() < 1e-9, "{}", m.energy_wh());
+    assert_eq!(m.source(), EnergySource::Register);
+    assert_eq!(m.meter_start_wh(), Some(9_000.0));
+}
+
+#[test]
+fn an_implausible_jump_is_rejected_and_flagged() {
+    let mut m = EnergyMeter::new(MeterConfig::lifetime(MAX_W));
+    m.observe(at(0), Some(10_000.0), None);
+    // 11 kW for 60 s is 183 Wh; 50 kWh is a glitch.
+    let note = m.observe(at(60), Some(60_000.0), None);
+    assert!(
+        matches!(note, Some(MeterNote::ImplausibleJump { from_wh, to_wh, .. })
+            if from_wh == 10_000.0 && to_wh == 60_000.0),
+        "{note:?}"
+    );
+    assert_eq!(m.energy_wh(), 0.0);
+    // The register comes back: the glitch never counted.
+    assert_eq!(m.observe(at(120), Some(10_150.0), None), None);
+    assert_eq!(m.energy_wh(), 150.0);
+    assert_eq!(m.notes().len(), 1);
+}
+
+#[test]
+fn a_jump_confirmed_by_the_next_reading_rebases_without_counting_it() {
+    let mut m = EnergyMeter::new(MeterConfig::lifetime(MAX_W));
+    m.observe(at(0), Some(10_000.0), Some(6_000.0));
+    m.observe(at(60), Some(900_000.0), Some(6_000.0));
+    let note = m.observe(at(120), Some(900_100.0), Some(6_000.0));
+    assert!(matches!(note, Some(MeterNote::Rebased { .. })), "{note:?}");
+    // Power for the jump's minute (100 Wh), the register after it (100 Wh).
+    assert!((m.energy_wh() - 200.0).abs() < 1e-9, "{}", m.energy_wh());
+    m.observe(at(180), Some(900_200.0), Some(6_000.0));
+    assert!((m.energy_wh() - 300.0).abs() < 1e-9, "{}", m.energy_wh());
+}
+
+#[test]
+fn a_delta_spanning_a_minute_boundary_is_split_by_time() {
+    let mut m = EnergyMeter::new(MeterConfig::lifetime(MAX_W));
+    // 18:00:45 → 18:01:15, 100 Wh: half in each minute.
+    m.observe(at(45), Some(0.0), None);
+    m.observe(at(75), Some(100.0), None);
+    // 18:01:15 → 18:03:15, 120 Wh: 45 s, 60 s, 15 s.
+    m.observe(at(195), Some(220.0), None);
+    let got: Vec<(i64, f64)> = m
+        .samples()
+        .iter()
+        .map(|s| ((s.minute_start - t0()).num_seconds(), s.energy_wh))
+        .collect();
+    let want = [(0, 50.0), (60, 50.0 + 45.0), (120, 60.0), (180, 15.0)];
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for ((gm, ge), (wm, we)) in got.iter().zip(want) {
+        assert_eq!(*gm, wm);
+        assert!((ge - we).abs() < 1e-9, "{got:?}");
+    }
+}
+
+#[test]
+fn out_of_order_and_garbage_observations_are_ignored() {
+    let mut m = EnergyMeter::new(MeterConfig::lifetime(MAX_W));
+    m.observe(at(60), Some(100.0), Some(1_000.0));
+    m.observe(at(0), Some(50.0), Some(1_000.0));
+    m.observe(at(90), Some(f64::NAN), Some(f64::INFINITY));
+    m.observe(at(120), Some(130.0), Some(1_000.0));
+    assert_eq!(m.energy_wh(), 30.0);
+    assert_eq!(m.max_power_w(), Some(1_000.0));
+}
+
+proptest! {
+    /// Whatever the register does, the samples add up to the total and never go negative,
+    /// and the total never exceeds what the charger could deliver over the session.
+    #[test]
+    fn samples_add_up_and_stay_physical(
+        steps in proptest::collection::vec((1i64..400, -2_000.0f64..1_500.0, 0.0f64..11_000.0), 1..60),
+        modulus in proptest::option::of(50_000.0f64..200_000.0),
+    ) {
+        let cfg = MeterConfig { modulus_wh: modulus, ..MeterConfig::lifetime(MAX_W) };
+        let mut m = EnergyMeter::new(cfg);
+        let mut t = 0i64;
+        let mut reg = 40_000.0f64;
+        m.observe(at(t), Some(reg), Some(0.0));
+        for (dt, dreg, p) in steps {
+            t += dt;
+            reg = (reg + dreg).max(0.0);
+            if let Some(md) = modulus { reg %= md; }
+            m.observe(at(t), Some(reg), Some(p));
+        }
+        prop_assert!((sum(m.samples()) - m.energy_wh()).abs() < 1e-6);
+        prop_assert!(m.samples().iter().all(|s| s.energy_wh >= 0.0));
+        prop_assert!(m.samples().windows(2).all(|w| w[0].minute_start < w[1].minute_start));
+        let hours = t as f64 / 3600.0;
+        // Every counted step is bounded by the jump check or by power, itself ≤ MAX_W.
+        let bound = MAX_W * hours * POWER_SLACK + 60.0 * (1.0 + FIXED_SLACK_WH) + 11_000.0 * hours;
+        prop_assert!(m.energy_wh() <= bound, "{} > {}", m.energy_wh(), bound);
+    }
+}
