@@ -14,3 +14,4 @@ pub mod devices;
 pub mod modbus;
 pub mod sessions;
 pub mod simulator;
+pub mod store;
