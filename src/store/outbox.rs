@@ -1,0 +1,181 @@
+//! The outbox: messages for `P/sessions` and `P/alerts`, keyed by a gap-free `seq`, written in
+//! the same transaction as the change they announce and deleted only once delivered.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::Transactional;
+use uuid::Uuid;
+
+use super::keys::{decode_seq, seq_key};
+use super::schema::NEXT_SEQ_KEY;
+use super::sessions::StoredSession;
+use super::{Store, StoreError};
+
+pub const SESSION_SCHEMA: &str = "evsite.session.v1";
+pub const ALERT_SCHEMA: &str = "evsite.alert.v1";
+
+/// A message as published (contract: `{schema, msg_id, seq, site, type, ts, data}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub schema: String,
+    /// Drawn once when the message is stored: the same on every retry.
+    pub msg_id: Uuid,
+    pub seq: u64,
+    pub site: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub ts: DateTime<Utc>,
+    pub data: serde_json::Value,
+}
+
+/// A message to hand to the outbox with a write; the store adds schema, msg_id and seq.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEvent {
+    pub site: String,
+    /// `session.started`, `alert.raised`, …
+    pub kind: String,
+    pub ts: DateTime<Utc>,
+    pub data: serde_json::Value,
+}
+
+impl OutboxEvent {
+    pub fn new(
+        site: impl Into<String>,
+        kind: impl Into<String>,
+        ts: DateTime<Utc>,
+        data: serde_json::Value,
+    ) -> Self {
+        OutboxEvent {
+            site: site.into(),
+            kind: kind.into(),
+            ts,
+            data,
+        }
+    }
+}
+
+/// Takes the next seq and stores the envelope, inside the caller's transaction, so the seq
+/// counter, the message and the change it announces commit together or not at all.
+pub(crate) fn append(
+    meta: &TransactionalTree,
+    outbox: &TransactionalTree,
+    schema: &str,
+    msg_id: Uuid,
+    event: &OutboxEvent,
+) -> Result<u64, ConflictableTransactionError<StoreError>> {
+    let seq = match meta.get(NEXT_SEQ_KEY)? {
+        None => 1,
+        Some(v) => decode_seq(&v).map_err(ConflictableTransactionError::Abort)?,
+    };
+    let envelope = Envelope {
+        schema: schema.to_owned(),
+        msg_id,
+        seq,
+        site: event.site.clone(),
+        kind: event.kind.clone(),
+        ts: event.ts,
+        data: event.data.clone(),
+    };
+    let bytes = serde_json::to_vec(&envelope).map_err(|source| {
+        ConflictableTransactionError::Abort(StoreError::Encode {
+            what: "outbox envelope",
+            source,
+        })
+    })?;
+    let next = seq.checked_add(1).ok_or_else(|| {
+        ConflictableTransactionError::Abort(StoreError::corrupt("outbox seq", "exhausted"))
+    })?;
+    outbox.insert(&seq_key(seq), bytes)?;
+    meta.insert(NEXT_SEQ_KEY, &seq_key(next))?;
+    Ok(seq)
+}
+
+fn decode_entry(key: &[u8], value: &[u8]) -> Result<(u64, Envelope), StoreError> {
+    let seq = decode_seq(key)?;
+    let envelope =
+        serde_json::from_slice(value).map_err(|e| StoreError::corrupt("outbox entry", e))?;
+    Ok((seq, envelope))
+}
+
+impl Store {
+    /// Outbox entries from `seq` on, in seq order, read from disk as iterated.
+    pub fn outbox_from(
+        &self,
+        seq: u64,
+    ) -> impl Iterator<Item = Result<(u64, Envelope), StoreError>> + Send + 'static {
+        self.outbox.range(seq_key(seq)..).map(|item| {
+            let (k, v) = item?;
+            decode_entry(&k, &v)
+        })
+    }
+
+    /// The oldest undelivered message.
+    pub fn oldest(&self) -> Result<Option<(u64, Envelope)>, StoreError> {
+        match self.outbox.first()? {
+            None => Ok(None),
+            Some((k, v)) => decode_entry(&k, &v).map(Some),
+        }
+    }
+
+    /// Messages waiting for delivery.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// The seq the next message will get.
+    pub fn next_seq(&self) -> Result<u64, StoreError> {
+        match self.meta.get(NEXT_SEQ_KEY)? {
+            None => Ok(1),
+            Some(v) => decode_seq(&v),
+        }
+    }
+
+    /// Deletes a delivered message (flushed before returning). When it was the latest message
+    /// of its session, the session counts as synced from then on. Returns whether it was there.
+    pub async fn ack(&self, seq: u64) -> Result<bool, StoreError> {
+        let existed = (&self.outbox, &self.sessions).transaction(|(outbox, sessions)| {
+            let Some(value) = outbox.remove(&seq_key(seq))? else {
+                return Ok(false);
+            };
+            if let Some(id) = session_of(&value) {
+                mark_if_latest(sessions, &id, seq)?;
+            }
+            Ok(true)
+        })?;
+        self.db.flush_async().await?;
+        Ok(existed)
+    }
+}
+
+/// The session a stored envelope announces, if it is a session message.
+fn session_of(value: &[u8]) -> Option<String> {
+    let envelope: Envelope = serde_json::from_slice(value).ok()?;
+    if envelope.schema != SESSION_SCHEMA {
+        return None;
+    }
+    envelope
+        .data
+        .get("session_id")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+}
+
+fn mark_if_latest(
+    sessions: &TransactionalTree,
+    id: &str,
+    seq: u64,
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let Some(raw) = sessions.get(id.as_bytes())? else {
+        return Ok(());
+    };
+    let mut stored = StoredSession::decode(&raw).map_err(ConflictableTransactionError::Abort)?;
+    if stored.last_seq == Some(seq) && !stored.synced {
+        stored.synced = true;
+        let bytes = stored
+            .encode()
+            .map_err(ConflictableTransactionError::Abort)?;
+        sessions.insert(id.as_bytes(), bytes)?;
+    }
+    Ok(())
+}

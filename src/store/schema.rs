@@ -1,0 +1,138 @@
+//! Opening the database: a schema version in `meta`, the migration hook, and recovery from a
+//! database sled cannot open (moved aside, never deleted, so nothing is lost to a restart loop).
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+
+use super::StoreError;
+
+/// The layout this build writes. Bump it with a step in [`migrate`].
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub(crate) const META_TREE: &str = "meta";
+pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
+pub(crate) const NEXT_SEQ_KEY: &[u8] = b"next_seq";
+
+/// What happened while opening, for the caller to act on (a `store_recovered` alert).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Where an unopenable database was moved before a fresh one was started.
+    pub moved_aside: Option<PathBuf>,
+    /// The schema version found on disk, when it was older and migrated.
+    pub migrated_from: Option<u32>,
+}
+
+/// Brings a database written with schema `from` up to `to`, one version at a time. Runs
+/// before anything else touches the trees.
+pub fn migrate(_db: &sled::Db, from: u32, to: u32) -> Result<(), StoreError> {
+    for version in from..to {
+        match version {
+            // Version 0 is a database that predates the version key: same layout.
+            0 => {}
+            _ => return Err(StoreError::NoMigration { from, to }),
+        }
+    }
+    Ok(())
+}
+
+/// Opens the database at `path`, moving it aside and starting afresh when sled cannot read
+/// it or its schema version is unreadable.
+pub(crate) fn open_db(path: &Path) -> Result<(sled::Db, OpenReport), StoreError> {
+    let mut report = OpenReport::default();
+    let problem = match sled::Config::new().path(path).open() {
+        Ok(db) => match check_schema(&db) {
+            Ok(migrated_from) => {
+                report.migrated_from = migrated_from;
+                return Ok((db, report));
+            }
+            Err(StoreError::Corrupt { what, detail }) => {
+                drop(db);
+                format!("{what}: {detail}")
+            }
+            Err(e) => return Err(e),
+        },
+        Err(e) if unreadable(&e) => e.to_string(),
+        Err(e) => return Err(e.into()),
+    };
+    let aside = move_aside(path)?;
+    tracing::error!(path = %path.display(), moved_to = %aside.display(), %problem,
+        "database could not be opened; moved aside, starting a fresh one");
+    report.moved_aside = Some(aside);
+    let db = sled::Config::new().path(path).open()?;
+    check_schema(&db)?;
+    Ok((db, report))
+}
+
+/// Errors that mean the files themselves are bad. A lock held by another process, a missing
+/// permission or a full disk are not: moving those aside would hide a live database.
+fn unreadable(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) => true,
+        sled::Error::Unsupported(_) => true,
+        sled::Error::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+        ),
+        sled::Error::CollectionNotFound(_) => false,
+    }
+}
+
+/// Writes the version on a fresh database, migrates an older one, refuses a newer one.
+/// Returns the version migrated from, if any.
+fn check_schema(db: &sled::Db) -> Result<Option<u32>, StoreError> {
+    let meta = db.open_tree(META_TREE)?;
+    let found = match meta.get(SCHEMA_KEY)? {
+        None => {
+            meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+            db.flush()?;
+            return Ok(None);
+        }
+        Some(v) => {
+            let bytes: [u8; 4] = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::corrupt("schema version", format!("{} bytes", v.len())))?;
+            u32::from_be_bytes(bytes)
+        }
+    };
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(None);
+    }
+    migrate(db, found, SCHEMA_VERSION)?;
+    meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+    db.flush()?;
+    tracing::info!(
+        from = found,
+        to = SCHEMA_VERSION,
+        "database schema migrated"
+    );
+    Ok(Some(found))
+}
+
+/// Renames `path` to `<path>.corrupt-<UTC timestamp>`, with a counter if that name is taken.
+fn move_aside(path: &Path) -> Result<PathBuf, StoreError> {
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "db".to_owned());
+    let base = format!("{name}.corrupt-{stamp}");
+    let mut target = path.with_file_name(&base);
+    let mut n = 1;
+    while target.exists() {
+        target = path.with_file_name(format!("{base}-{n}"));
+        n += 1;
+    }
+    std::fs::rename(path, &target).map_err(|source| StoreError::MoveAside {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(target)
+}
