@@ -528,3 +528,33 @@ async fn outbox_streams_in_seq_order_from_any_point() {
     assert!(all.windows(2).all(|w| w[1] == w[0] + 1));
     assert_eq!(all.len(), 299);
 }
+
+/// sled reads garbage in its data file as a torn write and opens an empty database without an
+/// error; the missing schema version gives it away.
+#[tokio::test]
+async fn a_database_sled_silently_emptied_is_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let store = open(&path);
+        for i in 0..20 {
+            let r = record(&format!("s-{i}"), "cp-1", t(8, 0), RecordState::Active);
+            store
+                .put_session(&r, &samples(t(8, 0), 20), event("session.started", &r))
+                .await
+                .unwrap();
+        }
+    }
+    let data = path.join("db");
+    let len = std::fs::metadata(&data).unwrap().len();
+    std::fs::write(&data, vec![0xab; usize::try_from(len).unwrap()]).unwrap();
+
+    let (store, report) = Store::open(&path).unwrap();
+    assert!(report.moved_aside.is_some());
+    assert_eq!(aside_dirs(dir.path()).len(), 1);
+    assert_eq!(store.next_seq().unwrap(), 1);
+    drop(store);
+    // The fresh database is accepted on the next start: no loop of moves.
+    let (_, report) = Store::open(&path).unwrap();
+    assert_eq!(report.moved_aside, None);
+}

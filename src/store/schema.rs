@@ -28,7 +28,7 @@ pub struct OpenReport {
 pub fn migrate(_db: &sled::Db, from: u32, to: u32) -> Result<(), StoreError> {
     for version in from..to {
         match version {
-            // Version 0 is a database that predates the version key: same layout.
+            // Version 0: the layout of version 1 before the version key was written.
             0 => {}
             _ => return Err(StoreError::NoMigration { from, to }),
         }
@@ -40,8 +40,9 @@ pub fn migrate(_db: &sled::Db, from: u32, to: u32) -> Result<(), StoreError> {
 /// it or its schema version is unreadable.
 pub(crate) fn open_db(path: &Path) -> Result<(sled::Db, OpenReport), StoreError> {
     let mut report = OpenReport::default();
+    let existed = has_data(path);
     let problem = match sled::Config::new().path(path).open() {
-        Ok(db) => match check_schema(&db) {
+        Ok(db) => match check_schema(&db, existed) {
             Ok(migrated_from) => {
                 report.migrated_from = migrated_from;
                 return Ok((db, report));
@@ -60,7 +61,7 @@ pub(crate) fn open_db(path: &Path) -> Result<(sled::Db, OpenReport), StoreError>
         "database could not be opened; moved aside, starting a fresh one");
     report.moved_aside = Some(aside);
     let db = sled::Config::new().path(path).open()?;
-    check_schema(&db)?;
+    check_schema(&db, false)?;
     Ok((db, report))
 }
 
@@ -78,11 +79,26 @@ fn unreadable(e: &sled::Error) -> bool {
     }
 }
 
+/// Whether sled's data file is there and not empty: the database is not new.
+fn has_data(path: &Path) -> bool {
+    std::fs::metadata(path.join("db")).is_ok_and(|m| m.len() > 0)
+}
+
 /// Writes the version on a fresh database, migrates an older one, refuses a newer one.
 /// Returns the version migrated from, if any.
-fn check_schema(db: &sled::Db) -> Result<Option<u32>, StoreError> {
+///
+/// sled 0.34 treats a damaged log as a torn write and opens what precedes the damage, often
+/// nothing, without an error. The version key is the first thing ever written, so an existing
+/// data file without it means the database was lost, not that it is new.
+fn check_schema(db: &sled::Db, existed: bool) -> Result<Option<u32>, StoreError> {
     let meta = db.open_tree(META_TREE)?;
     let found = match meta.get(SCHEMA_KEY)? {
+        None if existed => {
+            return Err(StoreError::corrupt(
+                "schema version",
+                "missing from an existing database",
+            ))
+        }
         None => {
             meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
             db.flush()?;
