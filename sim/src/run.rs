@@ -16,6 +16,7 @@ use evsite::config::Config;
 use evsite::control::allocate::{
     allocate, AllocInput, ChargerInput, CircuitInput, LinkState, Turn,
 };
+use evsite::control::charger::setpoint_step_a;
 use evsite::control::runner::Controller;
 use evsite::control::usage::Usage;
 use evsite::control::view::ControlEvent;
@@ -240,14 +241,6 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
     Ok(scorer.into_card())
 }
 
-/// Setpoint resolution of a charger's model: whole amps for registers in amps.
-fn step_of(c: &evsite::config::Charger) -> f64 {
-    match c.device.model.charger.map(|s| s.setpoint.scale) {
-        Some(scale) if scale >= 1.0 => 1.0,
-        _ => 0.1,
-    }
-}
-
 /// The ideal controller: the same allocator and limits, with perfect knowledge — true base
 /// load, each car's true acceptance and phases — acting instantly on the twin site.
 fn ideal_control(cfg: &Config, site: &mut SiteModel, turns: &mut [Turn]) {
@@ -291,7 +284,7 @@ fn ideal_control(cfg: &Config, site: &mut SiteModel, turns: &mut [Turn]) {
                 enabled: c.enabled,
                 profile_limit_a: None,
                 // The same hardware resolution the real controller has to respect.
-                step_a: step_of(c),
+                step_a: setpoint_step_a(c.device.model),
                 // Base load is known exactly, so chargers count as drawing nothing.
                 link: LinkState::Online {
                     state,
@@ -307,20 +300,7 @@ fn ideal_control(cfg: &Config, site: &mut SiteModel, turns: &mut [Turn]) {
         phases: usize::from(cfg.site.phases),
         site_limit_a: cfg.site.grid_limit_a,
         margin_a: cfg.site.margin_a,
-        circuits: cfg
-            .circuits
-            .iter()
-            .map(|ci| CircuitInput {
-                limit_a: ci.limit_a,
-                members: cfg
-                    .chargers
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| ci.chargers.contains(&c.id))
-                    .map(|(i, _)| i)
-                    .collect(),
-            })
-            .collect(),
+        circuits: CircuitInput::from_config(cfg),
         grid_a: base,
         chargers,
         now_s,

@@ -237,19 +237,51 @@ fn finite_or_zero(x: f64) -> f64 {
 /// values count as unlimited load; unknown charger values are not subtracted; a negative
 /// result (export, or meters out of step) counts as 0, since export may vanish at any time.
 fn base_load(input: &AllocInput) -> [f64; 3] {
-    let mut base = input
-        .grid_a
-        .map(|g| if g.is_finite() { g } else { f64::INFINITY });
-    for ch in &input.chargers {
+    let drawn = online_draw_a(&input.chargers);
+    let base: [f64; 3] = std::array::from_fn(|p| {
+        let g = input.grid_a[p];
+        if g.is_finite() {
+            g - drawn[p]
+        } else {
+            f64::INFINITY
+        }
+    });
+    base.map(|b| b.max(0.0))
+}
+
+/// Per grid phase: the current the online chargers were measured drawing (through their
+/// phase maps). Unknown or negative readings add nothing.
+pub fn online_draw_a(chargers: &[ChargerInput]) -> [f64; 3] {
+    let mut drawn = [0.0; MAX_PHASES];
+    for ch in chargers {
         if let LinkState::Online { measured_a, .. } = ch.link {
             for (&gp, &m) in ch.phase_map.iter().zip(measured_a.iter()) {
                 if gp < MAX_PHASES && m.is_finite() && m > 0.0 {
-                    base[gp] -= m;
+                    drawn[gp] += m;
                 }
             }
         }
     }
-    base.map(|b| b.max(0.0))
+    drawn
+}
+
+impl CircuitInput {
+    /// The config's circuits, with members as indexes into `cfg.chargers`.
+    pub fn from_config(cfg: &crate::config::Config) -> Vec<CircuitInput> {
+        cfg.circuits
+            .iter()
+            .map(|ci| CircuitInput {
+                limit_a: ci.limit_a,
+                members: cfg
+                    .chargers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| ci.chargers.contains(&c.id))
+                    .map(|(i, _)| i)
+                    .collect(),
+            })
+            .collect()
+    }
 }
 
 /// What each constraint can still carry before any candidate is served.

@@ -9,6 +9,15 @@ use crate::devices::traits::{CommsTimeout, SafeCurrent};
 use crate::devices::{DeviceError, ModbusDevice};
 use crate::modbus::DeviceLink;
 
+/// Setpoint resolution of a charger model: a register in whole amps takes whole amps,
+/// finer ones (mA, float) get 0.1 A.
+pub fn setpoint_step_a(model: &crate::devices::model::ModelSpec) -> f64 {
+    match model.charger.map(|c| c.setpoint.scale) {
+        Some(scale) if scale >= 1.0 => 1.0,
+        _ => 0.1,
+    }
+}
+
 /// How often a setpoint must be rewritten though unchanged, so the charger does not fall back
 /// while the controller lives: within a third of a setpoint's validity (Alfen), and within half
 /// the comms timeout of a model that has no heartbeat register to feed it (ABB Terra AC stops

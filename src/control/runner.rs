@@ -9,10 +9,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant, MissedTickBehavior};
 
 use super::allocate::{
-    allocate, AllocInput, ChargerInput, CircuitInput, Decision, LinkState, Reason, Turn,
+    allocate, online_draw_a, AllocInput, ChargerInput, CircuitInput, Decision, LinkState, Reason,
+    Turn,
 };
 use super::base::BaseLoadFilter;
-use super::charger::{prepare_fallback, setpoint_refresh, IdleWatch};
+use super::charger::{prepare_fallback, setpoint_refresh, setpoint_step_a, IdleWatch};
 use super::gate::{gate, GateCharger, GateConstraint};
 use super::ramp::next_setpoint;
 use super::safety::{MeterWatch, Mode, Transition};
@@ -52,15 +53,6 @@ struct ChargerRt {
 }
 
 impl ChargerRt {
-    fn step_a(&self) -> f64 {
-        let spec = self.dev.spec();
-        match spec.charger.map(|c| c.setpoint.scale) {
-            // A register in whole amps takes whole amps; finer ones get 0.1 A.
-            Some(scale) if scale >= 1.0 => 1.0,
-            _ => 0.1,
-        }
-    }
-
     fn assumed_a(&self) -> f64 {
         self.written.unwrap_or(self.cfg.max_current_a)
     }

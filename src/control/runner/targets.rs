@@ -51,14 +51,14 @@ impl Controller {
                 },
                 enabled: c.cfg.enabled,
                 profile_limit_a: c.idle.idle.then_some(c.cfg.min_current_a),
-                step_a: c.step_a(),
+                step_a: setpoint_step_a(c.dev.spec()),
                 link,
                 usage: c.usage.usage(),
                 waiting_since_s: c.turn.waiting_since_s,
                 charging_since_s: c.turn.charging_since_s,
             });
         }
-        let circuits = self.circuit_inputs();
+        let circuits = CircuitInput::from_config(&self.cfg);
         let grid = self.filtered_grid(grid, &inputs);
         let input = AllocInput {
             phases: usize::from(self.cfg.site.phases),
@@ -88,37 +88,11 @@ impl Controller {
     /// The grid reading with its base-load part smoothed (see [`BaseLoadFilter`]): chargers'
     /// measured currents are kept as read, so the allocator's base load is the filtered one.
     fn filtered_grid(&mut self, grid: [f64; 3], inputs: &[ChargerInput]) -> [f64; 3] {
-        let mut chargers = [0.0; 3];
-        for i in inputs {
-            if let LinkState::Online { measured_a, .. } = i.link {
-                for (&gp, a) in i.phase_map.iter().zip(measured_a) {
-                    if let Some(c) = chargers.get_mut(gp) {
-                        *c += a;
-                    }
-                }
-            }
-        }
+        let chargers = online_draw_a(inputs);
         let raw: [f64; 3] = std::array::from_fn(|p| grid[p] - chargers[p]);
         let threshold = self.site_limit_a() - self.cfg.site.margin_a;
         let base = self.base.update(raw, grid, threshold);
         std::array::from_fn(|p| base[p] + chargers[p])
-    }
-
-    fn circuit_inputs(&self) -> Vec<CircuitInput> {
-        self.cfg
-            .circuits
-            .iter()
-            .map(|ci| CircuitInput {
-                limit_a: ci.limit_a,
-                members: self
-                    .chargers
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| ci.chargers.contains(&c.cfg.id))
-                    .map(|(i, _)| i)
-                    .collect(),
-            })
-            .collect()
     }
 
     /// Ramp increases, then let them through only into room free now. The allocation keeps
@@ -128,25 +102,10 @@ impl Controller {
     fn ramp_and_gate(&self, input: &AllocInput, decisions: &[Decision]) -> Vec<f64> {
         let ctl = &self.cfg.control;
         // Free capacity per constraint: site (0) then circuits (1..).
+        let drawn = online_draw_a(&input.chargers);
         let mut site_free = [0.0; 3];
         for (p, free) in site_free.iter_mut().enumerate() {
-            let online: f64 = self
-                .chargers
-                .iter()
-                .zip(&input.chargers)
-                .map(|(c, i)| match i.link {
-                    LinkState::Online { measured_a, .. } => c
-                        .cfg
-                        .phase_map
-                        .iter()
-                        .zip(measured_a)
-                        .filter(|(&gp, _)| gp == p)
-                        .map(|(_, a)| a)
-                        .sum::<f64>(),
-                    LinkState::Offline { .. } => 0.0,
-                })
-                .sum();
-            let base = input.grid_a[p] - online;
+            let base = input.grid_a[p] - drawn[p];
             *free = input.site_limit_a
                 - base
                 - offline_reserve(&self.chargers, &input.chargers, p, None);
