@@ -84,55 +84,42 @@ async fn serve(
     speed: f64,
     data_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    {
-        {
-            anyhow::ensure!(speed > 0.0 && speed.is_finite(), "--speed must be positive");
-            let path = evsite_sim::scenario_path(&scenario);
-            let scenario = Scenario::from_path(&path)?;
-            let site = SiteModel::from_registry(&scenario)?.into_shared();
-            let mut served = serve_site(site.clone()).await?;
-            println!(
-                "scenario {} ({}), speed ×{speed}",
+    anyhow::ensure!(speed > 0.0 && speed.is_finite(), "--speed must be positive");
+    let path = evsite_sim::scenario_path(&scenario);
+    let scenario = Scenario::from_path(&path)?;
+    let site = SiteModel::from_registry(&scenario)?.into_shared();
+    let mut served = serve_site(site.clone()).await?;
+    println!(
+        "scenario {} ({}), speed ×{speed}",
+        scenario.name,
+        path.display()
+    );
+    for e in &served.endpoints {
+        println!("{}", evsite_sim::describe(e));
+    }
+    if let Some(file) = config_path {
+        let data_dir = data_dir.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!(
+                "evsite-sim-{}-{}",
                 scenario.name,
-                path.display()
-            );
-            for e in &served.endpoints {
-                println!("{}", evsite_sim::describe(e));
-            }
-            if let Some(file) = config_path {
-                let data_dir = data_dir.unwrap_or_else(|| {
-                    std::env::temp_dir().join(format!(
-                        "evsite-sim-{}-{}",
-                        scenario.name,
-                        std::process::id()
-                    ))
-                });
-                std::fs::create_dir_all(&data_dir)
-                    .with_context(|| format!("creating {}", data_dir.display()))?;
-                let model = site
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("site model lock poisoned"))?;
-                write_config::write_config(&file, &model, &served.endpoints, &data_dir)?;
-                drop(model);
-                println!("config written to {}", file.display());
-            }
-            let stepper = spawn_stepper(site, speed);
-            tokio::select! {
-                r = shutdown_signal() => r?,
-                _ = served.join_next() => anyhow::bail!("a server stopped unexpectedly"),
-            }
-            stepper.abort();
-            println!("stopped");
-            Ok(())
-        }
+                std::process::id()
+            ))
+        });
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let model = site
+            .lock()
+            .map_err(|_| anyhow::anyhow!("site model lock poisoned"))?;
+        write_config::write_config(&file, &model, &served.endpoints, &data_dir)?;
+        drop(model);
+        println!("config written to {}", file.display());
     }
-}
-
-async fn shutdown_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let stepper = spawn_stepper(site, speed);
     tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
+        _ = evsite::app::run::shutdown_signal() => {}
+        _ = served.join_next() => anyhow::bail!("a server stopped unexpectedly"),
     }
+    stepper.abort();
+    println!("stopped");
     Ok(())
 }

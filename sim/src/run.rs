@@ -20,12 +20,13 @@ use evsite::control::charger::setpoint_step_a;
 use evsite::control::runner::Controller;
 use evsite::control::usage::Usage;
 use evsite::control::view::ControlEvent;
-use evsite::devices::model::{ChargeState, SerialDefaults, Transport};
+use evsite::devices::model::{ChargeState, Transport};
 use evsite::devices::registry;
 use evsite::modbus::{BoxedStream, Connector, Links, RtuBus, RtuSettings};
 use evsite::simulator::write_config::config_toml;
 use evsite::simulator::{
-    serve_rtu_stream, serve_tcp_stream, Endpoint, Link, Scenario, SharedSite, SiteModel, Units,
+    rtu_lines, serve_rtu_stream, serve_tcp_stream, Endpoint, Link, Scenario, SharedSite, SiteModel,
+    Units,
 };
 
 use crate::score::{Scorecard, Scorer};
@@ -83,51 +84,32 @@ type MemSite = (Vec<Endpoint>, HashMap<u16, Units>, Vec<(String, Units)>);
 /// In-memory endpoints: TCP devices on fake ports, RTU devices grouped per serial setting
 /// into lines, as `evsite-sim serve` groups them on pseudo-terminals.
 fn endpoints(model: &SiteModel) -> MemSite {
+    let devices = model.devices();
     let mut eps = Vec::new();
     let mut ports = HashMap::new();
-    let mut lines: Vec<(SerialDefaults, String, Units)> = Vec::new();
-    for d in model.devices() {
-        match d.transport {
-            Transport::Tcp => {
-                let port = FIRST_PORT + d.index as u16;
-                ports.insert(port, Units::from([(d.unit, d.index)]));
-                eps.push(Endpoint {
-                    device: d,
-                    link: Link::Tcp { port },
-                });
-            }
-            Transport::Rtu => {
-                let serial = d.model.serial.unwrap_or(SerialDefaults {
-                    baud: 9600,
-                    parity: evsite::devices::model::Parity::None,
-                    stop_bits: 1,
-                });
-                let n = lines.len();
-                let (bus, units) = match lines.iter_mut().find(|(s, _, _)| *s == serial) {
-                    Some((_, bus, units)) => (bus.clone(), units),
-                    None => {
-                        lines.push((serial, format!("sim-rtu-{}", n + 1), Units::new()));
-                        let last = lines.last_mut().expect("just pushed");
-                        (last.1.clone(), &mut last.2)
-                    }
-                };
-                units.insert(d.unit, d.index);
-                eps.push(Endpoint {
-                    device: d,
-                    link: Link::Rtu {
-                        path: format!("/dev/null/{bus}").into(),
-                        bus,
-                        serial,
-                    },
-                });
-            }
+    for d in devices.iter().filter(|d| d.transport == Transport::Tcp) {
+        let port = FIRST_PORT + d.index as u16;
+        ports.insert(port, Units::from([(d.unit, d.index)]));
+        eps.push(Endpoint {
+            device: d.clone(),
+            link: Link::Tcp { port },
+        });
+    }
+    let lines = rtu_lines(&devices);
+    for line in &lines {
+        for d in &line.devices {
+            eps.push(Endpoint {
+                device: d.clone(),
+                link: Link::Rtu {
+                    path: format!("/dev/null/{}", line.bus).into(),
+                    bus: line.bus.clone(),
+                    serial: line.serial,
+                },
+            });
         }
     }
-    (
-        eps,
-        ports,
-        lines.into_iter().map(|(_, b, u)| (b, u)).collect(),
-    )
+    let lines = lines.iter().map(|l| (l.bus.clone(), l.units())).collect();
+    (eps, ports, lines)
 }
 
 /// A simulated site wired to a controller's links over in-memory streams, with the config

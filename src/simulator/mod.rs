@@ -15,8 +15,8 @@ pub mod write_config;
 
 pub use scenario::{FaultKind, Scenario, ScenarioError};
 pub use serve::{
-    serve_rtu_stream, serve_site, serve_tcp_stream, spawn_stepper, Endpoint, Link, ServedSite,
-    Units,
+    rtu_lines, serve_rtu_stream, serve_site, serve_tcp_stream, spawn_stepper, Endpoint, Link,
+    RtuLine, ServedSite, Units,
 };
 pub use site::{
     ChargerTruth, DeviceId, DeviceInfo, SharedSite, SiteError, SiteModel, VehicleTruth, METER,

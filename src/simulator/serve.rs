@@ -257,6 +257,41 @@ async fn accept_loop(listener: TcpListener, site: SharedSite, units: Units) {
     }
 }
 
+/// RTU devices that share one line: those with the same serial settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RtuLine {
+    pub bus: String,
+    pub serial: SerialDefaults,
+    pub devices: Vec<DeviceInfo>,
+}
+
+impl RtuLine {
+    pub fn units(&self) -> Units {
+        self.devices.iter().map(|d| (d.unit, d.index)).collect()
+    }
+}
+
+/// Group the RTU devices into lines, one per distinct serial setting, named `sim-rtu`,
+/// `sim-rtu-2`, …
+pub fn rtu_lines(devices: &[DeviceInfo]) -> Vec<RtuLine> {
+    let mut lines: Vec<RtuLine> = Vec::new();
+    for d in devices.iter().filter(|d| d.transport == Transport::Rtu) {
+        let serial = d.model.serial.unwrap_or(DEFAULT_SERIAL);
+        match lines.iter_mut().find(|l| l.serial == serial) {
+            Some(line) => line.devices.push(d.clone()),
+            None => lines.push(RtuLine {
+                bus: match lines.len() {
+                    0 => "sim-rtu".to_string(),
+                    n => format!("sim-rtu-{}", n + 1),
+                },
+                serial,
+                devices: vec![d.clone()],
+            }),
+        }
+    }
+    lines
+}
+
 /// Bind every device: each TCP device on its own loopback port, RTU devices on one
 /// pseudo-terminal per distinct serial setting. Must run inside a tokio runtime.
 pub async fn serve_site(site: SharedSite) -> Result<ServedSite, ServeError> {
@@ -274,23 +309,10 @@ pub async fn serve_site(site: SharedSite) -> Result<ServedSite, ServeError> {
             link: Link::Tcp { port },
         });
     }
-    let mut lines: Vec<(SerialDefaults, Vec<&DeviceInfo>)> = Vec::new();
-    for d in devices.iter().filter(|d| d.transport == Transport::Rtu) {
-        let serial = d.model.serial.unwrap_or(DEFAULT_SERIAL);
-        match lines.iter_mut().find(|(s, _)| *s == serial) {
-            Some((_, ds)) => ds.push(d),
-            None => lines.push((serial, vec![d])),
-        }
-    }
-    for (i, (serial, ds)) in lines.into_iter().enumerate() {
+    for line in rtu_lines(&devices) {
         let (near, far) = tokio_serial::SerialStream::pair()?;
         let path = tokio_serial::SerialPort::name(&far).ok_or(ServeError::PtyName)?;
-        let bus = if i == 0 {
-            "sim-rtu".to_string()
-        } else {
-            format!("sim-rtu-{}", i + 1)
-        };
-        let units: Units = ds.iter().map(|d| (d.unit, d.index)).collect();
+        let units = line.units();
         let s = site.clone();
         tasks.spawn(async move {
             if let Err(e) = serve_rtu_stream(near, s, units).await {
@@ -298,13 +320,13 @@ pub async fn serve_site(site: SharedSite) -> Result<ServedSite, ServeError> {
             }
         });
         far_ends.push(far);
-        for d in ds {
+        for d in line.devices {
             endpoints.push(Endpoint {
-                device: d.clone(),
+                device: d,
                 link: Link::Rtu {
-                    bus: bus.clone(),
+                    bus: line.bus.clone(),
                     path: PathBuf::from(&path),
-                    serial,
+                    serial: line.serial,
                 },
             });
         }
