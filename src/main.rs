@@ -55,11 +55,13 @@ struct DemoArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Demo(_)) {
-        evsite::app::demo::init_logging();
+    // The demo's live view must not be garbled by routine log lines.
+    let level = if matches!(cli.command, Command::Demo(_)) {
+        "warn"
     } else {
-        evsite::app::logging::init_stderr();
-    }
+        "info"
+    };
+    evsite::app::logging::init_stderr(level);
     let result = match cli.command {
         Command::Models => {
             print!("{}", evsite::app::models::table());

@@ -48,12 +48,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    evsite::app::logging::init_stderr("info");
     match Cli::parse().command {
         Command::Run { scenario, report } => {
             let path = evsite_sim::scenario_path(&scenario);

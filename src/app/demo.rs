@@ -118,16 +118,6 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
 
-/// Logs on stderr at `warn` unless `RUST_LOG` says otherwise, so they do not garble the view.
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// Write to stdout, ignoring failures: a closed terminal must not stop the demo before the
 /// controller has set the chargers to their safe current.
 fn emit(text: &str) {
