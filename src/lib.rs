@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod control;
 pub mod devices;

@@ -35,6 +35,9 @@ fn record(id: &str, charger: &str, plugged: DateTime<Utc>, state: RecordState) -
         stop_reason: ended.then_some(StopReason::Unplugged),
         energy_source: EnergySource::Register,
         energy_notes: Vec::new(),
+        estimated_end_at: None,
+        cost: None,
+        tariff: None,
     }
 }
 

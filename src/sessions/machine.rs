@@ -7,7 +7,9 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::cost::Cost;
 use super::energy::{EnergyMeter, EnergySource, MeterConfig, MeterNote, Sample};
+use super::tariff::TariffSnapshot;
 use crate::devices::model::{ChargeState, EnergyScope};
 
 /// What was read from the charger this cycle besides its state.
@@ -101,6 +103,15 @@ pub struct SessionRecord {
     /// What the energy register did that bears on `energy_wh`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub energy_notes: Vec<MeterNote>,
+    /// When the vehicle is expected to stop drawing (None: no estimate yet).
+    #[serde(default)]
+    pub estimated_end_at: Option<DateTime<Utc>>,
+    /// The bill so far (final once the session has ended); None without a tariff.
+    #[serde(default)]
+    pub cost: Option<Cost>,
+    /// The tariff in force when the session started: later tariff changes do not touch it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tariff: Option<TariffSnapshot>,
 }
 
 /// A finished session: its final record and the per-minute energy for cost and history.
@@ -337,6 +348,9 @@ fn record_of(charger: &str, a: &Active) -> SessionRecord {
         stop_reason: None,
         energy_source: a.meter.source(),
         energy_notes: a.meter.notes().to_vec(),
+        estimated_end_at: None,
+        cost: None,
+        tariff: None,
     }
 }
 

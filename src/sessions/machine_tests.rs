@@ -115,6 +115,9 @@ fn a_full_session_goes_through_every_transition() {
         stop_reason: Some(StopReason::Unplugged),
         energy_source: EnergySource::Register,
         energy_notes: vec![],
+        estimated_end_at: None,
+        cost: None,
+        tariff: None,
     };
     assert_eq!(s, Some(want));
     assert_eq!(m.record(), None);
