@@ -11,6 +11,7 @@ pub mod usage;
 // The loop and its pure helpers: fail-safe supervision and the increase gate.
 pub mod base;
 pub mod charger;
+pub mod command;
 pub mod gate;
 pub mod runner;
 pub mod safety;

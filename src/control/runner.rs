@@ -14,6 +14,7 @@ use super::allocate::{
 };
 use super::base::BaseLoadFilter;
 use super::charger::{prepare_fallback, setpoint_refresh, setpoint_step_a, IdleWatch};
+use super::command::ControlCommand;
 use super::gate::{gate, GateCharger, GateConstraint};
 use super::ramp::next_setpoint;
 use super::safety::{MeterWatch, Mode, Transition};
@@ -72,6 +73,8 @@ pub struct Controller {
     overload_reported: bool,
     view_tx: watch::Sender<Arc<SiteView>>,
     events: mpsc::UnboundedSender<ControlEvent>,
+    commands_tx: mpsc::UnboundedSender<ControlCommand>,
+    commands_rx: mpsc::UnboundedReceiver<ControlCommand>,
 }
 
 impl Controller {
@@ -110,6 +113,7 @@ impl Controller {
         }
         let (view_tx, view_rx) = watch::channel(Arc::new(SiteView::default()));
         let watch = MeterWatch::new(cfg.control.meter_timeout, Instant::now());
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         Ok((
             Controller {
                 cfg,
@@ -123,6 +127,8 @@ impl Controller {
                 overload_reported: false,
                 view_tx,
                 events,
+                commands_tx,
+                commands_rx,
             },
             view_rx,
         ))
@@ -137,6 +143,20 @@ impl Controller {
     /// Set (or clear) a commanded site limit; it can only ever lower the installer's.
     pub fn set_site_limit(&mut self, limit_a: Option<f64>) {
         self.site_limit_override = limit_a.map(|l| l.clamp(0.0, self.cfg.site.grid_limit_a));
+    }
+
+    /// A sender for changes applied at the start of the next cycle (see [`ControlCommand`]).
+    pub fn commands(&self) -> mpsc::UnboundedSender<ControlCommand> {
+        self.commands_tx.clone()
+    }
+
+    /// Applies every queued change.
+    fn apply_commands(&mut self) {
+        while let Ok(cmd) = self.commands_rx.try_recv() {
+            match cmd {
+                ControlCommand::SetSiteLimit { limit_a } => self.set_site_limit(limit_a),
+            }
+        }
     }
 
     /// Prepare the chargers' own fallbacks so that a dead daemon leaves the site safe: comms
@@ -155,6 +175,7 @@ impl Controller {
     /// One control cycle. Returns its duration (wall time spent, for statistics).
     pub async fn cycle(&mut self) -> std::time::Duration {
         let started = std::time::Instant::now();
+        self.apply_commands();
         let now = Instant::now();
         let now_s = self.clock.elapsed_s();
 
