@@ -566,7 +566,8 @@ async fn sigterm_stops_the_daemon_with_every_charger_at_the_failsafe_current() {
 }
 
 #[test]
-fn every_shipped_scenario_runs_without_overload_at_high_utilization_and_reproducibly() {
+fn every_shipped_scenario_runs_without_overload_at_high_utilization_with_exact_sessions_and_reproducibly(
+) {
     let mut paths: Vec<_> = std::fs::read_dir(evsite_sim::SCENARIO_DIR)
         .expect("scenario dir")
         .map(|e| e.expect("entry").path())
@@ -597,6 +598,11 @@ fn every_shipped_scenario_runs_without_overload_at_high_utilization_and_reproduc
         // The bar: every amp the site can spare reaches the cars.
         assert!(a.utilization >= 0.95, "{}: {a:?}", path.display());
         assert!(a.cycles > 0, "{}", path.display());
+        // The sessions bar: one recorded session per visit, each within 10 Wh of what the
+        // vehicle really took.
+        assert_eq!(a.sessions, Some(a.vehicles), "{}: {a:?}", path.display());
+        let err = a.session_energy_error_wh.unwrap_or(f64::INFINITY);
+        assert!(err <= 10.0, "{}: {a:?}", path.display());
         if let Some(mut b) = b {
             for card in [&mut a, &mut b] {
                 card.cycle_ms_p50 = 0.0;

@@ -29,7 +29,8 @@ use evsite::simulator::{
     Units,
 };
 
-use crate::score::{Scorecard, Scorer};
+use crate::score::{Scorecard, Scorer, SessionLog};
+use evsite::sessions::tracker::SessionTracker;
 
 /// Physics step of both sites.
 const STEP: Duration = Duration::from_millis(100);
@@ -166,7 +167,8 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
     };
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let clock = Clock::starting_at(scenario.start);
-    let (mut controller, _view) = Controller::new(cfg.clone(), &links, clock, events_tx)?;
+    let (mut controller, view) = Controller::new(cfg.clone(), &links, clock, events_tx)?;
+    let mut log = SessionLog::new(SessionTracker::new(&cfg));
 
     let end = Instant::now() + Duration::from_secs_f64(scenario.duration_s);
     // The world: both sites step together; the ideal controller acts on its twin every
@@ -210,6 +212,7 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
             break;
         }
         cycles.push(controller.cycle().await.as_secs_f64() * 1000.0);
+        log.observe(&view.borrow());
     }
     let (mut scorer, ideal) = world.await.map_err(|e| io::Error::other(e.to_string()))?;
     let mut alerts = 0;
@@ -220,6 +223,7 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
         .lock()
         .map_err(|_| io::Error::other("site lock poisoned"))?;
     scorer.finish(&real, &ideal, cycles, alerts);
+    scorer.record_sessions(log.score(scenario.start, &real.vehicle_truth(), scenario.duration_s));
     Ok(scorer.into_card())
 }
 

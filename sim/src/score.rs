@@ -3,6 +3,10 @@
 
 use serde::Serialize;
 
+pub mod sessions;
+
+pub use sessions::{SessionLog, SessionScore};
+
 use evsite::config::Config;
 use evsite::simulator::{Scenario, SiteModel};
 
@@ -27,8 +31,9 @@ pub struct Scorecard {
     pub ideal_energy_wh: f64,
     /// Vehicle visits in the scenario that plugged in.
     pub vehicles: usize,
-    /// Recorded sessions and their accuracy: filled once the session ledger runs in the
-    /// simulation; `null` until then.
+    /// Sessions the controller recorded; the largest difference between a recorded
+    /// session's energy and what its vehicle really took; the mean absolute error of the
+    /// end-time estimates made while charging (`null` when none was made).
     pub sessions: Option<usize>,
     pub session_energy_error_wh: Option<f64>,
     pub end_time_mae_s: Option<f64>,
@@ -192,6 +197,13 @@ impl Scorer {
         cycles.sort_by(f64::total_cmp);
         self.card.cycle_ms_p50 = percentile(&cycles, 0.50);
         self.card.cycle_ms_p99 = percentile(&cycles, 0.99);
+    }
+
+    /// The session fields, from what the controller recorded.
+    pub fn record_sessions(&mut self, s: SessionScore) {
+        self.card.sessions = Some(s.sessions);
+        self.card.session_energy_error_wh = Some(s.energy_error_wh);
+        self.card.end_time_mae_s = s.end_time_mae_s;
     }
 
     pub fn into_card(self) -> Scorecard {

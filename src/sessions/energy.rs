@@ -38,6 +38,10 @@ pub struct MeterConfig {
     pub modulus_wh: Option<f64>,
     /// The register's step in Wh (100 for a 0.1 kWh register); drops within it are noise.
     pub resolution_wh: f64,
+    /// The register is an integer counting whole steps of `resolution_wh`: a change shows the
+    /// true count crossing a step, so energy between two changes is exact, and what lies
+    /// before the first and after the last change is taken from power, within one step.
+    pub stepped: bool,
 }
 
 impl MeterConfig {
@@ -48,6 +52,7 @@ impl MeterConfig {
             max_power_w,
             modulus_wh: None,
             resolution_wh: 1.0,
+            stepped: false,
         }
     }
 }
@@ -135,6 +140,11 @@ pub struct EnergyMeter {
     last_power: Option<(DateTime<Utc>, f64)>,
     /// Power-integrated energy since the last trusted register reading.
     bridge_wh: f64,
+    /// Whether power was integrated into `bridge_wh` (else it says nothing).
+    bridge_powered: bool,
+    /// A stepped register's trusted reading is a step it was seen to cross (not just the
+    /// value at plug-in, which lies anywhere within a step).
+    on_step: bool,
     last_at: Option<DateTime<Utc>>,
     max_power_w: Option<f64>,
     samples: Vec<Sample>,
@@ -151,6 +161,8 @@ impl EnergyMeter {
             suspect: None,
             last_power: None,
             bridge_wh: 0.0,
+            bridge_powered: false,
+            on_step: false,
             last_at: None,
             max_power_w: None,
             samples: Vec::new(),
@@ -170,6 +182,7 @@ impl EnergyMeter {
             at: r.last_at,
             value_wh,
         });
+        m.on_step = cfg.stepped && r.last_wh.is_some() && r.last_wh != r.start_wh;
         m.last_at = Some(r.last_at);
         m.max_power_w = r.max_power_w;
         m.notes = r.notes;
@@ -210,6 +223,7 @@ impl EnergyMeter {
                     self.account(t0, at, wh);
                 } else {
                     self.bridge_wh += wh;
+                    self.bridge_powered = true;
                 }
             }
             self.last_power = Some((at, p));
@@ -231,10 +245,23 @@ impl EnergyMeter {
         let allowed = self.allowed_wh(at - last.at);
         let delta = v - last.value_wh;
 
+        if self.cfg.stepped && delta.abs() < self.cfg.resolution_wh / 2.0 {
+            // No step crossed: the baseline stays at the last crossing, power fills in.
+            self.suspect = None;
+            return None;
+        }
         if delta >= 0.0 {
             if delta <= allowed {
                 self.suspect = None;
-                self.accept(last.at, at, v, delta);
+                let counted = if self.cfg.stepped && !self.on_step && self.bridge_powered {
+                    // From plug-in to the first crossing: the register only bounds it.
+                    self.bridge_wh
+                        .clamp((delta - self.cfg.resolution_wh).max(0.0), delta)
+                } else {
+                    delta
+                };
+                self.accept(last.at, at, v, counted);
+                self.on_step = self.cfg.stepped;
                 return None;
             }
             if let Some(s) = self.suspect {
@@ -312,6 +339,29 @@ impl EnergyMeter {
     fn set_trusted(&mut self, at: DateTime<Utc>, v: f64) {
         self.trusted = Some(RegisterPoint { at, value_wh: v });
         self.bridge_wh = 0.0;
+        self.bridge_powered = false;
+        self.on_step = false;
+    }
+
+    /// What a stepped register cannot show yet: power since its last crossing, less than
+    /// one step.
+    fn tail_wh(&self) -> f64 {
+        if self.cfg.stepped && self.bridge_powered && self.suspect.is_none() {
+            self.bridge_wh.clamp(0.0, self.cfg.resolution_wh)
+        } else {
+            0.0
+        }
+    }
+
+    /// Closes the session's energy at `at`: the tail a stepped register has not shown yet
+    /// goes into the samples.
+    pub fn finish(&mut self, at: DateTime<Utc>) {
+        let tail = self.tail_wh();
+        if let Some(from) = self.trusted.map(|p| p.at) {
+            self.account(from, at.max(from), tail);
+        }
+        self.bridge_wh = 0.0;
+        self.bridge_powered = false;
     }
 
     fn account(&mut self, from: DateTime<Utc>, to: DateTime<Utc>, wh: f64) {
@@ -324,7 +374,7 @@ impl EnergyMeter {
 
     /// Energy delivered in the session so far, in Wh.
     pub fn energy_wh(&self) -> f64 {
-        self.energy_wh
+        self.energy_wh + self.tail_wh()
     }
 
     /// The first register reading of the session.

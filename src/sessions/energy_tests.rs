@@ -274,3 +274,69 @@ proptest! {
         prop_assert!(m.energy_wh() <= bound, "{} > {}", m.energy_wh(), bound);
     }
 }
+
+/// A 0.1 kWh integer register read every second while 11 kW flow: the true count starts
+/// at 1,234,567.8 Wh, mid-step.
+fn stepped_run(m: &mut EnergyMeter, from_s: i64, to_s: i64, true_wh: &mut f64) {
+    let p = 11_000.0;
+    for s in from_s..=to_s {
+        if s > from_s {
+            *true_wh += p / 3600.0;
+        }
+        let shown = (*true_wh / 100.0).floor() * 100.0;
+        m.observe(at(s), Some(shown), Some(p));
+    }
+}
+
+fn stepped() -> MeterConfig {
+    MeterConfig {
+        resolution_wh: 100.0,
+        stepped: true,
+        ..MeterConfig::lifetime(22_000.0)
+    }
+}
+
+#[test]
+fn a_coarse_stepped_register_is_refined_by_power_to_within_a_few_wh() {
+    let mut m = EnergyMeter::new(stepped());
+    let start = 1_234_567.8;
+    let mut truth = start;
+    stepped_run(&mut m, 0, 1_000, &mut truth);
+    m.finish(at(1_000));
+    let delivered = truth - start;
+    // The register alone would be off by up to a step (100 Wh).
+    assert!(
+        (m.energy_wh() - delivered).abs() < 5.0,
+        "{} vs {delivered}",
+        m.energy_wh()
+    );
+    let in_samples: f64 = m.samples().iter().map(|s| s.energy_wh).sum();
+    assert!((in_samples - m.energy_wh()).abs() < 1e-6);
+}
+
+#[test]
+fn a_stepped_register_resumed_after_a_restart_still_counts_exactly() {
+    let mut m = EnergyMeter::new(stepped());
+    let start = 1_234_567.8;
+    let mut truth = start;
+    stepped_run(&mut m, 0, 600, &mut truth);
+    let resume = Resume {
+        samples: m.samples().to_vec(),
+        start_wh: m.meter_start_wh(),
+        last_wh: m.meter_end_wh(),
+        last_at: at(600),
+        max_power_w: m.max_power_w(),
+        notes: Vec::new(),
+    };
+    // Down for five minutes while the car charged on.
+    truth += 11_000.0 * 300.0 / 3600.0;
+    let mut r = EnergyMeter::resume(stepped(), resume, at(900));
+    stepped_run(&mut r, 900, 1_500, &mut truth);
+    r.finish(at(1_500));
+    let delivered = truth - start;
+    assert!(
+        (r.energy_wh() - delivered).abs() < 5.0,
+        "{} vs {delivered}",
+        r.energy_wh()
+    );
+}

@@ -264,7 +264,8 @@ impl SessionMachine {
     /// Ends the active session for a reason the caller found (the charger unreachable, a
     /// session found over at start-up). Nothing when no session is active.
     pub fn end(&mut self, at: DateTime<Utc>, reason: StopReason) -> Option<SessionEvent> {
-        let a = self.active.take()?;
+        let mut a = self.active.take()?;
+        a.meter.finish(at);
         let mut record = record_of(&self.charger, &a);
         record.state = reason.record_state();
         record.ended_at = Some(at);

@@ -20,6 +20,7 @@ use super::tariff::TariffSnapshot;
 use crate::config::{Charger, Config};
 use crate::control::view::{ChargerView, SiteView};
 use crate::devices::model::EnergyScope;
+use crate::devices::regmap::DataType;
 
 /// How often a running session is announced (`session.updated`) besides its state changes;
 /// it is stored every minute.
@@ -261,10 +262,21 @@ fn meter_config(c: &Charger, voltage_v: f64) -> MeterConfig {
         .model
         .charger
         .map_or(EnergyScope::Lifetime, |s| s.energy_scope);
+    let register = c.device.model.readings.energy;
+    let (stepped, resolution_wh, modulus_wh) = match register.map(|r| (r.dtype, r.scale.abs())) {
+        Some((DataType::U16, step)) => (step > 1.0, step.max(1.0), Some(65_536.0 * step)),
+        Some((DataType::U32, step)) => (step > 1.0, step.max(1.0), Some(4_294_967_296.0 * step)),
+        Some((DataType::I16 | DataType::I32 | DataType::U64 | DataType::I64, step)) => {
+            (step > 1.0, step.max(1.0), None)
+        }
+        _ => (false, 1.0, None),
+    };
     MeterConfig {
         scope,
         max_power_w: c.max_current_a * voltage_v * f64::from(c.phases),
-        ..MeterConfig::lifetime(0.0)
+        modulus_wh,
+        resolution_wh,
+        stepped,
     }
 }
 

@@ -1,0 +1,114 @@
+//! The session part of the scorecard: the controller's recorded sessions against what the
+//! simulated vehicles really took, and its end-time estimates against when charging ended.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use evsite::control::view::SiteView;
+use evsite::sessions::machine::SessionRecord;
+use evsite::sessions::tracker::{SessionTracker, TrackerOutput};
+use evsite::simulator::site::VehicleTruth;
+
+/// A recorded session may start this long after its vehicle arrived (a cycle, a read).
+const MATCH_WINDOW_S: f64 = 10.0;
+
+/// Collects what the session tracker records during a run.
+pub struct SessionLog {
+    tracker: SessionTracker,
+    finished: Vec<SessionRecord>,
+    /// (session id, when estimated, estimated end) while charging.
+    estimates: Vec<(String, DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// The session fields of the scorecard.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionScore {
+    pub sessions: usize,
+    pub energy_error_wh: f64,
+    pub end_time_mae_s: Option<f64>,
+}
+
+impl SessionLog {
+    pub fn new(tracker: SessionTracker) -> Self {
+        SessionLog {
+            tracker,
+            finished: Vec::new(),
+            estimates: Vec::new(),
+        }
+    }
+
+    /// Feeds one controller cycle's view, as the daemon does.
+    pub fn observe(&mut self, view: &SiteView) {
+        for out in self.tracker.observe(view) {
+            let TrackerOutput::Session(u) = out else {
+                continue;
+            };
+            let r = &u.record;
+            if let (Some(est), None, Some(at)) =
+                (r.estimated_end_at, r.charging_completed_at, r.updated_at)
+            {
+                self.estimates.push((r.session_id.clone(), at, est));
+            }
+            if r.ended_at.is_some() {
+                self.finished.push(u.record);
+            }
+        }
+    }
+
+    /// Scores every session, finished or still running, against the vehicles' truth.
+    /// A vehicle with no recorded session counts its whole energy as the error.
+    pub fn score(
+        &self,
+        start: DateTime<Utc>,
+        truth: &[VehicleTruth],
+        duration_s: f64,
+    ) -> SessionScore {
+        let mut all: Vec<&SessionRecord> = self.finished.iter().collect();
+        let active = self.tracker.active();
+        all.extend(active.iter());
+        let mut error: f64 = 0.0;
+        let mut used = vec![false; all.len()];
+        for v in truth.iter().filter(|v| v.arrive_s < duration_s) {
+            let arrive = start + TimeDelta::milliseconds((v.arrive_s * 1000.0) as i64);
+            let found = all.iter().enumerate().position(|(i, r)| {
+                !used[i]
+                    && r.charger == v.charger
+                    && (r.plugged_in_at - arrive).num_milliseconds() as f64 / 1000.0 >= -1.0
+                    && ((r.plugged_in_at - arrive).num_milliseconds() as f64 / 1000.0)
+                        <= MATCH_WINDOW_S
+            });
+            match found {
+                Some(i) => {
+                    used[i] = true;
+                    if std::env::var_os("EVSITE_SIM_DEBUG").is_some() {
+                        eprintln!(
+                            "{:>8} session {}: recorded {} Wh, vehicle took {:.1} Wh ({:?})",
+                            v.charger,
+                            all[i].session_id,
+                            all[i].energy_wh,
+                            v.energy_wh,
+                            all[i].energy_notes
+                        );
+                    }
+                    error = error.max((all[i].energy_wh as f64 - v.energy_wh).abs());
+                }
+                None => error = error.max(v.energy_wh),
+            }
+        }
+        let mut errs = Vec::new();
+        for (id, _, est) in &self.estimates {
+            let done = all
+                .iter()
+                .find(|r| r.session_id == *id)
+                .and_then(|r| r.charging_completed_at);
+            if let Some(done) = done {
+                errs.push((*est - done).num_seconds().abs() as f64);
+            }
+        }
+        SessionScore {
+            sessions: all.len(),
+            energy_error_wh: error,
+            end_time_mae_s: (!errs.is_empty())
+                .then(|| errs.iter().sum::<f64>() / errs.len() as f64),
+        }
+    }
+}
