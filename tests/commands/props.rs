@@ -151,7 +151,7 @@ fn run(cmds: Vec<Cmd>) -> Result<(), TestCaseError> {
                 rig.cycles(1).await;
                 let limit = rig.ctl.site_limit_a();
                 prop_assert!(
-                    limit <= GRID_A && limit >= 0.0,
+                    (0.0..=GRID_A).contains(&limit),
                     "site limit {limit} after {c:?}"
                 );
                 for (i, id) in CHARGERS.iter().enumerate() {
