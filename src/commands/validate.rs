@@ -312,3 +312,6 @@ fn periods(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;
