@@ -2,10 +2,28 @@
 //! They queue on a channel and are applied at the start of the next cycle, so a change never
 //! lands halfway through one and a paused-clock simulation stays deterministic.
 
+use chrono::{DateTime, Utc};
+
+use super::profile::ProfileSet;
+
 /// One change to apply. Every variant keeps the installer's `grid_limit_a` and each
 /// charger's `max_current_a` as hard ceilings: nothing here can raise them.
 #[derive(Debug)]
 pub enum ControlCommand {
-    /// A lower site limit (None: back to the installer's `grid_limit_a`).
-    SetSiteLimit { limit_a: Option<f64> },
+    /// A lower site limit (None: back to the installer's `grid_limit_a`), in force until
+    /// `expires_at` (None: until replaced).
+    SetSiteLimit {
+        limit_a: Option<f64>,
+        expires_at: Option<DateTime<Utc>>,
+    },
+    /// Per-charger limits from the cloud; a None field leaves that setting as it is.
+    /// `enabled` ANDs with the config's; `max_current_a` caps below the configured maximum
+    /// (the configured maximum or more: no cap from the cloud).
+    SetCharger {
+        charger: String,
+        enabled: Option<bool>,
+        max_current_a: Option<f64>,
+    },
+    /// Replaces every charging profile in force.
+    SetProfiles(ProfileSet),
 }

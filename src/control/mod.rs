@@ -13,6 +13,7 @@ pub mod base;
 pub mod charger;
 pub mod command;
 pub mod gate;
+pub mod profile;
 pub mod runner;
 pub mod safety;
 pub mod view;

@@ -13,9 +13,12 @@ use super::allocate::{
     Turn,
 };
 use super::base::BaseLoadFilter;
+use chrono::{DateTime, Utc};
+
 use super::charger::{prepare_fallback, setpoint_refresh, setpoint_step_a, IdleWatch};
 use super::command::ControlCommand;
 use super::gate::{gate, GateCharger, GateConstraint};
+use super::profile::ProfileSet;
 use super::ramp::next_setpoint;
 use super::safety::{MeterWatch, Mode, Transition};
 use super::usage::{UsageParams, UsageTracker};
@@ -51,11 +54,25 @@ struct ChargerRt {
     turn: Turn,
     reason: Reason,
     idle: IdleWatch,
+    /// Cleared by a cloud `set_charger` with `enabled: false`; ANDs with the config's.
+    cloud_enabled: bool,
+    /// A cloud cap below the configured maximum.
+    cloud_max_a: Option<f64>,
 }
 
 impl ChargerRt {
     fn assumed_a(&self) -> f64 {
         self.written.unwrap_or(self.cfg.max_current_a)
+    }
+
+    fn enabled(&self) -> bool {
+        self.cfg.enabled && self.cloud_enabled
+    }
+
+    /// The most it may be offered: the configured maximum, or a lower cloud cap.
+    fn max_a(&self) -> f64 {
+        self.cloud_max_a
+            .map_or(self.cfg.max_current_a, |m| m.min(self.cfg.max_current_a))
     }
 }
 
@@ -69,6 +86,10 @@ pub struct Controller {
     clock: Clock,
     /// A lower site limit from a command, if any (never above `grid_limit_a`).
     site_limit_override: Option<f64>,
+    /// When the commanded site limit lapses (None: when replaced).
+    site_limit_expires: Option<DateTime<Utc>>,
+    /// Charging profiles in force (see [`super::profile`]).
+    profiles: ProfileSet,
     overload_since: Option<Instant>,
     overload_reported: bool,
     view_tx: watch::Sender<Arc<SiteView>>,
@@ -109,6 +130,8 @@ impl Controller {
                 turn: Turn::default(),
                 idle: IdleWatch::default(),
                 reason: Reason::Offline,
+                cloud_enabled: true,
+                cloud_max_a: None,
             });
         }
         let (view_tx, view_rx) = watch::channel(Arc::new(SiteView::default()));
@@ -123,6 +146,8 @@ impl Controller {
                 base: BaseLoadFilter::default(),
                 clock,
                 site_limit_override: None,
+                site_limit_expires: None,
+                profiles: ProfileSet::default(),
                 overload_since: None,
                 overload_reported: false,
                 view_tx,
@@ -134,15 +159,64 @@ impl Controller {
         ))
     }
 
-    /// The site limit in force: the installer's `grid_limit_a`, or a lower commanded one.
+    /// The site limit in force: the lowest of the installer's `grid_limit_a`, a commanded
+    /// limit that has not expired, and the site's `ChargePointMax` profile.
     pub fn site_limit_a(&self) -> f64 {
-        let hard = self.cfg.site.grid_limit_a;
-        self.site_limit_override.map_or(hard, |l| l.min(hard))
+        let now = self.clock.now();
+        let commanded = self
+            .site_limit_override
+            .filter(|_| self.site_limit_expires.is_none_or(|e| now < e));
+        // f64::min ignores a NaN: a nonsensical limit never raises the installer's.
+        [commanded, self.profiles.site_limit_a(now)]
+            .into_iter()
+            .flatten()
+            .fold(self.cfg.site.grid_limit_a, f64::min)
     }
 
-    /// Set (or clear) a commanded site limit; it can only ever lower the installer's.
+    /// Set (or clear) a commanded site limit with no expiry; it can only ever lower the
+    /// installer's.
     pub fn set_site_limit(&mut self, limit_a: Option<f64>) {
+        self.set_site_limit_until(limit_a, None);
+    }
+
+    /// Set (or clear) a commanded site limit that lapses at `expires_at`.
+    pub fn set_site_limit_until(
+        &mut self,
+        limit_a: Option<f64>,
+        expires_at: Option<DateTime<Utc>>,
+    ) {
         self.site_limit_override = limit_a.map(|l| l.clamp(0.0, self.cfg.site.grid_limit_a));
+        self.site_limit_expires = self.site_limit_override.and(expires_at);
+    }
+
+    /// Apply a cloud `set_charger`; an unknown id is ignored (the command layer checks ids).
+    fn set_charger(&mut self, id: &str, enabled: Option<bool>, max_current_a: Option<f64>) {
+        let Some(c) = self.chargers.iter_mut().find(|c| c.cfg.id == id) else {
+            tracing::warn!(charger = id, "set_charger for a charger not in the config");
+            return;
+        };
+        if let Some(e) = enabled {
+            c.cloud_enabled = e;
+        }
+        if let Some(m) = max_current_a {
+            // A NaN caps to 0 (fails safe); the configured maximum or more: no cap.
+            let m = if m.is_nan() { 0.0 } else { m.max(0.0) };
+            c.cloud_max_a = (m < c.cfg.max_current_a).then_some(m);
+        }
+    }
+
+    /// The cap on a charger from its cloud maximum and its charging profiles, if any.
+    fn command_limit_a(
+        profiles: &ProfileSet,
+        now: DateTime<Utc>,
+        c: &ChargerRt,
+        connected: bool,
+    ) -> Option<f64> {
+        let profile = profiles.charger_limit_a(&c.cfg.id, now, connected);
+        match (c.cloud_max_a, profile) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// A sender for changes applied at the start of the next cycle (see [`ControlCommand`]).
@@ -150,12 +224,28 @@ impl Controller {
         self.commands_tx.clone()
     }
 
-    /// Applies every queued change.
+    /// Applies every queued change, then lets a commanded site limit lapse at its expiry.
     fn apply_commands(&mut self) {
         while let Ok(cmd) = self.commands_rx.try_recv() {
             match cmd {
-                ControlCommand::SetSiteLimit { limit_a } => self.set_site_limit(limit_a),
+                ControlCommand::SetSiteLimit {
+                    limit_a,
+                    expires_at,
+                } => self.set_site_limit_until(limit_a, expires_at),
+                ControlCommand::SetCharger {
+                    charger,
+                    enabled,
+                    max_current_a,
+                } => self.set_charger(&charger, enabled, max_current_a),
+                ControlCommand::SetProfiles(set) => self.profiles = set,
             }
+        }
+        if self
+            .site_limit_expires
+            .is_some_and(|e| self.clock.now() >= e)
+        {
+            tracing::info!("commanded site limit expired: back to the installer's limit");
+            self.set_site_limit(None);
         }
     }
 

@@ -3,8 +3,10 @@
 //!
 //! Layout: `schema` (opening, schema version, migration, recovery of an unreadable database),
 //! `keys` (byte layouts), `sessions` (session, sample and alert writes and queries), `outbox`
-//! (the gap-free message queue for the sync), `retention` (pruning and the size cap).
+//! (the gap-free message queue for the sync), `retention` (pruning and the size cap),
+//! `commands` (cloud command replies, profiles and limits).
 
+pub mod commands;
 mod error;
 mod keys;
 pub mod outbox;

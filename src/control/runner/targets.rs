@@ -8,11 +8,14 @@ impl Controller {
     pub(super) fn normal_targets(&mut self, grid: [f64; 3], now_s: f64) -> Vec<f64> {
         // Usage first: it needs this cycle's measurement and the last setpoint.
         let mut inputs = Vec::with_capacity(self.chargers.len());
+        let wall_now = self.clock.now();
         for c in &mut self.chargers {
+            let mut connected = false;
             let link = match Self::online(c).cloned() {
                 Some(s) => {
                     let state = s.state.unwrap_or(ChargeState::A);
-                    if !state.is_connected() {
+                    connected = state.is_connected();
+                    if !connected {
                         c.usage.reset();
                     }
                     let measured = charger_currents(&s, c.cfg.phase_map.len());
@@ -37,6 +40,14 @@ impl Controller {
                     assumed_a: c.assumed_a(),
                 },
             };
+            let idle_cap = c.idle.idle.then_some(c.cfg.min_current_a);
+            let profile_limit_a = match (
+                idle_cap,
+                Self::command_limit_a(&self.profiles, wall_now, c, connected),
+            ) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             inputs.push(ChargerInput {
                 phase_map: c.cfg.phase_map.clone(),
                 min_a: c.cfg.min_current_a,
@@ -49,8 +60,8 @@ impl Controller {
                 } else {
                     c.cfg.priority.saturating_add(1)
                 },
-                enabled: c.cfg.enabled,
-                profile_limit_a: c.idle.idle.then_some(c.cfg.min_current_a),
+                enabled: c.enabled(),
+                profile_limit_a,
                 step_a: setpoint_step_a(c.dev.spec()),
                 link,
                 usage: c.usage.usage(),
@@ -176,13 +187,17 @@ impl Controller {
             .iter()
             .map(|c| match Self::online(c) {
                 Some(s) if !s.state.is_some_and(|st| st.is_connected()) => 0.0,
-                _ => c.written.unwrap_or_else(|| self.failsafe_for(c)),
+                _ if !c.enabled() => 0.0,
+                _ => c
+                    .written
+                    .unwrap_or_else(|| self.failsafe_for(c))
+                    .min(c.max_a()),
             })
             .collect()
     }
 
     pub(super) fn failsafe_for(&self, c: &ChargerRt) -> f64 {
-        let f = self.cfg.site.failsafe_current_a.min(c.cfg.max_current_a);
+        let f = self.cfg.site.failsafe_current_a.min(c.max_a());
         if f < c.cfg.min_current_a {
             0.0
         } else {
@@ -199,7 +214,7 @@ impl Controller {
                 let connected = Self::online(c)
                     .and_then(|s| s.state)
                     .is_some_and(|s| s.is_connected());
-                if connected && c.cfg.enabled {
+                if connected && c.enabled() {
                     self.failsafe_for(c)
                 } else {
                     0.0
