@@ -3,11 +3,13 @@
 //!
 //! Layout: `schema` (opening, schema version, migration, recovery of an unreadable database),
 //! `keys` (byte layouts), `sessions` (session, sample and alert writes and queries), `outbox`
-//! (the gap-free message queue for the sync), `retention` (pruning and the size cap).
+//! (the gap-free message queue for the sync), `retention` (pruning and the size cap),
+//! `readonly` (opening an existing database for the history commands).
 
 mod error;
 mod keys;
 pub mod outbox;
+mod readonly;
 pub mod retention;
 pub mod schema;
 pub mod sessions;
@@ -16,6 +18,7 @@ use std::path::Path;
 
 pub use error::StoreError;
 pub use outbox::{Envelope, OutboxEvent, ALERT_SCHEMA, SESSION_SCHEMA};
+pub use readonly::OpenExistingError;
 pub use retention::PruneReport;
 pub use schema::{migrate, OpenReport, SCHEMA_VERSION};
 pub use sessions::SessionFilter;

@@ -1,0 +1,2 @@
+//! Store benchmark (placeholder until written).
+fn main() {}
