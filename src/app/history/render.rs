@@ -206,7 +206,6 @@ fn render_csv(r: &Report) -> Result<String, HistoryError> {
         row[6] = h.energy_wh.to_string();
         put(row)?;
     }
-    drop(put);
     let bytes = w.into_inner().map_err(|e| err(e.to_string()))?;
     String::from_utf8(bytes).map_err(|e| err(e.to_string()))
 }

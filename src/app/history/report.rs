@@ -220,10 +220,8 @@ impl Figures {
         self.plugged_share = share(self.plugged_s);
         self.charging_share = share(self.charging_s);
         let n = self.sessions as u64;
-        if n > 0 {
-            self.avg_duration_s = Some(self.duration_s / self.sessions as i64);
-            self.avg_energy_wh = Some((self.energy_wh + n / 2) / n);
-        }
+        self.avg_duration_s = self.duration_s.checked_div(self.sessions as i64);
+        self.avg_energy_wh = (self.energy_wh + n / 2).checked_div(n);
     }
 }
 
