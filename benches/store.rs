@@ -79,6 +79,7 @@ fn record(id: &str, minute: i64, tariff: &TariffSnapshot, samples: &[Sample]) ->
         stop_reason: None,
         energy_source: EnergySource::Register,
         energy_notes: Vec::new(),
+        updated_at: Some(now),
         estimated_end_at: Some(now + TimeDelta::minutes(95)),
         cost: cost(tariff, &priced, plugged, None, now).ok(),
         tariff: Some(tariff.clone()),

@@ -59,6 +59,7 @@ fn session(s: &Spec) -> (SessionRecord, Vec<Sample>) {
         stop_reason: ended.map(|_| StopReason::Unplugged),
         energy_source: EnergySource::Register,
         energy_notes: Vec::new(),
+        updated_at: ended.or(Some(plugged + TimeDelta::minutes(drawn))),
         estimated_end_at: None,
         cost: s.cost.map(|total| Cost {
             currency: "EUR".to_owned(),
@@ -86,7 +87,21 @@ fn write_db(path: &Path, specs: &[Spec]) -> Vec<(SessionRecord, Vec<Sample>)> {
             store.put_session(r, samples, None).await.unwrap();
         }
     });
+    wait_released(path);
     sessions
+}
+
+/// sled closes its data file, and so drops its lock, on background threads some time after
+/// the last handle is dropped: wait for the lock itself, as the next opener will take it.
+fn wait_released(path: &Path) {
+    use fs2::FileExt;
+    let file = std::fs::File::open(path.join("db")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while file.try_lock_exclusive().is_err() {
+        assert!(std::time::Instant::now() < deadline, "sled kept its lock");
+        std::thread::yield_now();
+    }
+    file.unlock().unwrap();
 }
 
 fn evsite(args: &[&str]) -> Output {
@@ -508,6 +523,7 @@ fn a_database_held_by_the_daemon_is_reported_and_left_alone() {
     assert!(aside_dirs(dir.path()).is_empty());
     assert_eq!(store.sessions(&Default::default()).unwrap().len(), 1);
     drop(store);
+    wait_released(&db);
     // Once released it reads again.
     let all = sessions_json(&["--db", db.to_str().unwrap()]);
     assert_eq!(all.len(), 1);

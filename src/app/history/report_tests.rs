@@ -32,6 +32,7 @@ fn data(id: &str, plugged: &str, minutes: Option<i64>, drawing: i64) -> SessionD
             stop_reason: None,
             energy_source: EnergySource::Register,
             energy_notes: Vec::new(),
+            updated_at: None,
             estimated_end_at: None,
             cost: None,
             tariff: None,
