@@ -101,7 +101,7 @@ fn wait_released(path: &Path) {
         assert!(std::time::Instant::now() < deadline, "sled kept its lock");
         std::thread::yield_now();
     }
-    file.unlock().unwrap();
+    FileExt::unlock(&file).unwrap();
 }
 
 fn evsite(args: &[&str]) -> Output {
