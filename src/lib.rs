@@ -6,6 +6,7 @@
 //! simulated site serving the same register maps, for `evsite demo`, tests and `evsite-sim`).
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod app;
 pub mod clock;
 pub mod commands;

@@ -41,6 +41,10 @@ enum Command {
     Models,
     /// Watch the controller manage a simulated site (no config, no hardware needed).
     Demo(DemoArgs),
+    /// List recorded charging sessions (read from the store; filters by charger and time).
+    Sessions(evsite::app::history::HistoryArgs),
+    /// Usage report: energy, cost and sessions per charger and day, peak hours, utilisation.
+    Report(evsite::app::history::HistoryArgs),
 }
 
 #[derive(clap::Args)]
@@ -80,6 +84,11 @@ fn main() -> ExitCode {
             print!("{summary}");
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Sessions(a) => Ok(history(evsite::app::history::sessions(&a))),
+        Command::Report(a) => Ok(history(evsite::app::history::report(
+            &a,
+            chrono::Utc::now(),
+        ))),
         Command::Run(a) => with_config(&a.config, |cfg| {
             runtime()?.block_on(evsite::app::run::run(cfg))?;
             Ok(ExitCode::SUCCESS)
@@ -96,6 +105,24 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .worker_threads(2)
         .enable_all()
         .build()?)
+}
+
+/// Prints a history command's output, or its error with the matching exit code.
+fn history(result: Result<String, evsite::app::history::HistoryError>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(evsite::app::history::HistoryError::Config(errors)) => {
+            eprint!("{errors}");
+            ExitCode::from(EX_CONFIG)
+        }
+        Err(e) => {
+            eprintln!("evsite: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {

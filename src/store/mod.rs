@@ -4,12 +4,14 @@
 //! Layout: `schema` (opening, schema version, migration, recovery of an unreadable database),
 //! `keys` (byte layouts), `sessions` (session, sample and alert writes and queries), `outbox`
 //! (the gap-free message queue for the sync), `retention` (pruning and the size cap),
-//! `commands` (cloud command replies, profiles and limits).
+//! `commands` (cloud command replies, profiles and limits), `readonly` (opening an existing
+//! database for the history commands).
 
 pub mod commands;
 mod error;
 mod keys;
 pub mod outbox;
+mod readonly;
 pub mod retention;
 pub mod schema;
 pub mod sessions;
@@ -18,6 +20,7 @@ use std::path::Path;
 
 pub use error::StoreError;
 pub use outbox::{Envelope, OutboxEvent, ALERT_SCHEMA, SESSION_SCHEMA};
+pub use readonly::OpenExistingError;
 pub use retention::PruneReport;
 pub use schema::{migrate, OpenReport, SCHEMA_VERSION};
 pub use sessions::SessionFilter;

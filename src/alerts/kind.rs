@@ -1,0 +1,138 @@
+//! Alert kinds, their severities and the alert record as stored and published (`data` of the
+//! `P/alerts` messages).
+//!
+//! | kind | severity | why |
+//! |---|---|---|
+//! | `meter_offline` | critical | fail-safe currents: the site runs blind |
+//! | `overload` | critical | a limit was exceeded beyond the response window: the breaker is at risk |
+//! | `charger_offline` | warning | one charger is not managed (its own fallback current applies) |
+//! | `charger_fault` | warning | IEC 61851 state E/F: one charger cannot charge |
+//! | `session_interrupted` | warning | a session ended by power loss, restart or a lost link |
+//! | `store_recovered` | warning | the database was unreadable and moved aside |
+//! | `charging_complete` | info | still plugged in, no longer drawing: the car can be moved |
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::control::view;
+use crate::store::OutboxEvent;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// Main meter unreadable: fail-safe active.
+    MeterOffline,
+    ChargerOffline,
+    /// IEC 61851 state E/F.
+    ChargerFault,
+    /// A limit exceeded beyond the vehicles' response window.
+    Overload,
+    /// Still plugged in, no longer drawing.
+    ChargingComplete,
+    /// A session ended by power loss, a restart or a lost link.
+    SessionInterrupted,
+    /// The database could not be opened and was moved aside.
+    StoreRecovered,
+}
+
+impl AlertKind {
+    pub const ALL: [AlertKind; 7] = [
+        AlertKind::MeterOffline,
+        AlertKind::ChargerOffline,
+        AlertKind::ChargerFault,
+        AlertKind::Overload,
+        AlertKind::ChargingComplete,
+        AlertKind::SessionInterrupted,
+        AlertKind::StoreRecovered,
+    ];
+
+    /// See the table atop this file.
+    pub fn severity(self) -> Severity {
+        match self {
+            AlertKind::MeterOffline | AlertKind::Overload => Severity::Critical,
+            AlertKind::ChargerOffline
+            | AlertKind::ChargerFault
+            | AlertKind::SessionInterrupted
+            | AlertKind::StoreRecovered => Severity::Warning,
+            AlertKind::ChargingComplete => Severity::Info,
+        }
+    }
+
+    /// Kinds that report an occurrence, not an ongoing condition: nothing ever "clears"
+    /// them by itself, so they stay raised until cleared explicitly.
+    pub fn is_one_shot(self) -> bool {
+        matches!(
+            self,
+            AlertKind::SessionInterrupted | AlertKind::StoreRecovered
+        )
+    }
+}
+
+impl From<view::AlertKind> for AlertKind {
+    fn from(k: view::AlertKind) -> Self {
+        match k {
+            view::AlertKind::MeterOffline => AlertKind::MeterOffline,
+            view::AlertKind::ChargerOffline => AlertKind::ChargerOffline,
+            view::AlertKind::ChargerFault => AlertKind::ChargerFault,
+            view::AlertKind::Overload => AlertKind::Overload,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Critical,
+    Warning,
+    Info,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    Raised,
+    Cleared,
+}
+
+/// An alert as stored and published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// A UUID v4, the same from raise to clear.
+    pub alert_id: String,
+    pub kind: AlertKind,
+    pub severity: Severity,
+    /// The charger concerned, when one is.
+    #[serde(default)]
+    pub charger: Option<String>,
+    pub state: AlertState,
+    /// What was wrong when it was raised.
+    pub message: String,
+    pub raised_at: DateTime<Utc>,
+    /// When the condition went away (the start of the hold-off it then outlasted).
+    #[serde(default)]
+    pub cleared_at: Option<DateTime<Utc>>,
+}
+
+impl Alert {
+    /// The outbox message type: `alert.raised` or `alert.cleared`.
+    pub fn event_type(&self) -> &'static str {
+        match self.state {
+            AlertState::Raised => "alert.raised",
+            AlertState::Cleared => "alert.cleared",
+        }
+    }
+
+    /// The message announcing this state of the alert, for [`crate::store::Store::put_alert`].
+    pub fn outbox_event(&self, site: &str) -> Result<OutboxEvent, serde_json::Error> {
+        let ts = match self.state {
+            AlertState::Raised => self.raised_at,
+            AlertState::Cleared => self.cleared_at.unwrap_or(self.raised_at),
+        };
+        Ok(OutboxEvent::new(
+            site,
+            self.event_type(),
+            ts,
+            serde_json::to_value(self)?,
+        ))
+    }
+}

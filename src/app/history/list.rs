@@ -1,0 +1,169 @@
+//! `evsite sessions` output: a table with local times for people, CSV and JSON with the
+//! contract's field names and UTC RFC 3339 times for programs.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::{Format, HistoryError};
+use crate::app::table;
+use crate::sessions::machine::{RecordState, SessionRecord};
+
+/// CSV columns: the contract's session fields, the cost flattened into two.
+pub const CSV_HEADER: [&str; 14] = [
+    "session_id",
+    "charger",
+    "state",
+    "plugged_in_at",
+    "charging_started_at",
+    "ended_at",
+    "energy_wh",
+    "meter_start_wh",
+    "meter_end_wh",
+    "max_power_w",
+    "estimated_end_at",
+    "stop_reason",
+    "cost_currency",
+    "cost_total",
+];
+
+/// The records in plug-in order (the store keeps them in id order).
+pub fn render(records: &[SessionRecord], zone: Tz, format: Format) -> Result<String, HistoryError> {
+    let mut sorted: Vec<&SessionRecord> = records.iter().collect();
+    sorted.sort_by(|a, b| (a.plugged_in_at, &a.session_id).cmp(&(b.plugged_in_at, &b.session_id)));
+    match format {
+        Format::Table => Ok(render_table(&sorted, zone)),
+        Format::Csv => render_csv(&sorted),
+        Format::Json => serde_json::to_string_pretty(&sorted)
+            .map(|s| s + "\n")
+            .map_err(|e| HistoryError::Output {
+                what: "JSON",
+                detail: e.to_string(),
+            }),
+    }
+}
+
+fn render_table(records: &[&SessionRecord], zone: Tz) -> String {
+    if records.is_empty() {
+        return "no sessions\n".to_owned();
+    }
+    let plugged = format!("plugged in ({zone})");
+    let header = [
+        "session",
+        "charger",
+        "state",
+        plugged.as_str(),
+        "duration",
+        "kWh",
+        "max kW",
+        "cost",
+        "stop reason",
+    ];
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            vec![
+                r.session_id.clone(),
+                r.charger.clone(),
+                name_of(&r.state),
+                local_minute(r.plugged_in_at, zone),
+                match r.ended_at {
+                    Some(end) => duration(end - r.plugged_in_at),
+                    None => "(active)".to_owned(),
+                },
+                kwh(r.energy_wh),
+                r.max_power_w
+                    .map(|w| format!("{:.1}", w as f64 / 1000.0))
+                    .unwrap_or_default(),
+                r.cost
+                    .as_ref()
+                    .map(|c| format!("{} {}", c.total, c.currency))
+                    .unwrap_or_default(),
+                r.stop_reason.as_ref().map(name_of).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let active = records
+        .iter()
+        .filter(|r| r.state == RecordState::Active)
+        .count();
+    let total: u64 = records.iter().map(|r| r.energy_wh).sum();
+    let mut out = table::render(&header, &rows);
+    out.push_str(&format!(
+        "{} sessions ({active} active), {} kWh\n",
+        records.len(),
+        kwh(total)
+    ));
+    out
+}
+
+fn render_csv(records: &[&SessionRecord]) -> Result<String, HistoryError> {
+    let err = |e: csv::Error| HistoryError::Output {
+        what: "CSV",
+        detail: e.to_string(),
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(CSV_HEADER).map_err(err)?;
+    let time = |t: Option<DateTime<Utc>>| t.map(rfc3339).unwrap_or_default();
+    let num = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+    for r in records {
+        w.write_record([
+            r.session_id.clone(),
+            r.charger.clone(),
+            name_of(&r.state),
+            rfc3339(r.plugged_in_at),
+            time(r.charging_started_at),
+            time(r.ended_at),
+            r.energy_wh.to_string(),
+            num(r.meter_start_wh),
+            num(r.meter_end_wh),
+            num(r.max_power_w),
+            time(r.estimated_end_at),
+            r.stop_reason.as_ref().map(name_of).unwrap_or_default(),
+            r.cost
+                .as_ref()
+                .map(|c| c.currency.clone())
+                .unwrap_or_default(),
+            r.cost
+                .as_ref()
+                .map(|c| c.total.to_string())
+                .unwrap_or_default(),
+        ])
+        .map_err(err)?;
+    }
+    let bytes = w.into_inner().map_err(|e| HistoryError::Output {
+        what: "CSV",
+        detail: e.to_string(),
+    })?;
+    String::from_utf8(bytes).map_err(|e| HistoryError::Output {
+        what: "CSV",
+        detail: e.to_string(),
+    })
+}
+
+/// The serde name of a unit enum (`completed`, `charger_fault`), as in the JSON.
+pub(super) fn name_of<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// UTC, whole seconds, `Z`: the contract's timestamp form.
+pub(super) fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub(super) fn local_minute(t: DateTime<Utc>, zone: Tz) -> String {
+    t.with_timezone(&zone).format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// Wh as kWh with three decimals (whole Wh).
+pub(super) fn kwh(wh: u64) -> String {
+    format!("{}.{:03}", wh / 1000, wh % 1000)
+}
+
+pub(super) fn duration(d: chrono::TimeDelta) -> String {
+    let minutes = d.num_minutes().max(0);
+    format!("{}h{:02}", minutes / 60, minutes % 60)
+}

@@ -1,0 +1,162 @@
+//! `evsite sessions` and `evsite report`: session history and a usage report, read straight
+//! from the store when no daemon holds it.
+//!
+//! Layout: `source` (which database and time zone, opened without side effects), `range`
+//! (the `--from`/`--to` bounds), `list` (the session list in three formats), `report` (the
+//! figures, pure), `render` (the report as a table or CSV).
+
+pub mod list;
+pub mod range;
+pub mod render;
+pub mod report;
+pub mod source;
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::ConfigErrors;
+use crate::store::{OpenExistingError, SessionFilter, StoreError};
+
+pub use range::Bound;
+pub use report::Report;
+pub use source::Source;
+
+/// sysexits.h EX_TEMPFAIL: the database is busy (the daemon holds it); try again later.
+pub const EX_TEMPFAIL: u8 = 75;
+/// sysexits.h EX_NOINPUT: there is no database to read.
+pub const EX_NOINPUT: u8 = 66;
+/// sysexits.h EX_CONFIG.
+pub const EX_CONFIG: u8 = 78;
+/// sysexits.h EX_USAGE: a malformed argument.
+pub const EX_USAGE: u8 = 64;
+/// sysexits.h EX_DATAERR: the database holds something unreadable.
+pub const EX_DATAERR: u8 = 65;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("{0}")]
+    Open(#[from] OpenExistingError),
+    #[error("{0}")]
+    Config(ConfigErrors),
+    #[error("{0}")]
+    Usage(String),
+    #[error("reading the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("writing {what}: {detail}")]
+    Output { what: &'static str, detail: String },
+}
+
+impl HistoryError {
+    /// The process exit code (sysexits.h) for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            HistoryError::Open(OpenExistingError::InUse { .. }) => EX_TEMPFAIL,
+            HistoryError::Open(OpenExistingError::Missing(_)) => EX_NOINPUT,
+            HistoryError::Open(OpenExistingError::Store { .. }) | HistoryError::Store(_) => {
+                EX_DATAERR
+            }
+            HistoryError::Config(_) => EX_CONFIG,
+            HistoryError::Usage(_) => EX_USAGE,
+            HistoryError::Output { .. } => 1,
+        }
+    }
+}
+
+/// Output formats of both commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for a terminal.
+    #[default]
+    Table,
+    /// RFC 4180, with a header row.
+    Csv,
+    /// JSON (the contract's field names for sessions).
+    Json,
+}
+
+/// The arguments `evsite sessions` and `evsite report` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HistoryArgs {
+    /// Config file, for `[storage] path` and the tariff's time zone [default:
+    /// /etc/evsite/evsite.toml unless --db is given].
+    #[arg(long, short, env = "EVSITE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The database directory, instead of the config's `[storage] path`.
+    #[arg(long, value_name = "DIR")]
+    pub db: Option<PathBuf>,
+    /// Only this charger's sessions.
+    #[arg(long, value_name = "ID")]
+    pub charger: Option<String>,
+    /// Sessions plugged in at or after this: RFC 3339, or YYYY-MM-DD (the start of that local
+    /// day).
+    #[arg(long, value_name = "TIME", value_parser = Bound::parse)]
+    pub from: Option<Bound>,
+    /// Sessions plugged in before this: RFC 3339, or YYYY-MM-DD (inclusive: up to the end of
+    /// that local day).
+    #[arg(long, value_name = "TIME", value_parser = Bound::parse)]
+    pub to: Option<Bound>,
+    /// Time zone for dates and days (IANA name) [default: the tariff's, else UTC].
+    #[arg(long, value_name = "ZONE", value_parser = source::parse_zone)]
+    pub tz: Option<chrono_tz::Tz>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `evsite sessions`: the matching sessions in the chosen format.
+pub fn sessions(args: &HistoryArgs) -> Result<String, HistoryError> {
+    let source = Source::resolve(args)?;
+    let store = source.open()?;
+    let filter = filter(args, &source)?;
+    let records = store.sessions(&filter)?;
+    list::render(&records, source.zone, args.format)
+}
+
+/// `evsite report`: the usage report over the matching sessions, as of `now`.
+pub fn report(args: &HistoryArgs, now: DateTime<Utc>) -> Result<String, HistoryError> {
+    let source = Source::resolve(args)?;
+    let store = source.open()?;
+    let filter = filter(args, &source)?;
+    let records = store.sessions(&filter)?;
+    let mut sessions = Vec::with_capacity(records.len());
+    for record in records {
+        let samples = store.samples(&record.session_id)?;
+        sessions.push(report::SessionData { record, samples });
+    }
+    let mut chargers = source.chargers.clone();
+    if let Some(only) = &args.charger {
+        chargers.retain(|c| c == only);
+    }
+    let input = report::Input {
+        zone: source.zone,
+        from: filter.from,
+        to: filter.to,
+        now,
+        chargers,
+    };
+    let report = report::build(&input, &sessions);
+    render::render(&report, args.format)
+}
+
+fn filter(args: &HistoryArgs, source: &Source) -> Result<SessionFilter, HistoryError> {
+    let from = args
+        .from
+        .as_ref()
+        .map(|b| b.start(source.zone))
+        .transpose()?;
+    let to = args.to.as_ref().map(|b| b.end(source.zone)).transpose()?;
+    if let (Some(from), Some(to)) = (from, to) {
+        if from >= to {
+            return Err(HistoryError::Usage(format!(
+                "--from ({}) must be before --to ({})",
+                from.to_rfc3339(),
+                to.to_rfc3339()
+            )));
+        }
+    }
+    Ok(SessionFilter {
+        charger: args.charger.clone(),
+        from,
+        to,
+    })
+}

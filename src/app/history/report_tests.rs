@@ -1,0 +1,111 @@
+//! Unit tests of the report's figures: clipping to the range, active sessions, empty input.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+
+use super::*;
+use crate::sessions::energy::EnergySource;
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn data(id: &str, plugged: &str, minutes: Option<i64>, drawing: i64) -> SessionData {
+    let plugged = at(plugged);
+    SessionData {
+        record: SessionRecord {
+            session_id: id.to_owned(),
+            charger: "cp".to_owned(),
+            state: if minutes.is_some() {
+                RecordState::Completed
+            } else {
+                RecordState::Active
+            },
+            plugged_in_at: plugged,
+            charging_started_at: None,
+            charging_completed_at: None,
+            ended_at: minutes.map(|m| plugged + TimeDelta::minutes(m)),
+            energy_wh: 1_000,
+            meter_start_wh: None,
+            meter_end_wh: None,
+            max_power_w: None,
+            stop_reason: None,
+            energy_source: EnergySource::Register,
+            energy_notes: Vec::new(),
+            updated_at: None,
+            estimated_end_at: None,
+            cost: None,
+            tariff: None,
+        },
+        samples: (0..drawing)
+            .map(|i| Sample {
+                minute_start: plugged + TimeDelta::minutes(i),
+                energy_wh: 10.0,
+            })
+            .collect(),
+    }
+}
+
+fn input(from: &str, to: &str, now: &str) -> Input {
+    Input {
+        zone: Tz::UTC,
+        from: Some(at(from)),
+        to: Some(at(to)),
+        now: at(now),
+        chargers: vec!["idle".to_owned()],
+    }
+}
+
+#[test]
+fn time_plugged_is_clipped_to_the_range_and_an_active_session_runs_until_now() {
+    let sessions = [
+        // 2 h, of which 1 h inside the range.
+        data("a", "2026-11-20T23:00:00Z", Some(120), 120),
+        // Active since 10:00, now is 12:00: 2 h, drawing 30 min.
+        data("b", "2026-11-21T10:00:00Z", None, 30),
+    ];
+    let r = build(
+        &input(
+            "2026-11-21T00:00:00Z",
+            "2026-11-22T00:00:00Z",
+            "2026-11-21T12:00:00Z",
+        ),
+        &sessions,
+    );
+    let cp = &r
+        .chargers
+        .iter()
+        .find(|c| c.charger == "cp")
+        .unwrap()
+        .figures;
+    assert_eq!(cp.plugged_s, 3 * 3600);
+    assert_eq!(cp.charging_s, 3600 + 1800);
+    assert_eq!(cp.active_sessions, 1);
+    assert_eq!(cp.avg_duration_s, Some(2 * 3600));
+    assert_eq!(cp.plugged_share, Some(3.0 / 24.0));
+    // The configured idle charger is listed and halves the site's share.
+    let idle = &r.chargers[0];
+    assert_eq!(idle.charger, "idle");
+    assert_eq!(idle.figures.sessions, 0);
+    assert_eq!(idle.figures.plugged_share, Some(0.0));
+    assert_eq!(r.totals.plugged_share, Some(3.0 / 48.0));
+    assert_eq!(r.totals.energy_wh, 2_000);
+    assert_eq!(r.peak_hours.iter().map(|h| h.energy_wh).sum::<u64>(), 1_500);
+}
+
+#[test]
+fn nothing_to_report_gives_zeroes_not_divisions_by_zero() {
+    let mut i = input(
+        "2026-11-21T00:00:00Z",
+        "2026-11-21T00:00:00Z",
+        "2026-11-21T00:00:00Z",
+    );
+    i.from = None;
+    i.to = None;
+    let r = build(&i, &[]);
+    assert_eq!(r.totals.sessions, 0);
+    assert_eq!(r.totals.plugged_share, None);
+    assert_eq!(r.totals.avg_duration_s, None);
+    assert_eq!(r.peak_hours.len(), 24);
+    assert!(r.days.is_empty());
+}
