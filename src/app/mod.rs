@@ -4,5 +4,6 @@ pub mod history;
 pub mod logging;
 pub mod models;
 pub mod probe;
+pub mod recorder;
 pub mod run;
 pub mod table;

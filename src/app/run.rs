@@ -1,13 +1,21 @@
-//! `evsite run`: the daemon — the control loop until SIGTERM or Ctrl-C, then safe currents.
+//! `evsite run`: the daemon. The control loop, and around it the session tracker fed by every
+//! cycle's view and the recorder storing sessions and alerts; on SIGTERM or Ctrl-C, safe
+//! currents, then everything recorded is flushed before exit.
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use chrono::Utc;
+use tokio::sync::{mpsc, watch, Notify};
 
+use super::recorder::{prune_forever, recover_sessions, Record, Recorder};
 use crate::clock::Clock;
+use crate::commands::{self, load_overrides, CommandContext};
 use crate::config::Config;
 use crate::control::runner::Controller;
+use crate::control::view::SiteView;
 use crate::modbus::{Links, TcpConnector};
+use crate::sessions::tracker::{SessionTracker, TrackerOutput};
+use crate::store::{Store, StoreError};
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
@@ -29,18 +37,84 @@ pub async fn shutdown_signal() {
 pub enum RunError {
     #[error(transparent)]
     Link(#[from] crate::modbus::link::LinkError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// Run the controller for `cfg` until a shutdown signal.
 pub async fn run(cfg: Config) -> Result<(), RunError> {
     let cfg = Arc::new(cfg);
+    let (store, opened) = Store::open(&cfg.storage.path)?;
+    let (rec_tx, rec_rx) = mpsc::unbounded_channel();
+    if let Some(moved) = &opened.moved_aside {
+        tracing::error!(moved_to = %moved.display(), "database unusable: moved aside, a fresh one started");
+        let _ = rec_tx.send(Record::StoreRecovered {
+            moved_to: moved.display().to_string(),
+            at: Utc::now(),
+        });
+    }
+    let mut tracker = SessionTracker::new(&cfg);
+    for closed in recover_sessions(&store, &mut tracker, Utc::now())? {
+        let _ = rec_tx.send(Record::Tracker(TrackerOutput::Session(Box::new(closed))));
+    }
+    let wake = Arc::new(Notify::new());
+    let recorder = tokio::spawn(Recorder::new(&cfg, store.clone(), wake.clone())?.run(rec_rx));
+    let pruner = tokio::spawn(prune_forever(
+        store.clone(),
+        cfg.storage.retention_days,
+        cfg.storage.max_size_mb,
+    ));
+
     let links = Links::new(Arc::new(TcpConnector));
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
-    let (controller, _view) = Controller::new(cfg.clone(), &links, Clock::system(), events_tx)?;
+    let (controller, view) = Controller::new(cfg.clone(), &links, Clock::system(), events_tx)?;
+    // Limits and profiles the cloud set before a restart still hold.
+    let control = controller.commands();
+    for c in load_overrides(&store, &cfg, Utc::now())? {
+        let _ = control.send(c);
+    }
+    let (_commands_tx, commands_rx) = mpsc::channel(64);
+    tokio::spawn(commands::serve(
+        commands_rx,
+        CommandContext {
+            cfg: cfg.clone(),
+            store: store.clone(),
+            control,
+            clock: Clock::system(),
+        },
+    ));
+    let forward = {
+        let tx = rec_tx.clone();
+        tokio::spawn(async move {
+            while let Some(e) = events_rx.recv().await {
+                let _ = tx.send(Record::Control(e));
+            }
+        })
+    };
+    let tracking = tokio::spawn(track(tracker, view, rec_tx));
     tracing::info!(site = %cfg.site.id, chargers = cfg.chargers.len(), "evsite started");
-    // Alerts are logged by the controller; they are stored and synced once those parts run.
-    tokio::spawn(async move { while events_rx.recv().await.is_some() {} });
+
     controller.run(shutdown_signal()).await;
-    tracing::info!("evsite stopped: chargers at safe current");
+    // The controller is gone: its view and event channels close, the tracker sees the last
+    // view, and the recorder stores what is left and flushes.
+    let _ = tracking.await;
+    let _ = forward.await;
+    let _ = recorder.await;
+    pruner.abort();
+    tracing::info!("evsite stopped: chargers at safe current, records flushed");
     Ok(())
+}
+
+/// Feeds every cycle's view to the session tracker until the controller stops.
+async fn track(
+    mut tracker: SessionTracker,
+    mut view: watch::Receiver<Arc<SiteView>>,
+    tx: mpsc::UnboundedSender<Record>,
+) {
+    while view.changed().await.is_ok() {
+        let v = view.borrow_and_update().clone();
+        for out in tracker.observe(&v) {
+            let _ = tx.send(Record::Tracker(out));
+        }
+    }
 }

@@ -141,6 +141,25 @@ impl Store {
             .transpose()
     }
 
+    /// Alerts still raised, to carry their lifecycle over a restart. A row that does not
+    /// decode as an alert is skipped with an error logged: it must not stop the daemon.
+    pub fn active_alerts(&self) -> Result<Vec<crate::alerts::Alert>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.alerts.iter() {
+            let (key, raw) = item?;
+            match serde_json::from_slice::<crate::alerts::Alert>(&raw) {
+                Ok(a) if a.state == crate::alerts::AlertState::Raised => out.push(a),
+                Ok(_) => {}
+                Err(e) => tracing::error!(
+                    alert = %String::from_utf8_lossy(&key),
+                    error = %e,
+                    "stored alert unreadable; skipped"
+                ),
+            }
+        }
+        Ok(out)
+    }
+
     /// One stored session.
     pub fn session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
         Ok(self.stored_session(session_id)?.map(|s| s.record))

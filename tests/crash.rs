@@ -1,0 +1,312 @@
+//! Crash recovery of the real daemon against a served simulated site: `evsite run` is killed
+//! with SIGKILL in the middle of two sessions. One vehicle stays and charges on through the
+//! outage, the other leaves while evsite is down. After a restart the first session goes on
+//! under the same id and ends with the energy the vehicle really took; the second is closed
+//! as `controller_offline` with the energy its charger's register shows. A corrupt database
+//! is moved aside and the daemon runs on.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use evsite::sessions::machine::StopReason;
+use evsite::simulator::write_config::write_config;
+use evsite::simulator::{serve_site, spawn_stepper, Scenario, SharedSite, SiteModel};
+use evsite::store::{SessionFilter, Store};
+
+/// Simulated seconds per real second: the cars' physics do not care, the test takes half.
+const SPEED: f64 = 2.0;
+
+fn scenario() -> Scenario {
+    let text = r#"
+name = "crash"
+seed = 5
+duration_s = 3600
+start = "2026-03-29T00:30:00Z"
+[site]
+id = "crash"
+grid_limit_a = 63.0
+phases = 3
+voltage_v = 230.0
+margin_a = 1.0
+failsafe_current_a = 6.0
+[base_load]
+points = [[0, 4, 4, 4]]
+[meter]
+model = "eastron-sdm630"
+transport = "rtu"
+[[charger]]
+id = "stays"
+model = "vestel-evc04"
+transport = "tcp"
+phases = 3
+phase_map = [1, 2, 3]
+min_current_a = 6.0
+max_current_a = 16.0
+[[charger]]
+id = "leaves"
+model = "alfen-eve"
+transport = "tcp"
+phases = 3
+phase_map = [2, 3, 1]
+min_current_a = 6.0
+max_current_a = 16.0
+[[vehicle]]
+charger = "stays"
+arrive_s = 2
+depart_s = 110
+capacity_kwh = 100
+soc_start = 0.2
+soc_target = 1.0
+max_current_a = 16
+phases = 3
+response_delay_s = 1
+taper_from_soc = 1.0
+[[vehicle]]
+charger = "leaves"
+arrive_s = 2
+depart_s = 60
+capacity_kwh = 100
+soc_start = 0.2
+soc_target = 1.0
+max_current_a = 16
+phases = 3
+response_delay_s = 1
+taper_from_soc = 1.0
+"#;
+    Scenario::parse(text, "crash test").expect("scenario parses")
+}
+
+/// The daemon with its log lines (stdout and stderr) on a channel.
+struct Daemon {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+}
+
+impl Daemon {
+    fn start(config: &Path) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_evsite"))
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("evsite starts");
+        let (tx, lines) = mpsc::unbounded_channel();
+        let out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
+        for stream in [
+            Box::new(out) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+            Box::new(err),
+        ] {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut r = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = r.next_line().await {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Daemon { child, lines }
+    }
+
+    /// Waits (bounded) for a log line containing every one of `words`; returns it.
+    async fn line_with(&mut self, words: &[&str]) -> String {
+        let wait = async {
+            while let Some(line) = self.lines.recv().await {
+                if words.iter().all(|w| line.contains(w)) {
+                    return line;
+                }
+            }
+            panic!("the daemon's output ended before a line with {words:?}");
+        };
+        tokio::time::timeout(Duration::from_secs(90), wait)
+            .await
+            .unwrap_or_else(|_| panic!("no log line with {words:?} within 90 s"))
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.id().expect("a pid");
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    async fn exit(mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the daemon exits within 30 s")
+            .expect("wait")
+    }
+}
+
+/// The value of `key=` in a structured log line.
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    let at = line
+        .find(&format!("{key}="))
+        .unwrap_or_else(|| panic!("no {key} in {line}"));
+    line[at + key.len() + 1..]
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .trim_matches('"')
+}
+
+/// Polls the site (bounded) until `done` holds.
+async fn until(site: &SharedSite, what: &str, done: impl Fn(&SiteModel) -> bool) {
+    let wait = async {
+        loop {
+            if done(&site.lock().expect("site lock")) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_survive_a_kill_9_of_the_daemon() {
+    let site = SiteModel::from_registry(&scenario())
+        .expect("site")
+        .into_shared();
+    let served = serve_site(site.clone()).await.expect("served");
+    let _stepper = spawn_stepper(site.clone(), SPEED);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("evsite.toml");
+    {
+        let model = site.lock().expect("site lock");
+        write_config(&config, &model, &served.endpoints, dir.path()).expect("config written");
+    }
+
+    let mut daemon = Daemon::start(&config);
+    let stays = daemon.line_with(&["session started", "stays"]).await;
+    let stays_id = field(&stays, "session").to_string();
+    daemon.line_with(&["session started", "leaves"]).await;
+    // Let both charge a little, then kill the daemon without warning.
+    until(&site, "both cars charge", |s| {
+        s.vehicle_truth().iter().all(|v| v.energy_wh > 20.0)
+    })
+    .await;
+    daemon.signal("-KILL");
+    let _ = daemon.exit().await;
+
+    // While evsite is down, one car leaves.
+    until(&site, "the leaving car has left", |s| s.time_s() > 62.0).await;
+
+    let mut daemon = Daemon::start(&config);
+    let left = daemon
+        .line_with(&["session ended", "leaves", "ControllerOffline"])
+        .await;
+    let ended = daemon.line_with(&["session ended", "stays"]).await;
+    assert_eq!(
+        field(&ended, "session"),
+        stays_id,
+        "the same session went on"
+    );
+    daemon.signal("-TERM");
+    assert!(daemon.exit().await.success());
+
+    let truth = site.lock().expect("site lock").vehicle_truth();
+    let (store, _) = Store::open(dir.path().join("data")).expect("store opens");
+    let sessions = store.sessions(&SessionFilter::default()).expect("sessions");
+    assert_eq!(sessions.len(), 2, "{sessions:#?}");
+    for r in &sessions {
+        let car = truth
+            .iter()
+            .find(|v| v.charger == r.charger)
+            .expect("a car for each session");
+        let err = (r.energy_wh as f64 - car.energy_wh).abs();
+        // One read cycle at 11 kW is 6 Wh at this speed.
+        assert!(
+            err <= 20.0,
+            "{}: recorded {} Wh, car took {:.1} Wh ({left})",
+            r.charger,
+            r.energy_wh,
+            car.energy_wh
+        );
+        let want = if r.charger == "stays" {
+            StopReason::Unplugged
+        } else {
+            StopReason::ControllerOffline
+        };
+        assert_eq!(r.stop_reason, Some(want), "{r:#?}");
+        assert!(r.energy_wh > 0);
+    }
+    let stays = sessions
+        .iter()
+        .find(|r| r.charger == "stays")
+        .expect("stays");
+    assert_eq!(stays.session_id, stays_id);
+    let samples = store.samples(&stays.session_id).expect("samples");
+    let in_samples: f64 = samples.iter().map(|s| s.energy_wh).sum();
+    assert!(
+        (in_samples - stays.energy_wh as f64).abs() <= 1.0,
+        "samples add up to the record"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_database_is_moved_aside_and_the_daemon_runs_on() {
+    let site = SiteModel::from_registry(&scenario())
+        .expect("site")
+        .into_shared();
+    let served = serve_site(site.clone()).await.expect("served");
+    let _stepper = spawn_stepper(site.clone(), SPEED);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("evsite.toml");
+    {
+        let model = site.lock().expect("site lock");
+        write_config(&config, &model, &served.endpoints, dir.path()).expect("config written");
+    }
+    // Garbage where the database should be.
+    let db = dir.path().join("data");
+    std::fs::create_dir_all(&db).expect("db dir");
+    std::fs::write(db.join("db"), vec![0xA5u8; 64 * 1024]).expect("garbage written");
+    std::fs::write(db.join("conf"), b"not a sled config").expect("garbage written");
+
+    let mut daemon = Daemon::start(&config);
+    daemon.line_with(&["moved aside"]).await;
+    daemon.line_with(&["session started", "stays"]).await;
+    daemon.signal("-TERM");
+    assert!(daemon.exit().await.success());
+
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("data.corrupt-"))
+        .collect();
+    assert_eq!(
+        aside.len(),
+        1,
+        "the broken database kept aside for inspection"
+    );
+    let (store, report) = Store::open(&db).expect("the fresh store opens");
+    assert!(report.moved_aside.is_none());
+    assert_eq!(
+        store
+            .sessions(&SessionFilter::default())
+            .expect("sessions")
+            .len(),
+        1
+    );
+    let alerts = store.active_alerts().expect("alerts");
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.kind == evsite::alerts::AlertKind::StoreRecovered),
+        "{alerts:?}"
+    );
+}
