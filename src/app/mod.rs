@@ -2,6 +2,8 @@
 pub mod demo;
 pub mod logging;
 pub mod models;
+pub mod notify;
 pub mod probe;
+pub mod reload;
 pub mod run;
 pub mod table;

@@ -27,6 +27,7 @@ use crate::devices::traits::{CurrentLimit, Heartbeat, ReadAll};
 use crate::devices::{ModbusDevice, Snapshot};
 use crate::modbus::{DeviceLink, Links};
 
+mod reconfigure;
 mod targets;
 
 /// A charger that fails this many reads in a row is reported offline (it is *counted* as
@@ -155,6 +156,7 @@ impl Controller {
         while let Ok(cmd) = self.commands_rx.try_recv() {
             match cmd {
                 ControlCommand::SetSiteLimit { limit_a } => self.set_site_limit(limit_a),
+                ControlCommand::Reconfigure(cfg) => self.reconfigure(cfg),
             }
         }
     }
