@@ -53,7 +53,14 @@ fn build_deb(out: &Path, revision: u32) -> PathBuf {
     let version = format!("{VERSION}-{revision}");
     let built = run(Command::new("cargo")
         .current_dir(ROOT)
-        .args(["deb", "--no-build", "--profile", "dev", "--no-strip", "--fast"])
+        .args([
+            "deb",
+            "--no-build",
+            "--profile",
+            "dev",
+            "--no-strip",
+            "--fast",
+        ])
         .args(["--deb-version", &version, "--output"])
         .arg(out));
     let path = text(&built.stdout).trim().lines().last().map(PathBuf::from);
@@ -101,7 +108,13 @@ fn the_package_holds_the_binary_the_unit_the_conffile_and_the_scripts() {
     }
 
     let info = text(&run(Command::new("dpkg-deb").arg("-I").arg(deb)).stdout);
-    for part in ["conffiles", "postinst", "postrm", "prerm", "Package: evsite"] {
+    for part in [
+        "conffiles",
+        "postinst",
+        "postrm",
+        "prerm",
+        "Package: evsite",
+    ] {
         assert!(info.contains(part), "{part} missing from:\n{info}");
     }
     let field = |f: &str| text(&run(Command::new("dpkg-deb").args(["-f"]).arg(deb).arg(f)).stdout);
@@ -116,20 +129,26 @@ fn the_package_holds_the_binary_the_unit_the_conffile_and_the_scripts() {
     assert_eq!(read("conffiles").trim(), "/etc/evsite/evsite.toml");
     let postinst = read("postinst");
     assert!(postinst.contains("systemd-sysusers"), "{postinst}");
-    assert!(postinst.contains("try-restart evsite.service"), "{postinst}");
+    assert!(
+        postinst.contains("try-restart evsite.service"),
+        "{postinst}"
+    );
     assert!(
         !postinst.contains("deb-systemd-invoke start"),
         "not started before the site is described:\n{postinst}"
     );
     let postrm = read("postrm");
-    assert!(postrm.contains("rm -rf \"${DPKG_ROOT:-}/var/lib/evsite\""), "{postrm}");
+    assert!(
+        postrm.contains("rm -rf \"${DPKG_ROOT:-}/var/lib/evsite\""),
+        "{postrm}"
+    );
     assert!(read("prerm").contains("stop evsite.service"));
 }
 
 #[test]
 fn the_unit_is_a_hardened_notify_service_that_systemd_accepts() {
-    let unit = std::fs::read_to_string(Path::new(ROOT).join("systemd/evsite.service"))
-        .expect("unit file");
+    let unit =
+        std::fs::read_to_string(Path::new(ROOT).join("systemd/evsite.service")).expect("unit file");
     for line in [
         "Type=notify",
         "WatchdogSec=30",
@@ -189,7 +208,11 @@ struct Scratch {
 impl Scratch {
     fn new() -> Scratch {
         let dir = tempfile::tempdir().expect("temp dir");
-        for d in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers"] {
+        for d in [
+            "var/lib/dpkg/info",
+            "var/lib/dpkg/updates",
+            "var/lib/dpkg/triggers",
+        ] {
             std::fs::create_dir_all(dir.path().join(d)).expect("dpkg dirs");
         }
         std::fs::write(dir.path().join("var/lib/dpkg/status"), "").expect("status");
@@ -204,7 +227,11 @@ impl Scratch {
         let mut cmd = Command::new("dpkg");
         cmd.arg(format!("--root={}", self.dir.path().display()))
             // Its dependencies (libc, systemd) are not in the scratch root.
-            .args(["--force-script-chrootless", "--force-depends", "--force-confold"])
+            .args([
+                "--force-script-chrootless",
+                "--force-depends",
+                "--force-confold",
+            ])
             .args(args)
             .stdin(std::process::Stdio::null());
         if let Some(deb) = deb {
@@ -215,7 +242,10 @@ impl Scratch {
 
     fn installed_version(&self) -> Option<String> {
         let out = Command::new("dpkg-query")
-            .arg(format!("--admindir={}", self.path("var/lib/dpkg").display()))
+            .arg(format!(
+                "--admindir={}",
+                self.path("var/lib/dpkg").display()
+            ))
             .args(["-W", "-f=${Version} ${db:Status-Status}", "evsite"])
             .output()
             .expect("dpkg-query runs");
@@ -237,7 +267,10 @@ fn install_upgrade_remove_and_purge_in_a_scratch_root() {
     let passwd = std::fs::read_to_string(root.path("etc/passwd")).expect("passwd written");
     let user = passwd.lines().find(|l| l.starts_with("evsite:"));
     let user = user.unwrap_or_else(|| panic!("no evsite user in:\n{passwd}"));
-    assert!(user.ends_with(":/var/lib/evsite:/usr/sbin/nologin"), "{user}");
+    assert!(
+        user.ends_with(":/var/lib/evsite:/usr/sbin/nologin"),
+        "{user}"
+    );
     let group = std::fs::read_to_string(root.path("etc/group")).expect("group written");
     assert!(
         group
@@ -261,7 +294,11 @@ fn install_upgrade_remove_and_purge_in_a_scratch_root() {
         text(&check.stdout),
         text(&check.stderr)
     );
-    assert!(text(&check.stdout).contains(": ok"), "{}", text(&check.stdout));
+    assert!(
+        text(&check.stdout).contains(": ok"),
+        "{}",
+        text(&check.stdout)
+    );
 
     // The installer's edits and the session data survive an upgrade.
     let edited = std::fs::read_to_string(&config)
@@ -287,6 +324,9 @@ fn install_upgrade_remove_and_purge_in_a_scratch_root() {
     assert!(config.exists() && data.exists());
     root.dpkg(&["--purge", "evsite"], None);
     assert!(!config.exists(), "purge removes the conffile");
-    assert!(!root.path("var/lib/evsite").exists(), "purge removes the data");
+    assert!(
+        !root.path("var/lib/evsite").exists(),
+        "purge removes the data"
+    );
     assert_eq!(root.installed_version(), None);
 }

@@ -5,6 +5,7 @@
 //! starts `evsite run` by hand sees its log where they started it, even on a systemd machine. Its level comes from `RUST_LOG`, else from the config's `[log] level`,
 //! and follows a config reload unless `RUST_LOG` pinned it.
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use tracing_subscriber::layer::SubscriberExt;
@@ -141,6 +142,8 @@ pub fn init_daemon(level: &str) -> DaemonLog {
         Some(j) => j.boxed(),
         None => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stdout)
+            // Colour codes only for a person at a terminal, not in files and pipes.
+            .with_ansi(std::io::stdout().is_terminal())
             .boxed(),
     };
     // `try_init` also routes the `log` records of libraries into tracing (LogTracer).
