@@ -298,3 +298,74 @@ async fn reload_good_and_broken_configs_then_stop_on_sigterm() {
         assert!(t.state != ChargeState::F, "{t:?}");
     }
 }
+
+/// The controller takes a reloaded config between two cycles: a lower charger maximum and
+/// priorities apply at once, a commanded site limit stays in force under the new ceiling, and
+/// a config with other devices is refused.
+#[tokio::test(start_paused = true)]
+async fn reconfigure_applies_charger_limits_between_cycles() {
+    use evsite::clock::Clock;
+    use evsite::control::command::ControlCommand;
+    use evsite::control::runner::Controller;
+    use evsite_sim::run::{in_memory, InMemory};
+    use std::sync::Arc;
+
+    let s = scenario();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = SiteModel::from_registry(&s).expect("site");
+    let InMemory { site, cfg, links } = in_memory(model, dir.path()).expect("wired");
+    let (tx, _events) = unbounded_channel();
+    let (mut ctl, _view) =
+        Controller::new(cfg.clone(), &links, Clock::starting_at(s.start), tx).expect("controller");
+    let commands = ctl.commands();
+    let setpoint = |i: usize| site.lock().expect("site lock").charger_truth()[i].setpoint_a;
+    let mut cycles = async |ctl: &mut Controller, n: usize| {
+        for _ in 0..n {
+            tokio::time::sleep(cfg.control.interval).await;
+            site.lock()
+                .expect("site lock")
+                .step(cfg.control.interval.as_secs_f64());
+            ctl.cycle().await;
+        }
+    };
+    cycles(&mut ctl, 30).await;
+    assert!(setpoint(0).is_some_and(|a| a > 10.0), "{:?}", setpoint(0));
+
+    let mut lower = (*cfg).clone();
+    lower.chargers[0].max_current_a = 8.0;
+    commands
+        .send(ControlCommand::Reconfigure(Arc::new(lower.clone())))
+        .expect("queued");
+    cycles(&mut ctl, 1).await;
+    assert!(
+        setpoint(0).is_some_and(|a| a <= 8.0 + TOL),
+        "{:?}",
+        setpoint(0)
+    );
+
+    // Another meter: refused, the 8 A maximum stays.
+    let mut other = (*cfg).clone();
+    other.meter.unit = other.meter.unit.wrapping_add(1);
+    commands
+        .send(ControlCommand::Reconfigure(Arc::new(other)))
+        .expect("queued");
+    cycles(&mut ctl, 10).await;
+    assert!(
+        setpoint(0).is_some_and(|a| a <= 8.0 + TOL),
+        "{:?}",
+        setpoint(0)
+    );
+
+    // A commanded limit stays, capped by a lower grid limit.
+    commands
+        .send(ControlCommand::SetSiteLimit {
+            limit_a: Some(30.0),
+        })
+        .expect("queued");
+    lower.site.grid_limit_a = 20.0;
+    commands
+        .send(ControlCommand::Reconfigure(Arc::new(lower)))
+        .expect("queued");
+    cycles(&mut ctl, 1).await;
+    assert_eq!(ctl.site_limit_a(), 20.0);
+}
