@@ -319,7 +319,7 @@ async fn reconfigure_applies_charger_limits_between_cycles() {
         Controller::new(cfg.clone(), &links, Clock::starting_at(s.start), tx).expect("controller");
     let commands = ctl.commands();
     let setpoint = |i: usize| site.lock().expect("site lock").charger_truth()[i].setpoint_a;
-    let mut cycles = async |ctl: &mut Controller, n: usize| {
+    let cycles = async |ctl: &mut Controller, n: usize| {
         for _ in 0..n {
             tokio::time::sleep(cfg.control.interval).await;
             site.lock()
