@@ -8,6 +8,10 @@ need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 command -v socat >/dev/null 2>&1 || need+=(socat)
+# The package tests: dpkg-deb and dpkg-query, systemd-sysusers for the service user in a
+# scratch root, systemd-analyze to verify the unit.
+command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
+command -v systemd-sysusers >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "missing ${need[*]}: run this as root (or install them) first" >&2
@@ -18,6 +22,12 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 export PATH="$PATH:/usr/sbin"
+# cargo-deb builds the .deb in tests/package.rs; the version its metadata is written for.
+cargo_deb_version=3.8.0
+if ! cargo deb --version 2>/dev/null | grep -q "$cargo_deb_version"; then
+    echo "installing cargo-deb $cargo_deb_version"
+    cargo install cargo-deb --version "$cargo_deb_version" --locked --quiet
+fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

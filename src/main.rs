@@ -65,7 +65,10 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
-    evsite::app::logging::init_stderr(level);
+    // The daemon sets up its own logging (journal or stdout, level from its config).
+    if !matches!(cli.command, Command::Run(_)) {
+        evsite::app::logging::init_stderr(level);
+    }
     let result = match cli.command {
         Command::Models => {
             print!("{}", evsite::app::models::table());
@@ -90,7 +93,7 @@ fn main() -> ExitCode {
             chrono::Utc::now(),
         ))),
         Command::Run(a) => with_config(&a.config, |cfg| {
-            runtime()?.block_on(evsite::app::run::run(cfg))?;
+            runtime()?.block_on(evsite::app::run::run(cfg, a.config.clone()))?;
             Ok(ExitCode::SUCCESS)
         }),
     };

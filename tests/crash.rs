@@ -18,8 +18,9 @@ use evsite::simulator::write_config::write_config;
 use evsite::simulator::{serve_site, spawn_stepper, Scenario, SharedSite, SiteModel};
 use evsite::store::{SessionFilter, Store};
 
-/// Simulated seconds per real second: the cars' physics do not care, the test takes half.
-const SPEED: f64 = 2.0;
+/// Real time: a register is judged against what the charger could deliver in the time that
+/// passed, so the simulated site must not run faster than the daemon's clock.
+const SPEED: f64 = 1.0;
 
 fn scenario() -> Scenario {
     let text = r#"
@@ -40,8 +41,16 @@ points = [[0, 4, 4, 4]]
 model = "eastron-sdm630"
 transport = "rtu"
 [[charger]]
-id = "stays"
+id = "coarse"
 model = "vestel-evc04"
+transport = "tcp"
+phases = 3
+phase_map = [3, 1, 2]
+min_current_a = 6.0
+max_current_a = 16.0
+[[charger]]
+id = "stays"
+model = "alfen-eve"
 transport = "tcp"
 phases = 3
 phase_map = [1, 2, 3]
@@ -56,9 +65,20 @@ phase_map = [2, 3, 1]
 min_current_a = 6.0
 max_current_a = 16.0
 [[vehicle]]
+charger = "coarse"
+arrive_s = 2
+depart_s = 55
+capacity_kwh = 100
+soc_start = 0.2
+soc_target = 1.0
+max_current_a = 16
+phases = 3
+response_delay_s = 1
+taper_from_soc = 1.0
+[[vehicle]]
 charger = "stays"
 arrive_s = 2
-depart_s = 110
+depart_s = 55
 capacity_kwh = 100
 soc_start = 0.2
 soc_target = 1.0
@@ -69,7 +89,7 @@ taper_from_soc = 1.0
 [[vehicle]]
 charger = "leaves"
 arrive_s = 2
-depart_s = 60
+depart_s = 28
 capacity_kwh = 100
 soc_start = 0.2
 soc_target = 1.0
@@ -85,6 +105,7 @@ taper_from_soc = 1.0
 struct Daemon {
     child: Child,
     lines: mpsc::UnboundedReceiver<String>,
+    seen: Vec<String>,
 }
 
 impl Daemon {
@@ -114,14 +135,24 @@ impl Daemon {
                 }
             });
         }
-        Daemon { child, lines }
+        Daemon {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
     }
 
-    /// Waits (bounded) for a log line containing every one of `words`; returns it.
+    /// Waits (bounded) for a log line containing every one of `words`, whenever it came;
+    /// returns it.
     async fn line_with(&mut self, words: &[&str]) -> String {
+        let matches = |line: &str| words.iter().all(|w| line.contains(w));
+        if let Some(line) = self.seen.iter().find(|l| matches(l)) {
+            return line.clone();
+        }
         let wait = async {
             while let Some(line) = self.lines.recv().await {
-                if words.iter().all(|w| line.contains(w)) {
+                self.seen.push(line.clone());
+                if matches(&line) {
                     return line;
                 }
             }
@@ -195,8 +226,9 @@ async fn sessions_survive_a_kill_9_of_the_daemon() {
     let stays = daemon.line_with(&["session started", "stays"]).await;
     let stays_id = field(&stays, "session").to_string();
     daemon.line_with(&["session started", "leaves"]).await;
-    // Let both charge a little, then kill the daemon without warning.
-    until(&site, "both cars charge", |s| {
+    daemon.line_with(&["session started", "coarse"]).await;
+    // Let all charge a little, then kill the daemon without warning.
+    until(&site, "every car charges", |s| {
         s.vehicle_truth().iter().all(|v| v.energy_wh > 20.0)
     })
     .await;
@@ -204,12 +236,13 @@ async fn sessions_survive_a_kill_9_of_the_daemon() {
     let _ = daemon.exit().await;
 
     // While evsite is down, one car leaves.
-    until(&site, "the leaving car has left", |s| s.time_s() > 62.0).await;
+    until(&site, "the leaving car has left", |s| s.time_s() > 29.0).await;
 
     let mut daemon = Daemon::start(&config);
     let left = daemon
         .line_with(&["session ended", "leaves", "ControllerOffline"])
         .await;
+    daemon.line_with(&["session ended", "coarse"]).await;
     let ended = daemon.line_with(&["session ended", "stays"]).await;
     assert_eq!(
         field(&ended, "session"),
@@ -222,22 +255,24 @@ async fn sessions_survive_a_kill_9_of_the_daemon() {
     let truth = site.lock().expect("site lock").vehicle_truth();
     let (store, _) = Store::open(dir.path().join("data")).expect("store opens");
     let sessions = store.sessions(&SessionFilter::default()).expect("sessions");
-    assert_eq!(sessions.len(), 2, "{sessions:#?}");
+    assert_eq!(sessions.len(), 3, "{sessions:#?}");
     for r in &sessions {
         let car = truth
             .iter()
             .find(|v| v.charger == r.charger)
             .expect("a car for each session");
         let err = (r.energy_wh as f64 - car.energy_wh).abs();
-        // One read cycle at 11 kW is 6 Wh at this speed.
+        // One read cycle at 11 kW is 3 Wh. A 0.1 kWh register cannot show what was delivered
+        // while evsite was down to better than its step.
+        let tolerance = if r.charger == "coarse" { 100.0 } else { 20.0 };
         assert!(
-            err <= 20.0,
+            err <= tolerance,
             "{}: recorded {} Wh, car took {:.1} Wh ({left})",
             r.charger,
             r.energy_wh,
             car.energy_wh
         );
-        let want = if r.charger == "stays" {
+        let want = if r.charger != "leaves" {
             StopReason::Unplugged
         } else {
             StopReason::ControllerOffline
@@ -300,7 +335,7 @@ async fn a_corrupt_database_is_moved_aside_and_the_daemon_runs_on() {
             .sessions(&SessionFilter::default())
             .expect("sessions")
             .len(),
-        1
+        3
     );
     let alerts = store.active_alerts().expect("alerts");
     assert!(

@@ -1,13 +1,17 @@
 //! `evsite run`: the daemon. The control loop, and around it the session tracker fed by every
-//! cycle's view and the recorder storing sessions and alerts; on SIGTERM or Ctrl-C, safe
-//! currents, then everything recorded is flushed before exit.
+//! cycle's view and the recorder storing sessions and alerts; SIGHUP reloads the config
+//! ([`super::reload`]); on SIGTERM or Ctrl-C, safe currents, then everything recorded is
+//! flushed before exit. systemd hears of it all ([`super::notify`]).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::Utc;
 use tokio::sync::{mpsc, watch, Notify};
 
+use super::notify::{self, Notifier};
 use super::recorder::{prune_forever, recover_sessions, Record, Recorder};
+use super::reload::Reloader;
 use crate::clock::Clock;
 use crate::commands::{self, load_overrides, CommandContext};
 use crate::config::Config;
@@ -39,10 +43,18 @@ pub enum RunError {
     Link(#[from] crate::modbus::link::LinkError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot handle SIGHUP: {0}")]
+    Signal(std::io::Error),
 }
 
-/// Run the controller for `cfg` until a shutdown signal.
-pub async fn run(cfg: Config) -> Result<(), RunError> {
+/// Run the controller for `cfg` (read from `config_path`, which SIGHUP reloads) until a
+/// shutdown signal. Sets up the daemon's logging.
+pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), RunError> {
+    let log = super::logging::init_daemon(&cfg.log.level);
+    // Caught before anything else: SIGHUP's default action would end the daemon.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(RunError::Signal)?;
+    let notifier = Notifier::from_env();
     let cfg = Arc::new(cfg);
     let (store, opened) = Store::open(&cfg.storage.path)?;
     let (rec_tx, rec_rx) = mpsc::unbounded_channel();
@@ -91,10 +103,21 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
             }
         })
     };
-    let tracking = tokio::spawn(track(tracker, view, rec_tx));
-    tracing::info!(site = %cfg.site.id, chargers = cfg.chargers.len(), "evsite started");
+    // The config in force, for the tasks that follow a reload.
+    let (configs, config) = watch::channel(cfg.clone());
+    let tracking = tokio::spawn(track(tracker, view.clone(), config, rec_tx));
+    tracing::info!(site = %cfg.site.id, chargers = cfg.chargers.len(), log = ?log.sink(), "evsite started");
+    let reloader = Reloader::new(config_path, configs, controller.commands(), log, notifier);
+    tokio::spawn(reloader.serve(hangups));
+    tokio::spawn(notify::supervise(view, notifier, cfg.control.interval));
 
-    controller.run(shutdown_signal()).await;
+    controller
+        .run(async {
+            shutdown_signal().await;
+            tracing::info!("stopping: chargers to safe current");
+            notifier.stopping();
+        })
+        .await;
     // The controller is gone: its view and event channels close, the tracker sees the last
     // view, and the recorder stores what is left and flushes.
     let _ = tracking.await;
@@ -105,16 +128,29 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Feeds every cycle's view to the session tracker until the controller stops.
+/// Feeds every cycle's view to the session tracker until the controller stops; a reloaded
+/// config brings its tariff to the sessions that start after it.
 async fn track(
     mut tracker: SessionTracker,
     mut view: watch::Receiver<Arc<SiteView>>,
+    mut config: watch::Receiver<Arc<Config>>,
     tx: mpsc::UnboundedSender<Record>,
 ) {
-    while view.changed().await.is_ok() {
-        let v = view.borrow_and_update().clone();
-        for out in tracker.observe(&v) {
-            let _ = tx.send(Record::Tracker(out));
+    loop {
+        tokio::select! {
+            changed = view.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let v = view.borrow_and_update().clone();
+                for out in tracker.observe(&v) {
+                    let _ = tx.send(Record::Tracker(out));
+                }
+            }
+            Ok(()) = config.changed() => {
+                let cfg = config.borrow_and_update().clone();
+                tracker.reconfigure(&cfg);
+            }
         }
     }
 }

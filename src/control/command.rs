@@ -2,9 +2,12 @@
 //! They queue on a channel and are applied at the start of the next cycle, so a change never
 //! lands halfway through one and a paused-clock simulation stays deterministic.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::profile::ProfileSet;
+use crate::config::Config;
 
 /// One change to apply. Every variant keeps the installer's `grid_limit_a` and each
 /// charger's `max_current_a` as hard ceilings: nothing here can raise them.
@@ -26,4 +29,9 @@ pub enum ControlCommand {
     },
     /// Replaces every charging profile in force.
     SetProfiles(ProfileSet),
+    /// A reloaded config's live settings (limits, tuning, charger limits, priorities, phase
+    /// maps, circuits). Its devices must be the running ones; a config that changes them is
+    /// refused (they are only connected at start). Only the installer's own file can change
+    /// the hard ceilings.
+    Reconfigure(Arc<Config>),
 }

@@ -30,6 +30,7 @@ use crate::devices::traits::{CurrentLimit, Heartbeat, ReadAll};
 use crate::devices::{ModbusDevice, Snapshot};
 use crate::modbus::{DeviceLink, Links};
 
+mod reconfigure;
 mod targets;
 
 /// A charger that fails this many reads in a row is reported offline (it is *counted* as
@@ -238,6 +239,7 @@ impl Controller {
                     max_current_a,
                 } => self.set_charger(&charger, enabled, max_current_a),
                 ControlCommand::SetProfiles(set) => self.profiles = set,
+                ControlCommand::Reconfigure(cfg) => self.reconfigure(cfg),
             }
         }
         if self

@@ -112,6 +112,9 @@ pub struct Resume {
     pub last_at: DateTime<Utc>,
     pub max_power_w: Option<f64>,
     pub notes: Vec<MeterNote>,
+    /// The energy the record showed, which for a stepped register includes power since its
+    /// last crossing (not in the samples yet).
+    pub energy_wh: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -183,6 +186,11 @@ impl EnergyMeter {
             value_wh,
         });
         m.on_step = cfg.stepped && r.last_wh.is_some() && r.last_wh != r.start_wh;
+        if cfg.stepped {
+            // Power since the last crossing, as stored: the next crossing bounds it again.
+            m.bridge_wh = (r.energy_wh - m.energy_wh).clamp(0.0, cfg.resolution_wh);
+            m.bridge_powered = m.bridge_wh > 0.0;
+        }
         m.last_at = Some(r.last_at);
         m.max_power_w = r.max_power_w;
         m.notes = r.notes;

@@ -327,6 +327,7 @@ fn a_stepped_register_resumed_after_a_restart_still_counts_exactly() {
         last_at: at(600),
         max_power_w: m.max_power_w(),
         notes: Vec::new(),
+        energy_wh: m.energy_wh(),
     };
     // Down for five minutes while the car charged on.
     truth += 11_000.0 * 300.0 / 3600.0;

@@ -297,6 +297,7 @@ impl SessionMachine {
                 last_at,
                 max_power_w: record.max_power_w.map(|v| v as f64),
                 notes: record.energy_notes.clone(),
+                energy_wh: record.energy_wh as f64,
             },
             now,
         );

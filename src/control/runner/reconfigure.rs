@@ -1,0 +1,48 @@
+//! A reloaded config taken over by the running controller: limits, tuning and per-charger
+//! settings change between two cycles; the devices stay connected. A config whose devices
+//! differ from the running ones cannot be applied without reconnecting, so it is refused here
+//! too, whatever the caller checked.
+
+use std::sync::Arc;
+
+use super::Controller;
+use crate::config::Config;
+use crate::control::usage::{UsageParams, UsageTracker};
+
+impl Controller {
+    /// Take over `cfg`'s live settings. A commanded site limit stays in force, under the new
+    /// `grid_limit_a`.
+    pub(super) fn reconfigure(&mut self, cfg: Arc<Config>) {
+        let same_devices = cfg.meter == self.cfg.meter
+            && cfg.site.phases == self.cfg.site.phases
+            && cfg.chargers.len() == self.chargers.len()
+            && cfg.chargers.iter().zip(&self.chargers).all(|(n, rt)| {
+                n.id == rt.cfg.id && n.device == rt.cfg.device && n.phases == rt.cfg.phases
+            });
+        if !same_devices {
+            tracing::error!("new configuration changes the devices: restart evsite to apply it");
+            return;
+        }
+        let params = UsageParams::new(cfg.control.unused_threshold_a);
+        let tuning = cfg.control.unused_threshold_a != self.cfg.control.unused_threshold_a;
+        for (rt, new) in self.chargers.iter_mut().zip(&cfg.chargers) {
+            // The usage tracker judges the car against the charger's range: a new range or
+            // threshold means judging it afresh.
+            if tuning
+                || new.min_current_a != rt.cfg.min_current_a
+                || new.max_current_a != rt.cfg.max_current_a
+                || new.phase_map.len() != rt.cfg.phase_map.len()
+            {
+                rt.usage = UsageTracker::new(
+                    params,
+                    new.phase_map.len(),
+                    new.min_current_a,
+                    new.max_current_a,
+                );
+            }
+            rt.cfg = new.clone();
+        }
+        self.cfg = cfg;
+        self.set_site_limit(self.site_limit_override);
+    }
+}
