@@ -345,3 +345,40 @@ async fn a_corrupt_database_is_moved_aside_and_the_daemon_runs_on() {
         "{alerts:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_storage_path_never_stops_the_site_being_controlled() {
+    let site = SiteModel::from_registry(&scenario())
+        .expect("site")
+        .into_shared();
+    let served = serve_site(site.clone()).await.expect("served");
+    let _stepper = spawn_stepper(site.clone(), SPEED);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("evsite.toml");
+    {
+        let model = site.lock().expect("site lock");
+        write_config(&config, &model, &served.endpoints, dir.path()).expect("config written");
+    }
+    // A storage path below a regular file can neither be opened nor moved aside.
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").expect("file written");
+    let text = std::fs::read_to_string(&config).expect("config read");
+    let data = dir.path().join("data").display().to_string();
+    let bad = file.join("data").display().to_string();
+    assert!(text.contains(&data), "the config names its storage path");
+    std::fs::write(&config, text.replace(&data, &bad)).expect("config rewritten");
+
+    let mut daemon = Daemon::start(&config);
+    daemon
+        .line_with(&["recording to a temporary database"])
+        .await;
+    daemon.line_with(&["session started", "stays"]).await;
+    until(&site, "the controller offers current", |s| {
+        s.charger_truth()
+            .iter()
+            .any(|t| t.setpoint_a.is_some_and(|a| a > 6.5))
+    })
+    .await;
+    daemon.signal("-TERM");
+    assert!(daemon.exit().await.success());
+}
