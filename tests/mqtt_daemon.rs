@@ -1,0 +1,163 @@
+//! The real daemon syncing to a real Mosquitto: sessions recorded while the broker is down and
+//! not yet acknowledged when the daemon is killed with SIGKILL arrive after both come back,
+//! every seq exactly once or with the same msg_id, none missing.
+
+#[path = "support/daemon.rs"]
+mod daemon;
+#[path = "support/mosquitto.rs"]
+mod mosquitto;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use evsite::simulator::write_config::write_config;
+use evsite::simulator::{serve_site, spawn_stepper, Scenario, SiteModel};
+
+use daemon::{until, Daemon};
+use mosquitto::{Mosquitto, Msg, Setup, Subscriber};
+
+fn scenario() -> Scenario {
+    let car = |charger: &str, depart: u32| {
+        format!(
+            "[[vehicle]]\ncharger = \"{charger}\"\narrive_s = 2\ndepart_s = {depart}\n\
+             capacity_kwh = 100\nsoc_start = 0.2\nsoc_target = 1.0\nmax_current_a = 16\n\
+             phases = 3\nresponse_delay_s = 1\ntaper_from_soc = 1.0\n"
+        )
+    };
+    let text = format!(
+        r#"
+name = "sync"
+seed = 9
+duration_s = 3600
+start = "2026-11-21T17:00:00Z"
+[site]
+id = "sync-site"
+grid_limit_a = 63.0
+phases = 3
+voltage_v = 230.0
+margin_a = 1.0
+failsafe_current_a = 6.0
+[base_load]
+points = [[0, 4, 4, 4]]
+[meter]
+model = "eastron-sdm630"
+transport = "rtu"
+[[charger]]
+id = "stays"
+model = "alfen-eve"
+transport = "tcp"
+phases = 3
+phase_map = [1, 2, 3]
+min_current_a = 6.0
+max_current_a = 16.0
+[[charger]]
+id = "leaves"
+model = "alfen-eve"
+transport = "tcp"
+phases = 3
+phase_map = [2, 3, 1]
+min_current_a = 6.0
+max_current_a = 16.0
+{}
+{}
+"#,
+        car("stays", 3000),
+        car("leaves", 25)
+    );
+    Scenario::parse(&text, "sync test").expect("scenario parses")
+}
+
+/// Outbox messages by seq; a seq delivered twice must carry the same msg_id.
+fn by_seq(msgs: &[Msg]) -> BTreeMap<u64, serde_json::Value> {
+    let mut out: BTreeMap<u64, serde_json::Value> = BTreeMap::new();
+    for m in msgs.iter().filter(|m| !m.topic.ends_with("/status")) {
+        let v = m.json();
+        let seq = v["seq"].as_u64().expect("a seq");
+        if let Some(before) = out.get(&seq) {
+            assert_eq!(before["msg_id"], v["msg_id"], "a duplicate keeps its msg_id");
+        }
+        out.insert(seq, v);
+    }
+    out
+}
+
+fn has(msgs: &[Msg], kind: &str, charger: &str) -> bool {
+    msgs.iter()
+        .filter(|m| m.topic.ends_with("/sessions"))
+        .map(Msg::json)
+        .any(|v| v["type"] == kind && v["data"]["charger"] == charger)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_sessions_arrive_after_a_kill_9_and_a_broker_outage() {
+    let mut broker = Mosquitto::start(Setup {
+        persistence: true,
+        ..Setup::default()
+    })
+    .await;
+    let topics = [
+        "evsite/sync-site/sessions",
+        "evsite/sync-site/alerts",
+        "evsite/sync-site/status",
+    ];
+    let mut cloud = Subscriber::connect(broker.port(), "cloud", &topics, true).await;
+
+    let site = SiteModel::from_registry(&scenario())
+        .expect("site")
+        .into_shared();
+    let served = serve_site(site.clone()).await.expect("served");
+    let _stepper = spawn_stepper(site.clone(), 1.0);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("evsite.toml");
+    {
+        let model = site.lock().expect("site lock");
+        write_config(&config, &model, &served.endpoints, dir.path()).expect("config written");
+    }
+    let mut text = std::fs::read_to_string(&config).expect("config read");
+    text.push_str(&format!(
+        "\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"evsite-sync-site\"\ntelemetry_interval_s = 1\n",
+        broker.port()
+    ));
+    std::fs::write(&config, text).expect("config written");
+
+    let mut daemon = Daemon::start(&config);
+    let mut got = cloud
+        .collect_until(Duration::from_secs(60), |m| {
+            has(m, "session.started", "stays") && has(m, "session.started", "leaves")
+        })
+        .await;
+    assert!(has(&got, "session.started", "leaves"), "{got:?}");
+
+    // The uplink goes down; meanwhile a car leaves and its session completes on disk only.
+    broker.stop().await;
+    until(&site, "the leaving car has left", |s| s.time_s() > 26.0).await;
+    daemon.line_with(&["session ended", "leaves"]).await;
+    daemon.signal("-KILL");
+    let _ = daemon.exit().await;
+
+    broker.restart().await;
+    let mut daemon = Daemon::start(&config);
+    got.extend(
+        cloud
+            .collect_until(Duration::from_secs(60), |m| {
+                has(m, "session.completed", "leaves")
+            })
+            .await,
+    );
+    assert!(has(&got, "session.completed", "leaves"), "{got:?}");
+    daemon.signal("-TERM");
+    assert!(daemon.exit().await.success());
+
+    let seqs = by_seq(&got);
+    let first = *seqs.keys().next().expect("messages");
+    let last = *seqs.keys().last().expect("messages");
+    assert_eq!(first, 1, "the first message of the site");
+    let missing: Vec<u64> = (first..=last).filter(|s| !seqs.contains_key(s)).collect();
+    assert!(missing.is_empty(), "gaps at {missing:?}");
+    let completed = seqs
+        .values()
+        .find(|v| v["type"] == "session.completed" && v["data"]["charger"] == "leaves")
+        .expect("completed");
+    assert_eq!(completed["data"]["stop_reason"], "unplugged");
+    assert!(completed["data"]["energy_wh"].as_u64().unwrap_or(0) > 0);
+}
