@@ -35,10 +35,11 @@ pub fn end_text(r: &SessionRecord) -> String {
 }
 
 /// What the session is doing: `waiting` (plugged in, never charged), `charging`, `paused`,
-/// `idle` (charging complete, still plugged in), or how it ended.
+/// `idle` (charging complete, still plugged in), or how it ended (`completed`,
+/// `interrupted`).
 pub fn state_text(r: &SessionRecord, v: &SiteView) -> &'static str {
     match r.state {
-        RecordState::Completed => return "ended",
+        RecordState::Completed => return "completed",
         RecordState::Interrupted => return "interrupted",
         RecordState::Active => {}
     }
@@ -286,7 +287,7 @@ mod tests {
         assert!(rows[1].starts_with("cp-1     17:00:30"), "{}", rows[1]);
         assert!(rows[1].contains("1.234 kWh") && rows[1].contains("0.35 EUR"));
         assert!(rows[1].contains("17:12:00") && rows[1].ends_with("charging"));
-        assert!(rows[2].contains("17:09:00") && rows[2].ends_with("ended"));
+        assert!(rows[2].contains("17:09:00") && rows[2].ends_with("completed"));
         assert_eq!(session_rows(&[], &[], &view(0.0)).len(), 2);
     }
 
