@@ -5,17 +5,14 @@
 //! as `controller_offline` with the energy its charger's register shows. A corrupt database
 //! is moved aside and the daemon runs on.
 
-use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
-
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
+#[path = "support/daemon.rs"]
+mod daemon;
 
 use evsite::sessions::machine::StopReason;
 use evsite::simulator::write_config::write_config;
-use evsite::simulator::{serve_site, spawn_stepper, Scenario, SharedSite, SiteModel};
+use evsite::simulator::{serve_site, spawn_stepper, Scenario, SiteModel};
+
+use daemon::{field, until, Daemon};
 use evsite::store::{SessionFilter, Store};
 
 /// Real time: a register is judged against what the charger could deliver in the time that
@@ -99,113 +96,6 @@ response_delay_s = 1
 taper_from_soc = 1.0
 "#;
     Scenario::parse(text, "crash test").expect("scenario parses")
-}
-
-/// The daemon with its log lines (stdout and stderr) on a channel.
-struct Daemon {
-    child: Child,
-    lines: mpsc::UnboundedReceiver<String>,
-    seen: Vec<String>,
-}
-
-impl Daemon {
-    fn start(config: &Path) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_evsite"))
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("evsite starts");
-        let (tx, lines) = mpsc::unbounded_channel();
-        let out = child.stdout.take().expect("stdout");
-        let err = child.stderr.take().expect("stderr");
-        for stream in [
-            Box::new(out) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-            Box::new(err),
-        ] {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut r = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = r.next_line().await {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        Daemon {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits (bounded) for a log line containing every one of `words`, whenever it came;
-    /// returns it.
-    async fn line_with(&mut self, words: &[&str]) -> String {
-        let matches = |line: &str| words.iter().all(|w| line.contains(w));
-        if let Some(line) = self.seen.iter().find(|l| matches(l)) {
-            return line.clone();
-        }
-        let wait = async {
-            while let Some(line) = self.lines.recv().await {
-                self.seen.push(line.clone());
-                if matches(&line) {
-                    return line;
-                }
-            }
-            panic!("the daemon's output ended before a line with {words:?}");
-        };
-        tokio::time::timeout(Duration::from_secs(90), wait)
-            .await
-            .unwrap_or_else(|_| panic!("no log line with {words:?} within 90 s"))
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.id().expect("a pid");
-        let ok = std::process::Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .expect("kill runs")
-            .success();
-        assert!(ok, "kill {sig}");
-    }
-
-    async fn exit(mut self) -> std::process::ExitStatus {
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("the daemon exits within 30 s")
-            .expect("wait")
-    }
-}
-
-/// The value of `key=` in a structured log line.
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    let at = line
-        .find(&format!("{key}="))
-        .unwrap_or_else(|| panic!("no {key} in {line}"));
-    line[at + key.len() + 1..]
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .trim_matches('"')
-}
-
-/// Polls the site (bounded) until `done` holds.
-async fn until(site: &SharedSite, what: &str, done: impl Fn(&SiteModel) -> bool) {
-    let wait = async {
-        loop {
-            if done(&site.lock().expect("site lock")) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(120), wait)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,4 +234,41 @@ async fn a_corrupt_database_is_moved_aside_and_the_daemon_runs_on() {
             .any(|a| a.kind == evsite::alerts::AlertKind::StoreRecovered),
         "{alerts:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_storage_path_never_stops_the_site_being_controlled() {
+    let site = SiteModel::from_registry(&scenario())
+        .expect("site")
+        .into_shared();
+    let served = serve_site(site.clone()).await.expect("served");
+    let _stepper = spawn_stepper(site.clone(), SPEED);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("evsite.toml");
+    {
+        let model = site.lock().expect("site lock");
+        write_config(&config, &model, &served.endpoints, dir.path()).expect("config written");
+    }
+    // A storage path below a regular file can neither be opened nor moved aside.
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").expect("file written");
+    let text = std::fs::read_to_string(&config).expect("config read");
+    let data = dir.path().join("data").display().to_string();
+    let bad = file.join("data").display().to_string();
+    assert!(text.contains(&data), "the config names its storage path");
+    std::fs::write(&config, text.replace(&data, &bad)).expect("config rewritten");
+
+    let mut daemon = Daemon::start(&config);
+    daemon
+        .line_with(&["recording to a temporary database"])
+        .await;
+    daemon.line_with(&["session started", "stays"]).await;
+    until(&site, "the controller offers current", |s| {
+        s.charger_truth()
+            .iter()
+            .any(|t| t.setpoint_a.is_some_and(|a| a > 6.5))
+    })
+    .await;
+    daemon.signal("-TERM");
+    assert!(daemon.exit().await.success());
 }

@@ -21,9 +21,9 @@ use crate::store::{OutboxEvent, Store, StoreError};
 pub enum Record {
     Tracker(TrackerOutput),
     Control(ControlEvent),
-    /// The database was unusable at start and moved aside.
+    /// The database was unusable at start: moved aside, or replaced by a temporary one.
     StoreRecovered {
-        moved_to: String,
+        message: String,
         at: DateTime<Utc>,
     },
 }
@@ -97,8 +97,7 @@ impl Recorder {
                         .signal(kind.into(), charger.as_deref(), raised, &message, at);
                 self.store_alerts(changes).await;
             }
-            Record::StoreRecovered { moved_to, at } => {
-                let msg = format!("the database could not be opened; it was moved to {moved_to} and a fresh one started");
+            Record::StoreRecovered { message: msg, at } => {
                 let changes = self
                     .alerts
                     .signal(AlertKind::StoreRecovered, None, true, &msg, at);

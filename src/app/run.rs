@@ -56,15 +56,8 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), RunError> {
         .map_err(RunError::Signal)?;
     let notifier = Notifier::from_env();
     let cfg = Arc::new(cfg);
-    let (store, opened) = Store::open(&cfg.storage.path)?;
     let (rec_tx, rec_rx) = mpsc::unbounded_channel();
-    if let Some(moved) = &opened.moved_aside {
-        tracing::error!(moved_to = %moved.display(), "database unusable: moved aside, a fresh one started");
-        let _ = rec_tx.send(Record::StoreRecovered {
-            moved_to: moved.display().to_string(),
-            at: Utc::now(),
-        });
-    }
+    let store = open_store(&cfg, &rec_tx)?;
     let mut tracker = SessionTracker::new(&cfg);
     for closed in recover_sessions(&store, &mut tracker, Utc::now())? {
         let _ = rec_tx.send(Record::Tracker(TrackerOutput::Session(Box::new(closed))));
@@ -126,6 +119,39 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), RunError> {
     pruner.abort();
     tracing::info!("evsite stopped: chargers at safe current, records flushed");
     Ok(())
+}
+
+/// Opens the database. One that cannot be opened was moved aside by [`Store::open`]; if even
+/// a fresh one cannot be made there (disk full, permissions), sessions go to a temporary
+/// database so the site stays controlled: control never waits for storage.
+fn open_store(cfg: &Config, rec: &mpsc::UnboundedSender<Record>) -> Result<Store, StoreError> {
+    let (store, opened) = match Store::open(&cfg.storage.path) {
+        Ok(s) => s,
+        Err(e) => {
+            let fallback = std::env::temp_dir().join(format!("evsite-{}", std::process::id()));
+            tracing::error!(path = %cfg.storage.path.display(), error = %e, fallback = %fallback.display(), "database unusable: recording to a temporary database");
+            let _ = rec.send(Record::StoreRecovered {
+                message: format!(
+                    "the database at {} cannot be used ({e}): sessions are recorded in a temporary database at {} until it is fixed",
+                    cfg.storage.path.display(),
+                    fallback.display()
+                ),
+                at: Utc::now(),
+            });
+            Store::open(&fallback)?
+        }
+    };
+    if let Some(moved) = &opened.moved_aside {
+        tracing::error!(moved_to = %moved.display(), "database unusable: moved aside, a fresh one started");
+        let _ = rec.send(Record::StoreRecovered {
+            message: format!(
+                "the database could not be opened; it was moved to {} and a fresh one started",
+                moved.display()
+            ),
+            at: Utc::now(),
+        });
+    }
+    Ok(store)
 }
 
 /// Feeds every cycle's view to the session tracker until the controller stops; a reloaded

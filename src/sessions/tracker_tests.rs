@@ -198,3 +198,62 @@ fn a_charger_lost_mid_session_interrupts_it_and_resumes_on_the_same_session() {
     assert!(alerts(&out).iter().any(|a| !a.raised));
     assert_eq!(tr.active().len(), 1);
 }
+
+#[test]
+fn a_session_across_the_autumn_dst_change_bills_the_repeated_hour_in_its_window() {
+    // A night window 01:00–03:00 Berlin time, every day. On 2026-10-25 clocks go back at
+    // 03:00 CEST (01:00 UTC), so the window lasts three real hours: 23:00–02:00 UTC.
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml"))
+        .unwrap_or_default()
+        .replace(
+            "start = \"17:00\"\nend = \"21:00\"",
+            "start = \"01:00\"\nend = \"03:00\"",
+        )
+        .replace(
+            "days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]",
+            "days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]",
+        );
+    let cfg = crate::config::load_str(&text, "night.toml").unwrap_or_else(|e| panic!("{e}"));
+    let mut tr = SessionTracker::new(&cfg);
+    let start = Utc
+        .with_ymd_and_hms(2026, 10, 24, 22, 30, 0)
+        .single()
+        .unwrap_or_default();
+    let at = |s: i64| start + TimeDelta::seconds(s);
+    let mk = |s: i64, state, amps: f64, wh: f64| SiteView {
+        at: Some(at(s)),
+        ..view(0, Some(state), amps, wh)
+    };
+    tr.observe(&mk(0, B, 0.0, 0.0));
+    let watts = 16.0 * 230.0 * 3.0;
+    let mut wh = 0.0;
+    for s in (10..=4 * 3600).step_by(10) {
+        wh += watts * 10.0 / 3600.0;
+        tr.observe(&mk(s, C, 16.0, wh));
+    }
+    let out = tr.observe(&mk(4 * 3600 + 10, A, 0.0, wh));
+    let r = &sessions(&out)[0].record;
+    let cost = r.cost.as_ref().unwrap_or_else(|| panic!("no cost"));
+    let energy = |label: &str| {
+        cost.lines
+            .iter()
+            .filter(|l| l.label == label)
+            .map(|l| l.quantity)
+            .sum::<rust_decimal::Decimal>()
+    };
+    let total_kwh = watts * 4.0 / 1000.0;
+    let night = rust_decimal::Decimal::from_f64_retain(total_kwh * 0.75)
+        .unwrap_or_default()
+        .round_dp(3);
+    let window_label = cost
+        .lines
+        .iter()
+        .find(|l| l.unit_price == rust_decimal::Decimal::new(45, 2))
+        .map(|l| l.label.clone())
+        .unwrap_or_else(|| panic!("no window line in {cost:?}"));
+    // Three of the four real hours were in the window, the repeated hour included.
+    assert!(
+        (energy(&window_label) - night).abs() <= rust_decimal::Decimal::new(2, 3),
+        "{cost:?}"
+    );
+}
