@@ -2,9 +2,12 @@
 //! (meter and five chargers, cars arriving) is served on loopback — Modbus TCP on 127.0.0.1
 //! and RTU on a pseudo-terminal — and the real controller manages it over those links while
 //! the terminal shows what it sees and does. The site runs `speed` times faster than real
-//! time so cars arrive, charge and complete within a couple of minutes.
+//! time so cars arrive, charge and complete within a couple of minutes. Sessions and alerts
+//! are kept as the daemon keeps them, in memory ([`ledger`]): nothing is written to disk.
 
 mod dilate;
+mod ledger;
+mod records;
 mod render;
 mod tally;
 
@@ -12,6 +15,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -23,11 +27,33 @@ use crate::simulator::serve::ServeError;
 use crate::simulator::write_config::config_toml;
 use crate::simulator::{serve_site, spawn_stepper, Scenario, ScenarioError, SiteError, SiteModel};
 
+pub use ledger::ChargerSessions;
 pub use render::clock as site_clock;
 pub use tally::Tally;
 
+use ledger::{Ledger, Note};
+
 /// The demo site, built into the binary so the demo needs no file.
 pub const SCENARIO: &str = include_str!("../simulator/demo.toml");
+/// The demo site's tariff, added to the config the demo builds (a scenario carries none): an
+/// evening peak window from 17:15 on the site's clock, which starts at 17:00 UTC, and an idle
+/// fee after a minute, so a car left plugged in after charging pays for the bay.
+pub const TARIFF: &str = r#"
+[tariff]
+currency = "EUR"
+energy_price = "0.28"
+idle_fee_per_min = "0.10"
+idle_grace_min = 1
+timezone = "UTC"
+
+[[tariff.window]]
+start = "17:15"
+end = "21:00"
+energy_price = "0.42"
+"#;
+/// The demo site's earlier sessions (Wh), which end-time estimates start from as they would
+/// on a site that has been running a while: its cars are small and come topped up.
+const PAST_SESSIONS_WH: [u64; 5] = [1_800, 2_400, 3_100, 2_000, 2_700];
 /// Default site seconds per wall-clock second.
 pub const DEFAULT_SPEED: f64 = 30.0;
 /// How often plain output prints the site's status.
@@ -36,8 +62,6 @@ const PLAIN_EVERY: Duration = Duration::from_secs(2);
 const REDRAW_EVERY: Duration = Duration::from_secs(1);
 /// How often the site's true grid current is sampled for the peak (the site's own step).
 const SAMPLE_EVERY: Duration = crate::simulator::serve::STEP;
-/// Alerts kept on screen.
-const RECENT_ALERTS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -84,6 +108,9 @@ pub struct Summary {
     pub site_s: f64,
     pub limit_a: f64,
     pub tally: Tally,
+    /// Per charger: its sessions' count, energy and cost (the running ones as they stood).
+    pub sessions: Vec<(String, ChargerSessions)>,
+    pub currency: Option<String>,
 }
 
 impl std::fmt::Display for Summary {
@@ -94,9 +121,42 @@ impl std::fmt::Display for Summary {
             self.elapsed_s,
             site_clock(self.site_s)
         )?;
-        for (id, wh) in self.tally.delivered_wh() {
-            writeln!(f, "  {id:<8} delivered {:.3} kWh", wh / 1000.0)?;
+        let currency = self.currency.as_deref().unwrap_or("");
+        let money = |c: Option<rust_decimal::Decimal>| {
+            c.map_or_else(|| "-".into(), |c| format!("{c} {currency}"))
+        };
+        let delivered = self.tally.delivered_wh();
+        for (id, s) in &self.sessions {
+            let wh = delivered
+                .iter()
+                .find(|(d, _)| d == id)
+                .map_or(0.0, |(_, wh)| *wh);
+            writeln!(
+                f,
+                "  {id:<8} delivered {:.3} kWh  sessions={} completed={} session_energy={}Wh cost={}",
+                wh / 1000.0,
+                s.started,
+                s.completed,
+                s.energy_wh,
+                money(s.cost)
+            )?;
         }
+        let total = |g: fn(&ChargerSessions) -> usize| {
+            self.sessions.iter().map(|(_, s)| g(s)).sum::<usize>()
+        };
+        writeln!(
+            f,
+            "sessions: {} started, {} completed, {:.3} kWh, cost {}",
+            total(|s| s.started),
+            total(|s| s.completed),
+            self.sessions.iter().map(|(_, s)| s.energy_wh).sum::<u64>() as f64 / 1000.0,
+            money(
+                self.sessions
+                    .iter()
+                    .filter_map(|(_, s)| s.cost)
+                    .reduce(|a, b| a + b)
+            )
+        )?;
         let peak = self.tally.peak_a();
         writeln!(
             f,
@@ -146,18 +206,20 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
     let served = serve_site(site.clone()).await?;
     // The store is never opened by the demo; the path only has to be well-formed.
     let data_dir = std::env::temp_dir().join(format!("evsite-demo-{}", std::process::id()));
-    let text = {
+    let (mut text, site_start) = {
         let m = site
             .lock()
             .map_err(|_| DemoError::Config("site model lock poisoned".into()))?;
-        config_toml(&m, &served.endpoints, &data_dir)
-            .map_err(|e| DemoError::Config(e.to_string()))?
+        let text = config_toml(&m, &served.endpoints, &data_dir)
+            .map_err(|e| DemoError::Config(e.to_string()))?;
+        (text, m.wall_time())
     };
+    text.push_str(TARIFF);
     let cfg = crate::config::load_str(&text, "demo site")
         .map_err(|e| DemoError::Config(e.to_string()))?;
     let cfg = Arc::new(cfg);
     let links = Links::new(Arc::new(TcpConnector));
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let (controller, mut view_rx) =
         Controller::new(cfg.clone(), &links, Clock::system(), events_tx)?;
 
@@ -187,23 +249,35 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
         phases: usize::from(cfg.site.phases),
         started,
         tally: Tally::default(),
-        alerts: Vec::new(),
+        ledger: Ledger::new(&cfg, &PAST_SESSIONS_WH),
         site_s: 0.0,
+        site_now: site_start,
     };
     if !ended {
-        screen.watch(&mut ctl, view_rx, events_rx, &site).await?;
+        screen
+            .watch(&mut ctl, &mut view_rx, &mut events_rx, &site)
+            .await?;
     }
     stepper.abort();
     drop(served);
-    if !opts.plain {
-        // Show the cursor again and leave the last frame on screen.
-        emit("\x1b[?25h\n");
+    // What the controller said last, before it stopped, still counts.
+    screen.sync_clock(&site);
+    if view_rx.has_changed().unwrap_or(false) {
+        let v = view_rx.borrow_and_update().clone();
+        screen.view(&v);
     }
+    while let Ok(ev) = events_rx.try_recv() {
+        screen.event(ev);
+    }
+    screen.finish(&view_rx.borrow().clone());
+    let sessions = screen.ledger.per_charger(screen.site_now);
     Ok(Summary {
         elapsed_s: started.elapsed().as_secs_f64(),
         site_s: screen.site_s,
         limit_a: cfg.site.grid_limit_a,
         tally: screen.tally,
+        sessions,
+        currency: screen.ledger.currency().map(str::to_owned),
     })
 }
 
@@ -215,16 +289,18 @@ struct Screen<'a> {
     phases: usize,
     started: Instant,
     tally: Tally,
-    alerts: Vec<String>,
+    ledger: Ledger,
     site_s: f64,
+    /// The site's clock, which sessions and alerts are stamped with.
+    site_now: DateTime<Utc>,
 }
 
 impl Screen<'_> {
     async fn watch(
         &mut self,
         ctl: &mut tokio::task::JoinHandle<()>,
-        mut view_rx: tokio::sync::watch::Receiver<Arc<SiteView>>,
-        mut events_rx: mpsc::UnboundedReceiver<ControlEvent>,
+        view_rx: &mut tokio::sync::watch::Receiver<Arc<SiteView>>,
+        events_rx: &mut mpsc::UnboundedReceiver<ControlEvent>,
         site: &crate::simulator::SharedSite,
     ) -> Result<(), DemoError> {
         if !self.opts.plain {
@@ -248,18 +324,24 @@ impl Screen<'_> {
                 _ = sample.tick() => {
                     if let Ok(s) = site.lock() {
                         self.tally.observe_grid(s.grid_current_a(), self.phases);
-                        self.site_s = s.time_s();
                     }
+                    self.sync_clock(site);
+                    let notes = self.ledger.tick(self.site_now);
+                    self.report(&notes);
                 }
                 r = view_rx.changed(), if views_open => match r {
                     Ok(()) => {
                         let v = view_rx.borrow_and_update().clone();
-                        self.tally.observe_view(&v, self.phases);
+                        self.sync_clock(site);
+                        self.view(&v);
                     }
                     Err(_) => views_open = false,
                 },
                 ev = events_rx.recv(), if events_open => match ev {
-                    Some(ev) => self.alert(ev),
+                    Some(ev) => {
+                        self.sync_clock(site);
+                        self.event(ev);
+                    }
                     None => events_open = false,
                 },
                 _ = redraw.tick() => {
@@ -271,39 +353,73 @@ impl Screen<'_> {
         Ok(())
     }
 
+    /// Reads the site's clock (it only moves forward).
+    fn sync_clock(&mut self, site: &crate::simulator::SharedSite) {
+        if let Ok(s) = site.lock() {
+            self.site_s = s.time_s();
+            self.site_now = s.wall_time();
+        }
+    }
+
     fn elapsed_s(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }
 
-    fn alert(&mut self, ev: ControlEvent) {
-        let ControlEvent::Alert {
-            kind,
-            raised,
-            charger,
-            message,
-            ..
-        } = ev;
+    fn view(&mut self, v: &SiteView) {
+        self.tally.observe_view(v, self.phases);
+        let notes = self.ledger.observe(v, self.site_now);
+        self.report(&notes);
+    }
+
+    fn event(&mut self, ev: ControlEvent) {
+        let notes = self.ledger.control(ev, self.site_now);
+        self.report(&notes);
+    }
+
+    /// Plain output tells sessions starting and ending and alert changes as they happen; the
+    /// terminal view shows them at its next redraw.
+    fn report(&self, notes: &[Note]) {
+        if !self.opts.plain || notes.is_empty() {
+            return;
+        }
         let t = self.elapsed_s();
-        let body = format!(
-            "{} {:?}{}: {message}",
-            if raised { "RAISED" } else { "cleared" },
-            kind,
-            charger.map(|c| format!(" {c}")).unwrap_or_default()
-        );
+        let mut text = String::new();
+        for n in notes {
+            let line = match n {
+                Note::SessionStarted(r) => records::started_line(r),
+                Note::SessionEnded(r) => records::ended_line(r),
+                Note::Alert(c) => records::alert_line(c),
+            };
+            text.push_str(&format!("{t:6.1}s {line}\n"));
+        }
+        emit(&text);
+    }
+
+    /// The running sessions as they stand at the end, then the terminal restored.
+    fn finish(&self, v: &SiteView) {
         if self.opts.plain {
-            emit(&format!("{t:6.1}s alert: {body}\n"));
+            emit(&self.running_lines(v));
+        } else {
+            self.draw(v);
+            // Show the cursor again and leave the last frame on screen.
+            emit("\x1b[?25h\n");
         }
-        let line = format!("{t:.0}s {body}");
-        self.alerts.push(line);
-        if self.alerts.len() > RECENT_ALERTS {
-            self.alerts.remove(0);
-        }
+    }
+
+    fn running_lines(&self, v: &SiteView) -> String {
+        let t = self.elapsed_s();
+        self.ledger
+            .active(self.site_now)
+            .iter()
+            .map(|r| format!("{t:6.1}s {}\n", records::running_line(r, v)))
+            .collect()
     }
 
     fn draw(&self, v: &SiteView) {
         if self.opts.plain {
             let mut text = render::plain_lines(self.elapsed_s(), v).join("\n");
             text.push('\n');
+            text.push_str(&self.running_lines(v));
             emit(&text);
         } else {
             let h = render::Header {
@@ -311,8 +427,14 @@ impl Screen<'_> {
                 speed: self.opts.speed,
                 elapsed_s: self.elapsed_s(),
                 site_s: self.site_s,
+                site_now: self.site_now,
             };
-            emit(&render::frame(&h, v, &self.tally, &self.alerts));
+            let active = self.ledger.active(self.site_now);
+            let ended: Vec<_> = self.ledger.recent_finished().collect();
+            let sessions = records::session_rows(&active, &ended, v);
+            let alerts =
+                records::alert_rows(self.ledger.active_alerts(), self.ledger.recent_alerts());
+            emit(&render::frame(&h, v, &self.tally, &sessions, &alerts));
         }
     }
 }

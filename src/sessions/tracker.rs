@@ -234,6 +234,24 @@ impl SessionTracker {
             .collect()
     }
 
+    /// The sessions active now as an update at `at` would carry them: with the energy of the
+    /// last observation, the running cost and the end estimate. For a live view that refreshes
+    /// more often than updates are emitted; nothing is stored or announced.
+    pub fn current(&self, at: DateTime<Utc>) -> Vec<SessionRecord> {
+        let expected_wh = self.expected_session_wh();
+        self.slots
+            .iter()
+            .filter_map(|slot| {
+                let mut record = slot.machine.record()?;
+                let samples = slot.machine.samples();
+                record.tariff = slot.tariff.clone();
+                record.cost = bill(&record, samples, slot.tariff.as_ref(), at);
+                record.estimated_end_at = estimate_end(&record, samples, at, expected_wh);
+                Some(record)
+            })
+            .collect()
+    }
+
     fn expected_session_wh(&self) -> f64 {
         if self.history.is_empty() {
             return DEFAULT_SESSION_WH;

@@ -23,6 +23,8 @@ pub struct Header<'a> {
     pub elapsed_s: f64,
     /// Seconds of site time simulated so far.
     pub site_s: f64,
+    /// The site's clock.
+    pub site_now: chrono::DateTime<chrono::Utc>,
 }
 
 /// `value` against `limit` as a bar of `width` cells: `#` up to the value, `.` for the rest.
@@ -79,14 +81,23 @@ fn opt(v: Option<f64>, digits: usize, unit: &str) -> String {
 }
 
 /// One screen of the live view, each line erased to its end so shorter text leaves no rests.
-pub fn frame(h: &Header, v: &SiteView, tally: &Tally, alerts: &[String]) -> String {
+/// `sessions` is the sessions block ([`super::records::session_rows`]), `alerts` the alerts
+/// block ([`super::records::alert_rows`]).
+pub fn frame(
+    h: &Header,
+    v: &SiteView,
+    tally: &Tally,
+    sessions: &[String],
+    alerts: &[String],
+) -> String {
     let mut lines = Vec::new();
     lines.push(format!(
-        "evsite demo — site {}, ×{} speed, {:.0} s elapsed ({} of site time)",
+        "evsite demo — site {}, ×{} speed, {:.0} s elapsed ({} of site time, site clock {})",
         h.site_id,
         h.speed,
         h.elapsed_s,
-        clock(h.site_s)
+        clock(h.site_s),
+        h.site_now.format("%H:%M:%S")
     ));
     lines.push(format!(
         "mode {}   cycle {:.1} ms   peak {:.1} A of {} A",
@@ -125,11 +136,9 @@ pub fn frame(h: &Header, v: &SiteView, tally: &Tally, alerts: &[String]) -> Stri
         ));
     }
     lines.push(String::new());
-    lines.push("recent alerts:".into());
-    if alerts.is_empty() {
-        lines.push("  none".into());
-    }
-    lines.extend(alerts.iter().map(|a| format!("  {a}")));
+    lines.extend(sessions.iter().cloned());
+    lines.push(String::new());
+    lines.extend(alerts.iter().cloned());
     lines.push(String::new());
     lines.push("Ctrl-C stops the demo (chargers are set to their safe current first).".into());
     let mut out = String::from(HOME);
@@ -237,14 +246,25 @@ mod tests {
             speed: 30.0,
             elapsed_s: 12.0,
             site_s: 3725.0,
+            site_now: chrono::DateTime::from_timestamp(1_768_500_000, 0).unwrap_or_default(),
         };
-        let f = frame(&h, &view(), &Tally::default(), &["3s overload".into()]);
+        let f = frame(
+            &h,
+            &view(),
+            &Tally::default(),
+            &["session  since".into(), "cp-1     17:00:30".into()],
+            &[
+                "recent alerts:".into(),
+                "  17:00:03 raised  critical overload".into(),
+            ],
+        );
         assert!(f.starts_with(HOME) && f.ends_with(ERASE_BELOW));
-        assert!(f.contains("1:02:05 of site time"));
+        assert!(f.contains("1:02:05 of site time, site clock 18:00:00"));
         assert!(f.contains(&format!("[{}{}]", "#".repeat(15), ".".repeat(15))));
         assert!(f.contains("cp-1"));
         assert!(f.contains("1.234 kWh"));
         assert!(f.contains("paused: no capacity"));
-        assert!(f.contains("3s overload"));
+        assert!(f.contains("\ncp-1     17:00:30\x1b[K\n"));
+        assert!(f.contains("  17:00:03 raised  critical overload"));
     }
 }
