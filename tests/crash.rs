@@ -152,6 +152,10 @@ async fn sessions_survive_a_kill_9_of_the_daemon() {
             .find(|v| v.charger == r.charger)
             .expect("a car for each session");
         let err = (r.energy_wh as f64 - car.energy_wh).abs();
+        println!(
+            "{}: recorded {} Wh, car took {:.1} Wh, {:?}",
+            r.charger, r.energy_wh, car.energy_wh, r.stop_reason
+        );
         // One read cycle at 11 kW is 3 Wh. A 0.1 kWh register cannot show what was delivered
         // while evsite was down to better than its step.
         let tolerance = if r.charger == "coarse" { 100.0 } else { 20.0 };
