@@ -278,12 +278,18 @@ impl EndEstimator {
         self.points.back().map(|p| p.current_a)
     }
 
-    /// When the vehicle will stop drawing, estimated at `now`. `expected_wh` is the energy a
-    /// session here typically takes; `stop_a` the current vehicles here stop at.
+    /// The session energy so far (Wh), as last observed.
+    pub fn energy_wh(&self) -> f64 {
+        self.energy_wh
+    }
+
+    /// When the vehicle will stop drawing, estimated at `now`. `expected_wh` is the energy
+    /// this session is expected to take in all (see [`expected_energy`]), `None` when the
+    /// history cannot say; `stop_a` the current vehicles here stop at after a taper.
     pub fn estimate(
         &self,
         now: DateTime<Utc>,
-        expected_wh: f64,
+        expected_wh: Option<f64>,
         stop_a: f64,
     ) -> Option<DateTime<Utc>> {
         let rate = self.rate?;
@@ -291,7 +297,16 @@ impl EndEstimator {
             return None;
         }
         let secs = match self.taper() {
-            Some(t) => along_taper(&t, self.energy_wh, rate, stop_a)?,
+            // The taper says when the current reaches the stop point; a vehicle set to stop
+            // short of full stops mid-taper, which only the site's history can suggest.
+            Some(t) => {
+                let to_stop = t.decline.energy_at(stop_a);
+                let to_wh = match expected_wh {
+                    Some(e) if e > self.energy_wh => e.min(to_stop),
+                    _ => to_stop,
+                };
+                along_taper(&t, self.energy_wh, to_wh, rate, stop_a)?
+            }
             None => {
                 // What the vehicle takes of what it is offered: all of it unless it holds
                 // itself lower (a car's own maximum).
@@ -300,7 +315,10 @@ impl EndEstimator {
                 } else {
                     rate.offered_a.min(rate.current_a.max(rate.offered_a))
                 };
-                let left = (expected_wh - self.energy_wh).max(expected_wh * 0.05);
+                let left = expected_wh? - self.energy_wh;
+                if left <= 0.0 {
+                    return None;
+                }
                 left / (amps * rate.w_per_a) * 3600.0
             }
         };
@@ -311,12 +329,26 @@ impl EndEstimator {
     }
 }
 
-/// Seconds until the fitted current reaches `stop_a`, taking min(offer, limit) on the way.
-fn along_taper(t: &Taper, from_wh: f64, rate: Rate, stop_a: f64) -> Option<f64> {
+/// The energy a session that has taken `delivered_wh` so far will take in all, from the
+/// energy of the site's recent sessions (`history_wh`, sorted ascending): the median of
+/// those that took more, since a session already past most of its peers says nothing by
+/// being compared with the ones it outgrew. With no history, `default_wh`. `None` when this
+/// one has outgrown them all (or the default): the history cannot tell.
+pub fn expected_energy(history_wh: &[f64], delivered_wh: f64, default_wh: f64) -> Option<f64> {
+    if history_wh.is_empty() {
+        return (default_wh > delivered_wh).then_some(default_wh);
+    }
+    let from = history_wh.partition_point(|&wh| wh <= delivered_wh);
+    let larger = &history_wh[from..];
+    larger.get(larger.len() / 2).copied()
+}
+
+/// Seconds until the session has taken `to_wh` along the fitted taper (at most until the
+/// current reaches `stop_a`), taking min(offer, limit) on the way.
+fn along_taper(t: &Taper, from_wh: f64, to_wh: f64, rate: Rate, stop_a: f64) -> Option<f64> {
     if t.current_a <= stop_a {
         return Some(0.0);
     }
-    let to_wh = t.decline.energy_at(stop_a);
     if !(to_wh.is_finite() && to_wh > from_wh) {
         return None;
     }

@@ -94,7 +94,7 @@ fn exponential_taper_is_found_and_its_end_predicted() {
         "{taper:?}"
     );
     let now = at(run.t);
-    let predicted = est.estimate(now, 15_000.0, 2.0).expect("an estimate");
+    let predicted = est.estimate(now, Some(15_000.0), 2.0).expect("an estimate");
     run.go(&mut est, run.t + 20_000.0, offer, exponential_limit, 2.0);
     let truth = run.stopped_at.expect("the vehicle stopped");
     let err = (secs_from_start(predicted) - truth).abs();
@@ -118,10 +118,15 @@ fn linear_taper_in_time_is_fitted_as_such() {
     run.go(&mut est, 2400.0, |_| 32.0, limit, 3.0);
     let taper = est.taper().expect("a clear taper");
     assert!(matches!(taper.decline, Decline::Linear { .. }), "{taper:?}");
-    let predicted = est.estimate(at(run.t), 15_000.0, 3.0).expect("an estimate");
+    // No history: the taper alone.
+    let predicted = est.estimate(at(run.t), None, 3.0).expect("an estimate");
     let truth = 1200.0 + 27.0 * 120.0;
     let err = (secs_from_start(predicted) - truth).abs();
-    assert!(err < 60.0, "predicted {} s, truth {truth} s", secs_from_start(predicted));
+    assert!(
+        err < 60.0,
+        "predicted {} s, truth {truth} s",
+        secs_from_start(predicted)
+    );
 }
 
 #[test]
@@ -135,10 +140,15 @@ fn following_a_falling_offer_is_no_taper() {
     assert_eq!(est.taper(), None);
     // History-based: 20 kWh expected, ~15.3 kWh taken, the rest at the 8 A offered now.
     let taken = run.energy_wh;
-    let predicted = est.estimate(at(run.t), 20_000.0, 2.0).expect("an estimate");
+    let predicted = est
+        .estimate(at(run.t), Some(20_000.0), 2.0)
+        .expect("an estimate");
     let expected_s = (20_000.0 - taken) / (8.0 * W_PER_A) * 3600.0;
     let got = secs_from_start(predicted) - run.t;
-    assert!((got - expected_s).abs() < 0.02 * expected_s, "{got} vs {expected_s}");
+    assert!(
+        (got - expected_s).abs() < 0.02 * expected_s,
+        "{got} vs {expected_s}"
+    );
 }
 
 #[test]
@@ -148,7 +158,9 @@ fn a_vehicle_at_its_own_flat_maximum_is_no_taper() {
     let mut run = Run::new();
     run.go(&mut est, 1800.0, |_| 32.0, |_, _| 16.0, 1.0);
     assert_eq!(est.taper(), None);
-    let predicted = est.estimate(at(run.t), 20_000.0, 2.0).expect("an estimate");
+    let predicted = est
+        .estimate(at(run.t), Some(20_000.0), 2.0)
+        .expect("an estimate");
     let expected_s = (20_000.0 - run.energy_wh) / (16.0 * W_PER_A) * 3600.0;
     let got = secs_from_start(predicted) - run.t;
     assert!(
@@ -178,7 +190,7 @@ fn flapping_offer_over_a_taper_still_finds_it() {
     run.go(&mut est, 1500.0, offer, limit, 3.0);
     assert!(est.taper().is_some(), "taper hidden by the flapping offer");
     let now = at(run.t);
-    let predicted = est.estimate(now, 15_000.0, 3.0).expect("an estimate");
+    let predicted = est.estimate(now, Some(15_000.0), 3.0).expect("an estimate");
     run.go(&mut est, 30_000.0, offer, limit, 3.0);
     let truth = run.stopped_at.expect("stopped");
     let horizon = truth - secs_from_start(now);
@@ -215,16 +227,20 @@ fn a_rising_limit_is_no_taper() {
 #[test]
 fn no_draw_or_no_offer_gives_no_estimate() {
     let mut est = EndEstimator::new();
-    assert_eq!(est.estimate(t0(), 15_000.0, 2.0), None, "nothing seen yet");
+    assert_eq!(
+        est.estimate(t0(), Some(15_000.0), 2.0),
+        None,
+        "nothing seen yet"
+    );
     let mut run = Run::new();
     // Paused by the allocator: nothing offered, nothing drawn.
     run.go(&mut est, 600.0, |_| 0.0, |_, _| 32.0, 1.0);
-    assert_eq!(est.estimate(at(run.t), 15_000.0, 2.0), None);
+    assert_eq!(est.estimate(at(run.t), Some(15_000.0), 2.0), None);
     // Offered, but the vehicle takes nothing (it has not started, or it is done).
     let mut run = Run::new();
     let mut est = EndEstimator::new();
     run.go(&mut est, 600.0, |_| 16.0, |_, _| 0.0, -1.0);
-    assert_eq!(est.estimate(at(run.t), 15_000.0, 2.0), None);
+    assert_eq!(est.estimate(at(run.t), Some(15_000.0), 2.0), None);
 }
 
 #[test]
@@ -232,7 +248,7 @@ fn non_finite_readings_are_ignored() {
     let mut est = EndEstimator::new();
     let mut run = Run::new();
     run.go(&mut est, 300.0, |_| 16.0, |_, _| 32.0, 1.0);
-    let before = est.estimate(at(run.t), 15_000.0, 2.0);
+    let before = est.estimate(at(run.t), Some(15_000.0), 2.0);
     est.observe(&Observation {
         at: at(run.t),
         offered_a: Some(16.0),
@@ -241,7 +257,7 @@ fn non_finite_readings_are_ignored() {
         energy_wh: run.energy_wh,
     });
     assert!(before.is_some());
-    assert_eq!(est.estimate(at(run.t), 15_000.0, 2.0), before);
+    assert_eq!(est.estimate(at(run.t), Some(15_000.0), 2.0), before);
 }
 
 #[test]
@@ -249,7 +265,13 @@ fn the_stop_point_is_the_last_taper_current() {
     let mut est = EndEstimator::new();
     let mut run = Run::new();
     let taper_from = 40_000.0 / (32.0 * W_PER_A) * 3600.0;
-    run.go(&mut est, taper_from + 2400.0, |_| 32.0, exponential_limit, 15.0);
+    run.go(
+        &mut est,
+        taper_from + 2400.0,
+        |_| 32.0,
+        exponential_limit,
+        15.0,
+    );
     let stopped = run.stopped_at.expect("stopped at 15 A");
     // Up to the stop it draws about 15 A; the last taper point says so.
     let last = est.last_taper_current().expect("was tapering");
@@ -259,7 +281,65 @@ fn the_stop_point_is_the_last_taper_current() {
     let mut est = EndEstimator::new();
     let mut run = Run::new();
     run.go(&mut est, stopped - 300.0, |_| 32.0, exponential_limit, 15.0);
-    let predicted = est.estimate(at(run.t), 15_000.0, 15.0).expect("an estimate");
+    let predicted = est
+        .estimate(at(run.t), Some(15_000.0), 15.0)
+        .expect("an estimate");
     let err = secs_from_start(predicted) - stopped;
     assert!(err.abs() < 30.0, "off by {err} s");
+}
+
+#[test]
+fn expected_energy_is_the_median_of_the_sessions_that_took_more() {
+    let history = [8_000.0, 12_000.0, 20_000.0, 30_000.0, 40_000.0];
+    assert_eq!(expected_energy(&history, 0.0, 15_000.0), Some(20_000.0));
+    // Past 12 kWh, the sessions that took less say nothing: median of 20, 30, 40 kWh.
+    assert_eq!(
+        expected_energy(&history, 13_000.0, 15_000.0),
+        Some(30_000.0)
+    );
+    assert_eq!(expected_energy(&history, 45_000.0, 15_000.0), None);
+    assert_eq!(expected_energy(&[], 1_000.0, 15_000.0), Some(15_000.0));
+    assert_eq!(expected_energy(&[], 16_000.0, 15_000.0), None);
+}
+
+#[test]
+fn past_the_expected_energy_without_taper_gives_no_estimate() {
+    let mut est = EndEstimator::new();
+    let mut run = Run::new();
+    run.go(&mut est, 1800.0, |_| 16.0, |_, _| 32.0, 1.0);
+    assert!(run.energy_wh > 5_000.0);
+    assert_eq!(est.estimate(at(run.t), Some(5_000.0), 2.0), None);
+    assert_eq!(est.estimate(at(run.t), None, 2.0), None);
+}
+
+#[test]
+fn history_energy_cuts_a_taper_short() {
+    // Sessions here take 44 kWh: a vehicle set to stop short of full stops mid-taper.
+    let mut est = EndEstimator::new();
+    let mut run = Run::new();
+    let taper_from = 40_000.0 / (32.0 * W_PER_A) * 3600.0;
+    run.go(
+        &mut est,
+        taper_from + 400.0,
+        |_| 32.0,
+        exponential_limit,
+        2.0,
+    );
+    let now = at(run.t);
+    let to_floor = est.estimate(now, None, 2.0).expect("an estimate");
+    let to_target = est.estimate(now, Some(44_000.0), 2.0).expect("an estimate");
+    assert!(to_target < to_floor);
+    // The limit at 44 kWh is 32 × 2/6 A; the vehicle reaches it when its current does.
+    let mut truth = EndEstimator::new();
+    let mut again = Run::new();
+    again.go(
+        &mut truth,
+        20_000.0,
+        |_| 32.0,
+        exponential_limit,
+        32.0 * 2.0 / 6.0,
+    );
+    let stop = again.stopped_at.expect("stopped");
+    let err = secs_from_start(to_target) - stop;
+    assert!(err.abs() < 60.0, "off by {err} s");
 }
