@@ -13,6 +13,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::cost::cost;
 use super::energy::{MeterConfig, Sample};
+use super::estimate::{expected_energy, EndEstimator, Observation, DEFAULT_STOP_A};
 use super::machine::{
     MachineConfig, Reading, RecordState, SessionEvent, SessionMachine, SessionRecord, StopReason,
 };
@@ -38,8 +39,6 @@ const DRAW_FLOOR_W: f64 = 100.0;
 const DEFAULT_SESSION_WH: f64 = 15_000.0;
 /// How many finished sessions the estimate learns from.
 const HISTORY: usize = 50;
-/// Minutes of samples the charging rate of an estimate is averaged over.
-const RATE_MINUTES: usize = 5;
 
 /// What a session update means for the cloud (the outbox message type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +110,12 @@ struct Slot {
     complete_alert: bool,
     /// Picked up after a restart, waiting for the first reading of the charger's state.
     resumed_from: Option<DateTime<Utc>>,
+    /// The active session's end-time estimator.
+    estimator: EndEstimator,
+    /// Site voltage, for power from currents when the charger reports none.
+    voltage_v: f64,
+    /// The current a vehicle that tapered stopped at, for the tracker to learn.
+    stopped_at_a: Option<f64>,
 }
 
 /// The sessions of every charger of the site.
@@ -121,6 +126,8 @@ pub struct SessionTracker {
     tariff: Option<TariffSnapshot>,
     /// Energy of recently finished sessions, for end-time estimates.
     history: VecDeque<f64>,
+    /// Currents at which recent tapering vehicles stopped (A), for end-time estimates.
+    stops: VecDeque<f64>,
 }
 
 impl SessionTracker {
@@ -143,6 +150,9 @@ impl SessionTracker {
                     interrupted: false,
                     complete_alert: false,
                     resumed_from: None,
+                    estimator: EndEstimator::new(),
+                    voltage_v: cfg.site.voltage_v,
+                    stopped_at_a: None,
                 }
             })
             .collect();
@@ -151,6 +161,7 @@ impl SessionTracker {
             ids: cfg.chargers.iter().map(|c| c.id.clone()).collect(),
             tariff: snapshot(cfg),
             history: VecDeque::new(),
+            stops: VecDeque::new(),
         }
     }
 
@@ -160,6 +171,7 @@ impl SessionTracker {
         self.tariff = snapshot(cfg);
         for (slot, c) in self.slots.iter_mut().zip(&cfg.chargers) {
             slot.min_current_a = c.min_current_a;
+            slot.voltage_v = cfg.site.voltage_v;
         }
     }
 
@@ -206,19 +218,25 @@ impl SessionTracker {
             return Vec::new();
         };
         let mut out = Vec::new();
+        let mut history: Vec<f64> = self.history.iter().copied().collect();
+        history.sort_by(f64::total_cmp);
+        let stop_a = median(&self.stops).unwrap_or(DEFAULT_STOP_A);
         for cv in &view.chargers {
             let Some(i) = self.ids.iter().position(|id| *id == cv.id) else {
                 continue;
             };
-            let estimate_wh = self.expected_session_wh();
-            let ended = observe_slot(
-                &mut self.slots[i],
-                cv,
-                at,
-                self.tariff.as_ref(),
-                estimate_wh,
-                &mut out,
-            );
+            let expect = Expectation {
+                history_wh: &history,
+                stop_a,
+            };
+            let slot = &mut self.slots[i];
+            let ended = observe_slot(slot, cv, at, self.tariff.as_ref(), expect, &mut out);
+            if let Some(a) = slot.stopped_at_a.take() {
+                if self.stops.len() == HISTORY {
+                    self.stops.pop_front();
+                }
+                self.stops.push_back(a);
+            }
             if let Some(wh) = ended {
                 self.remember(wh);
             }
@@ -238,7 +256,12 @@ impl SessionTracker {
     /// last observation, the running cost and the end estimate. For a live view that refreshes
     /// more often than updates are emitted; nothing is stored or announced.
     pub fn current(&self, at: DateTime<Utc>) -> Vec<SessionRecord> {
-        let expected_wh = self.expected_session_wh();
+        let mut history: Vec<f64> = self.history.iter().copied().collect();
+        history.sort_by(f64::total_cmp);
+        let expect = Expectation {
+            history_wh: &history,
+            stop_a: median(&self.stops).unwrap_or(DEFAULT_STOP_A),
+        };
         self.slots
             .iter()
             .filter_map(|slot| {
@@ -246,20 +269,26 @@ impl SessionTracker {
                 let samples = slot.machine.samples();
                 record.tariff = slot.tariff.clone();
                 record.cost = bill(&record, samples, slot.tariff.as_ref(), at);
-                record.estimated_end_at = estimate_end(&record, samples, at, expected_wh);
+                record.estimated_end_at = estimate_end(&record, &slot.estimator, at, expect);
                 Some(record)
             })
             .collect()
     }
+}
 
-    fn expected_session_wh(&self) -> f64 {
-        if self.history.is_empty() {
-            return DEFAULT_SESSION_WH;
-        }
-        let mut v: Vec<f64> = self.history.iter().copied().collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    }
+/// What the site's history says of a session's end, for the estimate.
+#[derive(Debug, Clone, Copy)]
+struct Expectation<'a> {
+    /// The energy of recent finished sessions (Wh), sorted.
+    history_wh: &'a [f64],
+    /// The current vehicles here stop at after a taper (A).
+    stop_a: f64,
+}
+
+fn median(values: &VecDeque<f64>) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
 }
 
 fn snapshot(cfg: &Config) -> Option<TariffSnapshot> {
@@ -309,7 +338,7 @@ fn observe_slot(
     cv: &ChargerView,
     at: DateTime<Utc>,
     tariff: Option<&TariffSnapshot>,
-    expected_wh: f64,
+    expect: Expectation<'_>,
     out: &mut Vec<TrackerOutput>,
 ) -> Option<f64> {
     let charger = slot.machine.charger().to_string();
@@ -408,6 +437,7 @@ fn observe_slot(
     for ev in events {
         match ev {
             SessionEvent::Started => {
+                slot.estimator = EndEstimator::new();
                 slot.tariff = tariff.cloned();
                 slot.stored_samples = 0;
                 slot.last_published = None;
@@ -416,6 +446,7 @@ fn observe_slot(
             }
             SessionEvent::ChargingComplete => {
                 change.get_or_insert(SessionChange::Updated);
+                slot.stopped_at_a = slot.estimator.last_taper_current();
                 if let Some(r) = slot.machine.record() {
                     slot.complete_alert = true;
                     out.push(alert(
@@ -439,13 +470,15 @@ fn observe_slot(
         return finish(slot, ev, at, out);
     }
     let record = slot.machine.record()?;
+    slot.estimator
+        .observe(&observation(slot, cv, at, record.energy_wh as f64));
     let new_minute = slot.machine.samples().len() > slot.stored_samples;
     let due = slot.last_published.is_none_or(|t| at - t >= PUBLISH_EVERY);
     match change {
-        Some(c) => emit(slot, c, at, expected_wh, out),
+        Some(c) => emit(slot, c, at, expect, out),
         None if new_minute => {
             let publish = due && record.charging_completed_at.is_none();
-            push_update(slot, SessionChange::Updated, publish, at, expected_wh, out);
+            push_update(slot, SessionChange::Updated, publish, at, expect, out);
         }
         None => {}
     }
@@ -474,10 +507,10 @@ fn emit(
     slot: &mut Slot,
     change: SessionChange,
     at: DateTime<Utc>,
-    expected_wh: f64,
+    expect: Expectation<'_>,
     out: &mut Vec<TrackerOutput>,
 ) {
-    push_update(slot, change, true, at, expected_wh, out);
+    push_update(slot, change, true, at, expect, out);
 }
 
 fn push_update(
@@ -485,7 +518,7 @@ fn push_update(
     change: SessionChange,
     publish: bool,
     at: DateTime<Utc>,
-    expected_wh: f64,
+    expect: Expectation<'_>,
     out: &mut Vec<TrackerOutput>,
 ) {
     let Some(mut record) = slot.machine.record() else {
@@ -494,7 +527,7 @@ fn push_update(
     let samples = slot.machine.samples();
     record.tariff = slot.tariff.clone();
     record.cost = bill(&record, samples, slot.tariff.as_ref(), at);
-    record.estimated_end_at = estimate_end(&record, samples, at, expected_wh);
+    record.estimated_end_at = estimate_end(&record, &slot.estimator, at, expect);
     let new_samples = changed_samples(samples, slot.stored_samples);
     slot.stored_samples = samples.len();
     if publish {
@@ -582,35 +615,37 @@ fn bill(
     }
 }
 
-/// When the vehicle will stop drawing: the energy a session here typically takes, less what
-/// this one has had, at the rate of its last minutes. Complete: when it completed.
+/// What the estimator is fed of one reading: the highest phase current, the power (from the
+/// currents when the charger reports none) and the session's energy so far.
+fn observation(slot: &Slot, cv: &ChargerView, at: DateTime<Utc>, energy_wh: f64) -> Observation {
+    let current_a = cv.current_a.iter().copied().fold(0.0, f64::max);
+    let power_w = cv
+        .power_w
+        .unwrap_or_else(|| cv.current_a.iter().sum::<f64>() * slot.voltage_v);
+    Observation {
+        at,
+        offered_a: cv.setpoint_a,
+        current_a,
+        power_w,
+        energy_wh,
+    }
+}
+
+/// When the vehicle will stop drawing: from its taper when it shows one, else the energy a
+/// session here typically takes, less what this one has had, at the rate it is given now.
+/// Complete: when it completed.
 fn estimate_end(
     record: &SessionRecord,
-    samples: &[Sample],
+    estimator: &EndEstimator,
     now: DateTime<Utc>,
-    expected_wh: f64,
+    expect: Expectation<'_>,
 ) -> Option<DateTime<Utc>> {
     if let Some(done) = record.charging_completed_at {
         return Some(done);
     }
     record.charging_started_at?;
-    // Full minutes only: the current minute is still filling.
-    let recent: Vec<&Sample> = samples
-        .iter()
-        .rev()
-        .filter(|s| s.minute_start + TimeDelta::minutes(1) <= now)
-        .take(RATE_MINUTES)
-        .collect();
-    let (newest, oldest) = (recent.first()?, recent.last()?);
-    let minutes = ((newest.minute_start - oldest.minute_start).num_minutes() + 1) as f64;
-    let rate_wh_per_min = recent.iter().map(|s| s.energy_wh).sum::<f64>() / minutes;
-    if rate_wh_per_min <= 0.0 {
-        return None;
-    }
-    let delivered = record.energy_wh as f64;
-    let left = (expected_wh - delivered).max(expected_wh * 0.05);
-    let secs = (left / rate_wh_per_min * 60.0).min(7.0 * 86_400.0);
-    Some(now + TimeDelta::seconds(secs.round() as i64))
+    let expected_wh = expected_energy(expect.history_wh, estimator.energy_wh(), DEFAULT_SESSION_WH);
+    estimator.estimate(now, expected_wh, expect.stop_a)
 }
 
 fn alert(
