@@ -35,6 +35,7 @@ fn record(id: &str, charger: &str, plugged: DateTime<Utc>, state: RecordState) -
         stop_reason: ended.then_some(StopReason::Unplugged),
         energy_source: EnergySource::Register,
         energy_notes: Vec::new(),
+        updated_at: None,
         estimated_end_at: None,
         cost: None,
         tariff: None,

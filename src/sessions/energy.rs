@@ -89,6 +89,24 @@ pub enum MeterNote {
         from_wh: f64,
         to_wh: f64,
     },
+    /// evsite restarted mid-session: the session was picked up from its last stored state
+    /// (`last_seen`). A register counts the gap; integrated power cannot.
+    Resumed {
+        at: DateTime<Utc>,
+        last_seen: DateTime<Utc>,
+    },
+}
+
+/// A session's stored energy state, to pick it up after a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resume {
+    pub samples: Vec<Sample>,
+    pub start_wh: Option<f64>,
+    /// The last trusted register reading and when it was read.
+    pub last_wh: Option<f64>,
+    pub last_at: DateTime<Utc>,
+    pub max_power_w: Option<f64>,
+    pub notes: Vec<MeterNote>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -138,6 +156,33 @@ impl EnergyMeter {
             samples: Vec::new(),
             notes: Vec::new(),
         }
+    }
+
+    /// Picks up a session stored before a restart at `now`. The register reading it last
+    /// trusted stays the baseline, so a register counts what was delivered while evsite was
+    /// down; the jump check allows for the whole gap.
+    pub fn resume(cfg: MeterConfig, r: Resume, now: DateTime<Utc>) -> Self {
+        let mut m = EnergyMeter::new(cfg);
+        m.energy_wh = r.samples.iter().map(|s| s.energy_wh).sum();
+        m.samples = r.samples;
+        m.start_wh = r.start_wh;
+        m.trusted = r.last_wh.map(|value_wh| RegisterPoint {
+            at: r.last_at,
+            value_wh,
+        });
+        m.last_at = Some(r.last_at);
+        m.max_power_w = r.max_power_w;
+        m.notes = r.notes;
+        m.notes.push(MeterNote::Resumed {
+            at: now,
+            last_seen: r.last_at,
+        });
+        m
+    }
+
+    /// When the meter was last fed.
+    pub fn last_at(&self) -> Option<DateTime<Utc>> {
+        self.last_at
     }
 
     /// Feeds one observation; either value may be missing (a failed read). Observations

@@ -8,7 +8,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::cost::Cost;
-use super::energy::{EnergyMeter, EnergySource, MeterConfig, MeterNote, Sample};
+use super::energy::{EnergyMeter, EnergySource, MeterConfig, MeterNote, Resume, Sample};
 use super::tariff::TariffSnapshot;
 use crate::devices::model::{ChargeState, EnergyScope};
 
@@ -103,6 +103,9 @@ pub struct SessionRecord {
     /// What the energy register did that bears on `energy_wh`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub energy_notes: Vec<MeterNote>,
+    /// The last observation the record reflects (picks the session up after a restart).
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
     /// When the vehicle is expected to stop drawing (None: no estimate yet).
     #[serde(default)]
     pub estimated_end_at: Option<DateTime<Utc>>,
@@ -275,6 +278,48 @@ impl SessionMachine {
         })
     }
 
+    /// Picks up a session stored before a restart: it continues with the same id and the
+    /// energy counted so far. The next observation decides whether the vehicle is still
+    /// there (the caller ends it with [`StopReason::ControllerOffline`] if not).
+    pub fn resume(&mut self, record: &SessionRecord, samples: Vec<Sample>, now: DateTime<Utc>) {
+        let last_at = record
+            .updated_at
+            .or(record.charging_completed_at)
+            .or(record.charging_started_at)
+            .unwrap_or(record.plugged_in_at);
+        let meter = EnergyMeter::resume(
+            self.meter,
+            Resume {
+                samples,
+                start_wh: record.meter_start_wh.map(|v| v as f64),
+                last_wh: record.meter_end_wh.map(|v| v as f64),
+                last_at,
+                max_power_w: record.max_power_w.map(|v| v as f64),
+                notes: record.energy_notes.clone(),
+            },
+            now,
+        );
+        let phase = match (record.charging_completed_at, record.charging_started_at) {
+            (Some(_), _) => Phase::Complete,
+            (None, Some(_)) => Phase::Charging,
+            (None, None) => Phase::Plugged,
+        };
+        self.active = Some(Active {
+            id: record.session_id.clone(),
+            plugged_in_at: record.plugged_in_at,
+            charging_started_at: record.charging_started_at,
+            charging_completed_at: record.charging_completed_at,
+            phase,
+            fault_since: None,
+            meter,
+        });
+    }
+
+    /// Whether a session is active.
+    pub fn is_active(&self) -> bool {
+        self.active.is_some()
+    }
+
     /// The active session's record as of now.
     pub fn record(&self) -> Option<SessionRecord> {
         self.active.as_ref().map(|a| record_of(&self.charger, a))
@@ -348,6 +393,7 @@ fn record_of(charger: &str, a: &Active) -> SessionRecord {
         stop_reason: None,
         energy_source: a.meter.source(),
         energy_notes: a.meter.notes().to_vec(),
+        updated_at: a.meter.last_at(),
         estimated_end_at: None,
         cost: None,
         tariff: None,

@@ -115,6 +115,7 @@ fn a_full_session_goes_through_every_transition() {
         stop_reason: Some(StopReason::Unplugged),
         energy_source: EnergySource::Register,
         energy_notes: vec![],
+        updated_at: Some(at(2_000)),
         estimated_end_at: None,
         cost: None,
         tariff: None,

@@ -1,0 +1,606 @@
+//! Sessions of the whole site, fed by the controller's view after every cycle: one
+//! [`SessionMachine`] per charger, the tariff snapshotted at plug-in, the running cost and an
+//! end-time estimate, and what must be stored and announced.
+//!
+//! Pure apart from fresh session ids: the daemon stores what [`SessionTracker::observe`]
+//! returns, the simulator scores it. A session outlives evsite: after a restart it is handed
+//! back with [`SessionTracker::resume`], and the first reading of its charger decides whether
+//! the vehicle is still there.
+
+use std::collections::VecDeque;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::cost::cost;
+use super::energy::{MeterConfig, Sample};
+use super::machine::{
+    MachineConfig, Reading, RecordState, SessionEvent, SessionMachine, SessionRecord, StopReason,
+};
+use super::tariff::TariffSnapshot;
+use crate::config::{Charger, Config};
+use crate::control::view::{ChargerView, SiteView};
+use crate::devices::model::EnergyScope;
+
+/// How often a running session is announced (`session.updated`) besides its state changes;
+/// it is stored every minute.
+pub const PUBLISH_EVERY: TimeDelta = TimeDelta::minutes(5);
+/// A charger unreachable this long mid-session interrupts it (alert); the session goes on
+/// when the charger answers again.
+const INTERRUPT_AFTER: TimeDelta = TimeDelta::seconds(30);
+/// A charger unreachable this long ends its session (`charger_offline`).
+const END_AFTER_OFFLINE: TimeDelta = TimeDelta::hours(1);
+/// Below this a phase current is no draw (A).
+const DRAW_FLOOR_A: f64 = 0.5;
+/// Below this power is no draw, for chargers reporting power only (W).
+const DRAW_FLOOR_W: f64 = 100.0;
+/// The session energy assumed for an estimate before the site has history (Wh).
+const DEFAULT_SESSION_WH: f64 = 15_000.0;
+/// How many finished sessions the estimate learns from.
+const HISTORY: usize = 50;
+/// Minutes of samples the charging rate of an estimate is averaged over.
+const RATE_MINUTES: usize = 5;
+
+/// What a session update means for the cloud (the outbox message type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionChange {
+    Started,
+    Updated,
+    /// Ended, completed or interrupted: the record is final.
+    Completed,
+}
+
+impl SessionChange {
+    /// The `type` of the `P/sessions` message.
+    pub fn message_type(self) -> &'static str {
+        match self {
+            SessionChange::Started => "session.started",
+            SessionChange::Updated => "session.updated",
+            SessionChange::Completed => "session.completed",
+        }
+    }
+}
+
+/// A session record to store: with the samples that changed since it was last stored, and
+/// whether the change is announced (`publish`) or only stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionUpdate {
+    pub change: SessionChange,
+    pub record: SessionRecord,
+    pub new_samples: Vec<Sample>,
+    pub publish: bool,
+}
+
+/// Alerts about sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionAlertKind {
+    /// Still plugged in, no longer drawing: the driver should move the car.
+    ChargingComplete,
+    /// A restart, power loss or lost link in the middle of a session.
+    SessionInterrupted,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionAlert {
+    pub kind: SessionAlertKind,
+    pub charger: String,
+    pub session_id: String,
+    pub raised: bool,
+    pub message: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrackerOutput {
+    Session(Box<SessionUpdate>),
+    Alert(SessionAlert),
+}
+
+/// One charger's sessions and what was last stored of the active one.
+#[derive(Debug, Clone)]
+struct Slot {
+    machine: SessionMachine,
+    min_current_a: f64,
+    scope: EnergyScope,
+    tariff: Option<TariffSnapshot>,
+    /// Samples already stored (the last of them may have grown since).
+    stored_samples: usize,
+    last_published: Option<DateTime<Utc>>,
+    offline_since: Option<DateTime<Utc>>,
+    interrupted: bool,
+    complete_alert: bool,
+    /// Picked up after a restart, waiting for the first reading of the charger's state.
+    resumed_from: Option<DateTime<Utc>>,
+}
+
+/// The sessions of every charger of the site.
+#[derive(Debug, Clone)]
+pub struct SessionTracker {
+    slots: Vec<Slot>,
+    ids: Vec<String>,
+    tariff: Option<TariffSnapshot>,
+    /// Energy of recently finished sessions, for end-time estimates.
+    history: VecDeque<f64>,
+}
+
+impl SessionTracker {
+    /// Builds the tracker for `cfg`. A tariff the config cannot express as a snapshot was
+    /// already refused by validation; if it still fails, sessions are recorded without cost.
+    pub fn new(cfg: &Config) -> Self {
+        let slots = cfg
+            .chargers
+            .iter()
+            .map(|c| {
+                let meter = meter_config(c, cfg.site.voltage_v);
+                Slot {
+                    machine: SessionMachine::new(c.id.clone(), MachineConfig::default(), meter),
+                    min_current_a: c.min_current_a,
+                    scope: meter.scope,
+                    tariff: None,
+                    stored_samples: 0,
+                    last_published: None,
+                    offline_since: None,
+                    interrupted: false,
+                    complete_alert: false,
+                    resumed_from: None,
+                }
+            })
+            .collect();
+        SessionTracker {
+            slots,
+            ids: cfg.chargers.iter().map(|c| c.id.clone()).collect(),
+            tariff: snapshot(cfg),
+            history: VecDeque::new(),
+        }
+    }
+
+    /// A reloaded config: its tariff applies to sessions that start from now on; running
+    /// sessions keep the one they started with. Charger limits take effect for new readings.
+    pub fn reconfigure(&mut self, cfg: &Config) {
+        self.tariff = snapshot(cfg);
+        for (slot, c) in self.slots.iter_mut().zip(&cfg.chargers) {
+            slot.min_current_a = c.min_current_a;
+        }
+    }
+
+    /// Learns the energy of finished sessions (oldest first) for end-time estimates.
+    pub fn learn(&mut self, finished_wh: impl IntoIterator<Item = u64>) {
+        for wh in finished_wh {
+            self.remember(wh as f64);
+        }
+    }
+
+    fn remember(&mut self, wh: f64) {
+        if wh > 0.0 {
+            if self.history.len() == HISTORY {
+                self.history.pop_front();
+            }
+            self.history.push_back(wh);
+        }
+    }
+
+    /// Picks up a session stored as active before a restart. Returns false when its charger
+    /// is no longer configured (the caller closes it).
+    pub fn resume(
+        &mut self,
+        record: &SessionRecord,
+        samples: Vec<Sample>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let Some(i) = self.ids.iter().position(|id| *id == record.charger) else {
+            return false;
+        };
+        let slot = &mut self.slots[i];
+        slot.stored_samples = samples.len();
+        slot.machine.resume(record, samples, now);
+        slot.tariff = record.tariff.clone();
+        slot.resumed_from = Some(record.updated_at.unwrap_or(record.plugged_in_at));
+        slot.last_published = Some(now);
+        slot.complete_alert = record.charging_completed_at.is_some();
+        true
+    }
+
+    /// Feeds one controller cycle's view. Chargers are matched by id.
+    pub fn observe(&mut self, view: &SiteView) -> Vec<TrackerOutput> {
+        let Some(at) = view.at else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for cv in &view.chargers {
+            let Some(i) = self.ids.iter().position(|id| *id == cv.id) else {
+                continue;
+            };
+            let estimate_wh = self.expected_session_wh();
+            let ended = observe_slot(
+                &mut self.slots[i],
+                cv,
+                at,
+                self.tariff.as_ref(),
+                estimate_wh,
+                &mut out,
+            );
+            if let Some(wh) = ended {
+                self.remember(wh);
+            }
+        }
+        out
+    }
+
+    /// The records of the sessions active now (for the live view and shutdown).
+    pub fn active(&self) -> Vec<SessionRecord> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.machine.record())
+            .collect()
+    }
+
+    fn expected_session_wh(&self) -> f64 {
+        if self.history.is_empty() {
+            return DEFAULT_SESSION_WH;
+        }
+        let mut v: Vec<f64> = self.history.iter().copied().collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+}
+
+fn snapshot(cfg: &Config) -> Option<TariffSnapshot> {
+    let t = cfg.tariff.as_ref()?;
+    match TariffSnapshot::try_from(t) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, "tariff unusable: sessions are recorded without cost");
+            None
+        }
+    }
+}
+
+/// How to read a charger's energy register.
+fn meter_config(c: &Charger, voltage_v: f64) -> MeterConfig {
+    let scope = c
+        .device
+        .model
+        .charger
+        .map_or(EnergyScope::Lifetime, |s| s.energy_scope);
+    MeterConfig {
+        scope,
+        max_power_w: c.max_current_a * voltage_v * f64::from(c.phases),
+        ..MeterConfig::lifetime(0.0)
+    }
+}
+
+/// Whether the vehicle takes current now.
+fn drawing(cv: &ChargerView) -> bool {
+    cv.current_a.iter().any(|&a| a >= DRAW_FLOOR_A) || cv.power_w.is_some_and(|p| p >= DRAW_FLOOR_W)
+}
+
+/// One charger's observation; returns the energy of a session that ended normally.
+fn observe_slot(
+    slot: &mut Slot,
+    cv: &ChargerView,
+    at: DateTime<Utc>,
+    tariff: Option<&TariffSnapshot>,
+    expected_wh: f64,
+    out: &mut Vec<TrackerOutput>,
+) -> Option<f64> {
+    let charger = slot.machine.charger().to_string();
+    if !cv.online {
+        let since = *slot.offline_since.get_or_insert(at);
+        let id = slot.machine.record().map(|r| r.session_id);
+        if let Some(id) = id {
+            if !slot.interrupted && at - since >= INTERRUPT_AFTER {
+                slot.interrupted = true;
+                out.push(alert(
+                    SessionAlertKind::SessionInterrupted,
+                    &charger,
+                    &id,
+                    true,
+                    "charger unreachable mid-session: energy is counted again when it answers",
+                    at,
+                ));
+            }
+            if at - since >= END_AFTER_OFFLINE && slot.resumed_from.is_none() {
+                if let Some(ev) = slot.machine.end(since, StopReason::ChargerOffline) {
+                    return finish(slot, ev, at, out);
+                }
+            }
+        }
+        return None;
+    }
+    slot.offline_since = None;
+    if slot.interrupted {
+        slot.interrupted = false;
+        if let Some(r) = slot.machine.record() {
+            out.push(alert(
+                SessionAlertKind::SessionInterrupted,
+                &charger,
+                &r.session_id,
+                false,
+                "charger answers again: the session goes on",
+                at,
+            ));
+        }
+    }
+    let offered = cv
+        .setpoint_a
+        .is_some_and(|s| s + 1e-6 >= slot.min_current_a && s > 0.0);
+    let reading = Reading {
+        register_wh: cv.energy_wh,
+        power_w: cv.power_w,
+        offered,
+    };
+
+    if let (Some(last_seen), Some(state)) = (slot.resumed_from, cv.state) {
+        slot.resumed_from = None;
+        let id = slot
+            .machine
+            .record()
+            .map(|r| r.session_id)
+            .unwrap_or_default();
+        if !state.is_connected() {
+            // The vehicle left while evsite was down: count what the register shows, end the
+            // session when it was last seen.
+            // A per-session register may already count for nobody (or a new session).
+            let mut fed = reading;
+            if slot.scope != EnergyScope::Lifetime {
+                fed.register_wh = None;
+            }
+            let _ = slot.machine.observe(at, None, false, fed, String::new);
+            out.push(alert(
+                SessionAlertKind::SessionInterrupted,
+                &charger,
+                &id,
+                true,
+                "evsite was down when the vehicle left: session closed with the energy its register shows",
+                at,
+            ));
+            let ev = slot
+                .machine
+                .end(last_seen.min(at), StopReason::ControllerOffline)?;
+            return finish(slot, ev, at, out);
+        }
+        out.push(alert(
+            SessionAlertKind::SessionInterrupted,
+            &charger,
+            &id,
+            true,
+            "evsite restarted mid-session: the session goes on",
+            at,
+        ));
+    }
+
+    let events = slot
+        .machine
+        .observe(at, cv.state, drawing(cv), reading, || {
+            uuid::Uuid::new_v4().to_string()
+        });
+    let mut change = None;
+    let mut ended = None;
+    for ev in events {
+        match ev {
+            SessionEvent::Started => {
+                slot.tariff = tariff.cloned();
+                slot.stored_samples = 0;
+                slot.last_published = None;
+                slot.complete_alert = false;
+                change = Some(SessionChange::Started);
+            }
+            SessionEvent::ChargingComplete => {
+                change.get_or_insert(SessionChange::Updated);
+                if let Some(r) = slot.machine.record() {
+                    slot.complete_alert = true;
+                    out.push(alert(
+                        SessionAlertKind::ChargingComplete,
+                        &charger,
+                        &r.session_id,
+                        true,
+                        "charging complete: the vehicle can be moved",
+                        at,
+                    ));
+                }
+            }
+            SessionEvent::Resumed | SessionEvent::ChargingStarted | SessionEvent::Paused => {
+                change.get_or_insert(SessionChange::Updated);
+                clear_complete(slot, &charger, at, out);
+            }
+            ev @ SessionEvent::Ended { .. } => ended = Some(ev),
+        }
+    }
+    if let Some(ev) = ended {
+        return finish(slot, ev, at, out);
+    }
+    let record = slot.machine.record()?;
+    let new_minute = slot.machine.samples().len() > slot.stored_samples;
+    let due = slot.last_published.is_none_or(|t| at - t >= PUBLISH_EVERY);
+    match change {
+        Some(c) => emit(slot, c, at, expected_wh, out),
+        None if new_minute => {
+            let publish = due && record.charging_completed_at.is_none();
+            push_update(slot, SessionChange::Updated, publish, at, expected_wh, out);
+        }
+        None => {}
+    }
+    None
+}
+
+fn clear_complete(slot: &mut Slot, charger: &str, at: DateTime<Utc>, out: &mut Vec<TrackerOutput>) {
+    if std::mem::replace(&mut slot.complete_alert, false) {
+        let id = slot
+            .machine
+            .record()
+            .map(|r| r.session_id)
+            .unwrap_or_default();
+        out.push(alert(
+            SessionAlertKind::ChargingComplete,
+            charger,
+            &id,
+            false,
+            "the vehicle draws again or has left",
+            at,
+        ));
+    }
+}
+
+fn emit(
+    slot: &mut Slot,
+    change: SessionChange,
+    at: DateTime<Utc>,
+    expected_wh: f64,
+    out: &mut Vec<TrackerOutput>,
+) {
+    push_update(slot, change, true, at, expected_wh, out);
+}
+
+fn push_update(
+    slot: &mut Slot,
+    change: SessionChange,
+    publish: bool,
+    at: DateTime<Utc>,
+    expected_wh: f64,
+    out: &mut Vec<TrackerOutput>,
+) {
+    let Some(mut record) = slot.machine.record() else {
+        return;
+    };
+    let samples = slot.machine.samples();
+    record.tariff = slot.tariff.clone();
+    record.cost = bill(&record, samples, slot.tariff.as_ref(), at);
+    record.estimated_end_at = estimate_end(&record, samples, at, expected_wh);
+    let new_samples = changed_samples(samples, slot.stored_samples);
+    slot.stored_samples = samples.len();
+    if publish {
+        slot.last_published = Some(at);
+    }
+    out.push(TrackerOutput::Session(Box::new(SessionUpdate {
+        change,
+        record,
+        new_samples,
+        publish,
+    })));
+}
+
+/// The final record of an ended session.
+fn finish(
+    slot: &mut Slot,
+    ev: SessionEvent,
+    at: DateTime<Utc>,
+    out: &mut Vec<TrackerOutput>,
+) -> Option<f64> {
+    let SessionEvent::Ended { session, .. } = ev else {
+        return None;
+    };
+    let charger = session.record.charger.clone();
+    let mut record = session.record;
+    let samples = session.samples;
+    record.tariff = slot.tariff.take();
+    let end = record.ended_at.unwrap_or(at);
+    record.cost = bill(&record, &samples, record.tariff.as_ref(), end);
+    record.estimated_end_at = record.charging_completed_at.or(record.estimated_end_at);
+    let new_samples = changed_samples(&samples, slot.stored_samples);
+    if std::mem::replace(&mut slot.complete_alert, false) {
+        out.push(alert(
+            SessionAlertKind::ChargingComplete,
+            &charger,
+            &record.session_id,
+            false,
+            "the vehicle has left",
+            at,
+        ));
+    }
+    slot.stored_samples = 0;
+    slot.last_published = None;
+    slot.interrupted = false;
+    let normal = record.state == RecordState::Completed;
+    let wh = record.energy_wh as f64;
+    out.push(TrackerOutput::Session(Box::new(SessionUpdate {
+        change: SessionChange::Completed,
+        record,
+        new_samples,
+        publish: true,
+    })));
+    normal.then_some(wh)
+}
+
+/// Samples from the last stored one on (it may have grown since).
+fn changed_samples(samples: &[Sample], stored: usize) -> Vec<Sample> {
+    samples[stored.saturating_sub(1).min(samples.len())..].to_vec()
+}
+
+fn bill(
+    record: &SessionRecord,
+    samples: &[Sample],
+    tariff: Option<&TariffSnapshot>,
+    until: DateTime<Utc>,
+) -> Option<super::cost::Cost> {
+    let tariff = tariff?;
+    let pairs: Vec<(DateTime<Utc>, f64)> = samples
+        .iter()
+        .map(|s| (s.minute_start, s.energy_wh))
+        .collect();
+    let end = record.ended_at.unwrap_or(until);
+    match cost(
+        tariff,
+        &pairs,
+        record.plugged_in_at,
+        record.charging_completed_at,
+        end,
+    ) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(session = %record.session_id, error = %e, "session cost not computable");
+            None
+        }
+    }
+}
+
+/// When the vehicle will stop drawing: the energy a session here typically takes, less what
+/// this one has had, at the rate of its last minutes. Complete: when it completed.
+fn estimate_end(
+    record: &SessionRecord,
+    samples: &[Sample],
+    now: DateTime<Utc>,
+    expected_wh: f64,
+) -> Option<DateTime<Utc>> {
+    if let Some(done) = record.charging_completed_at {
+        return Some(done);
+    }
+    record.charging_started_at?;
+    // Full minutes only: the current minute is still filling.
+    let recent: Vec<&Sample> = samples
+        .iter()
+        .rev()
+        .filter(|s| s.minute_start + TimeDelta::minutes(1) <= now)
+        .take(RATE_MINUTES)
+        .collect();
+    let (newest, oldest) = (recent.first()?, recent.last()?);
+    let minutes = ((newest.minute_start - oldest.minute_start).num_minutes() + 1) as f64;
+    let rate_wh_per_min = recent.iter().map(|s| s.energy_wh).sum::<f64>() / minutes;
+    if rate_wh_per_min <= 0.0 {
+        return None;
+    }
+    let delivered = record.energy_wh as f64;
+    let left = (expected_wh - delivered).max(expected_wh * 0.05);
+    let secs = (left / rate_wh_per_min * 60.0).min(7.0 * 86_400.0);
+    Some(now + TimeDelta::seconds(secs.round() as i64))
+}
+
+fn alert(
+    kind: SessionAlertKind,
+    charger: &str,
+    session_id: &str,
+    raised: bool,
+    message: &str,
+    at: DateTime<Utc>,
+) -> TrackerOutput {
+    TrackerOutput::Alert(SessionAlert {
+        kind,
+        charger: charger.to_string(),
+        session_id: session_id.to_string(),
+        raised,
+        message: message.to_string(),
+        at,
+    })
+}
+
+#[cfg(test)]
+#[path = "tracker_tests.rs"]
+mod tests;

@@ -1,0 +1,200 @@
+use chrono::TimeZone;
+
+use super::*;
+use crate::devices::model::ChargeState::{self, A, B, C};
+
+fn cfg() -> Config {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml"))
+        .unwrap_or_default();
+    match crate::config::load_str(&text, "example.toml") {
+        Ok(c) => c,
+        Err(e) => panic!("example config: {e}"),
+    }
+}
+
+fn t(s: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0)
+        .single()
+        .unwrap_or_default()
+        + TimeDelta::seconds(s)
+}
+
+/// A view where charger cp-01 (lifetime register) is in `state`, drawing `amps` on three
+/// phases with its register at `wh`.
+fn view(at: i64, state: Option<ChargeState>, amps: f64, wh: f64) -> SiteView {
+    SiteView {
+        at: Some(t(at)),
+        chargers: vec![ChargerView {
+            id: "cp-01".into(),
+            online: state.is_some(),
+            state,
+            current_a: [amps; 3],
+            power_w: Some(amps * 230.0 * 3.0),
+            energy_wh: Some(wh),
+            setpoint_a: Some(16.0),
+            reason: String::new(),
+        }],
+        ..SiteView::default()
+    }
+}
+
+fn sessions(out: &[TrackerOutput]) -> Vec<&SessionUpdate> {
+    out.iter()
+        .filter_map(|o| match o {
+            TrackerOutput::Session(u) => Some(u.as_ref()),
+            TrackerOutput::Alert(_) => None,
+        })
+        .collect()
+}
+
+fn alerts(out: &[TrackerOutput]) -> Vec<&SessionAlert> {
+    out.iter()
+        .filter_map(|o| match o {
+            TrackerOutput::Alert(a) => Some(a),
+            TrackerOutput::Session(_) => None,
+        })
+        .collect()
+}
+
+/// Drives a charge of 16 A × 3 phases (11,040 W) from `from` for `secs`, one view a second.
+fn charge(tr: &mut SessionTracker, from: i64, secs: i64, wh0: f64) -> (Vec<TrackerOutput>, f64) {
+    let mut out = Vec::new();
+    let mut wh = wh0;
+    for s in from..from + secs {
+        wh += 16.0 * 230.0 * 3.0 / 3600.0;
+        out.extend(tr.observe(&view(s, Some(C), 16.0, wh)));
+    }
+    (out, wh)
+}
+
+#[test]
+fn a_session_is_started_updated_billed_and_completed() {
+    let mut tr = SessionTracker::new(&cfg());
+    let out = tr.observe(&view(0, Some(B), 0.0, 1_000.0));
+    let started = sessions(&out);
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].change, SessionChange::Started);
+    assert!(started[0].publish);
+    assert!(
+        started[0].record.tariff.is_some(),
+        "tariff snapshotted at plug-in"
+    );
+
+    let (out, wh) = charge(&mut tr, 1, 1_200, 1_000.0);
+    let ups = sessions(&out);
+    // Stored every minute, announced every five.
+    assert!(ups.len() >= 20, "{} updates", ups.len());
+    let published = ups.iter().filter(|u| u.publish).count();
+    assert!((4..=7).contains(&published), "{published} published");
+    let last = ups
+        .last()
+        .map(|u| u.record.clone())
+        .unwrap_or_else(|| panic!("no update"));
+    assert!(last.estimated_end_at.is_some_and(|e| e > t(1_200)));
+
+    let out = tr.observe(&view(1_201, Some(A), 0.0, wh));
+    let done = sessions(&out);
+    assert_eq!(done.len(), 1);
+    let r = &done[0].record;
+    assert_eq!(done[0].change, SessionChange::Completed);
+    assert_eq!(r.stop_reason, Some(StopReason::Unplugged));
+    assert_eq!(r.energy_wh, (wh - 1_000.0).round() as u64);
+    let cost = r.cost.as_ref().unwrap_or_else(|| panic!("no cost"));
+    // 0.35 EUR/kWh at noon Berlin time (no window), plus no fees within the grace.
+    let kwh = rust_decimal::Decimal::from(r.energy_wh) / rust_decimal::Decimal::from(1000);
+    let want = (kwh * rust_decimal::Decimal::new(35, 2)).round_dp(2);
+    assert_eq!(cost.total, want);
+    assert!(tr.active().is_empty());
+}
+
+#[test]
+fn a_vehicle_that_stops_drawing_raises_charging_complete_once_and_clears_on_unplug() {
+    let mut tr = SessionTracker::new(&cfg());
+    tr.observe(&view(0, Some(B), 0.0, 0.0));
+    let (_, wh) = charge(&mut tr, 1, 120, 0.0);
+    let mut out = Vec::new();
+    for s in 121..400 {
+        out.extend(tr.observe(&view(s, Some(B), 0.0, wh)));
+    }
+    let raised: Vec<_> = alerts(&out)
+        .into_iter()
+        .filter(|a| a.kind == SessionAlertKind::ChargingComplete)
+        .collect();
+    assert_eq!(raised.len(), 1);
+    assert!(raised[0].raised);
+    let out = tr.observe(&view(400, Some(A), 0.0, wh));
+    let cleared: Vec<_> = alerts(&out)
+        .into_iter()
+        .filter(|a| a.kind == SessionAlertKind::ChargingComplete)
+        .collect();
+    assert_eq!(cleared.len(), 1);
+    assert!(!cleared[0].raised);
+    let done = sessions(&out);
+    assert!(done[0].record.estimated_end_at.is_some_and(|e| e <= t(200)));
+}
+
+fn interrupted_session() -> (SessionRecord, Vec<Sample>, f64) {
+    let mut tr = SessionTracker::new(&cfg());
+    tr.observe(&view(0, Some(B), 0.0, 5_000.0));
+    let (_, wh) = charge(&mut tr, 1, 600, 5_000.0);
+    // As stored together: the record and its samples of the same moment.
+    let last = tr.active().pop().unwrap_or_else(|| panic!("no session"));
+    let samples = tr.slots[0].machine.samples().to_vec();
+    (last, samples, wh)
+}
+
+#[test]
+fn a_session_whose_vehicle_left_during_an_outage_is_closed_with_the_register_energy() {
+    let (record, samples, wh) = interrupted_session();
+    let mut tr = SessionTracker::new(&cfg());
+    assert!(tr.resume(&record, samples, t(3_000)));
+    // The car charged on its own for a while, then left.
+    let register = wh + 2_000.0;
+    let out = tr.observe(&view(3_000, Some(A), 0.0, register));
+    let done = sessions(&out);
+    assert_eq!(done.len(), 1);
+    let r = &done[0].record;
+    assert_eq!(r.session_id, record.session_id);
+    assert_eq!(r.stop_reason, Some(StopReason::ControllerOffline));
+    assert_eq!(r.state, RecordState::Interrupted);
+    assert_eq!(r.energy_wh, (register - 5_000.0).round() as u64);
+    assert_eq!(r.ended_at, record.updated_at);
+    assert!(alerts(&out)
+        .iter()
+        .any(|a| a.kind == SessionAlertKind::SessionInterrupted && a.raised));
+}
+
+#[test]
+fn a_session_whose_vehicle_is_still_plugged_continues_after_a_restart() {
+    let (record, samples, wh) = interrupted_session();
+    let mut tr = SessionTracker::new(&cfg());
+    assert!(tr.resume(&record, samples, t(700)));
+    let (out, wh2) = charge(&mut tr, 700, 300, wh + 200.0);
+    assert!(sessions(&out)
+        .iter()
+        .all(|u| u.record.session_id == record.session_id));
+    assert!(sessions(&out)
+        .iter()
+        .all(|u| u.change != SessionChange::Started));
+    let out = tr.observe(&view(1_000, Some(A), 0.0, wh2));
+    let r = &sessions(&out)[0].record;
+    assert_eq!(r.stop_reason, Some(StopReason::Unplugged));
+    assert_eq!(r.energy_wh, (wh2 - 5_000.0).round() as u64);
+}
+
+#[test]
+fn a_charger_lost_mid_session_interrupts_it_and_resumes_on_the_same_session() {
+    let mut tr = SessionTracker::new(&cfg());
+    tr.observe(&view(0, Some(B), 0.0, 0.0));
+    let (_, wh) = charge(&mut tr, 1, 60, 0.0);
+    let mut out = Vec::new();
+    for s in 61..200 {
+        out.extend(tr.observe(&view(s, None, 0.0, wh)));
+    }
+    let a = alerts(&out);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].kind, SessionAlertKind::SessionInterrupted);
+    let out = tr.observe(&view(200, Some(C), 16.0, wh + 50.0));
+    assert!(alerts(&out).iter().any(|a| !a.raised));
+    assert_eq!(tr.active().len(), 1);
+}
