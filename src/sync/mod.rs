@@ -24,7 +24,9 @@ pub use backoff::{Backoff, BackoffState};
 pub use command::{classify, reply_err, reply_ok, Incoming};
 pub use error::SyncError;
 pub use link::LinkStatus;
-pub use options::{parse_url, Credentials, Secret, SyncOptions, MAX_WINDOW};
+pub use options::{
+    parse_url, read_password, tls_config, Credentials, Secret, SyncOptions, MAX_WINDOW,
+};
 pub use payloads::{offline, online, telemetry, TELEMETRY_SCHEMA};
 pub use window::{Sent, Window};
 
@@ -53,10 +55,13 @@ impl SyncHandle {
     }
 
     /// Stops at once, as a crash would: no offline status, no clean disconnect (the broker
-    /// then publishes the last will), acks not yet written may be lost.
-    pub fn abort(self) {
+    /// then publishes the last will), acks not yet written may be lost. Returns once both
+    /// tasks are gone (and with them their hold on the store).
+    pub async fn abort(self) {
         self.task.abort();
         self.link.abort();
+        let _ = self.task.await;
+        let _ = self.link.await;
     }
 
     /// The link's state as it changes.

@@ -15,7 +15,7 @@ use rustls::{ClientConfig, RootCertStore};
 
 use super::backoff::Backoff;
 use super::error::SyncError;
-use crate::config::types::{Config, Mqtt};
+use crate::config::types::Config;
 
 /// Largest in-flight window accepted (rumqttc numbers packets with a u16).
 pub const MAX_WINDOW: usize = 10_000;
@@ -80,7 +80,11 @@ impl SyncOptions {
         let mqtt = cfg.mqtt.as_ref().ok_or(SyncError::NotConfigured)?;
         let (secure, host, port) = parse_url(&mqtt.url)?;
         let tls = if secure {
-            Some(Arc::new(tls_config(mqtt)?))
+            Some(tls_config(
+                mqtt.ca_file.as_deref(),
+                mqtt.cert_file.as_deref(),
+                mqtt.key_file.as_deref(),
+            )?)
         } else {
             None
         };
@@ -238,7 +242,7 @@ pub fn parse_url(url: &str) -> Result<(bool, String, u16), SyncError> {
 }
 
 /// The password file's content without its trailing newline (as `echo` or an editor leaves).
-fn read_password(path: &Path) -> Result<Secret, SyncError> {
+pub fn read_password(path: &Path) -> Result<Secret, SyncError> {
     let raw = std::fs::read_to_string(path).map_err(|source| SyncError::ReadFile {
         what: "mqtt.password_file",
         path: path.to_owned(),
@@ -272,9 +276,13 @@ fn certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>
 
 /// rustls with the ring provider: the CA file's roots (else the system's), and the client
 /// certificate and key for mutual TLS when both are set.
-fn tls_config(mqtt: &Mqtt) -> Result<ClientConfig, SyncError> {
+pub fn tls_config(
+    ca_file: Option<&Path>,
+    cert_file: Option<&Path>,
+    key_file: Option<&Path>,
+) -> Result<Arc<ClientConfig>, SyncError> {
     let mut roots = RootCertStore::empty();
-    match &mqtt.ca_file {
+    match ca_file {
         Some(path) => {
             for cert in certs("mqtt.ca_file", path)? {
                 roots.add(cert)?;
@@ -292,7 +300,7 @@ fn tls_config(mqtt: &Mqtt) -> Result<ClientConfig, SyncError> {
         ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots);
-    let config = match (&mqtt.cert_file, &mqtt.key_file) {
+    let config = match (cert_file, key_file) {
         (None, None) => builder.with_no_client_auth(),
         (Some(cert), Some(key)) => {
             let chain = certs("mqtt.cert_file", cert)?;
@@ -306,7 +314,7 @@ fn tls_config(mqtt: &Mqtt) -> Result<ClientConfig, SyncError> {
         }
         _ => return Err(SyncError::HalfClientAuth),
     };
-    Ok(config)
+    Ok(Arc::new(config))
 }
 
 #[cfg(test)]

@@ -126,7 +126,11 @@ impl Mosquitto {
             {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("mosquitto exited: {status}; log:\n{}", self.log());
             }
             assert!(
@@ -262,7 +266,10 @@ impl Subscriber {
 
     /// The next message within `wait`.
     pub async fn next(&mut self, wait: Duration) -> Option<Msg> {
-        tokio::time::timeout(wait, self.rx.recv()).await.ok().flatten()
+        tokio::time::timeout(wait, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Messages until `done` says enough or `wait` has passed since the start.
