@@ -319,3 +319,255 @@ async fn sessions_and_alerts_arrive_in_order_with_every_field() {
     assert_eq!(more[0].json()["seq"], 41);
     run.handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_mid_stream_loses_nothing() {
+    let mut broker = Mosquitto::start(Setup {
+        persistence: true,
+        ..Setup::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(dir.path().join("db")).expect("store");
+    fill(&store, 0, 1500).await;
+    // A persistent session: the broker keeps queueing for the cloud while it reconnects.
+    let mut sub = Subscriber::connect(
+        broker.port(),
+        "cloud-ingest",
+        &[&topic("sessions"), &topic("alerts")],
+        true,
+    )
+    .await;
+    let run = start(options(broker.port()), &store, None);
+
+    let mut msgs = sub.collect_until(WAIT, |m| m.len() >= 200).await;
+    assert!(msgs.len() >= 200, "the drain did not start");
+    broker.stop().await;
+    // Written while the broker is away: queued in the store, published after.
+    fill(&store, 1500, 100).await;
+    run.wake.notify_one();
+    assert!(
+        store.outbox_len() > 100,
+        "stopped too late to test anything"
+    );
+    broker.restart().await;
+
+    let rest = sub
+        .collect_until(WAIT, |m| count_seqs(&[&msgs[..], m].concat()) >= 1600)
+        .await;
+    msgs.extend(rest);
+    let all = by_seq(&msgs);
+    let seqs: Vec<u64> = all.iter().map(|v| v["seq"].as_u64().unwrap_or(0)).collect();
+    assert_eq!(
+        seqs,
+        (1..=1600).collect::<Vec<u64>>(),
+        "every message, none lost"
+    );
+    outbox_drains(&store).await;
+    run.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_messages_go_out_after_an_abrupt_stop() {
+    let broker = Mosquitto::start(Setup::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let (store, _) = Store::open(&path).expect("store");
+    fill(&store, 0, 1000).await;
+    let mut sub = Subscriber::connect(
+        broker.port(),
+        "cloud",
+        &[&topic("sessions"), &topic("alerts")],
+        false,
+    )
+    .await;
+    let run = start(options(broker.port()), &store, None);
+    let mut msgs = sub.collect_until(WAIT, |m| m.len() >= 100).await;
+    // As a crash would: no clean shutdown, acks in memory lost or not.
+    run.handle.abort().await;
+    drop(store);
+    let left = {
+        let (store, _) = Store::open(&path).expect("reopen");
+        store.outbox_len()
+    };
+    assert!(left > 0, "stopped too late to test anything");
+
+    let (store, _) = Store::open(&path).expect("reopen");
+    let run = start(options(broker.port()), &store, None);
+    let rest = sub
+        .collect_until(WAIT, |m| count_seqs(&[&msgs[..], m].concat()) >= 1000)
+        .await;
+    msgs.extend(rest);
+    let seqs: Vec<u64> = by_seq(&msgs)
+        .iter()
+        .map(|v| v["seq"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(seqs, (1..=1000).collect::<Vec<u64>>());
+    outbox_drains(&store).await;
+    run.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_is_retained_with_a_last_will() {
+    let broker = Mosquitto::start(Setup::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(dir.path().join("db")).expect("store");
+    let status_schema = schema("status.json");
+    let mut watcher =
+        Subscriber::connect(broker.port(), "watcher", &[&topic("status")], false).await;
+
+    let run = start(options(broker.port()), &store, None);
+    let online = watcher.next(WAIT).await.expect("online status");
+    assert_valid(&status_schema, &online.json());
+    assert_eq!(online.json()["online"], true);
+    assert_eq!(online.json()["started_at"], json!(t0()));
+
+    // Killed: the broker publishes the last will.
+    run.handle.abort().await;
+    let will = watcher.next(WAIT).await.expect("the last will");
+    assert_eq!(will.json(), json!({"online": false}));
+    let mut late = Subscriber::connect(broker.port(), "late-1", &[&topic("status")], false).await;
+    let retained = late.next(WAIT).await.expect("a retained status");
+    assert!(retained.retain);
+    assert_eq!(retained.json(), json!({"online": false}));
+
+    // Back: online again, retained; a clean shutdown leaves offline retained.
+    let run = start(options(broker.port()), &store, None);
+    let online = watcher.next(WAIT).await.expect("online again");
+    assert_eq!(online.json()["online"], true);
+    run.handle.shutdown().await;
+    let offline = watcher.next(WAIT).await.expect("offline on shutdown");
+    assert_eq!(offline.json(), json!({"online": false}));
+    assert_valid(&status_schema, &offline.json());
+    let mut late = Subscriber::connect(broker.port(), "late-2", &[&topic("status")], false).await;
+    let retained = late.next(WAIT).await.expect("a retained status");
+    assert!(retained.retain);
+    assert_eq!(retained.json(), json!({"online": false}));
+    // A clean shutdown sends DISCONNECT: no will follows the offline status.
+    assert!(watcher.next(Duration::from_millis(500)).await.is_none());
+}
+
+fn answer_ok(cmd: &RawCommand) -> Value {
+    let body: Value = serde_json::from_slice(&cmd.payload).unwrap_or(Value::Null);
+    json!({"request_id": body["request_id"], "ok": true, "error": null, "seen": cmd.name})
+}
+
+async fn command(sub: &Subscriber, name: &str, body: &[u8]) {
+    sub.client
+        .publish(
+            topic(&format!("cmd/{name}")),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            body.to_vec(),
+        )
+        .await
+        .expect("publish a command");
+}
+
+async fn reply(sub: &mut Subscriber) -> Value {
+    let m = sub.next(WAIT).await.expect("a reply");
+    assert_eq!(m.topic, topic("cmd/reply"));
+    let v = m.json();
+    assert_valid(&schema("cmd-reply.json"), &v);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_get_replies() {
+    let broker = Mosquitto::start(Setup::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(dir.path().join("db")).expect("store");
+    let mut cloud =
+        Subscriber::connect(broker.port(), "cloud", &[&topic("cmd/reply")], false).await;
+    let mut watcher =
+        Subscriber::connect(broker.port(), "watcher", &[&topic("status")], false).await;
+    let run = start(options(broker.port()), &store, Some(answer_ok));
+    // Subscribed to commands by the time its status is out (both follow the CONNACK).
+    watcher.next(WAIT).await.expect("online");
+
+    command(
+        &cloud,
+        "set_charger",
+        br#"{"request_id":"c-1","charger":"cp-1","enabled":false}"#,
+    )
+    .await;
+    let r = reply(&mut cloud).await;
+    assert_eq!(
+        (r["request_id"].clone(), r["ok"].clone()),
+        (json!("c-1"), json!(true))
+    );
+    assert_eq!(r["seen"], "set_charger", "answered by the handler");
+
+    command(&cloud, "set_charger", b"{oops").await;
+    let r = reply(&mut cloud).await;
+    assert_eq!(r["request_id"], Value::Null);
+    assert_eq!(r["ok"], false);
+    assert!(
+        r["error"].as_str().unwrap_or("").contains("malformed JSON"),
+        "{r}"
+    );
+
+    command(&cloud, "set_site_limit", br#"{"limit_a":20}"#).await;
+    let r = reply(&mut cloud).await;
+    assert_eq!(r["request_id"], Value::Null);
+    assert!(
+        r["error"].as_str().unwrap_or("").contains("request_id"),
+        "{r}"
+    );
+
+    // resync: refused below what the store holds or beyond what was written, accepted
+    // from what it holds (here the next seq: nothing to send again).
+    fill(&store, 0, 3).await;
+    run.wake.notify_one();
+    outbox_drains(&store).await;
+    command(&cloud, "resync", br#"{"request_id":"r-1","from_seq":1}"#).await;
+    let r = reply(&mut cloud).await;
+    assert_eq!(
+        (r["request_id"].clone(), r["ok"].clone()),
+        (json!("r-1"), json!(false))
+    );
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the next seq is 4"),
+        "{r}"
+    );
+    command(&cloud, "resync", br#"{"request_id":"r-2","from_seq":9}"#).await;
+    let r = reply(&mut cloud).await;
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not been written"),
+        "{r}"
+    );
+    command(&cloud, "resync", br#"{"request_id":"r-3","from_seq":4}"#).await;
+    let r = reply(&mut cloud).await;
+    assert_eq!(
+        (r["request_id"].clone(), r["ok"].clone()),
+        (json!("r-3"), json!(true))
+    );
+    run.handle.shutdown().await;
+
+    // Nobody answers: the sync replies for the handler after its timeout.
+    let run = start(options(broker.port()), &store, None);
+    watcher.next(WAIT).await.expect("offline");
+    watcher.next(WAIT).await.expect("online");
+    command(
+        &cloud,
+        "set_profile",
+        br#"{"request_id":"p-1","profile":{}}"#,
+    )
+    .await;
+    let r = reply(&mut cloud).await;
+    assert_eq!(
+        (r["request_id"].clone(), r["ok"].clone()),
+        (json!("p-1"), json!(false))
+    );
+    assert!(
+        r["error"].as_str().unwrap_or("").contains("no answer"),
+        "{r}"
+    );
+    run.handle.shutdown().await;
+}
