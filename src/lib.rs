@@ -3,7 +3,8 @@
 //! Layout: `config` (schema and validation), `modbus` (links: shared TCP connections and one
 //! actor per RS-485 line), `devices` (register maps as data, one generic codec, capability
 //! traits), `control` (the load management loop around the pure allocator), `simulator` (a
-//! simulated site serving the same register maps, for `evsite demo`, tests and `evsite-sim`).
+//! simulated site serving the same register maps, for `evsite demo`, tests and `evsite-sim`),
+//! `sync` (the cloud link over MQTT).
 #![forbid(unsafe_code)]
 
 pub mod alerts;
@@ -17,3 +18,4 @@ pub mod modbus;
 pub mod sessions;
 pub mod simulator;
 pub mod store;
+pub mod sync;

@@ -74,7 +74,10 @@ fn by_seq(msgs: &[Msg]) -> BTreeMap<u64, serde_json::Value> {
         let v = m.json();
         let seq = v["seq"].as_u64().expect("a seq");
         if let Some(before) = out.get(&seq) {
-            assert_eq!(before["msg_id"], v["msg_id"], "a duplicate keeps its msg_id");
+            assert_eq!(
+                before["msg_id"], v["msg_id"],
+                "a duplicate keeps its msg_id"
+            );
         }
         out.insert(seq, v);
     }
@@ -136,7 +139,7 @@ async fn unacknowledged_sessions_arrive_after_a_kill_9_and_a_broker_outage() {
     let _ = daemon.exit().await;
 
     broker.restart().await;
-    let mut daemon = Daemon::start(&config);
+    let daemon = Daemon::start(&config);
     got.extend(
         cloud
             .collect_until(Duration::from_secs(60), |m| {

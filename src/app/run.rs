@@ -20,6 +20,7 @@ use crate::control::view::SiteView;
 use crate::modbus::{Links, TcpConnector};
 use crate::sessions::tracker::{SessionTracker, TrackerOutput};
 use crate::store::{Store, StoreError};
+use crate::sync;
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
@@ -55,6 +56,7 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), RunError> {
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(RunError::Signal)?;
     let notifier = Notifier::from_env();
+    let started_at = Utc::now();
     let cfg = Arc::new(cfg);
     let (rec_tx, rec_rx) = mpsc::unbounded_channel();
     let store = open_store(&cfg, &rec_tx)?;
@@ -78,7 +80,7 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), RunError> {
     for c in load_overrides(&store, &cfg, Utc::now())? {
         let _ = control.send(c);
     }
-    let (_commands_tx, commands_rx) = mpsc::channel(64);
+    let (commands_tx, commands_rx) = mpsc::channel(64);
     tokio::spawn(commands::serve(
         commands_rx,
         CommandContext {
@@ -99,6 +101,7 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), RunError> {
     // The config in force, for the tasks that follow a reload.
     let (configs, config) = watch::channel(cfg.clone());
     let tracking = tokio::spawn(track(tracker, view.clone(), config, rec_tx));
+    let sync = start_sync(&cfg, started_at, &store, &view, wake, commands_tx);
     tracing::info!(site = %cfg.site.id, chargers = cfg.chargers.len(), log = ?log.sink(), "evsite started");
     let reloader = Reloader::new(config_path, configs, controller.commands(), log, notifier);
     tokio::spawn(reloader.serve(hangups));
@@ -117,8 +120,38 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), RunError> {
     let _ = forward.await;
     let _ = recorder.await;
     pruner.abort();
+    if let Some(sync) = sync {
+        sync.shutdown().await;
+    }
     tracing::info!("evsite stopped: chargers at safe current, records flushed");
     Ok(())
+}
+
+/// Starts the cloud link when `[mqtt]` is configured. One that cannot start (a certificate
+/// or password file unreadable) is logged; the site runs on and the outbox keeps every
+/// message for when the link is fixed.
+fn start_sync(
+    cfg: &Config,
+    started_at: chrono::DateTime<Utc>,
+    store: &Store,
+    view: &watch::Receiver<Arc<SiteView>>,
+    wake: Arc<Notify>,
+    commands: mpsc::Sender<crate::commands::RawCommand>,
+) -> Option<sync::SyncHandle> {
+    cfg.mqtt.as_ref()?;
+    match sync::SyncOptions::from_config(cfg, started_at) {
+        Ok(opts) => Some(sync::spawn(
+            opts,
+            store.clone(),
+            view.clone(),
+            wake,
+            commands,
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "MQTT sync not started: messages wait in the outbox");
+            None
+        }
+    }
 }
 
 /// Opens the database. One that cannot be opened was moved aside by [`Store::open`]; if even

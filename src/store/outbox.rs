@@ -148,6 +148,32 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Deletes delivered messages in one transaction, without waiting for a flush: sled
+    /// writes it out within its flush interval, and an ack lost to a crash only means the
+    /// message is delivered again (same msg_id), which consumers dedup. Sessions whose
+    /// latest message is among them count as synced. Returns how many were there.
+    pub fn ack_many(&self, seqs: &[u64]) -> Result<usize, StoreError> {
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let removed = (&self.outbox, &self.sessions).transaction(|(outbox, sessions)| {
+            let mut removed = 0;
+            for &seq in seqs {
+                let Some(value) = outbox.remove(&seq_key(seq))? else {
+                    continue;
+                };
+                removed += 1;
+                if let Some(id) = session_of(&value) {
+                    mark_if_latest(sessions, &id, seq)?;
+                }
+            }
+            Ok(removed)
+        })?;
+        Ok(removed)
+    }
+}
+
 /// The session a stored envelope announces, if it is a session message.
 fn session_of(value: &[u8]) -> Option<String> {
     let envelope: Envelope = serde_json::from_slice(value).ok()?;
