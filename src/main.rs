@@ -55,6 +55,10 @@ struct DemoArgs {
     /// Simulated seconds per wall-clock second.
     #[arg(long, default_value_t = evsite::app::demo::DEFAULT_SPEED)]
     speed: f64,
+    /// Also publish sessions, alerts, status and telemetry to this MQTT broker
+    /// (mqtt://host:port or mqtts://host:port), and take commands from it.
+    #[arg(long, value_name = "URL")]
+    mqtt: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -82,7 +86,8 @@ fn main() -> ExitCode {
             })
         }),
         Command::Demo(a) => runtime().and_then(|rt| {
-            let opts = evsite::app::demo::Options::new(a.run_for, a.speed);
+            let mut opts = evsite::app::demo::Options::new(a.run_for, a.speed);
+            opts.mqtt = a.mqtt;
             let summary = rt.block_on(evsite::app::demo::run(opts))?;
             print!("{summary}");
             Ok(ExitCode::SUCCESS)

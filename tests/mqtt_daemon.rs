@@ -164,3 +164,43 @@ async fn unacknowledged_sessions_arrive_after_a_kill_9_and_a_broker_outage() {
     assert_eq!(completed["data"]["stop_reason"], "unplugged");
     assert!(completed["data"]["energy_wh"].as_u64().unwrap_or(0) > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_publishes_its_sessions_status_and_telemetry_with_mqtt() {
+    let broker = Mosquitto::start(Setup::default()).await;
+    let mut cloud = Subscriber::connect(broker.port(), "cloud-demo", &["evsite/#"], false).await;
+    let url = format!("mqtt://127.0.0.1:{}", broker.port());
+    let demo = tokio::process::Command::new(env!("CARGO_BIN_EXE_evsite"))
+        .args(["demo", "--for", "20", "--mqtt", &url])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("demo starts");
+    let got = cloud
+        .collect_until(Duration::from_secs(90), |m| {
+            has(m, "session.completed", "cp-1") && m.iter().any(|m| m.topic.ends_with("/telemetry"))
+        })
+        .await;
+    let out = tokio::time::timeout(Duration::from_secs(90), demo.wait_with_output())
+        .await
+        .expect("the demo ends")
+        .expect("wait");
+    assert!(out.status.success());
+    assert!(has(&got, "session.started", "cp-1"), "{got:?}");
+    assert!(has(&got, "session.completed", "cp-1"), "{got:?}");
+    let status = got
+        .iter()
+        .find(|m| m.topic.ends_with("/status"))
+        .expect("a status message");
+    assert_eq!(status.json()["online"], true);
+    let completed = got
+        .iter()
+        .filter(|m| m.topic.ends_with("/sessions"))
+        .map(Msg::json)
+        .find(|v| v["type"] == "session.completed")
+        .expect("completed");
+    assert!(
+        completed["data"]["cost"]["total"].is_string(),
+        "{completed}"
+    );
+}

@@ -10,6 +10,7 @@ mod ledger;
 mod records;
 mod render;
 mod tally;
+mod uplink;
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -88,6 +89,8 @@ pub struct Options {
     pub speed: f64,
     /// Print plain status lines instead of redrawing a terminal view.
     pub plain: bool,
+    /// Also publish to this broker (`mqtt://` or `mqtts://`), as the daemon would.
+    pub mqtt: Option<String>,
 }
 
 impl Options {
@@ -97,6 +100,7 @@ impl Options {
             run_for,
             speed,
             plain: !std::io::stdout().is_terminal(),
+            mqtt: None,
         }
     }
 }
@@ -204,7 +208,7 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
     let model = SiteModel::new(&scenario, &resolve)?;
     let site = model.into_shared();
     let served = serve_site(site.clone()).await?;
-    // The store is never opened by the demo; the path only has to be well-formed.
+    // Only `--mqtt` opens a store (the outbox), here, and removes it at the end.
     let data_dir = std::env::temp_dir().join(format!("evsite-demo-{}", std::process::id()));
     let (mut text, site_start) = {
         let m = site
@@ -215,6 +219,9 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
         (text, m.wall_time())
     };
     text.push_str(TARIFF);
+    if let Some(url) = &opts.mqtt {
+        text.push_str(&uplink::mqtt_section(url));
+    }
     let cfg = crate::config::load_str(&text, "demo site")
         .map_err(|e| DemoError::Config(e.to_string()))?;
     let cfg = Arc::new(cfg);
@@ -222,6 +229,13 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let (controller, mut view_rx) =
         Controller::new(cfg.clone(), &links, Clock::system(), events_tx)?;
+    let (uplink, sink) = match cfg.mqtt {
+        Some(_) => {
+            let (u, sink) = uplink::Uplink::start(&cfg, &view_rx, controller.commands())?;
+            (Some(u), Some(sink))
+        }
+        None => (None, None),
+    };
 
     let started = Instant::now();
     let deadline = opts.run_for.map(|d| started + d);
@@ -253,6 +267,9 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
         site_s: 0.0,
         site_now: site_start,
     };
+    if let Some(sink) = sink {
+        screen.ledger.set_sink(sink);
+    }
     if !ended {
         screen
             .watch(&mut ctl, &mut view_rx, &mut events_rx, &site)
@@ -271,6 +288,10 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
     }
     screen.finish(&view_rx.borrow().clone());
     let sessions = screen.ledger.per_charger(screen.site_now);
+    screen.ledger.close_sink();
+    if let Some(u) = uplink {
+        u.finish().await;
+    }
     Ok(Summary {
         elapsed_s: started.elapsed().as_secs_f64(),
         site_s: screen.site_s,

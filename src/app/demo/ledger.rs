@@ -8,7 +8,10 @@ use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
 
+use tokio::sync::mpsc;
+
 use crate::alerts::{AlertBook, AlertChange, AlertKind, AlertPolicy, Severity};
+use crate::app::recorder::Record;
 use crate::config::Config;
 use crate::control::view::{ControlEvent, SiteView};
 use crate::sessions::machine::{RecordState, SessionRecord};
@@ -51,6 +54,8 @@ pub struct Ledger {
     started: Vec<usize>,
     recent_finished: VecDeque<SessionRecord>,
     recent_alerts: VecDeque<AlertChange>,
+    /// With `--mqtt`: everything the tracker and the controller say also goes to the recorder.
+    sink: Option<mpsc::UnboundedSender<Record>>,
 }
 
 impl Ledger {
@@ -68,6 +73,23 @@ impl Ledger {
             started: vec![0; cfg.chargers.len()],
             recent_finished: VecDeque::new(),
             recent_alerts: VecDeque::new(),
+            sink: None,
+        }
+    }
+
+    /// Sends what the tracker and the controller say to `sink` as well (`--mqtt`).
+    pub fn set_sink(&mut self, sink: mpsc::UnboundedSender<Record>) {
+        self.sink = Some(sink);
+    }
+
+    /// Stops forwarding, so the recorder can finish.
+    pub fn close_sink(&mut self) {
+        self.sink = None;
+    }
+
+    fn forward(&self, r: Record) {
+        if let Some(s) = &self.sink {
+            let _ = s.send(r);
         }
     }
 
@@ -77,6 +99,7 @@ impl Ledger {
         timed.at = Some(now);
         let mut notes = Vec::new();
         for out in self.tracker.observe(&timed) {
+            self.forward(Record::Tracker(out.clone()));
             match out {
                 TrackerOutput::Session(u) => {
                     let record = u.record;
@@ -119,6 +142,20 @@ impl Ledger {
     /// Feeds one of the controller's alert events, as seen at site time `now` (its own
     /// time stamp is the wall clock's).
     pub fn control(&mut self, ev: ControlEvent, now: DateTime<Utc>) -> Vec<Note> {
+        let ControlEvent::Alert {
+            kind,
+            raised,
+            charger,
+            message,
+            ..
+        } = &ev;
+        self.forward(Record::Control(ControlEvent::Alert {
+            kind: *kind,
+            raised: *raised,
+            charger: charger.clone(),
+            message: message.clone(),
+            at: now,
+        }));
         let ControlEvent::Alert {
             kind,
             raised,
