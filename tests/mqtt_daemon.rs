@@ -91,6 +91,121 @@ fn has(msgs: &[Msg], kind: &str, charger: &str) -> bool {
         .any(|v| v["type"] == kind && v["data"]["charger"] == charger)
 }
 
+/// The site served in real time and a config for it that syncs to `port`.
+async fn site_with_mqtt(
+    port: u16,
+) -> (
+    evsite::simulator::SharedSite,
+    evsite::simulator::ServedSite,
+    tempfile::TempDir,
+    std::path::PathBuf,
+) {
+    let site = SiteModel::from_registry(&scenario())
+        .expect("site")
+        .into_shared();
+    let served = serve_site(site.clone()).await.expect("served");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("evsite.toml");
+    {
+        let model = site.lock().expect("site lock");
+        write_config(&config, &model, &served.endpoints, dir.path()).expect("config written");
+    }
+    let mut text = std::fs::read_to_string(&config).expect("config read");
+    text.push_str(&format!(
+        "\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nclient_id = \"evsite-sync-site\"\ntelemetry_interval_s = 1\n"
+    ));
+    std::fs::write(&config, text).expect("config written");
+    (site, served, dir, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_through_the_daemon_are_answered_and_only_valid_ones_act() {
+    let broker = Mosquitto::start(Setup::default()).await;
+    let (site, _served, _dir, config) = site_with_mqtt(broker.port()).await;
+    let _stepper = spawn_stepper(site.clone(), 1.0);
+    let mut cloud = Subscriber::connect(
+        broker.port(),
+        "cloud-cmd",
+        &["evsite/sync-site/cmd/reply", "evsite/sync-site/status"],
+        false,
+    )
+    .await;
+    let daemon = Daemon::start(&config);
+    // The daemon is online once its retained status says so.
+    let online = cloud
+        .collect_until(Duration::from_secs(60), |m| {
+            m.iter()
+                .any(|m| m.topic.ends_with("/status") && m.json()["online"] == true)
+        })
+        .await;
+    assert!(!online.is_empty(), "the daemon came online");
+    until(&site, "both cars charge above 8 A", |s| {
+        s.charger_truth()
+            .iter()
+            .all(|t| t.setpoint_a.is_some_and(|a| a > 8.0))
+    })
+    .await;
+
+    let send = |name: &str, body: String| {
+        let c = cloud.client.clone();
+        let topic = format!("evsite/sync-site/cmd/{name}");
+        async move {
+            c.publish(topic, rumqttc::QoS::AtLeastOnce, false, body)
+                .await
+                .expect("publish");
+        }
+    };
+    let expires = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339();
+    send(
+        "set_site_limit",
+        format!(r#"{{"request_id":"r-high","limit_a":100,"expires_at":"{expires}"}}"#),
+    )
+    .await;
+    send("set_site_limit", "{not json".to_string()).await;
+    send("launch_rockets", r#"{"request_id":"r-x"}"#.to_string()).await;
+    send(
+        "set_site_limit",
+        format!(r#"{{"request_id":"r-low","limit_a":12,"expires_at":"{expires}"}}"#),
+    )
+    .await;
+    let replies: Vec<serde_json::Value> = cloud
+        .collect_until(Duration::from_secs(30), |m| {
+            m.iter().filter(|m| m.topic.ends_with("/reply")).count() >= 4
+        })
+        .await
+        .iter()
+        .filter(|m| m.topic.ends_with("/reply"))
+        .map(Msg::json)
+        .collect();
+    let reply = |id: &str| {
+        replies
+            .iter()
+            .find(|r| r["request_id"] == id)
+            .unwrap_or_else(|| panic!("no reply to {id}: {replies:?}"))
+    };
+    assert_eq!(reply("r-high")["ok"], false);
+    assert!(reply("r-high")["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("grid_limit_a")));
+    assert_eq!(reply("r-x")["ok"], false);
+    assert!(
+        replies
+            .iter()
+            .any(|r| r["request_id"].is_null() && r["ok"] == false),
+        "{replies:?}"
+    );
+    assert_eq!(reply("r-low")["ok"], true, "{replies:?}");
+    // 12 A for the site with 4 A of base load: the cars are held to what is left.
+    until(&site, "the cars follow the lower limit", |s| {
+        s.charger_truth()
+            .iter()
+            .all(|t| t.setpoint_a.is_some_and(|a| a <= 8.0 + 1e-6))
+    })
+    .await;
+    daemon.signal("-TERM");
+    assert!(daemon.exit().await.success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unacknowledged_sessions_arrive_after_a_kill_9_and_a_broker_outage() {
     let mut broker = Mosquitto::start(Setup {
@@ -105,24 +220,8 @@ async fn unacknowledged_sessions_arrive_after_a_kill_9_and_a_broker_outage() {
     ];
     let mut cloud = Subscriber::connect(broker.port(), "cloud", &topics, true).await;
 
-    let site = SiteModel::from_registry(&scenario())
-        .expect("site")
-        .into_shared();
-    let served = serve_site(site.clone()).await.expect("served");
+    let (site, _served, _dir, config) = site_with_mqtt(broker.port()).await;
     let _stepper = spawn_stepper(site.clone(), 1.0);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("evsite.toml");
-    {
-        let model = site.lock().expect("site lock");
-        write_config(&config, &model, &served.endpoints, dir.path()).expect("config written");
-    }
-    let mut text = std::fs::read_to_string(&config).expect("config read");
-    text.push_str(&format!(
-        "\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"evsite-sync-site\"\ntelemetry_interval_s = 1\n",
-        broker.port()
-    ));
-    std::fs::write(&config, text).expect("config written");
-
     let mut daemon = Daemon::start(&config);
     let mut got = cloud
         .collect_until(Duration::from_secs(60), |m| {
