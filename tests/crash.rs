@@ -20,82 +20,16 @@ use evsite::store::{SessionFilter, Store};
 const SPEED: f64 = 1.0;
 
 fn scenario() -> Scenario {
-    let text = r#"
-name = "crash"
-seed = 5
-duration_s = 3600
-start = "2026-03-29T00:30:00Z"
-[site]
-id = "crash"
-grid_limit_a = 63.0
-phases = 3
-voltage_v = 230.0
-margin_a = 1.0
-failsafe_current_a = 6.0
-[base_load]
-points = [[0, 4, 4, 4]]
-[meter]
-model = "eastron-sdm630"
-transport = "rtu"
-[[charger]]
-id = "coarse"
-model = "vestel-evc04"
-transport = "tcp"
-phases = 3
-phase_map = [3, 1, 2]
-min_current_a = 6.0
-max_current_a = 16.0
-[[charger]]
-id = "stays"
-model = "alfen-eve"
-transport = "tcp"
-phases = 3
-phase_map = [1, 2, 3]
-min_current_a = 6.0
-max_current_a = 16.0
-[[charger]]
-id = "leaves"
-model = "alfen-eve"
-transport = "tcp"
-phases = 3
-phase_map = [2, 3, 1]
-min_current_a = 6.0
-max_current_a = 16.0
-[[vehicle]]
-charger = "coarse"
-arrive_s = 2
-depart_s = 55
-capacity_kwh = 100
-soc_start = 0.2
-soc_target = 1.0
-max_current_a = 16
-phases = 3
-response_delay_s = 1
-taper_from_soc = 1.0
-[[vehicle]]
-charger = "stays"
-arrive_s = 2
-depart_s = 55
-capacity_kwh = 100
-soc_start = 0.2
-soc_target = 1.0
-max_current_a = 16
-phases = 3
-response_delay_s = 1
-taper_from_soc = 1.0
-[[vehicle]]
-charger = "leaves"
-arrive_s = 2
-depart_s = 28
-capacity_kwh = 100
-soc_start = 0.2
-soc_target = 1.0
-max_current_a = 16
-phases = 3
-response_delay_s = 1
-taper_from_soc = 1.0
-"#;
-    Scenario::parse(text, "crash test").expect("scenario parses")
+    // March 29th: the night Europe moves its clocks forward.
+    daemon::site_scenario(
+        "crash",
+        "2026-03-29T00:30:00Z",
+        &[
+            ("coarse", "vestel-evc04", "3, 1, 2", 55),
+            ("stays", "alfen-eve", "1, 2, 3", 55),
+            ("leaves", "alfen-eve", "2, 3, 1", 28),
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,54 +17,14 @@ use daemon::{until, Daemon};
 use mosquitto::{Mosquitto, Msg, Setup, Subscriber};
 
 fn scenario() -> Scenario {
-    let car = |charger: &str, depart: u32| {
-        format!(
-            "[[vehicle]]\ncharger = \"{charger}\"\narrive_s = 2\ndepart_s = {depart}\n\
-             capacity_kwh = 100\nsoc_start = 0.2\nsoc_target = 1.0\nmax_current_a = 16\n\
-             phases = 3\nresponse_delay_s = 1\ntaper_from_soc = 1.0\n"
-        )
-    };
-    let text = format!(
-        r#"
-name = "sync"
-seed = 9
-duration_s = 3600
-start = "2026-11-21T17:00:00Z"
-[site]
-id = "sync-site"
-grid_limit_a = 63.0
-phases = 3
-voltage_v = 230.0
-margin_a = 1.0
-failsafe_current_a = 6.0
-[base_load]
-points = [[0, 4, 4, 4]]
-[meter]
-model = "eastron-sdm630"
-transport = "rtu"
-[[charger]]
-id = "stays"
-model = "alfen-eve"
-transport = "tcp"
-phases = 3
-phase_map = [1, 2, 3]
-min_current_a = 6.0
-max_current_a = 16.0
-[[charger]]
-id = "leaves"
-model = "alfen-eve"
-transport = "tcp"
-phases = 3
-phase_map = [2, 3, 1]
-min_current_a = 6.0
-max_current_a = 16.0
-{}
-{}
-"#,
-        car("stays", 3000),
-        car("leaves", 25)
-    );
-    Scenario::parse(&text, "sync test").expect("scenario parses")
+    daemon::site_scenario(
+        "sync-site",
+        "2026-11-21T17:00:00Z",
+        &[
+            ("stays", "alfen-eve", "1, 2, 3", 3000),
+            ("leaves", "alfen-eve", "2, 3, 1", 25),
+        ],
+    )
 }
 
 /// Outbox messages by seq; a seq delivered twice must carry the same msg_id.

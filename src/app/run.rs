@@ -80,16 +80,7 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), RunError> {
     for c in load_overrides(&store, &cfg, Utc::now())? {
         let _ = control.send(c);
     }
-    let (commands_tx, commands_rx) = mpsc::channel(64);
-    tokio::spawn(commands::serve(
-        commands_rx,
-        CommandContext {
-            cfg: cfg.clone(),
-            store: store.clone(),
-            control,
-            clock: Clock::system(),
-        },
-    ));
+    let commands_tx = spawn_command_handler(&cfg, &store, control);
     let forward = {
         let tx = rec_tx.clone();
         tokio::spawn(async move {
@@ -125,6 +116,26 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), RunError> {
     }
     tracing::info!("evsite stopped: chargers at safe current, records flushed");
     Ok(())
+}
+
+/// Starts the handler of cloud commands for the controller behind `control`; the sync hands
+/// it what arrives on `P/cmd/+`.
+pub(crate) fn spawn_command_handler(
+    cfg: &Arc<Config>,
+    store: &Store,
+    control: mpsc::UnboundedSender<crate::control::command::ControlCommand>,
+) -> mpsc::Sender<crate::commands::RawCommand> {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(commands::serve(
+        rx,
+        CommandContext {
+            cfg: cfg.clone(),
+            store: store.clone(),
+            control,
+            clock: Clock::system(),
+        },
+    ));
+    tx
 }
 
 /// Starts the cloud link when `[mqtt]` is configured. One that cannot start (a certificate

@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-use evsite::simulator::{SharedSite, SiteModel};
+use evsite::simulator::{Scenario, SharedSite, SiteModel};
 
 /// The daemon with its log lines (stdout and stderr) on a channel.
 pub struct Daemon {
@@ -118,4 +118,30 @@ pub async fn until(site: &SharedSite, what: &str, done: impl Fn(&SiteModel) -> b
     tokio::time::timeout(Duration::from_secs(120), wait)
         .await
         .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
+}
+
+/// A real-time test site: 63 A per phase, 4 A of base load, the meter on RTU, and for each
+/// `(id, model, phase_map, depart_s)` a 3-phase 16 A TCP charger with a car that arrives at
+/// 2 s and leaves at `depart_s`.
+pub fn site_scenario(site_id: &str, start: &str, chargers: &[(&str, &str, &str, u32)]) -> Scenario {
+    let mut text = format!(
+        "name = \"{site_id}\"\nseed = 5\nduration_s = 3600\nstart = \"{start}\"\n\
+         [site]\nid = \"{site_id}\"\ngrid_limit_a = 63.0\nphases = 3\nvoltage_v = 230.0\n\
+         margin_a = 1.0\nfailsafe_current_a = 6.0\n[base_load]\npoints = [[0, 4, 4, 4]]\n\
+         [meter]\nmodel = \"eastron-sdm630\"\ntransport = \"rtu\"\n"
+    );
+    for (id, model, phase_map, _) in chargers {
+        text.push_str(&format!(
+            "[[charger]]\nid = \"{id}\"\nmodel = \"{model}\"\ntransport = \"tcp\"\nphases = 3\n\
+             phase_map = [{phase_map}]\nmin_current_a = 6.0\nmax_current_a = 16.0\n"
+        ));
+    }
+    for (id, _, _, depart) in chargers {
+        text.push_str(&format!(
+            "[[vehicle]]\ncharger = \"{id}\"\narrive_s = 2\ndepart_s = {depart}\n\
+             capacity_kwh = 100\nsoc_start = 0.2\nsoc_target = 1.0\nmax_current_a = 16\n\
+             phases = 3\nresponse_delay_s = 1\ntaper_from_soc = 1.0\n"
+        ));
+    }
+    Scenario::parse(&text, "test site").expect("test scenario parses")
 }

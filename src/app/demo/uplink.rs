@@ -11,8 +11,6 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::DemoError;
 use crate::app::recorder::{Record, Recorder};
-use crate::clock::Clock;
-use crate::commands::{self, CommandContext};
 use crate::config::Config;
 use crate::control::command::ControlCommand;
 use crate::control::view::SiteView;
@@ -50,16 +48,7 @@ impl Uplink {
             .map_err(|e| DemoError::Config(e.to_string()))?;
         let (sink, rx) = mpsc::unbounded_channel();
         let recorder = tokio::spawn(recorder.run(rx));
-        let (commands_tx, commands_rx) = mpsc::channel(16);
-        tokio::spawn(commands::serve(
-            commands_rx,
-            CommandContext {
-                cfg: cfg.clone(),
-                store: store.clone(),
-                control,
-                clock: Clock::system(),
-            },
-        ));
+        let commands_tx = crate::app::run::spawn_command_handler(cfg, &store, control);
         let sync = sync::spawn(opts, store, view.clone(), wake, commands_tx);
         Ok((
             Uplink {
