@@ -8,13 +8,12 @@
 mod mosquitto;
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use futures::StreamExt;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 
@@ -27,6 +26,8 @@ use mosquitto::{Mosquitto, Setup};
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 const SITE: &str = "bench-site";
+/// Lines per mosquitto_pub run (see below).
+const PUB_CHUNK: usize = 25_000;
 
 /// A completed session with three cost lines, as the daemon writes it (about 1 KB).
 fn record(i: usize) -> BenchResult<SessionRecord> {
@@ -58,28 +59,22 @@ fn record(i: usize) -> BenchResult<SessionRecord> {
     Ok(serde_json::from_value(v)?)
 }
 
-/// Fills the outbox through the store's real write path, many writes at a time.
+/// Fills the outbox through the store, a thousand sessions per transaction.
 async fn fill(store: &Store, n: usize) -> BenchResult<()> {
-    let results: Vec<_> = futures::stream::iter(0..n)
-        .map(|i| {
-            let store = store.clone();
-            async move {
-                let r = record(i)?;
-                let ev = OutboxEvent::new(
-                    SITE,
-                    "session.completed",
-                    Utc::now(),
-                    serde_json::to_value(&r)?,
-                );
-                store.put_session(&r, &[], Some(ev)).await?;
-                BenchResult::Ok(())
-            }
-        })
-        .buffer_unordered(64)
-        .collect()
-        .await;
-    for r in results {
-        r?;
+    let mut start = 0;
+    while start < n {
+        let end = (start + 1000).min(n);
+        let mut items = Vec::with_capacity(end - start);
+        for i in start..end {
+            let r = record(i)?;
+            let data = serde_json::to_value(&r)?;
+            items.push((
+                r,
+                OutboxEvent::new(SITE, "session.completed", Utc::now(), data),
+            ));
+        }
+        store.put_sessions_batch(&items).await?;
+        start = end;
     }
     Ok(())
 }
@@ -97,12 +92,25 @@ fn rss_kib() -> u64 {
 }
 
 /// Counts what arrives on `topic` (QoS 1, payloads dropped at once).
-async fn counter(port: u16, id: &str, topic: &str) -> BenchResult<Arc<AtomicU64>> {
+async fn counter(
+    port: u16,
+    id: &str,
+    topic: &str,
+    stop: Arc<AtomicBool>,
+) -> BenchResult<Arc<AtomicU64>> {
     let count = Arc::new(AtomicU64::new(0));
     let mut o = MqttOptions::new(id, "127.0.0.1", port);
     o.set_max_packet_size(1 << 20, 1 << 20);
+    // Persistent: a reconnect under the flood resumes the queue instead of dropping it.
+    o.set_clean_session(false);
+    o.set_keep_alive(Duration::from_secs(60));
     o.set_inflight(1000);
     let (client, mut eventloop) = AsyncClient::new(o, 100);
+    // Without TCP_NODELAY each PUBACK waits on Nagle and the broker's delayed ACK: tens of
+    // ms per message to a subscriber that acks one by one.
+    let mut net = NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
     let (ready_tx, mut ready_rx) = mpsc::channel(1);
     let seen = count.clone();
     let topic = topic.to_owned();
@@ -119,7 +127,13 @@ async fn counter(port: u16, id: &str, topic: &str) -> BenchResult<Arc<AtomicU64>
                     seen.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) => {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    eprintln!("counter: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
             }
         }
     });
@@ -154,19 +168,34 @@ async fn run() -> BenchResult<()> {
         t.elapsed().as_secs_f64()
     );
 
-    // The payloads as published, for mosquitto_pub (one compact JSON per line).
-    let lines = dir.path().join("payloads.jsonl");
+    // The payloads as published, for mosquitto_pub (one compact JSON per line), in files of
+    // PUB_CHUNK lines: mosquitto 2.0.11 drops a `mosquitto_pub -l` connection after about
+    // 34,470 messages ("disconnected due to out of memory" in its log, whatever the payload
+    // size), so mosquitto_pub runs once per file, one after the other.
+    let mut files = Vec::new();
     let mut bytes = 0usize;
     {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&lines)?);
-        for entry in store.outbox_from(1) {
+        let mut f: Option<std::io::BufWriter<std::fs::File>> = None;
+        for (i, entry) in store.outbox_from(1).enumerate() {
+            if i % PUB_CHUNK == 0 {
+                if let Some(mut done) = f.take() {
+                    done.flush()?;
+                }
+                let path = dir.path().join(format!("payloads-{}.jsonl", files.len()));
+                f = Some(std::io::BufWriter::new(std::fs::File::create(&path)?));
+                files.push(path);
+            }
             let (_, env) = entry?;
             let body = serde_json::to_vec(&env)?;
             bytes += body.len();
-            f.write_all(&body)?;
-            f.write_all(b"\n")?;
+            if let Some(f) = f.as_mut() {
+                f.write_all(&body)?;
+                f.write_all(b"\n")?;
+            }
         }
-        f.flush()?;
+        if let Some(mut done) = f.take() {
+            done.flush()?;
+        }
     }
     println!("mean payload {} bytes", bytes / n.max(1));
 
@@ -174,7 +203,9 @@ async fn run() -> BenchResult<()> {
     let topic = format!("evsite/{SITE}/sessions");
 
     // evsite: spawn the sync on the backlog, time to an empty outbox.
-    let count = counter(broker.port(), "count-evsite", &topic).await?;
+    // Set before the broker goes: the counters' reconnect attempts are no news then.
+    let done = Arc::new(AtomicBool::new(false));
+    let count = counter(broker.port(), "count-evsite", &topic, done.clone()).await?;
     let rss_before = rss_kib();
     let peak = Arc::new(AtomicU64::new(rss_before));
     let (stop_tx, mut stop_rx) = watch::channel(false);
@@ -212,10 +243,12 @@ async fn run() -> BenchResult<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let evsite_acked = t.elapsed();
+    eprintln!("evsite drained in {:.2} s", evsite_acked.as_secs_f64());
     wait_count(&count, n as u64).await?;
     let evsite_arrived = t.elapsed();
     let _ = stop_tx.send(true);
     let samples = sampler.await?;
+    let connections = handle.status().borrow().connections;
     handle.shutdown().await;
     let first_quarter = samples.len() / 4;
     let early = samples[..first_quarter.max(1)]
@@ -230,23 +263,26 @@ async fn run() -> BenchResult<()> {
         .unwrap_or(0);
 
     // mosquitto_pub: the same payloads, QoS 1, one per line.
-    let count = counter(broker.port(), "count-pub", &topic).await?;
+    let count = counter(broker.port(), "count-pub", &topic, done.clone()).await?;
     let t = Instant::now();
-    let status = tokio::process::Command::new(mosquitto::binary("mosquitto_pub"))
-        .args(["-h", "127.0.0.1", "-p", &broker.port().to_string()])
-        .args(["-t", &topic, "-q", "1", "-l", "-i", "bench-pub"])
-        .stdin(std::fs::File::open(&lines)?)
-        .status()
-        .await?;
-    let pub_done = t.elapsed();
-    if !status.success() {
-        return Err(format!("mosquitto_pub failed: {status}").into());
+    for file in &files {
+        let status = tokio::process::Command::new(mosquitto::binary("mosquitto_pub"))
+            .args(["-h", "127.0.0.1", "-p", &broker.port().to_string()])
+            .args(["-t", &topic, "-q", "1", "-l", "-i", "bench-pub"])
+            .stdin(std::fs::File::open(file)?)
+            .status()
+            .await?;
+        if !status.success() {
+            return Err(format!("mosquitto_pub failed: {status}").into());
+        }
     }
+    let pub_done = t.elapsed();
     wait_count(&count, n as u64).await?;
     let pub_arrived = t.elapsed();
+    done.store(true, Ordering::Relaxed);
 
     println!();
-    println!("backlog: {n} messages, window {window}");
+    println!("backlog: {n} messages, window {window}, {connections} connection(s)");
     println!(
         "evsite drain:    {:>7.2} s to an empty outbox ({:.0} msg/s), {:.2} s until all arrived",
         evsite_acked.as_secs_f64(),
@@ -254,8 +290,9 @@ async fn run() -> BenchResult<()> {
         evsite_arrived.as_secs_f64()
     );
     println!(
-        "mosquitto_pub:   {:>7.2} s to exit ({:.0} msg/s), {:.2} s until all arrived",
+        "mosquitto_pub:   {:>7.2} s to exit of its {} runs ({:.0} msg/s), {:.2} s until all arrived",
         pub_done.as_secs_f64(),
+        files.len(),
         n as f64 / pub_done.as_secs_f64(),
         pub_arrived.as_secs_f64()
     );

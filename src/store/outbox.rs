@@ -149,6 +149,38 @@ impl Store {
 }
 
 impl Store {
+    /// Stores many session records, each with the message announcing it, in one transaction
+    /// and one flush: for importing a backlog and for benchmarks, where a flush per record
+    /// would dominate. Returns the seqs given, in order.
+    pub async fn put_sessions_batch(
+        &self,
+        items: &[(crate::sessions::machine::SessionRecord, OutboxEvent)],
+    ) -> Result<Vec<u64>, StoreError> {
+        for (record, _) in items {
+            super::keys::check_session_id(&record.session_id)?;
+        }
+        let ids: Vec<Uuid> = items.iter().map(|_| Uuid::new_v4()).collect();
+        let seqs = (&self.sessions, &self.outbox, &self.meta).transaction(
+            |(sessions, outbox, meta)| {
+                let mut seqs = Vec::with_capacity(items.len());
+                for ((record, event), msg_id) in items.iter().zip(&ids) {
+                    let seq = append(meta, outbox, SESSION_SCHEMA, *msg_id, event)?;
+                    let row = StoredSession {
+                        record: record.clone(),
+                        synced: false,
+                        last_seq: Some(seq),
+                    };
+                    let bytes = row.encode().map_err(ConflictableTransactionError::Abort)?;
+                    sessions.insert(record.session_id.as_bytes(), bytes)?;
+                    seqs.push(seq);
+                }
+                Ok(seqs)
+            },
+        )?;
+        self.db.flush_async().await?;
+        Ok(seqs)
+    }
+
     /// Deletes delivered messages in one transaction, without waiting for a flush: sled
     /// writes it out within its flush interval, and an ack lost to a crash only means the
     /// message is delivered again (same msg_id), which consumers dedup. Sessions whose
