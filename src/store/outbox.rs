@@ -110,6 +110,18 @@ impl Store {
         })
     }
 
+    /// Outbox entries from `seq` on as stored: the envelope's JSON exactly as it goes on the
+    /// wire, so publishing needs no decoding and re-encoding.
+    pub fn outbox_raw_from(
+        &self,
+        seq: u64,
+    ) -> impl Iterator<Item = Result<(u64, sled::IVec), StoreError>> + Send + 'static {
+        self.outbox.range(seq_key(seq)..).map(|item| {
+            let (k, v) = item?;
+            Ok((decode_seq(&k)?, v))
+        })
+    }
+
     /// The oldest undelivered message.
     pub fn oldest(&self) -> Result<Option<(u64, Envelope)>, StoreError> {
         match self.outbox.first()? {

@@ -39,7 +39,7 @@ impl Store {
         if !has_data {
             return Err(OpenExistingError::Missing(path.to_owned()));
         }
-        let db = match sled::Config::new().path(path).open() {
+        let db = match super::schema::db_config(path).open() {
             Ok(db) => db,
             Err(e) if is_lock_error(&e) => {
                 return Err(OpenExistingError::InUse {

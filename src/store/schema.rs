@@ -38,10 +38,20 @@ pub fn migrate(_db: &sled::Db, from: u32, to: u32) -> Result<(), StoreError> {
 
 /// Opens the database at `path`, moving it aside and starting afresh when sled cannot read
 /// it or its schema version is unreadable.
+/// sled's page cache. Its default (1 GiB) would let a long outbox drain or a history query
+/// grow the daemon towards it; a site controller has a few hundred MiB in all, and the
+/// working set (open sessions, the head of the outbox) is far smaller.
+pub const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// How every store is opened.
+pub(crate) fn db_config(path: &Path) -> sled::Config {
+    sled::Config::new().path(path).cache_capacity(CACHE_BYTES)
+}
+
 pub(crate) fn open_db(path: &Path) -> Result<(sled::Db, OpenReport), StoreError> {
     let mut report = OpenReport::default();
     let existed = has_data(path);
-    let problem = match sled::Config::new().path(path).open() {
+    let problem = match db_config(path).open() {
         Ok(db) => match check_schema(&db, existed) {
             Ok(migrated_from) => {
                 report.migrated_from = migrated_from;
@@ -60,7 +70,7 @@ pub(crate) fn open_db(path: &Path) -> Result<(sled::Db, OpenReport), StoreError>
     tracing::error!(path = %path.display(), moved_to = %aside.display(), %problem,
         "database could not be opened; moved aside, starting a fresh one");
     report.moved_aside = Some(aside);
-    let db = sled::Config::new().path(path).open()?;
+    let db = db_config(path).open()?;
     check_schema(&db, false)?;
     Ok((db, report))
 }

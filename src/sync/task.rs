@@ -35,6 +35,7 @@ pub(crate) struct Sync {
     commands: mpsc::Sender<RawCommand>,
     client: Option<AsyncClient>,
     window: Window,
+    window_size: usize,
     acks: Vec<u64>,
     replies_tx: mpsc::Sender<Value>,
     replies_rx: mpsc::Receiver<Value>,
@@ -72,6 +73,7 @@ impl Sync {
         };
         Sync {
             window: Window::new(opts.effective_window(), 1),
+            window_size: opts.effective_window(),
             opts,
             store,
             view,
@@ -307,33 +309,37 @@ impl Sync {
         }
     }
 
-    /// Fills the window from the store, reading from disk only what goes out now.
+    /// Fills the window from the store, reading from disk only what goes out now. The stored
+    /// bytes are the message as published; only its schema is read, for the topic. The window
+    /// is topped up in batches (a quarter of it at a time) rather than one message per
+    /// acknowledgement, so a backlog costs one disk read per batch.
     fn refill(&mut self) {
         let room = self.window.room();
-        if self.client.is_none() || room == 0 {
+        let batch = (self.window_size / 4).max(1);
+        if self.client.is_none() || room == 0 || (room < batch && room < self.window_size) {
             return;
         }
-        for entry in self.store.outbox_from(self.window.cursor()).take(room) {
-            let (seq, envelope) = match entry {
+        for entry in self.store.outbox_raw_from(self.window.cursor()).take(room) {
+            let (seq, raw) = match entry {
                 Ok(e) => e,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox");
                     return;
                 }
             };
-            let topic = if envelope.schema == ALERT_SCHEMA {
+            let schema = match serde_json::from_slice::<Head<'_>>(&raw) {
+                Ok(h) => h.schema == ALERT_SCHEMA,
+                Err(e) => {
+                    tracing::error!(error = %e, seq, "unreadable outbox message");
+                    return;
+                }
+            };
+            let topic = if schema {
                 self.topics.alerts.clone()
             } else {
                 self.topics.sessions.clone()
             };
-            let body = match serde_json::to_vec(&envelope) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(error = %e, seq, "cannot encode an outbox message");
-                    return;
-                }
-            };
-            if !self.publish(topic, QoS::AtLeastOnce, false, body, Sent::Outbox(seq)) {
+            if !self.publish(topic, QoS::AtLeastOnce, false, raw.to_vec(), Sent::Outbox(seq)) {
                 return;
             }
         }
@@ -385,4 +391,11 @@ impl Sync {
             tracing::error!(error = %e, "cannot flush the store");
         }
     }
+}
+
+/// The one field of a stored envelope the sync needs.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(borrow)]
+    schema: &'a str,
 }
