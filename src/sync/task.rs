@@ -339,7 +339,13 @@ impl Sync {
             } else {
                 self.topics.sessions.clone()
             };
-            if !self.publish(topic, QoS::AtLeastOnce, false, raw.to_vec(), Sent::Outbox(seq)) {
+            if !self.publish(
+                topic,
+                QoS::AtLeastOnce,
+                false,
+                raw.to_vec(),
+                Sent::Outbox(seq),
+            ) {
                 return;
             }
         }
