@@ -40,16 +40,20 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(cfg: &Config, store: Store, wake: Arc<Notify>) -> Result<Self, StoreError> {
+    pub fn new(cfg: &Config, store: Store, wake: Arc<Notify>) -> Self {
         let mut alerts = AlertBook::new(AlertPolicy::default());
-        alerts.restore(store.active_alerts()?);
-        Ok(Recorder {
+        match store.active_alerts() {
+            Ok(active) => alerts.restore(active),
+            // They are raised again, under new ids, if their condition still holds.
+            Err(e) => tracing::error!(error = %e, "active alerts could not be read back"),
+        }
+        Recorder {
             store,
             site: cfg.site.id.clone(),
             announce: cfg.mqtt.is_some(),
             wake,
             alerts,
-        })
+        }
     }
 
     /// Stores what arrives until every sender is gone, then flushes.

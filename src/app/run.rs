@@ -61,11 +61,20 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), RunError> {
     let (rec_tx, rec_rx) = mpsc::unbounded_channel();
     let store = open_store(&cfg, &rec_tx)?;
     let mut tracker = SessionTracker::new(&cfg);
-    for closed in recover_sessions(&store, &mut tracker, Utc::now())? {
-        let _ = rec_tx.send(Record::Tracker(TrackerOutput::Session(Box::new(closed))));
+    // Nothing read back from the store may keep the site from being controlled: what cannot
+    // be read is logged and left in the store for inspection.
+    match recover_sessions(&store, &mut tracker, Utc::now()) {
+        Ok(closed) => {
+            for c in closed {
+                let _ = rec_tx.send(Record::Tracker(TrackerOutput::Session(Box::new(c))));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "open sessions could not be read back; they stay as stored")
+        }
     }
     let wake = Arc::new(Notify::new());
-    let recorder = tokio::spawn(Recorder::new(&cfg, store.clone(), wake.clone())?.run(rec_rx));
+    let recorder = tokio::spawn(Recorder::new(&cfg, store.clone(), wake.clone()).run(rec_rx));
     let pruner = tokio::spawn(prune_forever(
         store.clone(),
         cfg.storage.retention_days,
@@ -77,8 +86,13 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), RunError> {
     let (controller, view) = Controller::new(cfg.clone(), &links, Clock::system(), events_tx)?;
     // Limits and profiles the cloud set before a restart still hold.
     let control = controller.commands();
-    for c in load_overrides(&store, &cfg, Utc::now())? {
-        let _ = control.send(c);
+    match load_overrides(&store, &cfg, Utc::now()) {
+        Ok(cmds) => {
+            for c in cmds {
+                let _ = control.send(c);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "stored cloud limits could not be read back"),
     }
     let commands_tx = spawn_command_handler(&cfg, &store, control);
     let forward = {

@@ -44,8 +44,7 @@ impl Uplink {
         let dir = cfg.storage.path.clone();
         let (store, _) = Store::open(&dir).map_err(|e| DemoError::Config(e.to_string()))?;
         let wake = Arc::new(Notify::new());
-        let recorder = Recorder::new(cfg, store.clone(), wake.clone())
-            .map_err(|e| DemoError::Config(e.to_string()))?;
+        let recorder = Recorder::new(cfg, store.clone(), wake.clone());
         let (sink, rx) = mpsc::unbounded_channel();
         let recorder = tokio::spawn(recorder.run(rx));
         let commands_tx = crate::app::run::spawn_command_handler(cfg, &store, control);
