@@ -9,15 +9,10 @@
 mod daemon;
 
 use evsite::sessions::machine::StopReason;
-use evsite::simulator::write_config::write_config;
-use evsite::simulator::{serve_site, spawn_stepper, Scenario, SiteModel};
+use evsite::simulator::Scenario;
 
-use daemon::{field, until, Daemon};
+use daemon::{field, until, Daemon, Served};
 use evsite::store::{SessionFilter, Store};
-
-/// Real time: a register is judged against what the charger could deliver in the time that
-/// passed, so the simulated site must not run faster than the daemon's clock.
-const SPEED: f64 = 1.0;
 
 fn scenario() -> Scenario {
     // March 29th: the night Europe moves its clocks forward.
@@ -34,17 +29,12 @@ fn scenario() -> Scenario {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_survive_a_kill_9_of_the_daemon() {
-    let site = SiteModel::from_registry(&scenario())
-        .expect("site")
-        .into_shared();
-    let served = serve_site(site.clone()).await.expect("served");
-    let _stepper = spawn_stepper(site.clone(), SPEED);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("evsite.toml");
-    {
-        let model = site.lock().expect("site lock");
-        write_config(&config, &model, &served.endpoints, dir.path()).expect("config written");
-    }
+    let served = Served::start(&scenario()).await;
+    let (site, dir, config) = (
+        served.site.clone(),
+        served.dir.path().to_path_buf(),
+        served.config.clone(),
+    );
 
     let mut daemon = Daemon::start(&config);
     let stays = daemon.line_with(&["session started", "stays"]).await;
@@ -77,7 +67,7 @@ async fn sessions_survive_a_kill_9_of_the_daemon() {
     assert!(daemon.exit().await.success());
 
     let truth = site.lock().expect("site lock").vehicle_truth();
-    let (store, _) = Store::open(dir.path().join("data")).expect("store opens");
+    let (store, _) = Store::open(dir.join("data")).expect("store opens");
     let sessions = store.sessions(&SessionFilter::default()).expect("sessions");
     assert_eq!(sessions.len(), 3, "{sessions:#?}");
     for r in &sessions {
@@ -123,19 +113,10 @@ async fn sessions_survive_a_kill_9_of_the_daemon() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_database_is_moved_aside_and_the_daemon_runs_on() {
-    let site = SiteModel::from_registry(&scenario())
-        .expect("site")
-        .into_shared();
-    let served = serve_site(site.clone()).await.expect("served");
-    let _stepper = spawn_stepper(site.clone(), SPEED);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("evsite.toml");
-    {
-        let model = site.lock().expect("site lock");
-        write_config(&config, &model, &served.endpoints, dir.path()).expect("config written");
-    }
+    let served = Served::start(&scenario()).await;
+    let (dir, config) = (served.dir.path().to_path_buf(), served.config.clone());
     // Garbage where the database should be.
-    let db = dir.path().join("data");
+    let db = dir.join("data");
     std::fs::create_dir_all(&db).expect("db dir");
     std::fs::write(db.join("db"), vec![0xA5u8; 64 * 1024]).expect("garbage written");
     std::fs::write(db.join("conf"), b"not a sled config").expect("garbage written");
@@ -146,7 +127,7 @@ async fn a_corrupt_database_is_moved_aside_and_the_daemon_runs_on() {
     daemon.signal("-TERM");
     assert!(daemon.exit().await.success());
 
-    let aside: Vec<_> = std::fs::read_dir(dir.path())
+    let aside: Vec<_> = std::fs::read_dir(&dir)
         .expect("dir")
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with("data.corrupt-"))
@@ -176,22 +157,17 @@ async fn a_corrupt_database_is_moved_aside_and_the_daemon_runs_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unusable_storage_path_never_stops_the_site_being_controlled() {
-    let site = SiteModel::from_registry(&scenario())
-        .expect("site")
-        .into_shared();
-    let served = serve_site(site.clone()).await.expect("served");
-    let _stepper = spawn_stepper(site.clone(), SPEED);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("evsite.toml");
-    {
-        let model = site.lock().expect("site lock");
-        write_config(&config, &model, &served.endpoints, dir.path()).expect("config written");
-    }
+    let served = Served::start(&scenario()).await;
+    let (site, dir, config) = (
+        served.site.clone(),
+        served.dir.path().to_path_buf(),
+        served.config.clone(),
+    );
     // A storage path below a regular file can neither be opened nor moved aside.
-    let file = dir.path().join("not-a-dir");
+    let file = dir.join("not-a-dir");
     std::fs::write(&file, b"x").expect("file written");
     let text = std::fs::read_to_string(&config).expect("config read");
-    let data = dir.path().join("data").display().to_string();
+    let data = dir.join("data").display().to_string();
     let bad = file.join("data").display().to_string();
     assert!(text.contains(&data), "the config names its storage path");
     std::fs::write(&config, text.replace(&data, &bad)).expect("config rewritten");

@@ -10,10 +10,9 @@ mod mosquitto;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use evsite::simulator::write_config::write_config;
-use evsite::simulator::{serve_site, spawn_stepper, Scenario, SiteModel};
+use evsite::simulator::Scenario;
 
-use daemon::{until, Daemon};
+use daemon::{until, Daemon, Served};
 use mosquitto::{Mosquitto, Msg, Setup, Subscriber};
 
 fn scenario() -> Scenario {
@@ -51,38 +50,20 @@ fn has(msgs: &[Msg], kind: &str, charger: &str) -> bool {
         .any(|v| v["type"] == kind && v["data"]["charger"] == charger)
 }
 
-/// The site served in real time and a config for it that syncs to `port`.
-async fn site_with_mqtt(
-    port: u16,
-) -> (
-    evsite::simulator::SharedSite,
-    evsite::simulator::ServedSite,
-    tempfile::TempDir,
-    std::path::PathBuf,
-) {
-    let site = SiteModel::from_registry(&scenario())
-        .expect("site")
-        .into_shared();
-    let served = serve_site(site.clone()).await.expect("served");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("evsite.toml");
-    {
-        let model = site.lock().expect("site lock");
-        write_config(&config, &model, &served.endpoints, dir.path()).expect("config written");
-    }
-    let mut text = std::fs::read_to_string(&config).expect("config read");
-    text.push_str(&format!(
+/// The site served in real time with a config for it that syncs to `port`.
+async fn site_with_mqtt(port: u16) -> Served {
+    let served = Served::start(&scenario()).await;
+    served.add_config(&format!(
         "\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nclient_id = \"evsite-sync-site\"\ntelemetry_interval_s = 1\n"
     ));
-    std::fs::write(&config, text).expect("config written");
-    (site, served, dir, config)
+    served
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_through_the_daemon_are_answered_and_only_valid_ones_act() {
     let broker = Mosquitto::start(Setup::default()).await;
-    let (site, _served, _dir, config) = site_with_mqtt(broker.port()).await;
-    let _stepper = spawn_stepper(site.clone(), 1.0);
+    let served = site_with_mqtt(broker.port()).await;
+    let (site, config) = (served.site.clone(), served.config.clone());
     let mut cloud = Subscriber::connect(
         broker.port(),
         "cloud-cmd",
@@ -180,8 +161,8 @@ async fn unacknowledged_sessions_arrive_after_a_kill_9_and_a_broker_outage() {
     ];
     let mut cloud = Subscriber::connect(broker.port(), "cloud", &topics, true).await;
 
-    let (site, _served, _dir, config) = site_with_mqtt(broker.port()).await;
-    let _stepper = spawn_stepper(site.clone(), 1.0);
+    let served = site_with_mqtt(broker.port()).await;
+    let (site, config) = (served.site.clone(), served.config.clone());
     let mut daemon = Daemon::start(&config);
     let mut got = cloud
         .collect_until(Duration::from_secs(60), |m| {

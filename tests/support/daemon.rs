@@ -11,7 +11,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-use evsite::simulator::{Scenario, SharedSite, SiteModel};
+use evsite::simulator::write_config::write_config;
+use evsite::simulator::{serve_site, spawn_stepper, Scenario, ServedSite, SharedSite, SiteModel};
 
 /// The daemon with its log lines (stdout and stderr) on a channel.
 pub struct Daemon {
@@ -144,4 +145,51 @@ pub fn site_scenario(site_id: &str, start: &str, chargers: &[(&str, &str, &str, 
         ));
     }
     Scenario::parse(&text, "test site").expect("test scenario parses")
+}
+
+/// A scenario's site served on loopback and stepped in real time (`speed` 1: a register is
+/// judged against what a charger could deliver in the time that passed), with an evsite
+/// config for it in a temporary directory.
+pub struct Served {
+    pub site: SharedSite,
+    pub config: std::path::PathBuf,
+    pub dir: tempfile::TempDir,
+    _served: ServedSite,
+    _stepper: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    pub async fn start(scenario: &Scenario) -> Served {
+        let site = SiteModel::from_registry(scenario)
+            .expect("site")
+            .into_shared();
+        let served = serve_site(site.clone()).await.expect("served");
+        let stepper = spawn_stepper(site.clone(), 1.0);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("evsite.toml");
+        {
+            let model = site.lock().expect("site lock");
+            write_config(&config, &model, &served.endpoints, dir.path()).expect("config written");
+        }
+        Served {
+            site,
+            config,
+            dir,
+            _served: served,
+            _stepper: stepper,
+        }
+    }
+
+    /// Appends `text` (a TOML section) to the config.
+    pub fn add_config(&self, text: &str) {
+        let mut all = std::fs::read_to_string(&self.config).expect("config read");
+        all.push_str(text);
+        std::fs::write(&self.config, all).expect("config written");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self._stepper.abort();
+    }
 }
