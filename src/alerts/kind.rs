@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::control::view;
+use crate::sessions::tracker::SessionAlertKind;
 use crate::store::OutboxEvent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -75,6 +76,15 @@ impl From<view::AlertKind> for AlertKind {
             view::AlertKind::ChargerOffline => AlertKind::ChargerOffline,
             view::AlertKind::ChargerFault => AlertKind::ChargerFault,
             view::AlertKind::Overload => AlertKind::Overload,
+        }
+    }
+}
+
+impl From<SessionAlertKind> for AlertKind {
+    fn from(k: SessionAlertKind) -> Self {
+        match k {
+            SessionAlertKind::ChargingComplete => AlertKind::ChargingComplete,
+            SessionAlertKind::SessionInterrupted => AlertKind::SessionInterrupted,
         }
     }
 }

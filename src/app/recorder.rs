@@ -11,9 +11,7 @@ use crate::alerts::{AlertBook, AlertChange, AlertKind, AlertPolicy};
 use crate::config::Config;
 use crate::control::view::ControlEvent;
 use crate::sessions::machine::{RecordState, SessionRecord, StopReason};
-use crate::sessions::tracker::{
-    SessionAlertKind, SessionChange, SessionTracker, SessionUpdate, TrackerOutput,
-};
+use crate::sessions::tracker::{SessionChange, SessionTracker, SessionUpdate, TrackerOutput};
 use crate::store::{OutboxEvent, Store, StoreError};
 
 /// What the recorder is handed.
@@ -80,10 +78,7 @@ impl Recorder {
         match r {
             Record::Tracker(TrackerOutput::Session(u)) => self.session(*u).await,
             Record::Tracker(TrackerOutput::Alert(a)) => {
-                let kind = match a.kind {
-                    SessionAlertKind::ChargingComplete => AlertKind::ChargingComplete,
-                    SessionAlertKind::SessionInterrupted => AlertKind::SessionInterrupted,
-                };
+                let kind = AlertKind::from(a.kind);
                 let changes =
                     self.alerts
                         .signal(kind, Some(&a.charger), a.raised, &a.message, a.at);

@@ -15,7 +15,7 @@ use crate::app::recorder::Record;
 use crate::config::Config;
 use crate::control::view::{ControlEvent, SiteView};
 use crate::sessions::machine::{RecordState, SessionRecord};
-use crate::sessions::tracker::{SessionAlertKind, SessionChange, SessionTracker, TrackerOutput};
+use crate::sessions::tracker::{SessionChange, SessionTracker, TrackerOutput};
 
 /// Alert changes kept for the view.
 const RECENT_ALERTS: usize = 6;
@@ -125,10 +125,7 @@ impl Ledger {
                     }
                 }
                 TrackerOutput::Alert(a) => {
-                    let kind = match a.kind {
-                        SessionAlertKind::ChargingComplete => AlertKind::ChargingComplete,
-                        SessionAlertKind::SessionInterrupted => AlertKind::SessionInterrupted,
-                    };
+                    let kind = AlertKind::from(a.kind);
                     let changes =
                         self.book
                             .signal(kind, Some(&a.charger), a.raised, a.message, a.at);
