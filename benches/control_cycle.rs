@@ -7,12 +7,10 @@
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
 use tokio::time::{Duration, Instant};
 
 use evsite::clock::Clock;
 use evsite::control::runner::Controller;
-use evsite::control::view::SiteView;
 use evsite::modbus::{Links, TcpConnector};
 use evsite::simulator::write_config::config_toml;
 use evsite::simulator::{serve_site, spawn_stepper, Scenario, ServedSite, SiteModel};
@@ -81,12 +79,7 @@ transport = "tcp"
 async fn setup(
     scenario: &Scenario,
     dir: &std::path::Path,
-) -> BenchResult<(
-    ServedSite,
-    Controller,
-    watch::Receiver<Arc<SiteView>>,
-    Arc<evsite::config::Config>,
-)> {
+) -> BenchResult<(ServedSite, Controller, Arc<evsite::config::Config>)> {
     let site = SiteModel::from_registry(scenario)?.into_shared();
     let served = serve_site(site.clone()).await?;
     spawn_stepper(site.clone(), 1.0);
@@ -96,10 +89,8 @@ async fn setup(
     };
     let cfg = Arc::new(evsite::config::load_str(&text, "bench").map_err(|e| e.to_string())?);
     let links = Links::new(Arc::new(TcpConnector));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let (ctl, view) = Controller::new(cfg.clone(), &links, Clock::system(), tx)?;
-    Ok((served, ctl, view, cfg))
+    let ctl = Controller::new(cfg.clone(), &links, Clock::system())?;
+    Ok((served, ctl, cfg))
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -110,14 +101,17 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 async fn cycle_bench() -> BenchResult<()> {
     let dir = tempfile::tempdir()?;
     let s = scenario(100, 800.0, "[[0, 40, 35, 30]]")?;
-    let (served, mut ctl, view, _cfg) = setup(&s, dir.path()).await?;
+    let (served, mut ctl, _cfg) = setup(&s, dir.path()).await?;
     ctl.start().await;
     for _ in 0..WARMUP {
         ctl.cycle().await;
     }
     let mut ms: Vec<f64> = Vec::with_capacity(CYCLES);
+    let mut view = None;
     for _ in 0..CYCLES {
-        ms.push(ctl.cycle().await.as_secs_f64() * 1000.0);
+        let rec = ctl.cycle().await;
+        ms.push(rec.cycle_ms);
+        view = Some(rec);
     }
     // The figures only count if the cycles did their work: every charger answered and was
     // written a setpoint.
@@ -127,7 +121,7 @@ async fn cycle_bench() -> BenchResult<()> {
         .map_err(|_| "site lock poisoned")?
         .charger_truth();
     let written = truth.iter().filter(|t| t.setpoint_a.is_some()).count();
-    let view = view.borrow().clone();
+    let view = view.ok_or("no cycle ran")?;
     let online = view.chargers.iter().filter(|c| c.online).count();
     if written != truth.len() || online != truth.len() || view.grid_a.is_none() {
         return Err(format!(
@@ -164,7 +158,7 @@ async fn reaction_bench() -> BenchResult<()> {
     }
     let base = format!("[{}]", points.join(", "));
     let s = scenario(12, 200.0, &base)?;
-    let (served, ctl, _view, cfg) = setup(&s, dir.path()).await?;
+    let (served, ctl, cfg) = setup(&s, dir.path()).await?;
     let site = served.site.clone();
     let interval_ms = cfg.control.interval.as_secs_f64() * 1000.0;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -17,8 +17,8 @@ use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 
-use evsite::control::view::SiteView;
 use evsite::sessions::machine::SessionRecord;
+use evsite::site::SiteState;
 use evsite::store::{OutboxEvent, Store};
 use evsite::sync::{self, SyncOptions};
 use mosquitto::{Mosquitto, Setup};
@@ -224,7 +224,7 @@ async fn run() -> BenchResult<()> {
             }
         })
     };
-    let (_view_tx, view_rx) = watch::channel(Arc::new(SiteView::default()));
+    let (_view_tx, view_rx) = watch::channel(Arc::new(SiteState::default()));
     let (cmd_tx, _cmd_rx) = mpsc::channel(1);
     let opts = SyncOptions::plain(SITE, "127.0.0.1", broker.port(), "evsite-bench", Utc::now());
     let window = opts.window;

@@ -17,5 +17,6 @@ pub mod devices;
 pub mod modbus;
 pub mod sessions;
 pub mod simulator;
+pub mod site;
 pub mod store;
 pub mod sync;

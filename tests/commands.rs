@@ -68,7 +68,13 @@ async fn good_commands_answer_ok_and_take_effect() {
     assert!(ok(&r), "{r}");
     rig.cycles(20).await;
     assert_eq!(rig.ctl.site_limit_a(), 20.0);
-    assert_eq!(rig.view.borrow().limit_a, 20.0);
+    assert_eq!(
+        rig.view
+            .as_ref()
+            .map(|v| v.limit.limit_a)
+            .unwrap_or_default(),
+        20.0
+    );
     assert!(
         rig.setpoint("cp-1") <= 7.0 + TOL,
         "{}",
@@ -442,7 +448,13 @@ async fn a_commanded_site_limit_reverts_at_its_expiry() {
         rig.cycles(1).await;
     }
     assert_eq!(rig.ctl.site_limit_a(), GRID_A);
-    assert_eq!(rig.view.borrow().limit_a, GRID_A);
+    assert_eq!(
+        rig.view
+            .as_ref()
+            .map(|v| v.limit.limit_a)
+            .unwrap_or_default(),
+        GRID_A
+    );
     // A restart after the expiry does not bring it back.
     let restored = load_overrides(&rig.store, &rig.cfg, rig.clock.now()).expect("read");
     assert!(!restored

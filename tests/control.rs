@@ -6,13 +6,12 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::time::{Duration, Instant};
 
 use evsite::clock::Clock;
 use evsite::config::Config;
+use evsite::control::record::{AlertKind, ControlAlert};
 use evsite::control::runner::Controller;
-use evsite::control::view::{AlertKind, ControlEvent};
 use evsite::devices::codec::{decode_number, encode_number};
 use evsite::devices::model::ChargeState;
 use evsite::devices::registry;
@@ -80,7 +79,8 @@ struct Rig {
     site: SharedSite,
     cfg: Arc<Config>,
     ctl: Controller,
-    events: UnboundedReceiver<ControlEvent>,
+    /// Alert changes of the cycles run since they were last taken.
+    alerts: Vec<ControlAlert>,
     tick: tokio::time::Interval,
     stepped_to: Instant,
     _dir: tempfile::TempDir,
@@ -91,16 +91,15 @@ impl Rig {
         let dir = tempfile::tempdir().expect("temp dir");
         let model = SiteModel::from_registry(scenario).expect("site builds");
         let InMemory { site, cfg, links } = in_memory(model, dir.path()).expect("wired");
-        let (tx, events) = unbounded_channel();
         let clock = Clock::starting_at(scenario.start);
-        let (ctl, _view) = Controller::new(cfg.clone(), &links, clock, tx).expect("controller");
+        let ctl = Controller::new(cfg.clone(), &links, clock).expect("controller");
         let mut tick = tokio::time::interval(cfg.control.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Rig {
             site,
             cfg,
             ctl,
-            events,
+            alerts: Vec::new(),
             tick,
             stepped_to: Instant::now(),
             _dir: dir,
@@ -124,7 +123,8 @@ impl Rig {
     async fn cycle(&mut self) {
         self.tick.tick().await;
         self.catch_up();
-        self.ctl.cycle().await;
+        let rec = self.ctl.cycle().await;
+        self.alerts.extend(rec.alerts.iter().cloned());
     }
 
     async fn cycles(&mut self, n: usize) {
@@ -154,17 +154,10 @@ impl Rig {
 
     /// Alerts emitted since the last call: (kind, raised, charger).
     fn alerts(&mut self) -> Vec<(AlertKind, bool, Option<String>)> {
-        let mut out = Vec::new();
-        while let Ok(ControlEvent::Alert {
-            kind,
-            raised,
-            charger,
-            ..
-        }) = self.events.try_recv()
-        {
-            out.push((kind, raised, charger));
-        }
-        out
+        self.alerts
+            .drain(..)
+            .map(|a| (a.kind, a.raised, a.charger))
+            .collect()
     }
 
     /// Per grid phase: the base load plus every charger's written setpoint on that phase —

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use evsite::commands::RawCommand;
-use evsite::control::view::{ChargerView, SiteView};
+use evsite::control::record::{ChargerCycle, CycleRecord};
 use evsite::devices::model::ChargeState;
 use evsite::sessions::machine::SessionRecord;
+use evsite::site::SiteState;
 use evsite::store::{Envelope, OutboxEvent, Store};
 use evsite::sync::{self, Backoff, SyncHandle, SyncOptions};
 use mosquitto::{Mosquitto, Msg, Setup, Subscriber};
@@ -128,24 +129,21 @@ fn stored(store: &Store) -> Vec<Envelope> {
         .collect()
 }
 
-fn view() -> SiteView {
-    SiteView {
-        at: Some(t0()),
-        mode: None,
+fn view() -> SiteState {
+    SiteState::of_cycle(Arc::new(CycleRecord {
         grid_a: Some([20.0, 18.5, 22.0]),
-        limit_a: 61.0,
-        chargers: vec![ChargerView {
-            id: "cp-1".into(),
+        chargers: vec![ChargerCycle {
             online: true,
             state: Some(ChargeState::C),
-            current_a: [16.0, 16.0, 16.0],
+            current_a: [Some(16.0); 3],
             power_w: Some(11_000.0),
             energy_wh: Some(1_000_500.0),
             setpoint_a: Some(16.0),
-            reason: "fair share".into(),
+            ..ChargerCycle::unread("cp-1")
         }],
         cycle_ms: 1.0,
-    }
+        ..CycleRecord::blank(t0(), 61.0)
+    }))
 }
 
 fn options(port: u16) -> SyncOptions {
@@ -164,7 +162,7 @@ fn options(port: u16) -> SyncOptions {
 struct Running {
     handle: SyncHandle,
     wake: Arc<Notify>,
-    _view: watch::Sender<Arc<SiteView>>,
+    _view: watch::Sender<Arc<SiteState>>,
 }
 
 /// Starts the sync; commands are answered by `answer` (None: nobody answers).

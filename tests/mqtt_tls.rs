@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use evsite::config::load_str;
-use evsite::control::view::SiteView;
+use evsite::site::SiteState;
 use evsite::store::{OutboxEvent, Store};
 use evsite::sync::{self, Backoff, LinkStatus, SyncHandle, SyncOptions};
 use mosquitto::{Mosquitto, Setup, TlsFiles};
@@ -111,11 +111,11 @@ fn toml_path(p: &Path) -> String {
 struct Running {
     handle: SyncHandle,
     status: watch::Receiver<LinkStatus>,
-    _view: watch::Sender<Arc<SiteView>>,
+    _view: watch::Sender<Arc<SiteState>>,
 }
 
 fn start(opts: SyncOptions, store: &Store) -> Running {
-    let (view_tx, view_rx) = watch::channel(Arc::new(SiteView::default()));
+    let (view_tx, view_rx) = watch::channel(Arc::new(SiteState::default()));
     let (cmd_tx, _cmd_rx) = mpsc::channel(1);
     let handle = sync::spawn(
         opts,

@@ -314,9 +314,8 @@ async fn reconfigure_applies_charger_limits_between_cycles() {
     let dir = tempfile::tempdir().expect("temp dir");
     let model = SiteModel::from_registry(&s).expect("site");
     let InMemory { site, cfg, links } = in_memory(model, dir.path()).expect("wired");
-    let (tx, _events) = unbounded_channel();
-    let (mut ctl, _view) =
-        Controller::new(cfg.clone(), &links, Clock::starting_at(s.start), tx).expect("controller");
+    let mut ctl =
+        Controller::new(cfg.clone(), &links, Clock::starting_at(s.start)).expect("controller");
     let commands = ctl.commands();
     let setpoint = |i: usize| site.lock().expect("site lock").charger_truth()[i].setpoint_a;
     let cycles = async |ctl: &mut Controller, n: usize| {

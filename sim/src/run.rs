@@ -17,9 +17,7 @@ use evsite::control::allocate::{
     allocate, AllocInput, ChargerInput, CircuitInput, LinkState, Turn,
 };
 use evsite::control::charger::setpoint_step_a;
-use evsite::control::runner::Controller;
 use evsite::control::usage::Usage;
-use evsite::control::view::ControlEvent;
 use evsite::devices::model::{ChargeState, Transport};
 use evsite::devices::registry;
 use evsite::modbus::{BoxedStream, Connector, Links, RtuBus, RtuSettings};
@@ -30,7 +28,7 @@ use evsite::simulator::{
 };
 
 use crate::score::{Scorecard, Scorer, SessionLog};
-use evsite::sessions::tracker::SessionTracker;
+use evsite::site::SiteBuilder;
 
 /// Physics step of both sites.
 const STEP: Duration = Duration::from_millis(100);
@@ -165,10 +163,16 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
             .map_err(|_| io::Error::other("site lock poisoned"))?;
         Scorer::new(scenario, &real, &cfg)
     };
-    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let clock = Clock::starting_at(scenario.start);
-    let (mut controller, view) = Controller::new(cfg.clone(), &links, clock, events_tx)?;
-    let mut log = SessionLog::new(SessionTracker::new(&cfg));
+    let (mut controller, mut built) = SiteBuilder::new(cfg.clone(), clock, links)
+        .display()
+        .cycles_only()
+        .build()?;
+    let mut events = built
+        .events
+        .take()
+        .ok_or_else(|| io::Error::other("the site hands out no events"))?;
+    let mut log = SessionLog::default();
 
     let end = Instant::now() + Duration::from_secs_f64(scenario.duration_s);
     // The world: both sites step together; the ideal controller acts on its twin every
@@ -206,24 +210,39 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
     controller.start().await;
     let mut tick = tokio::time::interval(interval);
     let mut cycles = Vec::new();
+    let mut alerts = 0;
     loop {
         let now = tick.tick().await;
         if now >= end {
             break;
         }
-        cycles.push(controller.cycle().await.as_secs_f64() * 1000.0);
-        log.observe(&view.borrow());
+        let rec = controller.cycle().await;
+        cycles.push(rec.cycle_ms);
+        alerts += rec.alerts.iter().filter(|a| a.raised).count();
+        while let Ok(e) = events.try_recv() {
+            log.observe(e);
+        }
     }
+    // The pipeline takes the last records once the controller is gone.
+    drop(controller);
+    while let Some(e) = events.recv().await {
+        log.observe(e);
+    }
+    let pipeline = built
+        .finish()
+        .await
+        .ok_or_else(|| io::Error::other("the session pipeline failed"))?;
     let (mut scorer, ideal) = world.await.map_err(|e| io::Error::other(e.to_string()))?;
-    let mut alerts = 0;
-    while let Ok(ControlEvent::Alert { raised, .. }) = events_rx.try_recv() {
-        alerts += usize::from(raised);
-    }
     let real = site
         .lock()
         .map_err(|_| io::Error::other("site lock poisoned"))?;
     scorer.finish(&real, &ideal, cycles, alerts);
-    scorer.record_sessions(log.score(scenario.start, &real.vehicle_truth(), scenario.duration_s));
+    scorer.record_sessions(log.score(
+        scenario.start,
+        &pipeline.active_sessions(),
+        &real.vehicle_truth(),
+        scenario.duration_s,
+    ));
     Ok(scorer.into_card())
 }
 

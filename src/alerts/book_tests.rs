@@ -128,7 +128,7 @@ fn restored_alerts_continue_without_a_second_raise() {
 
 #[test]
 fn the_control_loops_kinds_map_to_the_same_names() {
-    use crate::control::view;
+    use crate::control::record as view;
     for k in [
         view::AlertKind::MeterOffline,
         view::AlertKind::ChargerOffline,

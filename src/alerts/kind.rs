@@ -14,7 +14,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::control::view;
+use crate::control::record as view;
 use crate::sessions::tracker::SessionAlertKind;
 use crate::store::OutboxEvent;
 

@@ -2,8 +2,9 @@
 //! (meter and five chargers, cars arriving) is served on loopback — Modbus TCP on 127.0.0.1
 //! and RTU on a pseudo-terminal — and the real controller manages it over those links while
 //! the terminal shows what it sees and does. The site runs `speed` times faster than real
-//! time so cars arrive, charge and complete within a couple of minutes. Sessions and alerts
-//! are kept as the daemon keeps them, in memory ([`ledger`]): nothing is written to disk.
+//! time so cars arrive, charge and complete within a couple of minutes. The site is wired as
+//! the daemon's is ([`crate::site::SiteBuilder`]), on the simulated site's clock; sessions
+//! and alerts stay in memory unless `--mqtt` gives them a (temporary) store to sync from.
 
 mod dilate;
 mod ledger;
@@ -17,16 +18,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::clock::Clock;
-use crate::control::runner::Controller;
-use crate::control::view::{ControlEvent, SiteView};
+use crate::control::record::CycleRecord;
 use crate::modbus::{Links, TcpConnector};
 use crate::simulator::serve::ServeError;
 use crate::simulator::write_config::config_toml;
 use crate::simulator::{serve_site, spawn_stepper, Scenario, ScenarioError, SiteError, SiteModel};
+use crate::site::{SiteBuilder, SiteEvent, SiteState};
+use crate::store::Store;
 
 pub use ledger::ChargerSessions;
 pub use render::clock as site_clock;
@@ -226,16 +228,25 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
         .map_err(|e| DemoError::Config(e.to_string()))?;
     let cfg = Arc::new(cfg);
     let links = Links::new(Arc::new(TcpConnector));
-    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
-    let (controller, mut view_rx) =
-        Controller::new(cfg.clone(), &links, Clock::system(), events_tx)?;
-    let (uplink, sink) = match cfg.mqtt {
-        Some(_) => {
-            let (u, sink) = uplink::Uplink::start(&cfg, &view_rx, controller.commands())?;
-            (Some(u), Some(sink))
-        }
-        None => (None, None),
+    // One clock for the controller, the sessions and the alerts: the site's own.
+    let clock = {
+        let site = site.clone();
+        Clock::following(Arc::new(move || {
+            site.lock().map_or(site_start, |s| s.wall_time())
+        }))
     };
+    let mut builder = SiteBuilder::new(cfg.clone(), clock, links)
+        .history(&PAST_SESSIONS_WH)
+        .started_at(Utc::now())
+        .display();
+    if cfg.mqtt.is_some() {
+        let (store, _) =
+            Store::open(&cfg.storage.path).map_err(|e| DemoError::Config(e.to_string()))?;
+        builder = builder.store(store);
+    }
+    let (controller, mut built) = builder.build()?;
+    let mut events = built.events.take();
+    let mut state = built.state.clone();
 
     let started = Instant::now();
     let deadline = opts.run_for.map(|d| started + d);
@@ -253,7 +264,7 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
     // car finds a charger still at its factory current however slowly the links come up.
     let mut ended = false;
     tokio::select! {
-        _ = view_rx.changed() => {}
+        _ = state.changed() => {}
         r = &mut ctl => { r?; ended = true; }
     }
     let stepper = spawn_stepper(site.clone(), opts.speed);
@@ -263,34 +274,37 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
         phases: usize::from(cfg.site.phases),
         started,
         tally: Tally::default(),
-        ledger: Ledger::new(&cfg, &PAST_SESSIONS_WH),
+        ledger: Ledger::new(&cfg),
         site_s: 0.0,
         site_now: site_start,
+        state: state.borrow_and_update().clone(),
     };
-    if let Some(sink) = sink {
-        screen.ledger.set_sink(sink);
-    }
     if !ended {
         screen
-            .watch(&mut ctl, &mut view_rx, &mut events_rx, &site)
+            .watch(&mut ctl, &mut state, &mut events, &site)
             .await?;
     }
     stepper.abort();
     drop(served);
-    // What the controller said last, before it stopped, still counts.
+    // The controller has stopped: the pipeline takes its last records and ends, and what it
+    // said last still counts.
+    if let Some(events) = &mut events {
+        while let Some(e) = events.recv().await {
+            screen.event(e);
+        }
+    }
     screen.sync_clock(&site);
-    if view_rx.has_changed().unwrap_or(false) {
-        let v = view_rx.borrow_and_update().clone();
-        screen.view(&v);
+    if state.has_changed().unwrap_or(false) {
+        let st = state.borrow_and_update().clone();
+        screen.state(st);
     }
-    while let Ok(ev) = events_rx.try_recv() {
-        screen.event(ev);
-    }
-    screen.finish(&view_rx.borrow().clone());
-    let sessions = screen.ledger.per_charger(screen.site_now);
-    screen.ledger.close_sink();
-    if let Some(u) = uplink {
-        u.finish().await;
+    screen.finish();
+    let sessions = screen.ledger.per_charger(&screen.state.sessions);
+    built.finish().await;
+    if cfg.mqtt.is_some() {
+        if let Err(e) = std::fs::remove_dir_all(&cfg.storage.path) {
+            tracing::warn!(dir = %cfg.storage.path.display(), error = %e, "demo store not removed");
+        }
     }
     Ok(Summary {
         elapsed_s: started.elapsed().as_secs_f64(),
@@ -302,7 +316,7 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
     })
 }
 
-/// The display side of the demo: it follows the controller's view and events until the
+/// The display side of the demo: it follows the site's live state and events until the
 /// controller has shut down.
 struct Screen<'a> {
     opts: &'a Options,
@@ -312,16 +326,18 @@ struct Screen<'a> {
     tally: Tally,
     ledger: Ledger,
     site_s: f64,
-    /// The site's clock, which sessions and alerts are stamped with.
+    /// The site's clock, as the header shows it.
     site_now: DateTime<Utc>,
+    /// What the site looked like after its last cycle.
+    state: Arc<SiteState>,
 }
 
 impl Screen<'_> {
     async fn watch(
         &mut self,
-        ctl: &mut tokio::task::JoinHandle<()>,
-        view_rx: &mut tokio::sync::watch::Receiver<Arc<SiteView>>,
-        events_rx: &mut mpsc::UnboundedReceiver<ControlEvent>,
+        ctl: &mut tokio::task::JoinHandle<Vec<String>>,
+        state: &mut watch::Receiver<Arc<SiteState>>,
+        events: &mut Option<mpsc::UnboundedReceiver<SiteEvent>>,
         site: &crate::simulator::SharedSite,
     ) -> Result<(), DemoError> {
         if !self.opts.plain {
@@ -334,8 +350,7 @@ impl Screen<'_> {
             REDRAW_EVERY
         });
         let mut sample = tokio::time::interval(SAMPLE_EVERY);
-        let mut views_open = true;
-        let mut events_open = true;
+        let mut states_open = true;
         loop {
             tokio::select! {
                 r = &mut *ctl => {
@@ -347,28 +362,17 @@ impl Screen<'_> {
                         self.tally.observe_grid(s.grid_current_a(), self.phases);
                     }
                     self.sync_clock(site);
-                    let notes = self.ledger.tick(self.site_now);
-                    self.report(&notes);
                 }
-                r = view_rx.changed(), if views_open => match r {
+                r = state.changed(), if states_open => match r {
                     Ok(()) => {
-                        let v = view_rx.borrow_and_update().clone();
+                        let st = state.borrow_and_update().clone();
                         self.sync_clock(site);
-                        self.view(&v);
+                        self.state(st);
                     }
-                    Err(_) => views_open = false,
+                    Err(_) => states_open = false,
                 },
-                ev = events_rx.recv(), if events_open => match ev {
-                    Some(ev) => {
-                        self.sync_clock(site);
-                        self.event(ev);
-                    }
-                    None => events_open = false,
-                },
-                _ = redraw.tick() => {
-                    let v = view_rx.borrow().clone();
-                    self.draw(&v);
-                }
+                Some(e) = next_event(events) => self.event(e),
+                _ = redraw.tick() => self.draw(),
             }
         }
         Ok(())
@@ -386,61 +390,65 @@ impl Screen<'_> {
         self.started.elapsed().as_secs_f64()
     }
 
-    fn view(&mut self, v: &SiteView) {
-        self.tally.observe_view(v, self.phases);
-        let notes = self.ledger.observe(v, self.site_now);
-        self.report(&notes);
+    fn cycle(&self) -> Option<&CycleRecord> {
+        self.state.cycle.as_deref()
     }
 
-    fn event(&mut self, ev: ControlEvent) {
-        let notes = self.ledger.control(ev, self.site_now);
-        self.report(&notes);
+    fn state(&mut self, st: Arc<SiteState>) {
+        if let Some(c) = st.cycle.as_deref() {
+            self.tally.observe_view(c, self.phases);
+        }
+        self.state = st;
     }
 
     /// Plain output tells sessions starting and ending and alert changes as they happen; the
     /// terminal view shows them at its next redraw.
-    fn report(&self, notes: &[Note]) {
-        if !self.opts.plain || notes.is_empty() {
+    fn event(&mut self, e: SiteEvent) {
+        let Some(note) = self.ledger.event(e) else {
+            return;
+        };
+        if !self.opts.plain {
             return;
         }
-        let t = self.elapsed_s();
-        let mut text = String::new();
-        for n in notes {
-            let line = match n {
-                Note::SessionStarted(r) => records::started_line(r),
-                Note::SessionEnded(r) => records::ended_line(r),
-                Note::Alert(c) => records::alert_line(c),
-            };
-            text.push_str(&format!("{t:6.1}s {line}\n"));
-        }
-        emit(&text);
+        let line = match &note {
+            Note::SessionStarted(r) => records::started_line(r),
+            Note::SessionEnded(r) => records::ended_line(r),
+            Note::Alert(c) => records::alert_line(c),
+        };
+        emit(&format!("{:6.1}s {line}\n", self.elapsed_s()));
     }
 
     /// The running sessions as they stand at the end, then the terminal restored.
-    fn finish(&self, v: &SiteView) {
+    fn finish(&self) {
         if self.opts.plain {
-            emit(&self.running_lines(v));
+            emit(&self.running_lines());
         } else {
-            self.draw(v);
+            self.draw();
             // Show the cursor again and leave the last frame on screen.
             emit("\x1b[?25h\n");
         }
     }
 
-    fn running_lines(&self, v: &SiteView) -> String {
+    fn running_lines(&self) -> String {
+        let Some(v) = self.cycle() else {
+            return String::new();
+        };
         let t = self.elapsed_s();
-        self.ledger
-            .active(self.site_now)
+        self.state
+            .sessions
             .iter()
             .map(|r| format!("{t:6.1}s {}\n", records::running_line(r, v)))
             .collect()
     }
 
-    fn draw(&self, v: &SiteView) {
+    fn draw(&self) {
+        let Some(v) = self.cycle() else {
+            return;
+        };
         if self.opts.plain {
             let mut text = render::plain_lines(self.elapsed_s(), v).join("\n");
             text.push('\n');
-            text.push_str(&self.running_lines(v));
+            text.push_str(&self.running_lines());
             emit(&text);
         } else {
             let h = render::Header {
@@ -450,12 +458,24 @@ impl Screen<'_> {
                 site_s: self.site_s,
                 site_now: self.site_now,
             };
-            let active = self.ledger.active(self.site_now);
             let ended: Vec<_> = self.ledger.recent_finished().collect();
-            let sessions = records::session_rows(&active, &ended, v);
-            let alerts =
-                records::alert_rows(self.ledger.active_alerts(), self.ledger.recent_alerts());
+            let sessions = records::session_rows(&self.state.sessions, &ended, v);
+            let alerts = records::alert_rows(self.state.alerts.len(), self.ledger.recent_alerts());
             emit(&render::frame(&h, v, &self.tally, &sessions, &alerts));
         }
+    }
+}
+
+/// The next event of a display that has them; pending forever once they have ended.
+async fn next_event(events: &mut Option<mpsc::UnboundedReceiver<SiteEvent>>) -> Option<SiteEvent> {
+    match events {
+        Some(rx) => match rx.recv().await {
+            Some(e) => Some(e),
+            None => {
+                *events = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
     }
 }

@@ -5,7 +5,6 @@ pub mod logging;
 pub mod models;
 pub mod notify;
 pub mod probe;
-pub mod recorder;
 pub mod reload;
 pub mod run;
 pub mod table;

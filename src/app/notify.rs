@@ -12,7 +12,7 @@ use sd_notify::NotifyState;
 use tokio::sync::watch;
 use tokio::time::{Duration, Instant, MissedTickBehavior};
 
-use crate::control::view::SiteView;
+use crate::site::SiteState;
 
 /// A handle to systemd's notification socket.
 #[derive(Debug, Clone, Copy)]
@@ -111,14 +111,18 @@ pub fn stale_after(ping_every: Duration, control_interval: Duration) -> Duration
 /// READY=1 once the controller has completed its first cycle, then feed the watchdog if
 /// systemd asked for one. Ends when the controller is gone.
 pub async fn supervise(
-    mut views: watch::Receiver<Arc<SiteView>>,
+    mut views: watch::Receiver<Arc<SiteState>>,
     notifier: Notifier,
     control_interval: Duration,
 ) {
     if views.changed().await.is_err() {
         return;
     }
-    let chargers = views.borrow_and_update().chargers.len();
+    let chargers = views
+        .borrow_and_update()
+        .cycle
+        .as_ref()
+        .map_or(0, |c| c.chargers.len());
     notifier.ready(&format!("running: controlling {chargers} chargers"));
     if let Some(every) = watchdog_interval() {
         tracing::debug!(
@@ -138,7 +142,7 @@ pub async fn supervise(
 /// Feed the watchdog every `ping_every` while the controller keeps publishing views; `ping`
 /// is called for each WATCHDOG=1. Ends when the controller is gone.
 pub async fn feed_watchdog(
-    mut views: watch::Receiver<Arc<SiteView>>,
+    mut views: watch::Receiver<Arc<SiteState>>,
     ping_every: Duration,
     stale_after: Duration,
     mut ping: impl FnMut(),
@@ -198,7 +202,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn pings_follow_completed_cycles_and_stop_when_the_loop_hangs() {
-        let (tx, rx) = watch::channel(Arc::new(SiteView::default()));
+        let (tx, rx) = watch::channel(Arc::new(SiteState::default()));
         let pings = Arc::new(AtomicUsize::new(0));
         let counter = pings.clone();
         let task = tokio::spawn(feed_watchdog(
@@ -215,7 +219,7 @@ mod tests {
 
         // A cycle every second for 30 s: about one ping per period.
         for _ in 0..30 {
-            tx.send_replace(Arc::new(SiteView::default()));
+            tx.send_replace(Arc::new(SiteState::default()));
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         let fed = pings.load(Ordering::SeqCst);
@@ -227,7 +231,7 @@ mod tests {
         assert!(after <= fed + 1, "{after} pings after {fed}");
 
         // It recovers: pings resume.
-        tx.send_replace(Arc::new(SiteView::default()));
+        tx.send_replace(Arc::new(SiteState::default()));
         tokio::time::sleep(Duration::from_secs(6)).await;
         assert!(pings.load(Ordering::SeqCst) > after);
 

@@ -14,6 +14,6 @@ pub mod charger;
 pub mod command;
 pub mod gate;
 pub mod profile;
+pub mod record;
 pub mod runner;
 pub mod safety;
-pub mod view;

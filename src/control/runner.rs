@@ -1,11 +1,12 @@
 //! The control loop: every interval, read the main meter and all chargers concurrently,
 //! allocate, and write only what changed — decreases first, increases only into room that is
 //! free now — plus heartbeats. Fail-safe and start-up rules come from [`super::safety`].
+//! Every cycle ends in one [`CycleRecord`], handed on in order to whoever subscribed.
 
 use std::sync::Arc;
 
 use futures::future::join_all;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant, MissedTickBehavior};
 
 use super::allocate::{
@@ -20,9 +21,11 @@ use super::command::ControlCommand;
 use super::gate::{gate, GateCharger, GateConstraint};
 use super::profile::ProfileSet;
 use super::ramp::next_setpoint;
+use super::record::{
+    AlertKind, ChargerCycle, ControlAlert, CycleRecord, GridReading, LimitSource, SiteLimit,
+};
 use super::safety::{MeterWatch, Mode, Transition};
 use super::usage::{UsageParams, UsageTracker};
-use super::view::{AlertKind, ChargerView, ControlEvent, SiteView};
 use crate::clock::Clock;
 use crate::config::{Charger, Config};
 use crate::devices::model::ChargeState;
@@ -93,8 +96,14 @@ pub struct Controller {
     profiles: ProfileSet,
     overload_since: Option<Instant>,
     overload_reported: bool,
-    view_tx: watch::Sender<Arc<SiteView>>,
-    events: mpsc::UnboundedSender<ControlEvent>,
+    /// Cycles run so far (the last record's `seq`).
+    seq: u64,
+    /// Alert conditions seen this cycle, for its record.
+    alerts: Vec<ControlAlert>,
+    /// Where every cycle's record goes (see [`Controller::subscribe`]).
+    records: Option<mpsc::Sender<Arc<CycleRecord>>>,
+    /// Records dropped since the subscriber last kept up.
+    records_dropped: u64,
     commands_tx: mpsc::UnboundedSender<ControlCommand>,
     commands_rx: mpsc::UnboundedReceiver<ControlCommand>,
 }
@@ -105,8 +114,7 @@ impl Controller {
         cfg: Arc<Config>,
         links: &Links,
         clock: Clock,
-        events: mpsc::UnboundedSender<ControlEvent>,
-    ) -> Result<(Self, watch::Receiver<Arc<SiteView>>), crate::modbus::link::LinkError> {
+    ) -> Result<Self, crate::modbus::link::LinkError> {
         let meter = ModbusDevice::new(cfg.meter.model, links.device(&cfg.meter, &cfg.buses)?);
         let params = UsageParams::new(cfg.control.unused_threshold_a);
         let mut chargers = Vec::with_capacity(cfg.chargers.len());
@@ -135,43 +143,76 @@ impl Controller {
                 cloud_max_a: None,
             });
         }
-        let (view_tx, view_rx) = watch::channel(Arc::new(SiteView::default()));
         let watch = MeterWatch::new(cfg.control.meter_timeout, Instant::now());
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-        Ok((
-            Controller {
-                cfg,
-                meter,
-                chargers,
-                watch,
-                base: BaseLoadFilter::default(),
-                clock,
-                site_limit_override: None,
-                site_limit_expires: None,
-                profiles: ProfileSet::default(),
-                overload_since: None,
-                overload_reported: false,
-                view_tx,
-                events,
-                commands_tx,
-                commands_rx,
-            },
-            view_rx,
-        ))
+        Ok(Controller {
+            cfg,
+            meter,
+            chargers,
+            watch,
+            base: BaseLoadFilter::default(),
+            clock,
+            site_limit_override: None,
+            site_limit_expires: None,
+            profiles: ProfileSet::default(),
+            overload_since: None,
+            overload_reported: false,
+            seq: 0,
+            alerts: Vec::new(),
+            records: None,
+            records_dropped: 0,
+            commands_tx,
+            commands_rx,
+        })
+    }
+
+    /// Every cycle's record from now on, in order, through a channel of `capacity`. The loop
+    /// never waits for the subscriber: should it fall that far behind, records are dropped
+    /// (counted and logged; `seq` shows the gap) and control goes on.
+    pub fn subscribe(&mut self, capacity: usize) -> mpsc::Receiver<Arc<CycleRecord>> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        self.records = Some(tx);
+        rx
     }
 
     /// The site limit in force: the lowest of the installer's `grid_limit_a`, a commanded
     /// limit that has not expired, and the site's `ChargePointMax` profile.
     pub fn site_limit_a(&self) -> f64 {
+        self.site_limit().limit_a
+    }
+
+    /// The site limit in force and where it comes from.
+    pub fn site_limit(&self) -> SiteLimit {
         let now = self.clock.now();
         let commanded = self
             .site_limit_override
             .filter(|_| self.site_limit_expires.is_none_or(|e| now < e));
-        // f64::min ignores a NaN: a nonsensical limit never raises the installer's.
-        [commanded, self.profiles.site_limit_a(now)]
-            .into_iter()
-            .flatten()
-            .fold(self.cfg.site.grid_limit_a, f64::min)
+        let mut limit = SiteLimit {
+            limit_a: self.cfg.site.grid_limit_a,
+            source: LimitSource::Installer,
+            expires_at: None,
+        };
+        // Only a strictly lower value wins, and a NaN never compares lower: a nonsensical
+        // limit never raises the installer's.
+        if let Some(c) = commanded.filter(|&c| c < limit.limit_a) {
+            limit = SiteLimit {
+                limit_a: c,
+                source: LimitSource::Command,
+                expires_at: self.site_limit_expires,
+            };
+        }
+        if let Some(p) = self
+            .profiles
+            .site_limit_a(now)
+            .filter(|&p| p < limit.limit_a)
+        {
+            limit = SiteLimit {
+                limit_a: p,
+                source: LimitSource::Profile,
+                expires_at: None,
+            };
+        }
+        limit
     }
 
     /// Set (or clear) a commanded site limit with no expiry; it can only ever lower the
@@ -264,8 +305,8 @@ impl Controller {
         join_all(jobs).await;
     }
 
-    /// One control cycle. Returns its duration (wall time spent, for statistics).
-    pub async fn cycle(&mut self) -> std::time::Duration {
+    /// One control cycle. Returns its record, which subscribers have been handed too.
+    pub async fn cycle(&mut self) -> Arc<CycleRecord> {
         let started = std::time::Instant::now();
         self.apply_commands();
         let now = Instant::now();
@@ -275,9 +316,10 @@ impl Controller {
             self.meter.read_all(),
             join_all(self.chargers.iter().map(|c| c.dev.read_all()))
         );
+        let meter = meter.ok();
         let grid = meter
-            .ok()
-            .and_then(|s| complete_currents(&s, self.cfg.site.phases));
+            .as_ref()
+            .and_then(|s| complete_currents(s, self.cfg.site.phases));
         let (mode, transition) = self.watch.observe(grid.is_some(), now);
         match transition {
             Some(Transition::EnteredFailsafe) => self.alert(
@@ -323,8 +365,9 @@ impl Controller {
             self.check_overload(grid, now);
         }
         let took = started.elapsed();
-        self.publish_view(mode, grid, took);
-        took
+        let record = Arc::new(self.record(mode, meter.as_ref(), grid, took));
+        self.hand_on(&record);
+        record
     }
 
     fn online(c: &ChargerRt) -> Option<&Snapshot> {
@@ -481,67 +524,126 @@ impl Controller {
         }
     }
 
-    fn alert(&self, kind: AlertKind, raised: bool, charger: Option<String>, message: String) {
+    fn alert(&mut self, kind: AlertKind, raised: bool, charger: Option<String>, message: String) {
         if raised {
             tracing::warn!(kind = ?kind, charger = charger.as_deref().unwrap_or("-"), "{message}");
         } else {
             tracing::info!(kind = ?kind, charger = charger.as_deref().unwrap_or("-"), "{message}");
         }
-        let _ = self.events.send(ControlEvent::Alert {
+        self.alerts.push(ControlAlert {
             kind,
             raised,
             charger,
             message,
-            at: self.clock.now(),
         });
     }
 
-    fn publish_view(&self, mode: Mode, grid: Option<[f64; 3]>, took: std::time::Duration) {
+    fn record(
+        &mut self,
+        mode: Mode,
+        meter: Option<&Snapshot>,
+        grid_a: Option<[f64; 3]>,
+        took: std::time::Duration,
+    ) -> CycleRecord {
+        let phases = usize::from(self.cfg.site.phases);
+        let grid = meter.map(|s| {
+            let mut r = GridReading {
+                current_a: s.current_a,
+                voltage_v: s.voltage_v,
+                power_w: s.power_w,
+            };
+            for p in phases..3 {
+                r.current_a[p] = None;
+                r.voltage_v[p] = None;
+            }
+            r
+        });
         let chargers = self
             .chargers
             .iter()
             .map(|c| {
                 let s = Self::online(c);
-                ChargerView {
+                let current_a = s.map(|s| s.current_a).unwrap_or_default();
+                ChargerCycle {
                     id: c.cfg.id.clone(),
                     online: s.is_some(),
+                    failed_reads: c.fails,
                     state: s.and_then(|s| s.state),
-                    current_a: s.map(|s| charger_currents(s, 3)).unwrap_or_default(),
+                    current_a,
                     power_w: s.and_then(|s| s.power_w),
                     energy_wh: s.and_then(|s| s.energy_wh),
+                    applied_current_a: s.and_then(|s| s.applied_current_a),
                     setpoint_a: c.written,
-                    reason: format!("{:?}", c.reason),
+                    reason: c.reason.into(),
+                    enabled: c.enabled(),
                 }
             })
             .collect();
-        let view = SiteView {
-            at: Some(self.clock.now()),
-            mode: Some(mode),
-            grid_a: grid,
-            limit_a: self.site_limit_a(),
+        self.seq += 1;
+        CycleRecord {
+            seq: self.seq,
+            at: self.clock.now(),
+            mode,
+            grid,
+            grid_a,
+            limit: self.site_limit(),
             chargers,
+            alerts: std::mem::take(&mut self.alerts),
             cycle_ms: took.as_secs_f64() * 1000.0,
-        };
-        self.view_tx.send_replace(Arc::new(view));
+        }
     }
 
-    /// Set every charger to its safe current (the fail-safe current) before exit.
-    pub async fn shutdown(&mut self) {
+    /// Hands the record to the subscriber without waiting: control never waits for storage.
+    fn hand_on(&mut self, record: &Arc<CycleRecord>) {
+        let Some(tx) = &self.records else {
+            return;
+        };
+        match tx.try_send(record.clone()) {
+            Ok(()) => {
+                if self.records_dropped > 0 {
+                    tracing::warn!(
+                        dropped = self.records_dropped,
+                        "cycle records flow again after a stall"
+                    );
+                    self.records_dropped = 0;
+                }
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if self.records_dropped == 0 {
+                    tracing::error!(
+                        seq = record.seq,
+                        "sessions and alerts are not keeping up: cycle records dropped; control goes on"
+                    );
+                }
+                self.records_dropped += 1;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.records = None,
+        }
+    }
+
+    /// Set every charger to its safe current (the fail-safe current) before exit. Returns
+    /// the ids of the chargers that could not be written (their own fallback takes over).
+    pub async fn shutdown(&mut self) -> Vec<String> {
         let targets: Vec<f64> = self
             .chargers
             .iter()
             .map(|c| self.failsafe_for(c).min(c.written.unwrap_or(f64::MAX)))
             .collect();
         let jobs = self.chargers.iter().zip(targets).map(|(c, t)| async move {
-            if let Err(e) = c.dev.set_current_limit(t).await {
-                tracing::warn!(charger = %c.cfg.id, error = %e, "could not set safe current at shutdown");
+            match c.dev.set_current_limit(t).await {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::warn!(charger = %c.cfg.id, error = %e, "could not set safe current at shutdown");
+                    Some(c.cfg.id.clone())
+                }
             }
         });
-        join_all(jobs).await;
+        join_all(jobs).await.into_iter().flatten().collect()
     }
 
-    /// Run cycles every `interval` until `stop` resolves, then write safe currents.
-    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
+    /// Run cycles every `interval` until `stop` resolves, then write safe currents. Returns
+    /// the chargers that could not be set to their safe current.
+    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) -> Vec<String> {
         self.start().await;
         let mut tick = tokio::time::interval(self.cfg.control.interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -552,7 +654,7 @@ impl Controller {
                 _ = tick.tick() => { self.cycle().await; }
             }
         }
-        self.shutdown().await;
+        self.shutdown().await
     }
 }
 

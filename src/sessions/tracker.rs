@@ -19,7 +19,7 @@ use super::machine::{
 };
 use super::tariff::TariffSnapshot;
 use crate::config::{Charger, Config};
-use crate::control::view::{ChargerView, SiteView};
+use crate::control::record::{ChargerCycle, CycleRecord};
 use crate::devices::model::EnergyScope;
 use crate::devices::regmap::DataType;
 
@@ -212,11 +212,9 @@ impl SessionTracker {
         true
     }
 
-    /// Feeds one controller cycle's view. Chargers are matched by id.
-    pub fn observe(&mut self, view: &SiteView) -> Vec<TrackerOutput> {
-        let Some(at) = view.at else {
-            return Vec::new();
-        };
+    /// Feeds one controller cycle's record. Chargers are matched by id.
+    pub fn observe(&mut self, view: &CycleRecord) -> Vec<TrackerOutput> {
+        let at = view.at;
         let mut out = Vec::new();
         let mut history: Vec<f64> = self.history.iter().copied().collect();
         history.sort_by(f64::total_cmp);
@@ -328,14 +326,15 @@ fn meter_config(c: &Charger, voltage_v: f64) -> MeterConfig {
 }
 
 /// Whether the vehicle takes current now.
-fn drawing(cv: &ChargerView) -> bool {
-    cv.current_a.iter().any(|&a| a >= DRAW_FLOOR_A) || cv.power_w.is_some_and(|p| p >= DRAW_FLOOR_W)
+fn drawing(cv: &ChargerCycle) -> bool {
+    cv.current_or_zero_a().iter().any(|&a| a >= DRAW_FLOOR_A)
+        || cv.power_w.is_some_and(|p| p >= DRAW_FLOOR_W)
 }
 
 /// One charger's observation; returns the energy of a session that ended normally.
 fn observe_slot(
     slot: &mut Slot,
-    cv: &ChargerView,
+    cv: &ChargerCycle,
     at: DateTime<Utc>,
     tariff: Option<&TariffSnapshot>,
     expect: Expectation<'_>,
@@ -617,11 +616,12 @@ fn bill(
 
 /// What the estimator is fed of one reading: the highest phase current, the power (from the
 /// currents when the charger reports none) and the session's energy so far.
-fn observation(slot: &Slot, cv: &ChargerView, at: DateTime<Utc>, energy_wh: f64) -> Observation {
-    let current_a = cv.current_a.iter().copied().fold(0.0, f64::max);
+fn observation(slot: &Slot, cv: &ChargerCycle, at: DateTime<Utc>, energy_wh: f64) -> Observation {
+    let currents = cv.current_or_zero_a();
+    let current_a = currents.iter().copied().fold(0.0, f64::max);
     let power_w = cv
         .power_w
-        .unwrap_or_else(|| cv.current_a.iter().sum::<f64>() * slot.voltage_v);
+        .unwrap_or_else(|| currents.iter().sum::<f64>() * slot.voltage_v);
     Observation {
         at,
         offered_a: cv.setpoint_a,

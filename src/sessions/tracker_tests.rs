@@ -21,20 +21,18 @@ fn t(s: i64) -> DateTime<Utc> {
 
 /// A view where charger cp-01 (lifetime register) is in `state`, drawing `amps` on three
 /// phases with its register at `wh`.
-fn view(at: i64, state: Option<ChargeState>, amps: f64, wh: f64) -> SiteView {
-    SiteView {
-        at: Some(t(at)),
-        chargers: vec![ChargerView {
-            id: "cp-01".into(),
+fn view(at: i64, state: Option<ChargeState>, amps: f64, wh: f64) -> CycleRecord {
+    CycleRecord {
+        chargers: vec![ChargerCycle {
             online: state.is_some(),
             state,
-            current_a: [amps; 3],
+            current_a: [Some(amps); 3],
             power_w: Some(amps * 230.0 * 3.0),
             energy_wh: Some(wh),
             setpoint_a: Some(16.0),
-            reason: String::new(),
+            ..ChargerCycle::unread("cp-01")
         }],
-        ..SiteView::default()
+        ..CycleRecord::blank(t(at), 32.0)
     }
 }
 
@@ -220,8 +218,8 @@ fn a_session_across_the_autumn_dst_change_bills_the_repeated_hour_in_its_window(
         .single()
         .unwrap_or_default();
     let at = |s: i64| start + TimeDelta::seconds(s);
-    let mk = |s: i64, state, amps: f64, wh: f64| SiteView {
-        at: Some(at(s)),
+    let mk = |s: i64, state, amps: f64, wh: f64| CycleRecord {
+        at: at(s),
         ..view(0, Some(state), amps, wh)
     };
     tr.observe(&mk(0, B, 0.0, 0.0));

@@ -31,7 +31,7 @@ pub use payloads::{offline, online, telemetry, TELEMETRY_SCHEMA};
 pub use window::{Sent, Window};
 
 use crate::commands::RawCommand;
-use crate::control::view::SiteView;
+use crate::site::SiteState;
 use crate::store::Store;
 
 /// The running link.
@@ -75,7 +75,7 @@ impl SyncHandle {
 pub fn spawn(
     opts: SyncOptions,
     store: Store,
-    view: watch::Receiver<Arc<SiteView>>,
+    view: watch::Receiver<Arc<SiteState>>,
     outbox_wake: Arc<Notify>,
     commands: mpsc::Sender<RawCommand>,
 ) -> SyncHandle {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::control::view::SiteView;
+use crate::control::record::CycleRecord;
 
 pub const TELEMETRY_SCHEMA: &str = "evsite.telemetry.v1";
 
@@ -35,8 +35,9 @@ fn finite(v: Option<f64>, dp: i32) -> Value {
 
 /// `P/telemetry`: grid current and power per phase (power from the nominal voltage: the
 /// main meter's currents are what the limit is about), the limit in force and each
-/// charger's state, current per phase, power, setpoint and energy register.
-pub fn telemetry(site: &str, voltage_v: f64, view: &SiteView, now: DateTime<Utc>) -> Value {
+/// charger's state, current per phase, power, setpoint and energy register. Nothing before
+/// the first cycle: there is nothing true to say yet.
+pub fn telemetry(site: &str, voltage_v: f64, view: &CycleRecord) -> Value {
     let grid = match view.grid_a {
         Some(a) => json!({
             "current_a": a.map(|x| round(x, 2)),
@@ -52,7 +53,7 @@ pub fn telemetry(site: &str, voltage_v: f64, view: &SiteView, now: DateTime<Utc>
                 "id": c.id,
                 "online": c.online,
                 "state": c.state,
-                "current_a": c.current_a.map(|x| round(x, 2)),
+                "current_a": c.current_or_zero_a().map(|x| round(x, 2)),
                 "power_w": finite(c.power_w, 0),
                 "setpoint_a": finite(c.setpoint_a, 2),
                 "energy_wh": finite(c.energy_wh.map(f64::floor), 0),
@@ -62,10 +63,10 @@ pub fn telemetry(site: &str, voltage_v: f64, view: &SiteView, now: DateTime<Utc>
     json!({
         "schema": TELEMETRY_SCHEMA,
         "site": site,
-        "ts": view.at.unwrap_or(now),
+        "ts": view.at,
         "mode": view.mode,
         "grid": grid,
-        "limit_a": round(view.limit_a, 2),
+        "limit_a": round(view.limit.limit_a, 2),
         "chargers": chargers,
     })
 }
@@ -73,31 +74,28 @@ pub fn telemetry(site: &str, voltage_v: f64, view: &SiteView, now: DateTime<Utc>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::record::ChargerCycle;
     use crate::control::safety::Mode;
-    use crate::control::view::ChargerView;
     use crate::devices::model::ChargeState;
 
     #[test]
     fn telemetry_carries_grid_and_every_charger() {
         let at = "2026-11-21T18:04:05Z".parse().unwrap();
-        let view = SiteView {
-            at: Some(at),
-            mode: Some(Mode::Normal),
+        let view = CycleRecord {
+            mode: Mode::Normal,
             grid_a: Some([10.0, 20.5, 0.0]),
-            limit_a: 32.0,
-            chargers: vec![ChargerView {
-                id: "cp1".into(),
+            chargers: vec![ChargerCycle {
                 online: true,
                 state: Some(ChargeState::C),
-                current_a: [16.0, 16.0, 16.0],
+                current_a: [Some(16.0); 3],
                 power_w: Some(11040.4),
                 energy_wh: Some(123456.7),
                 setpoint_a: Some(16.0),
-                reason: String::new(),
+                ..ChargerCycle::unread("cp1")
             }],
-            cycle_ms: 2.0,
+            ..CycleRecord::blank(at, 32.0)
         };
-        let t = telemetry("depot-7", 230.0, &view, Utc::now());
+        let t = telemetry("depot-7", 230.0, &view);
         assert_eq!(t["ts"], "2026-11-21T18:04:05Z");
         assert_eq!(t["mode"], "normal");
         assert_eq!(t["grid"]["power_w"], json!([2300.0, 4715.0, 0.0]));
@@ -107,11 +105,11 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_view_has_nulls_not_zeros() {
+    fn an_unread_meter_has_nulls_not_zeros() {
         let now = Utc::now();
-        let t = telemetry("s", 230.0, &SiteView::default(), now);
+        let t = telemetry("s", 230.0, &CycleRecord::blank(now, 32.0));
         assert_eq!(t["grid"]["current_a"], Value::Null);
-        assert_eq!(t["mode"], Value::Null);
+        assert_eq!(t["mode"], "startup");
         assert_eq!(t["ts"], json!(now));
     }
 

@@ -20,7 +20,7 @@ use super::options::SyncOptions;
 use super::payloads;
 use super::window::{Sent, Window};
 use crate::commands::RawCommand;
-use crate::control::view::SiteView;
+use crate::site::SiteState;
 use crate::store::{Store, ALERT_SCHEMA};
 
 /// Events handled before the acks gathered are written: one transaction per batch.
@@ -31,7 +31,7 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 pub(crate) struct Sync {
     opts: SyncOptions,
     store: Store,
-    view: watch::Receiver<Arc<SiteView>>,
+    view: watch::Receiver<Arc<SiteState>>,
     commands: mpsc::Sender<RawCommand>,
     client: Option<AsyncClient>,
     window: Window,
@@ -58,7 +58,7 @@ impl Sync {
     pub(crate) fn new(
         opts: SyncOptions,
         store: Store,
-        view: watch::Receiver<Arc<SiteView>>,
+        view: watch::Receiver<Arc<SiteState>>,
         commands: mpsc::Sender<RawCommand>,
     ) -> Self {
         let (replies_tx, replies_rx) = mpsc::channel(256);
@@ -268,13 +268,10 @@ impl Sync {
         if self.client.is_none() {
             return;
         }
-        let view = self.view.borrow().clone();
-        let body = payloads::telemetry(
-            &self.opts.site_id,
-            self.opts.voltage_v,
-            &view,
-            chrono::Utc::now(),
-        );
+        let Some(cycle) = self.view.borrow().cycle.clone() else {
+            return;
+        };
+        let body = payloads::telemetry(&self.opts.site_id, self.opts.voltage_v, &cycle);
         let topic = self.topics.telemetry.clone();
         self.publish(
             topic,

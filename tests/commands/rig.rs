@@ -12,8 +12,8 @@ use tokio::time::Instant;
 use evsite::clock::Clock;
 use evsite::commands::{serve, CommandContext, RawCommand};
 use evsite::config::Config;
+use evsite::control::record::CycleRecord;
 use evsite::control::runner::Controller;
-use evsite::control::view::SiteView;
 use evsite::simulator::{ChargerTruth, Scenario, SharedSite, SiteModel};
 use evsite::store::Store;
 use evsite_sim::run::{in_memory, InMemory};
@@ -64,12 +64,12 @@ pub struct Rig {
     pub site: SharedSite,
     pub cfg: Arc<Config>,
     pub ctl: Controller,
-    pub view: tokio::sync::watch::Receiver<Arc<SiteView>>,
+    /// The last cycle's record.
+    pub view: Option<Arc<CycleRecord>>,
     pub clock: Clock,
     pub store: Store,
     tick: tokio::time::Interval,
     stepped_to: Instant,
-    _events: mpsc::UnboundedReceiver<evsite::control::view::ControlEvent>,
 }
 
 impl Rig {
@@ -78,9 +78,8 @@ impl Rig {
         let s = scenario();
         let model = SiteModel::from_registry(&s).expect("site builds");
         let InMemory { site, cfg, links } = in_memory(model, sim_dir).expect("wired");
-        let (tx, events) = mpsc::unbounded_channel();
         let clock = Clock::starting_at(s.start);
-        let (ctl, view) = Controller::new(cfg.clone(), &links, clock, tx).expect("controller");
+        let ctl = Controller::new(cfg.clone(), &links, clock.clone()).expect("controller");
         let (store, _) = Store::open(store_dir).expect("store opens");
         let mut tick = tokio::time::interval(cfg.control.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -88,12 +87,11 @@ impl Rig {
             site,
             cfg,
             ctl,
-            view,
+            view: None,
             clock,
             store,
             tick,
             stepped_to: Instant::now(),
-            _events: events,
         }
     }
 
@@ -102,7 +100,7 @@ impl Rig {
             cfg: self.cfg.clone(),
             store: self.store.clone(),
             control: self.ctl.commands(),
-            clock: self.clock,
+            clock: self.clock.clone(),
         }
     }
 
@@ -127,7 +125,7 @@ impl Rig {
                     due -= dt;
                 }
             }
-            self.ctl.cycle().await;
+            self.view = Some(self.ctl.cycle().await);
         }
     }
 
@@ -145,8 +143,7 @@ impl Rig {
 
     /// The setpoint the controller's own view reports.
     pub fn view_setpoint(&self, id: &str) -> Option<f64> {
-        let view = self.view.borrow();
-        view.chargers.iter().find(|c| c.id == id)?.setpoint_a
+        self.view.as_ref()?.charger(id)?.setpoint_a
     }
 }
 

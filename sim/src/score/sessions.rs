@@ -3,17 +3,16 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use evsite::control::view::SiteView;
 use evsite::sessions::machine::SessionRecord;
-use evsite::sessions::tracker::{SessionTracker, TrackerOutput};
 use evsite::simulator::site::VehicleTruth;
+use evsite::site::SiteEvent;
 
 /// A recorded session may start this long after its vehicle arrived (a cycle, a read).
 const MATCH_WINDOW_S: f64 = 10.0;
 
 /// Collects what the session tracker records during a run.
+#[derive(Default)]
 pub struct SessionLog {
-    tracker: SessionTracker,
     finished: Vec<SessionRecord>,
     /// (session id, when estimated, estimated end) while charging.
     estimates: Vec<(String, DateTime<Utc>, DateTime<Utc>)>,
@@ -28,42 +27,33 @@ pub struct SessionScore {
 }
 
 impl SessionLog {
-    pub fn new(tracker: SessionTracker) -> Self {
-        SessionLog {
-            tracker,
-            finished: Vec::new(),
-            estimates: Vec::new(),
+    /// Takes one event of the site's pipeline, as the daemon's recorder does.
+    pub fn observe(&mut self, event: SiteEvent) {
+        let SiteEvent::Session(u) = event else {
+            return;
+        };
+        let r = &u.record;
+        if let (Some(est), None, Some(at)) =
+            (r.estimated_end_at, r.charging_completed_at, r.updated_at)
+        {
+            self.estimates.push((r.session_id.clone(), at, est));
         }
-    }
-
-    /// Feeds one controller cycle's view, as the daemon does.
-    pub fn observe(&mut self, view: &SiteView) {
-        for out in self.tracker.observe(view) {
-            let TrackerOutput::Session(u) = out else {
-                continue;
-            };
-            let r = &u.record;
-            if let (Some(est), None, Some(at)) =
-                (r.estimated_end_at, r.charging_completed_at, r.updated_at)
-            {
-                self.estimates.push((r.session_id.clone(), at, est));
-            }
-            if r.ended_at.is_some() {
-                self.finished.push(u.record);
-            }
+        if r.ended_at.is_some() {
+            self.finished.push(u.record);
         }
     }
 
     /// Scores every session, finished or still running, against the vehicles' truth.
     /// A vehicle with no recorded session counts its whole energy as the error.
+    /// `active` are the sessions still running at the end.
     pub fn score(
         &self,
         start: DateTime<Utc>,
+        active: &[SessionRecord],
         truth: &[VehicleTruth],
         duration_s: f64,
     ) -> SessionScore {
         let mut all: Vec<&SessionRecord> = self.finished.iter().collect();
-        let active = self.tracker.active();
         all.extend(active.iter());
         let mut error: f64 = 0.0;
         let mut used = vec![false; all.len()];

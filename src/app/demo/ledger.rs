@@ -1,21 +1,15 @@
-//! The demo's sessions and alerts, kept in memory as the daemon keeps them on disk: a
-//! [`SessionTracker`] fed every view of the controller, and an [`AlertBook`] fed the
-//! controller's alert events and the tracker's session alerts. Time is the simulated site's
-//! clock, not the wall clock: the site runs many times faster than real time, and session
-//! times, costs, idle fees, estimates and alert hold-offs must all follow the cars.
+//! The demo's tallies of sessions and alerts, from the site's events: how many sessions each
+//! charger started and finished, with what energy and cost, and the last few sessions and
+//! alert changes for the view. The sessions and alerts themselves are the site pipeline's
+//! ([`crate::site`]), on the simulated site's clock.
 
 use std::collections::VecDeque;
 
-use chrono::{DateTime, Utc};
-
-use tokio::sync::mpsc;
-
-use crate::alerts::{AlertBook, AlertChange, AlertKind, AlertPolicy, Severity};
-use crate::app::recorder::Record;
+use crate::alerts::{AlertChange, AlertKind, Severity};
 use crate::config::Config;
-use crate::control::view::{ControlEvent, SiteView};
 use crate::sessions::machine::{RecordState, SessionRecord};
-use crate::sessions::tracker::{SessionChange, SessionTracker, TrackerOutput};
+use crate::sessions::tracker::SessionChange;
+use crate::site::SiteEvent;
 
 /// Alert changes kept for the view.
 const RECENT_ALERTS: usize = 6;
@@ -42,11 +36,9 @@ pub struct ChargerSessions {
     pub cost: Option<rust_decimal::Decimal>,
 }
 
-/// Sessions and alerts of the demo site.
+/// Sessions and alerts of the demo site, as counted from its events.
 #[derive(Debug, Clone)]
 pub struct Ledger {
-    tracker: SessionTracker,
-    book: AlertBook,
     chargers: Vec<String>,
     currency: Option<String>,
     /// Every finished session's final record per charger index (energy and cost totals).
@@ -54,141 +46,55 @@ pub struct Ledger {
     started: Vec<usize>,
     recent_finished: VecDeque<SessionRecord>,
     recent_alerts: VecDeque<AlertChange>,
-    /// With `--mqtt`: everything the tracker and the controller say also goes to the recorder.
-    sink: Option<mpsc::UnboundedSender<Record>>,
 }
 
 impl Ledger {
-    /// A ledger for `cfg`'s chargers and tariff. `history_wh` are earlier sessions' energies,
-    /// which end-time estimates start from.
-    pub fn new(cfg: &Config, history_wh: &[u64]) -> Self {
-        let mut tracker = SessionTracker::new(cfg);
-        tracker.learn(history_wh.iter().copied());
+    /// A ledger for `cfg`'s chargers and tariff.
+    pub fn new(cfg: &Config) -> Self {
         Ledger {
-            tracker,
-            book: AlertBook::new(AlertPolicy::default()),
             chargers: cfg.chargers.iter().map(|c| c.id.clone()).collect(),
             currency: cfg.tariff.as_ref().map(|t| t.currency.clone()),
             finished: vec![Vec::new(); cfg.chargers.len()],
             started: vec![0; cfg.chargers.len()],
             recent_finished: VecDeque::new(),
             recent_alerts: VecDeque::new(),
-            sink: None,
         }
     }
 
-    /// Sends what the tracker and the controller say to `sink` as well (`--mqtt`).
-    pub fn set_sink(&mut self, sink: mpsc::UnboundedSender<Record>) {
-        self.sink = Some(sink);
-    }
-
-    /// Stops forwarding, so the recorder can finish.
-    pub fn close_sink(&mut self) {
-        self.sink = None;
-    }
-
-    fn forward(&self, r: Record) {
-        if let Some(s) = &self.sink {
-            let _ = s.send(r);
-        }
-    }
-
-    /// Feeds one controller view, as seen at site time `now`.
-    pub fn observe(&mut self, view: &SiteView, now: DateTime<Utc>) -> Vec<Note> {
-        let mut timed = view.clone();
-        timed.at = Some(now);
-        let mut notes = Vec::new();
-        for out in self.tracker.observe(&timed) {
-            self.forward(Record::Tracker(out.clone()));
-            match out {
-                TrackerOutput::Session(u) => {
-                    let record = u.record;
-                    let i = self.chargers.iter().position(|c| *c == record.charger);
-                    match u.change {
-                        SessionChange::Started => {
-                            if let Some(i) = i {
-                                self.started[i] += 1;
-                            }
-                            notes.push(Note::SessionStarted(record));
+    /// Counts one event of the site; returns what plain output tells of it.
+    pub fn event(&mut self, e: SiteEvent) -> Option<Note> {
+        match e {
+            SiteEvent::Session(u) => {
+                let record = u.record;
+                let i = self.chargers.iter().position(|c| *c == record.charger);
+                match u.change {
+                    SessionChange::Started => {
+                        if let Some(i) = i {
+                            self.started[i] += 1;
                         }
-                        SessionChange::Completed => {
-                            if let Some(i) = i {
-                                self.finished[i].push(record.clone());
-                            }
-                            if self.recent_finished.len() == RECENT_FINISHED {
-                                self.recent_finished.pop_front();
-                            }
-                            self.recent_finished.push_back(record.clone());
-                            notes.push(Note::SessionEnded(record));
-                        }
-                        SessionChange::Updated => {}
+                        Some(Note::SessionStarted(record))
                     }
-                }
-                TrackerOutput::Alert(a) => {
-                    let kind = AlertKind::from(a.kind);
-                    let changes =
-                        self.book
-                            .signal(kind, Some(&a.charger), a.raised, a.message, a.at);
-                    self.note_alerts(changes, &mut notes);
+                    SessionChange::Completed => {
+                        if let Some(i) = i {
+                            self.finished[i].push(record.clone());
+                        }
+                        if self.recent_finished.len() == RECENT_FINISHED {
+                            self.recent_finished.pop_front();
+                        }
+                        self.recent_finished.push_back(record.clone());
+                        Some(Note::SessionEnded(record))
+                    }
+                    SessionChange::Updated => None,
                 }
             }
-        }
-        notes
-    }
-
-    /// Feeds one of the controller's alert events, as seen at site time `now` (its own
-    /// time stamp is the wall clock's).
-    pub fn control(&mut self, ev: ControlEvent, now: DateTime<Utc>) -> Vec<Note> {
-        let ControlEvent::Alert {
-            kind,
-            raised,
-            charger,
-            message,
-            ..
-        } = &ev;
-        self.forward(Record::Control(ControlEvent::Alert {
-            kind: *kind,
-            raised: *raised,
-            charger: charger.clone(),
-            message: message.clone(),
-            at: now,
-        }));
-        let ControlEvent::Alert {
-            kind,
-            raised,
-            charger,
-            message,
-            ..
-        } = ev;
-        let changes = self
-            .book
-            .signal(kind.into(), charger.as_deref(), raised, message, now);
-        let mut notes = Vec::new();
-        self.note_alerts(changes, &mut notes);
-        notes
-    }
-
-    /// Clears alerts whose condition has stayed away for the hold-off by site time `now`.
-    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Note> {
-        let changes = self.book.tick(now);
-        let mut notes = Vec::new();
-        self.note_alerts(changes, &mut notes);
-        notes
-    }
-
-    fn note_alerts(&mut self, changes: Vec<AlertChange>, notes: &mut Vec<Note>) {
-        for c in changes {
-            if self.recent_alerts.len() == RECENT_ALERTS {
-                self.recent_alerts.pop_front();
+            SiteEvent::Alert(c) => {
+                if self.recent_alerts.len() == RECENT_ALERTS {
+                    self.recent_alerts.pop_front();
+                }
+                self.recent_alerts.push_back(c.clone());
+                Some(Note::Alert(c))
             }
-            self.recent_alerts.push_back(c.clone());
-            notes.push(Note::Alert(c));
         }
-    }
-
-    /// The running sessions at site time `now`, with their cost and estimate so far.
-    pub fn active(&self, now: DateTime<Utc>) -> Vec<SessionRecord> {
-        self.tracker.current(now)
     }
 
     /// The last sessions that ended, oldest first.
@@ -201,24 +107,18 @@ impl Ledger {
         self.recent_alerts.iter()
     }
 
-    /// The alerts raised and not yet cleared.
-    pub fn active_alerts(&self) -> usize {
-        self.book.active().count()
-    }
-
     pub fn currency(&self) -> Option<&str> {
         self.currency.as_deref()
     }
 
-    /// Per charger (config order): its sessions' count, energy and cost, the running one
-    /// counted as it stands at site time `now`.
-    pub fn per_charger(&self, now: DateTime<Utc>) -> Vec<(String, ChargerSessions)> {
-        let active = self.active(now);
+    /// Per charger (config order): its sessions' count, energy and cost, the `running` ones
+    /// counted as they stand.
+    pub fn per_charger(&self, running: &[SessionRecord]) -> Vec<(String, ChargerSessions)> {
         self.chargers
             .iter()
             .enumerate()
             .map(|(i, id)| {
-                let running = active.iter().filter(|r| r.charger == *id);
+                let running = running.iter().filter(|r| r.charger == *id);
                 let all: Vec<&SessionRecord> = self.finished[i].iter().chain(running).collect();
                 let cost = all
                     .iter()
@@ -261,5 +161,122 @@ pub fn severity_name(s: Severity) -> &'static str {
 }
 
 #[cfg(test)]
-#[path = "ledger_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+    use crate::sessions::tracker::SessionUpdate;
+    use chrono::{TimeZone, Utc};
+
+    fn cfg() -> Config {
+        let text = r#"
+[site]
+id = "demo"
+grid_limit_a = 40.0
+
+[[bus]]
+name = "rs485"
+device = "/dev/ttyUSB0"
+
+[meter]
+model = "eastron-sdm630"
+bus = "rs485"
+unit = 1
+
+[[charger]]
+id = "cp-1"
+model = "alfen-eve"
+host = "127.0.0.1"
+port = 1503
+max_current_a = 32.0
+
+[[charger]]
+id = "cp-2"
+model = "alfen-eve"
+host = "127.0.0.1"
+port = 1504
+max_current_a = 32.0
+"#;
+        crate::config::load_str(text, "ledger test").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn update(change: SessionChange, charger: &str, wh: u64, state: RecordState) -> SiteEvent {
+        let at = Utc.with_ymd_and_hms(2026, 1, 15, 17, 0, 0).unwrap();
+        let record = SessionRecord {
+            session_id: format!("{charger}-{wh}"),
+            charger: charger.into(),
+            state,
+            plugged_in_at: at,
+            charging_started_at: None,
+            charging_completed_at: None,
+            ended_at: None,
+            energy_wh: wh,
+            meter_start_wh: None,
+            meter_end_wh: None,
+            max_power_w: None,
+            stop_reason: None,
+            energy_source: crate::sessions::energy::EnergySource::Register,
+            energy_notes: Vec::new(),
+            updated_at: None,
+            estimated_end_at: None,
+            cost: None,
+            tariff: None,
+        };
+        SiteEvent::Session(Box::new(SessionUpdate {
+            change,
+            record,
+            new_samples: Vec::new(),
+            publish: true,
+        }))
+    }
+
+    #[test]
+    fn sessions_are_counted_per_charger_with_the_running_ones_as_they_stand() {
+        let mut l = Ledger::new(&cfg());
+        let started = l.event(update(
+            SessionChange::Started,
+            "cp-1",
+            0,
+            RecordState::Active,
+        ));
+        assert!(matches!(started, Some(Note::SessionStarted(_))));
+        assert!(l
+            .event(update(
+                SessionChange::Updated,
+                "cp-1",
+                500,
+                RecordState::Active
+            ))
+            .is_none());
+        let ended = l.event(update(
+            SessionChange::Completed,
+            "cp-1",
+            900,
+            RecordState::Completed,
+        ));
+        assert!(matches!(ended, Some(Note::SessionEnded(r)) if r.energy_wh == 900));
+        l.event(update(
+            SessionChange::Started,
+            "cp-1",
+            0,
+            RecordState::Active,
+        ));
+        l.event(update(
+            SessionChange::Started,
+            "cp-2",
+            0,
+            RecordState::Active,
+        ));
+        let running = match update(SessionChange::Updated, "cp-1", 250, RecordState::Active) {
+            SiteEvent::Session(u) => vec![u.record],
+            SiteEvent::Alert(_) => unreachable!(),
+        };
+        let per = l.per_charger(&running);
+        assert_eq!(per[0].0, "cp-1");
+        assert_eq!((per[0].1.started, per[0].1.completed), (2, 1));
+        assert_eq!(per[0].1.energy_wh, 1150);
+        assert_eq!(
+            (per[1].1.started, per[1].1.completed, per[1].1.energy_wh),
+            (1, 0, 0)
+        );
+        assert_eq!(l.recent_finished().count(), 1);
+    }
+}

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::alerts::{Alert, AlertChange, AlertState};
-use crate::control::view::SiteView;
+use crate::control::record::CycleRecord;
 use crate::sessions::machine::{RecordState, SessionRecord};
 
 use super::ledger::{kind_name, severity_name};
@@ -37,7 +37,7 @@ pub fn end_text(r: &SessionRecord) -> String {
 /// What the session is doing: `waiting` (plugged in, never charged), `charging`, `paused`,
 /// `idle` (charging complete, still plugged in), or how it ended (`completed`,
 /// `interrupted`).
-pub fn state_text(r: &SessionRecord, v: &SiteView) -> &'static str {
+pub fn state_text(r: &SessionRecord, v: &CycleRecord) -> &'static str {
     match r.state {
         RecordState::Completed => return "completed",
         RecordState::Interrupted => return "interrupted",
@@ -47,7 +47,7 @@ pub fn state_text(r: &SessionRecord, v: &SiteView) -> &'static str {
         .chargers
         .iter()
         .find(|c| c.id == r.charger)
-        .is_some_and(|c| c.current_a.iter().any(|&a| a >= DRAW_FLOOR_A));
+        .is_some_and(|c| c.current_or_zero_a().iter().any(|&a| a >= DRAW_FLOOR_A));
     if drawing {
         "charging"
     } else if r.charging_completed_at.is_some() {
@@ -63,7 +63,7 @@ pub fn state_text(r: &SessionRecord, v: &SiteView) -> &'static str {
 pub fn session_rows(
     active: &[SessionRecord],
     ended: &[&SessionRecord],
-    v: &SiteView,
+    v: &CycleRecord,
 ) -> Vec<String> {
     let mut out = vec![format!(
         "{:<8} {:<8} {:>10} {:>11} {:>9}  state",
@@ -126,7 +126,7 @@ pub fn started_line(r: &SessionRecord) -> String {
 
 /// Plain, a running session: `session cp-1 energy=1234Wh cost=0.35 EUR est_end=17:12:00
 /// state=charging`.
-pub fn running_line(r: &SessionRecord, v: &SiteView) -> String {
+pub fn running_line(r: &SessionRecord, v: &CycleRecord) -> String {
     format!(
         "session {} energy={}Wh cost={} est_end={} state={}",
         r.charger,
@@ -186,7 +186,7 @@ fn charger_suffix(a: &Alert) -> String {
 mod tests {
     use super::*;
     use crate::alerts::{AlertKind, Severity};
-    use crate::control::view::ChargerView;
+    use crate::control::record::ChargerCycle;
     use crate::sessions::cost::Cost;
     use crate::sessions::energy::EnergySource;
     use chrono::TimeZone;
@@ -223,14 +223,13 @@ mod tests {
         }
     }
 
-    fn view(amps: f64) -> SiteView {
-        SiteView {
-            chargers: vec![ChargerView {
-                id: "cp-1".into(),
-                current_a: [amps; 3],
-                ..ChargerView::default()
+    fn view(amps: f64) -> CycleRecord {
+        CycleRecord {
+            chargers: vec![ChargerCycle {
+                current_a: [Some(amps); 3],
+                ..ChargerCycle::unread("cp-1")
             }],
-            ..SiteView::default()
+            ..CycleRecord::blank(at(17, 0, 0), 32.0)
         }
     }
 

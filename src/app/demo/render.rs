@@ -1,11 +1,11 @@
 //! What `evsite demo` prints: the full-screen view redrawn on a terminal, the plain status
 //! lines written when stdout is a pipe or a file, and the final summary. Pure text from a
-//! [`SiteView`], so it is tested without a terminal.
+//! [`CycleRecord`], so it is tested without a terminal.
 
 use std::fmt::Write as _;
 
+use crate::control::record::{ChargerCycle, ChargerReason, CycleRecord};
 use crate::control::safety::Mode;
-use crate::control::view::{ChargerView, SiteView};
 
 use super::tally::Tally;
 
@@ -37,38 +37,31 @@ pub fn bar(value: f64, limit: f64, width: usize) -> String {
     format!("{}{}", "#".repeat(filled), ".".repeat(width - filled))
 }
 
-pub fn mode_name(mode: Option<Mode>) -> &'static str {
+pub fn mode_name(mode: Mode) -> &'static str {
     match mode {
-        None => "starting",
-        Some(Mode::Startup) => "startup",
-        Some(Mode::Normal) => "normal",
-        Some(Mode::Holding) => "holding (meter missed)",
-        Some(Mode::Failsafe) => "FAILSAFE",
+        Mode::Startup => "startup",
+        Mode::Normal => "normal",
+        Mode::Holding => "holding (meter missed)",
+        Mode::Failsafe => "FAILSAFE",
     }
 }
 
-/// The controller's reason (`Paused(NoCapacity)`, ...) in words.
-pub fn reason_text(reason: &str) -> String {
-    let inner = reason
-        .strip_prefix("Paused(")
-        .and_then(|r| r.strip_suffix(')'));
-    let words = |s: &str| {
-        let mut out = String::new();
-        for (i, ch) in s.chars().enumerate() {
-            if ch.is_uppercase() && i > 0 {
-                out.push(' ');
-            }
-            out.push(ch.to_ascii_lowercase());
-        }
-        out
-    };
-    match inner {
-        Some(r) => format!("paused: {}", words(r)),
-        None => words(reason),
+/// The controller's reason in words.
+pub fn reason_text(reason: ChargerReason) -> &'static str {
+    match reason {
+        ChargerReason::Charging => "charging",
+        ChargerReason::Offline => "offline",
+        ChargerReason::NoCar => "paused: no car",
+        ChargerReason::Disabled => "paused: disabled",
+        ChargerReason::Fault => "paused: fault",
+        ChargerReason::Limited => "paused: limited",
+        ChargerReason::BadPhaseMap => "paused: bad phase map",
+        ChargerReason::NoCapacity => "paused: no capacity",
+        ChargerReason::WaitingTurn => "paused: waiting turn",
     }
 }
 
-fn state_text(c: &ChargerView) -> String {
+fn state_text(c: &ChargerCycle) -> String {
     match (c.online, c.state) {
         (false, _) => "offline".into(),
         (true, Some(s)) => s.letter().to_string(),
@@ -85,7 +78,7 @@ fn opt(v: Option<f64>, digits: usize, unit: &str) -> String {
 /// block ([`super::records::alert_rows`]).
 pub fn frame(
     h: &Header,
-    v: &SiteView,
+    v: &CycleRecord,
     tally: &Tally,
     sessions: &[String],
     alerts: &[String],
@@ -104,7 +97,7 @@ pub fn frame(
         mode_name(v.mode),
         v.cycle_ms,
         tally.peak_a(),
-        v.limit_a
+        v.limit.limit_a
     ));
     lines.push(String::new());
     for p in 0..3 {
@@ -113,8 +106,8 @@ pub fn frame(
             "grid L{}  {:>6}  [{}]  limit {} A",
             p + 1,
             opt(a, 1, " A"),
-            bar(a.unwrap_or(0.0), v.limit_a, BAR_WIDTH),
-            v.limit_a
+            bar(a.unwrap_or(0.0), v.limit.limit_a, BAR_WIDTH),
+            v.limit.limit_a
         ));
     }
     lines.push(String::new());
@@ -123,16 +116,17 @@ pub fn frame(
         "charger", "state", "L1 A", "L2 A", "L3 A", "setpoint", "energy"
     ));
     for c in &v.chargers {
+        let a = c.current_or_zero_a();
         lines.push(format!(
             "{:<8} {:<7} {:>6.1} {:>6.1} {:>6.1} {:>9} {:>14}  {}",
             c.id,
             state_text(c),
-            c.current_a[0],
-            c.current_a[1],
-            c.current_a[2],
+            a[0],
+            a[1],
+            a[2],
             opt(c.setpoint_a, 1, " A"),
             opt(c.energy_wh.map(|e| e / 1000.0), 3, " kWh"),
-            reason_text(&c.reason)
+            reason_text(c.reason)
         ));
     }
     lines.push(String::new());
@@ -151,7 +145,7 @@ pub fn frame(
 
 /// Plain status lines: the grid, then one line per charger, each prefixed with the elapsed
 /// seconds so a log of them reads as a timeline.
-pub fn plain_lines(elapsed_s: f64, v: &SiteView) -> Vec<String> {
+pub fn plain_lines(elapsed_s: f64, v: &CycleRecord) -> Vec<String> {
     let t = format!("{elapsed_s:6.1}s");
     let grid = v.grid_a.map_or_else(
         || "-".into(),
@@ -159,20 +153,21 @@ pub fn plain_lines(elapsed_s: f64, v: &SiteView) -> Vec<String> {
     );
     let mut out = vec![format!(
         "{t} grid={grid} limit={}A mode={}",
-        v.limit_a,
+        v.limit.limit_a,
         mode_name(v.mode)
     )];
     for c in &v.chargers {
+        let a = c.current_or_zero_a();
         out.push(format!(
             "{t} {} state={} current={:.1}/{:.1}/{:.1}A setpoint={} energy={} reason={}",
             c.id,
             state_text(c),
-            c.current_a[0],
-            c.current_a[1],
-            c.current_a[2],
+            a[0],
+            a[1],
+            a[2],
             opt(c.setpoint_a, 1, "A"),
             opt(c.energy_wh, 0, "Wh"),
-            reason_text(&c.reason).replace(' ', "-")
+            reason_text(c.reason).replace(' ', "-")
         ));
     }
     out
@@ -189,23 +184,21 @@ mod tests {
     use super::*;
     use crate::devices::model::ChargeState;
 
-    fn view() -> SiteView {
-        SiteView {
-            at: None,
-            mode: Some(Mode::Normal),
+    fn view() -> CycleRecord {
+        CycleRecord {
+            mode: Mode::Normal,
             grid_a: Some([16.0, 8.0, 40.0]),
-            limit_a: 32.0,
-            chargers: vec![ChargerView {
-                id: "cp-1".into(),
+            chargers: vec![ChargerCycle {
                 online: true,
                 state: Some(ChargeState::C),
-                current_a: [10.0, 10.0, 10.0],
-                power_w: None,
+                current_a: [Some(10.0); 3],
                 energy_wh: Some(1234.4),
                 setpoint_a: Some(10.5),
-                reason: "Paused(NoCapacity)".into(),
+                reason: ChargerReason::NoCapacity,
+                ..ChargerCycle::unread("cp-1")
             }],
             cycle_ms: 2.0,
+            ..CycleRecord::blank(chrono::Utc::now(), 32.0)
         }
     }
 
@@ -219,9 +212,12 @@ mod tests {
 
     #[test]
     fn reasons_read_as_words() {
-        assert_eq!(reason_text("Paused(NoCapacity)"), "paused: no capacity");
-        assert_eq!(reason_text("Charging"), "charging");
-        assert_eq!(reason_text("Offline"), "offline");
+        assert_eq!(
+            reason_text(ChargerReason::NoCapacity),
+            "paused: no capacity"
+        );
+        assert_eq!(reason_text(ChargerReason::Charging), "charging");
+        assert_eq!(reason_text(ChargerReason::Offline), "offline");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Running totals for the demo's summary: energy delivered per charger (from each charger's
 //! own energy register, across restarts of session-scoped registers) and the peak grid current.
 
-use crate::control::view::SiteView;
+use crate::control::record::CycleRecord;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Energy {
@@ -20,7 +20,7 @@ pub struct Tally {
 
 impl Tally {
     /// Account for one view of the site: energy register movements and the metered grid.
-    pub fn observe_view(&mut self, v: &SiteView, phases: usize) {
+    pub fn observe_view(&mut self, v: &CycleRecord, phases: usize) {
         for c in &v.chargers {
             let i = match self.energy.iter().position(|e| e.id == c.id) {
                 Some(i) => i,
@@ -79,22 +79,20 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::view::ChargerView;
+    use crate::control::record::ChargerCycle;
 
-    fn view(energy: &[Option<f64>], grid: [f64; 3]) -> SiteView {
-        SiteView {
+    fn view(energy: &[Option<f64>], grid: [f64; 3]) -> CycleRecord {
+        CycleRecord {
             grid_a: Some(grid),
-            limit_a: 32.0,
             chargers: energy
                 .iter()
                 .enumerate()
-                .map(|(i, e)| ChargerView {
-                    id: format!("cp-{}", i + 1),
+                .map(|(i, e)| ChargerCycle {
                     energy_wh: *e,
-                    ..ChargerView::default()
+                    ..ChargerCycle::unread(&format!("cp-{}", i + 1))
                 })
                 .collect(),
-            ..SiteView::default()
+            ..CycleRecord::blank(chrono::Utc::now(), 32.0)
         }
     }
 

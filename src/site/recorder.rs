@@ -1,30 +1,18 @@
-//! The daemon's ledger: sessions from the tracker and alerts from the controller and the
-//! tracker, each stored in one flushed write together with the outbox message announcing it,
-//! before anyone is told. Then the sync is woken.
+//! The site's ledger on disk: every session update and alert change from the pipeline,
+//! each stored in one flushed write together with the outbox message announcing it, before
+//! anyone is told. Then the sync is woken.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::{mpsc, Notify};
 
-use crate::alerts::{AlertBook, AlertChange, AlertKind, AlertPolicy};
+use super::pipeline::SiteEvent;
+use crate::alerts::{Alert, AlertChange};
 use crate::config::Config;
-use crate::control::view::ControlEvent;
 use crate::sessions::machine::{RecordState, SessionRecord, StopReason};
-use crate::sessions::tracker::{SessionChange, SessionTracker, SessionUpdate, TrackerOutput};
+use crate::sessions::tracker::{SessionChange, SessionTracker, SessionUpdate};
 use crate::store::{OutboxEvent, Store, StoreError};
-
-/// What the recorder is handed.
-#[derive(Debug)]
-pub enum Record {
-    Tracker(TrackerOutput),
-    Control(ControlEvent),
-    /// The database was unusable at start: moved aside, or replaced by a temporary one.
-    StoreRecovered {
-        message: String,
-        at: DateTime<Utc>,
-    },
-}
 
 /// Stores sessions and alerts; wakes the sync after each outbox write.
 pub struct Recorder {
@@ -34,74 +22,32 @@ pub struct Recorder {
     /// finished sessions count as synced (so retention applies).
     announce: bool,
     wake: Arc<Notify>,
-    alerts: AlertBook,
 }
 
 impl Recorder {
     pub fn new(cfg: &Config, store: Store, wake: Arc<Notify>) -> Self {
-        let mut alerts = AlertBook::new(AlertPolicy::default());
-        match store.active_alerts() {
-            Ok(active) => alerts.restore(active),
-            // They are raised again, under new ids, if their condition still holds.
-            Err(e) => tracing::error!(error = %e, "active alerts could not be read back"),
-        }
         Recorder {
             store,
             site: cfg.site.id.clone(),
             announce: cfg.mqtt.is_some(),
             wake,
-            alerts,
         }
     }
 
     /// Stores what arrives until every sender is gone, then flushes.
-    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Record>) {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-        loop {
-            tokio::select! {
-                r = rx.recv() => match r {
-                    Some(r) => self.handle(r).await,
-                    None => break,
-                },
-                _ = tick.tick() => {
-                    let changes = self.alerts.tick(Utc::now());
-                    self.store_alerts(changes).await;
-                }
-            }
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<SiteEvent>) {
+        while let Some(e) = rx.recv().await {
+            self.handle(e).await;
         }
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "store flush at exit failed");
         }
     }
 
-    pub async fn handle(&mut self, r: Record) {
-        match r {
-            Record::Tracker(TrackerOutput::Session(u)) => self.session(*u).await,
-            Record::Tracker(TrackerOutput::Alert(a)) => {
-                let kind = AlertKind::from(a.kind);
-                let changes =
-                    self.alerts
-                        .signal(kind, Some(&a.charger), a.raised, &a.message, a.at);
-                self.store_alerts(changes).await;
-            }
-            Record::Control(ControlEvent::Alert {
-                kind,
-                raised,
-                charger,
-                message,
-                at,
-            }) => {
-                let changes =
-                    self.alerts
-                        .signal(kind.into(), charger.as_deref(), raised, &message, at);
-                self.store_alerts(changes).await;
-            }
-            Record::StoreRecovered { message: msg, at } => {
-                let changes = self
-                    .alerts
-                    .signal(AlertKind::StoreRecovered, None, true, &msg, at);
-                self.store_alerts(changes).await;
-            }
+    pub async fn handle(&mut self, e: SiteEvent) {
+        match e {
+            SiteEvent::Session(u) => self.session(*u).await,
+            SiteEvent::Alert(c) => self.alert(c).await,
         }
     }
 
@@ -152,27 +98,35 @@ impl Recorder {
         }
     }
 
-    async fn store_alerts(&mut self, changes: Vec<AlertChange>) {
-        for change in changes {
-            let (alert, kind) = match &change {
-                AlertChange::Raised(a) => (a, "alert.raised"),
-                AlertChange::Cleared(a) => (a, "alert.cleared"),
-            };
-            let event = self.announce.then(|| {
-                OutboxEvent::new(
-                    self.site.clone(),
-                    kind,
-                    Utc::now(),
-                    serde_json::to_value(alert).unwrap_or_default(),
-                )
-            });
-            match self.store.put_alert(&alert.alert_id, alert, event).await {
-                Ok(_) if self.announce => self.wake.notify_one(),
-                Ok(_) => {}
-                Err(e) => tracing::error!(alert = %alert.alert_id, error = %e, "alert not stored"),
+    async fn alert(&mut self, change: AlertChange) {
+        let alert = change.alert();
+        let event = if self.announce {
+            match alert.outbox_event(&self.site) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    tracing::error!(alert = %alert.alert_id, error = %e, "alert not announced: it cannot be encoded");
+                    None
+                }
             }
+        } else {
+            None
+        };
+        let announced = event.is_some();
+        match self.store.put_alert(&alert.alert_id, alert, event).await {
+            Ok(_) if announced => self.wake.notify_one(),
+            Ok(_) => {}
+            Err(e) => tracing::error!(alert = %alert.alert_id, error = %e, "alert not stored"),
         }
     }
+}
+
+/// The alerts stored as active, to continue after a restart. They are raised again, under
+/// new ids, if they cannot be read and their condition still holds.
+pub fn stored_alerts(store: &Store) -> Vec<Alert> {
+    store.active_alerts().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "active alerts could not be read back");
+        Vec::new()
+    })
 }
 
 /// Hands the tracker the sessions that were active when evsite last stopped. A session on a

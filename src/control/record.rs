@@ -1,0 +1,197 @@
+//! What the control loop emits after every cycle: one typed [`CycleRecord`], numbered in
+//! order. Sessions, alerts, recording and sync consume every record in that order (see
+//! [`crate::site`]); displays read the view derived from them. Values the loop did not have
+//! are `None`, never a zero standing in for one; reasons are enums, not strings.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::allocate::{PauseReason, Reason};
+use super::safety::Mode;
+use crate::devices::model::ChargeState;
+
+/// An alert condition the control loop saw change this cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// Main meter unreadable: fail-safe active.
+    MeterOffline,
+    ChargerOffline,
+    /// IEC 61851 state E/F.
+    ChargerFault,
+    /// A limit exceeded beyond the vehicles' response window.
+    Overload,
+}
+
+/// A condition switched on (`raised`) or off this cycle, at the record's time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ControlAlert {
+    pub kind: AlertKind,
+    pub raised: bool,
+    pub charger: Option<String>,
+    pub message: String,
+}
+
+/// Where the site limit in force comes from: the lowest of these wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitSource {
+    /// The installer's `grid_limit_a`.
+    Installer,
+    /// A cloud `set_site_limit`.
+    Command,
+    /// The site's `ChargePointMax` charging profile.
+    Profile,
+}
+
+/// The per-phase site limit in force this cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SiteLimit {
+    pub limit_a: f64,
+    pub source: LimitSource,
+    /// When a commanded limit lapses (only for [`LimitSource::Command`]).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The main meter as read this cycle (every field `None` when the read failed).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct GridReading {
+    /// Per grid phase; `None` for a phase not read or that the site does not have.
+    pub current_a: [Option<f64>; 3],
+    pub voltage_v: [Option<f64>; 3],
+    pub power_w: Option<f64>,
+}
+
+/// Why a charger got its setpoint, as the allocator decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargerReason {
+    Charging,
+    Offline,
+    NoCar,
+    Disabled,
+    Fault,
+    Limited,
+    BadPhaseMap,
+    NoCapacity,
+    WaitingTurn,
+}
+
+impl From<Reason> for ChargerReason {
+    fn from(r: Reason) -> Self {
+        match r {
+            Reason::Charging => ChargerReason::Charging,
+            Reason::Offline => ChargerReason::Offline,
+            Reason::Paused(p) => match p {
+                PauseReason::NoCar => ChargerReason::NoCar,
+                PauseReason::Disabled => ChargerReason::Disabled,
+                PauseReason::Fault => ChargerReason::Fault,
+                PauseReason::Limited => ChargerReason::Limited,
+                PauseReason::BadPhaseMap => ChargerReason::BadPhaseMap,
+                PauseReason::NoCapacity => ChargerReason::NoCapacity,
+                PauseReason::WaitingTurn => ChargerReason::WaitingTurn,
+            },
+        }
+    }
+}
+
+impl ChargerReason {
+    /// Paused for want of capacity (the site is full), rather than by the car or a rule.
+    pub fn is_capacity(self) -> bool {
+        matches!(self, ChargerReason::NoCapacity | ChargerReason::WaitingTurn)
+    }
+}
+
+/// One charger after the cycle.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChargerCycle {
+    pub id: String,
+    /// Read this cycle (a charger is counted offline from its first failed read).
+    pub online: bool,
+    /// Failed reads in a row.
+    pub failed_reads: u32,
+    pub state: Option<ChargeState>,
+    /// Per charger phase, as read: `None` for a phase not read or the charger lacks.
+    pub current_a: [Option<f64>; 3],
+    pub power_w: Option<f64>,
+    pub energy_wh: Option<f64>,
+    /// What the charger reports applying, where its model has such a register.
+    pub applied_current_a: Option<f64>,
+    /// The last setpoint written (None: never written).
+    pub setpoint_a: Option<f64>,
+    pub reason: ChargerReason,
+    /// Enabled by the config and not disabled by a cloud command.
+    pub enabled: bool,
+}
+
+impl ChargerCycle {
+    /// A charger that was not read, with nothing written yet.
+    pub fn unread(id: &str) -> Self {
+        ChargerCycle {
+            id: id.to_string(),
+            online: false,
+            failed_reads: 0,
+            state: None,
+            current_a: [None; 3],
+            power_w: None,
+            energy_wh: None,
+            applied_current_a: None,
+            setpoint_a: None,
+            reason: ChargerReason::Offline,
+            enabled: true,
+        }
+    }
+
+    /// Measured current per charger phase with a phase not read counted as drawing nothing,
+    /// as the session tracker and the displays count it.
+    pub fn current_or_zero_a(&self) -> [f64; 3] {
+        self.current_a.map(|a| a.unwrap_or(0.0).max(0.0))
+    }
+}
+
+/// Everything the loop knew and did in one cycle.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CycleRecord {
+    /// Cycle number, from 1, one more each cycle: a consumer can tell it saw every one.
+    pub seq: u64,
+    /// The site's clock at the end of the cycle.
+    pub at: DateTime<Utc>,
+    pub mode: Mode,
+    /// The main meter's reading (None: not read this cycle).
+    pub grid: Option<GridReading>,
+    /// Per grid phase, the currents the allocator worked from: present only when every phase
+    /// the site has was read (phases the site lacks are 0).
+    pub grid_a: Option<[f64; 3]>,
+    pub limit: SiteLimit,
+    pub chargers: Vec<ChargerCycle>,
+    /// Conditions raised or cleared this cycle, in the order they were seen.
+    pub alerts: Vec<ControlAlert>,
+    /// Wall time the cycle took.
+    pub cycle_ms: f64,
+}
+
+impl CycleRecord {
+    /// A record of a cycle that read nothing, under the installer's `limit_a`: the start
+    /// of a record built up by hand (tools, tests).
+    pub fn blank(at: DateTime<Utc>, limit_a: f64) -> Self {
+        CycleRecord {
+            seq: 0,
+            at,
+            mode: Mode::Startup,
+            grid: None,
+            grid_a: None,
+            limit: SiteLimit {
+                limit_a,
+                source: LimitSource::Installer,
+                expires_at: None,
+            },
+            chargers: Vec::new(),
+            alerts: Vec::new(),
+            cycle_ms: 0.0,
+        }
+    }
+
+    pub fn charger(&self, id: &str) -> Option<&ChargerCycle> {
+        self.chargers.iter().find(|c| c.id == id)
+    }
+}

@@ -1,0 +1,118 @@
+//! What follows every cycle record, in order: the session tracker and the site's one alert
+//! book, both on the record's time (the site's clock). Pure: records in, events out; the
+//! stage around it ([`super::stage`]) hands the events to the recorder and the displays.
+
+use chrono::{DateTime, Utc};
+
+use super::state::SiteState;
+use crate::alerts::{Alert, AlertBook, AlertChange, AlertKind, AlertPolicy};
+use crate::config::Config;
+use crate::control::record::CycleRecord;
+use crate::sessions::machine::SessionRecord;
+use crate::sessions::tracker::{SessionTracker, SessionUpdate, TrackerOutput};
+
+/// A change to store and announce, in the order it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SiteEvent {
+    Session(Box<SessionUpdate>),
+    Alert(AlertChange),
+}
+
+/// Sessions and alerts of one site.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    tracker: SessionTracker,
+    book: AlertBook,
+}
+
+impl Pipeline {
+    pub fn new(cfg: &Config) -> Self {
+        Pipeline {
+            tracker: SessionTracker::new(cfg),
+            book: AlertBook::new(AlertPolicy::default()),
+        }
+    }
+
+    /// The session tracker, to prime it (history, sessions picked up after a restart).
+    pub fn tracker_mut(&mut self) -> &mut SessionTracker {
+        &mut self.tracker
+    }
+
+    /// Alerts active before a restart continue.
+    pub fn restore_alerts(&mut self, active: Vec<Alert>) {
+        self.book.restore(active);
+    }
+
+    /// A reloaded config brings its tariff to the sessions that start after it.
+    pub fn reconfigure(&mut self, cfg: &Config) {
+        self.tracker.reconfigure(cfg);
+    }
+
+    /// An alert from outside the loop (the store at start-up).
+    pub fn signal(
+        &mut self,
+        kind: AlertKind,
+        charger: Option<&str>,
+        on: bool,
+        message: &str,
+        at: DateTime<Utc>,
+    ) -> Vec<SiteEvent> {
+        self.book
+            .signal(kind, charger, on, message, at)
+            .into_iter()
+            .map(SiteEvent::Alert)
+            .collect()
+    }
+
+    /// Everything one cycle changed: its control alerts as the loop saw them, then what the
+    /// sessions did, then alerts whose hold-off ran out by the record's time.
+    pub fn observe(&mut self, rec: &CycleRecord) -> Vec<SiteEvent> {
+        let mut out = Vec::new();
+        for a in &rec.alerts {
+            out.extend(
+                self.book
+                    .signal(
+                        a.kind.into(),
+                        a.charger.as_deref(),
+                        a.raised,
+                        &a.message,
+                        rec.at,
+                    )
+                    .into_iter()
+                    .map(SiteEvent::Alert),
+            );
+        }
+        for o in self.tracker.observe(rec) {
+            match o {
+                TrackerOutput::Session(u) => out.push(SiteEvent::Session(u)),
+                TrackerOutput::Alert(a) => out.extend(
+                    self.book
+                        .signal(a.kind.into(), Some(&a.charger), a.raised, a.message, a.at)
+                        .into_iter()
+                        .map(SiteEvent::Alert),
+                ),
+            }
+        }
+        out.extend(self.book.tick(rec.at).into_iter().map(SiteEvent::Alert));
+        out
+    }
+
+    /// The sessions active now, as last stored or announced.
+    pub fn active_sessions(&self) -> Vec<SessionRecord> {
+        self.tracker.active()
+    }
+
+    /// The site as a display shows it after `rec`: the running sessions with their cost and
+    /// estimate as they stand, and the open alerts.
+    pub fn state(&self, rec: &std::sync::Arc<CycleRecord>) -> SiteState {
+        SiteState {
+            cycle: Some(rec.clone()),
+            sessions: self.tracker.current(rec.at),
+            alerts: self.book.active().cloned().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -1,0 +1,226 @@
+use chrono::{TimeDelta, TimeZone};
+use rust_decimal::Decimal;
+
+use std::sync::Arc;
+
+use super::*;
+use crate::alerts::AlertState;
+use crate::control::record::{AlertKind as ControlAlertKind, ChargerCycle, ControlAlert};
+use crate::devices::model::ChargeState::{self, A, B, C};
+use crate::sessions::machine::RecordState;
+use crate::sessions::tracker::SessionChange;
+
+/// One charger on the demo's tariff.
+fn cfg() -> Config {
+    let text = format!(
+        r#"
+[site]
+id = "demo"
+grid_limit_a = 40.0
+
+[[bus]]
+name = "rs485"
+device = "/dev/ttyUSB0"
+
+[meter]
+model = "eastron-sdm630"
+bus = "rs485"
+unit = 1
+
+[[charger]]
+id = "cp-1"
+model = "alfen-eve"
+host = "127.0.0.1"
+port = 1503
+unit = 1
+phases = 3
+phase_map = [1, 2, 3]
+max_current_a = 32.0
+{}"#,
+        crate::app::demo::TARIFF
+    );
+    match crate::config::load_str(&text, "pipeline test") {
+        Ok(c) => c,
+        Err(e) => panic!("test config: {e}"),
+    }
+}
+
+/// Site time: the demo site's start plus `s` seconds.
+fn t(s: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 15, 17, 0, 0).unwrap() + TimeDelta::seconds(s)
+}
+
+/// One cycle at site time `at`.
+fn view(at: DateTime<Utc>, state: ChargeState, amps: f64, wh: f64) -> Arc<CycleRecord> {
+    Arc::new(CycleRecord {
+        chargers: vec![ChargerCycle {
+            online: true,
+            state: Some(state),
+            current_a: [Some(amps); 3],
+            power_w: Some(amps * 230.0 * 3.0),
+            energy_wh: Some(wh),
+            setpoint_a: Some(16.0),
+            ..ChargerCycle::unread("cp-1")
+        }],
+        ..CycleRecord::blank(at, 40.0)
+    })
+}
+
+fn alerts(events: &[SiteEvent]) -> Vec<(AlertKind, AlertState)> {
+    events
+        .iter()
+        .filter_map(|n| match n {
+            SiteEvent::Alert(c) => Some((c.alert().kind, c.alert().state)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sessions(events: &[SiteEvent], change: SessionChange) -> Vec<&SessionRecord> {
+    events
+        .iter()
+        .filter_map(|n| match n {
+            SiteEvent::Session(u) if u.change == change => Some(&u.record),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The running sessions as a display sees them after `rec`.
+fn active(p: &Pipeline, rec: &Arc<CycleRecord>) -> Vec<SessionRecord> {
+    p.state(rec).sessions
+}
+
+#[test]
+fn a_session_runs_on_the_site_clock_and_ends_billed_with_its_idle_time() {
+    let mut l = Pipeline::new(&cfg());
+    let mut notes = l.observe(&view(t(0), B, 0.0, 10_000.0));
+    let started = sessions(&notes, SessionChange::Started);
+    assert!(
+        matches!(&started[..], [r] if r.plugged_in_at == t(0)),
+        "{notes:?}"
+    );
+    // Ten minutes at 16 A on three phases, one view every ten seconds of site time.
+    let per_step = 16.0 * 230.0 * 3.0 * 10.0 / 3600.0;
+    let mut wh = 10_000.0;
+    let mut last = view(t(0), B, 0.0, wh);
+    for s in (10..=600).step_by(10) {
+        wh += per_step;
+        last = view(t(s), C, 16.0, wh);
+        notes.extend(l.observe(&last));
+    }
+    let running = active(&l, &last);
+    assert_eq!(running.len(), 1);
+    let r = &running[0];
+    assert!(
+        (r.energy_wh as f64 - (wh - 10_000.0)).abs() <= 1.0,
+        "{} Wh",
+        r.energy_wh
+    );
+    let cost = r.cost.as_ref().map(|c| c.total).unwrap_or_default();
+    assert!(cost > Decimal::ZERO, "a running cost");
+    assert!(
+        r.estimated_end_at.is_some_and(|e| e > t(600)),
+        "an estimate ahead of the site's clock: {:?}",
+        r.estimated_end_at
+    );
+
+    // The car is full and stays plugged in for ten minutes, then leaves.
+    for s in (610..=1200).step_by(10) {
+        last = view(t(s), B, 0.0, wh);
+        notes.extend(l.observe(&last));
+    }
+    assert_eq!(
+        alerts(&notes),
+        vec![(AlertKind::ChargingComplete, AlertState::Raised)]
+    );
+    let idle = active(&l, &last);
+    assert_eq!(idle[0].charging_completed_at, Some(t(610)));
+    let idle_cost = idle[0].cost.as_ref().map(|c| c.total).unwrap_or_default();
+    assert!(
+        idle_cost > cost,
+        "idle fee after the grace: {idle_cost} > {cost}"
+    );
+
+    let gone = l.observe(&view(t(1210), A, 0.0, wh));
+    let ended = sessions(&gone, SessionChange::Completed);
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].state, RecordState::Completed);
+    assert_eq!(ended[0].ended_at, Some(t(1210)));
+    let final_cost = ended[0].cost.as_ref().map(|c| c.total).unwrap_or_default();
+    assert!(final_cost >= idle_cost, "{final_cost} >= {idle_cost}");
+
+    // The complete alert clears after its hold-off on the site's clock, not before.
+    let mut later = Vec::new();
+    for s in (1220..=1260).step_by(10) {
+        later.extend(l.observe(&view(t(s), A, 0.0, wh)));
+    }
+    assert!(alerts(&later).is_empty(), "held off: {later:?}");
+    let last = view(t(1270), A, 0.0, wh);
+    later.extend(l.observe(&last));
+    assert_eq!(
+        alerts(&later),
+        vec![(AlertKind::ChargingComplete, AlertState::Cleared)]
+    );
+    let state = l.state(&last);
+    assert!(state.sessions.is_empty());
+    assert!(state.alerts.is_empty());
+}
+
+#[test]
+fn controller_alerts_are_stamped_with_the_record_time_and_held_off() {
+    let mut l = Pipeline::new(&cfg());
+    let cycle = |s: i64, raised: Option<bool>| {
+        let mut r = CycleRecord::blank(t(s), 40.0);
+        r.alerts = raised
+            .map(|raised| ControlAlert {
+                kind: ControlAlertKind::ChargerOffline,
+                raised,
+                charger: Some("cp-1".into()),
+                message: "no answer".into(),
+            })
+            .into_iter()
+            .collect();
+        Arc::new(r)
+    };
+    let raised = l.observe(&cycle(100, Some(true)));
+    match &raised[..] {
+        [SiteEvent::Alert(AlertChange::Raised(a))] => {
+            assert_eq!(a.raised_at, t(100));
+            assert_eq!(a.kind, AlertKind::ChargerOffline);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(l.observe(&cycle(110, Some(false))).is_empty(), "held off");
+    let quiet = cycle(150, None);
+    assert!(l.observe(&quiet).is_empty(), "still held off");
+    assert_eq!(l.state(&quiet).alerts.len(), 1);
+    match &l.observe(&cycle(171, None))[..] {
+        [SiteEvent::Alert(AlertChange::Cleared(a))] => assert_eq!(a.cleared_at, Some(t(110))),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn estimates_start_from_the_history_given() {
+    // The same charging seen by a ledger with no history (15 kWh assumed) and one whose
+    // earlier sessions took 2 kWh: the latter expects the car to finish sooner.
+    let mut fresh = Pipeline::new(&cfg());
+    let mut known = Pipeline::new(&cfg());
+    known.tracker_mut().learn([2_000, 2_000, 2_000]);
+    let mut wh = 0.0;
+    let mut v = view(t(0), B, 0.0, wh);
+    for s in (0..=300).step_by(10) {
+        if s > 0 {
+            wh += 16.0 * 230.0 * 3.0 * 10.0 / 3600.0;
+            v = view(t(s), C, 16.0, wh);
+        }
+        fresh.observe(&v);
+        known.observe(&v);
+    }
+    let end = |l: &Pipeline| active(l, &v)[0].estimated_end_at;
+    match (end(&fresh), end(&known)) {
+        (Some(f), Some(k)) => assert!(k < f, "{k} < {f}"),
+        other => panic!("{other:?}"),
+    }
+}
