@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::allocate::{PauseReason, Reason};
 use super::safety::Mode;
 use crate::devices::model::ChargeState;
+use crate::modbus::StatsSnapshot;
 
 /// An alert condition the control loop saw change this cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -122,6 +123,8 @@ pub struct ChargerCycle {
     pub reason: ChargerReason,
     /// Enabled by the config and not disabled by a cloud command.
     pub enabled: bool,
+    /// The charger's Modbus counters so far (requests, timeouts, exceptions, ...).
+    pub link: StatsSnapshot,
 }
 
 impl ChargerCycle {
@@ -139,6 +142,7 @@ impl ChargerCycle {
             setpoint_a: None,
             reason: ChargerReason::Offline,
             enabled: true,
+            link: StatsSnapshot::default(),
         }
     }
 
@@ -159,6 +163,8 @@ pub struct CycleRecord {
     pub mode: Mode,
     /// The main meter's reading (None: not read this cycle).
     pub grid: Option<GridReading>,
+    /// The main meter's Modbus counters so far.
+    pub meter_link: StatsSnapshot,
     /// Per grid phase, the currents the allocator worked from: present only when every phase
     /// the site has was read (phases the site lacks are 0).
     pub grid_a: Option<[f64; 3]>,
@@ -179,6 +185,7 @@ impl CycleRecord {
             at,
             mode: Mode::Startup,
             grid: None,
+            meter_link: StatsSnapshot::default(),
             grid_a: None,
             limit: SiteLimit {
                 limit_a,

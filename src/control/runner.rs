@@ -576,6 +576,7 @@ impl Controller {
                     setpoint_a: c.written,
                     reason: c.reason.into(),
                     enabled: c.enabled(),
+                    link: c.dev.io().stats(),
                 }
             })
             .collect();
@@ -585,6 +586,7 @@ impl Controller {
             at: self.clock.now(),
             mode,
             grid,
+            meter_link: self.meter.io().stats(),
             grid_a,
             limit: self.site_limit(),
             chargers,

@@ -64,6 +64,8 @@ pub struct Site {
     pub configs: watch::Sender<Arc<Config>>,
     /// What the controller is told: limits, profiles, reconfiguration.
     pub control: mpsc::UnboundedSender<ControlCommand>,
+    /// Where the site records (None: it keeps nothing).
+    pub store: Option<Store>,
     stage: JoinHandle<Pipeline>,
     recorder: Option<JoinHandle<()>>,
     pruner: Option<JoinHandle<()>>,
@@ -203,6 +205,7 @@ impl SiteBuilder {
                 events,
                 configs,
                 control,
+                store: self.store,
                 stage,
                 recorder,
                 pruner,
@@ -213,6 +216,11 @@ impl SiteBuilder {
 }
 
 impl Site {
+    /// The MQTT link's state as it changes (None without `[mqtt]`).
+    pub fn link_status(&self) -> Option<watch::Receiver<sync::LinkStatus>> {
+        self.sync.as_ref().map(SyncHandle::status)
+    }
+
     /// Once the controller has stopped (its record channel closed): the pipeline takes the
     /// last records, the recorder stores what is left and flushes, the sync says goodbye.
     /// Returns the pipeline, with the sessions still running.
