@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+pub mod anomaly;
 pub mod app;
 pub mod clock;
 pub mod commands;

@@ -10,6 +10,18 @@
 //! | `session_interrupted` | warning | a session ended by power loss, restart or a lost link |
 //! | `store_recovered` | warning | the database was unreadable and moved aside |
 //! | `charging_complete` | info | still plugged in, no longer drawing: the car can be moved |
+//! | `setpoint_ignored` | critical | a charger draws more than it was allowed: the load manager's plan does not hold |
+//! | `unexpected_draw` | critical | a charger draws while disabled, paused or with no car |
+//! | `overpower` | critical | more power than the charger's maximum allows: wiring or meter fault |
+//! | `phase_map_mismatch` | warning | the charger's current shows on other grid phases than configured: phase limits are computed wrong |
+//! | `meter_drift` | warning | the energy register disagrees with the power: billing is off |
+//! | `register_frozen` | warning | the energy register stands still while power flows |
+//! | `register_jump` | warning | the energy register jumped or fell back mid-session (one per occurrence) |
+//! | `stuck_session` | warning | a car in state C is offered current and draws nothing |
+//! | `bay_blocked` | info | a car has been plugged in and idle for hours |
+//!
+//! The anomaly kinds (from `setpoint_ignored` on) are raised by [`crate::anomaly`]; their
+//! rules are in `docs/anomalies.md`.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -34,10 +46,28 @@ pub enum AlertKind {
     SessionInterrupted,
     /// The database could not be opened and was moved aside.
     StoreRecovered,
+    /// A charger draws more than its setpoint allows.
+    SetpointIgnored,
+    /// A charger draws while disabled, paused or with no car.
+    UnexpectedDraw,
+    /// Power above what the charger's maximum current allows.
+    Overpower,
+    /// A charger's current shows on other grid phases than its `phase_map`.
+    PhaseMapMismatch,
+    /// The energy register disagrees with the integrated power.
+    MeterDrift,
+    /// The energy register stands still while power flows.
+    RegisterFrozen,
+    /// The energy register jumped or fell back mid-session.
+    RegisterJump,
+    /// State C, offered current, nothing drawn.
+    StuckSession,
+    /// Plugged in and idle for hours.
+    BayBlocked,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 7] = [
+    pub const ALL: [AlertKind; 16] = [
         AlertKind::MeterOffline,
         AlertKind::ChargerOffline,
         AlertKind::ChargerFault,
@@ -45,17 +75,74 @@ impl AlertKind {
         AlertKind::ChargingComplete,
         AlertKind::SessionInterrupted,
         AlertKind::StoreRecovered,
+        AlertKind::SetpointIgnored,
+        AlertKind::UnexpectedDraw,
+        AlertKind::Overpower,
+        AlertKind::PhaseMapMismatch,
+        AlertKind::MeterDrift,
+        AlertKind::RegisterFrozen,
+        AlertKind::RegisterJump,
+        AlertKind::StuckSession,
+        AlertKind::BayBlocked,
     ];
+
+    /// The kinds [`crate::anomaly`] raises.
+    pub const ANOMALIES: [AlertKind; 9] = [
+        AlertKind::SetpointIgnored,
+        AlertKind::UnexpectedDraw,
+        AlertKind::Overpower,
+        AlertKind::PhaseMapMismatch,
+        AlertKind::MeterDrift,
+        AlertKind::RegisterFrozen,
+        AlertKind::RegisterJump,
+        AlertKind::StuckSession,
+        AlertKind::BayBlocked,
+    ];
+
+    pub fn is_anomaly(self) -> bool {
+        Self::ANOMALIES.contains(&self)
+    }
+
+    /// The snake_case name, as stored and published.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertKind::MeterOffline => "meter_offline",
+            AlertKind::ChargerOffline => "charger_offline",
+            AlertKind::ChargerFault => "charger_fault",
+            AlertKind::Overload => "overload",
+            AlertKind::ChargingComplete => "charging_complete",
+            AlertKind::SessionInterrupted => "session_interrupted",
+            AlertKind::StoreRecovered => "store_recovered",
+            AlertKind::SetpointIgnored => "setpoint_ignored",
+            AlertKind::UnexpectedDraw => "unexpected_draw",
+            AlertKind::Overpower => "overpower",
+            AlertKind::PhaseMapMismatch => "phase_map_mismatch",
+            AlertKind::MeterDrift => "meter_drift",
+            AlertKind::RegisterFrozen => "register_frozen",
+            AlertKind::RegisterJump => "register_jump",
+            AlertKind::StuckSession => "stuck_session",
+            AlertKind::BayBlocked => "bay_blocked",
+        }
+    }
 
     /// See the table atop this file.
     pub fn severity(self) -> Severity {
         match self {
-            AlertKind::MeterOffline | AlertKind::Overload => Severity::Critical,
+            AlertKind::MeterOffline
+            | AlertKind::Overload
+            | AlertKind::SetpointIgnored
+            | AlertKind::UnexpectedDraw
+            | AlertKind::Overpower => Severity::Critical,
             AlertKind::ChargerOffline
             | AlertKind::ChargerFault
             | AlertKind::SessionInterrupted
-            | AlertKind::StoreRecovered => Severity::Warning,
-            AlertKind::ChargingComplete => Severity::Info,
+            | AlertKind::StoreRecovered
+            | AlertKind::PhaseMapMismatch
+            | AlertKind::MeterDrift
+            | AlertKind::RegisterFrozen
+            | AlertKind::RegisterJump
+            | AlertKind::StuckSession => Severity::Warning,
+            AlertKind::ChargingComplete | AlertKind::BayBlocked => Severity::Info,
         }
     }
 
@@ -64,7 +151,7 @@ impl AlertKind {
     pub fn is_one_shot(self) -> bool {
         matches!(
             self,
-            AlertKind::SessionInterrupted | AlertKind::StoreRecovered
+            AlertKind::SessionInterrupted | AlertKind::StoreRecovered | AlertKind::RegisterJump
         )
     }
 }

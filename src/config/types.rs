@@ -19,6 +19,8 @@ pub struct Config {
     pub storage: Storage,
     pub api: Api,
     pub log: Log,
+    /// The anomaly rules' thresholds (`[anomaly]`).
+    pub anomaly: crate::anomaly::Settings,
 }
 
 #[derive(Debug, Clone, PartialEq)]

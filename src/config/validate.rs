@@ -4,6 +4,7 @@
 //! Each section has its own file; this one holds the site, the control loop and the RS-485
 //! buses, and assembles the [`Config`] only when nothing was reported.
 
+mod anomaly;
 mod circuits;
 mod devices;
 mod failsafe;
@@ -50,6 +51,7 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
     let storage = services::storage(&raw.storage, rep);
     let api = services::api(&raw.api, rep);
     let log = services::log(&raw.log, rep);
+    let anomaly = anomaly::anomaly(&raw.anomaly, rep);
 
     if rep.has_errors() {
         return None;
@@ -66,6 +68,7 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
         storage: storage?,
         api: api?,
         log: log?,
+        anomaly: anomaly?,
     })
 }
 

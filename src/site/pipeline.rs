@@ -1,11 +1,12 @@
-//! What follows every cycle record, in order: the session tracker and the site's one alert
-//! book, both on the record's time (the site's clock). Pure: records in, events out; the
+//! What follows every cycle record, in order: the session tracker, the anomaly detectors
+//! and the site's one alert book, all on the record's time (the site's clock). Pure: records in, events out; the
 //! stage around it ([`super::stage`]) hands the events to the recorder and the displays.
 
 use chrono::{DateTime, Utc};
 
 use super::state::SiteState;
 use crate::alerts::{Alert, AlertBook, AlertChange, AlertKind, AlertPolicy};
+use crate::anomaly::Detectors;
 use crate::config::Config;
 use crate::control::record::CycleRecord;
 use crate::sessions::machine::SessionRecord;
@@ -23,6 +24,8 @@ pub enum SiteEvent {
 pub struct Pipeline {
     tracker: SessionTracker,
     book: AlertBook,
+    /// Observe only: what they find is raised as alerts, never fed back to control.
+    anomalies: Detectors,
 }
 
 impl Pipeline {
@@ -30,6 +33,7 @@ impl Pipeline {
         Pipeline {
             tracker: SessionTracker::new(cfg),
             book: AlertBook::new(AlertPolicy::default()),
+            anomalies: Detectors::new(cfg),
         }
     }
 
@@ -46,6 +50,7 @@ impl Pipeline {
     /// A reloaded config brings its tariff to the sessions that start after it.
     pub fn reconfigure(&mut self, cfg: &Config) {
         self.tracker.reconfigure(cfg);
+        self.anomalies.reconfigure(cfg);
     }
 
     /// An alert from outside the loop (the store at start-up).
@@ -65,7 +70,8 @@ impl Pipeline {
     }
 
     /// Everything one cycle changed: its control alerts as the loop saw them, then what the
-    /// sessions did, then alerts whose hold-off ran out by the record's time.
+    /// sessions did, then the anomalies found, then alerts whose hold-off ran out by the
+    /// record's time.
     pub fn observe(&mut self, rec: &CycleRecord) -> Vec<SiteEvent> {
         let mut out = Vec::new();
         for a in &rec.alerts {
@@ -92,6 +98,14 @@ impl Pipeline {
                         .map(SiteEvent::Alert),
                 ),
             }
+        }
+        for a in self.anomalies.observe(rec) {
+            out.extend(
+                self.book
+                    .signal(a.kind, Some(&a.charger), a.on, a.message, rec.at)
+                    .into_iter()
+                    .map(SiteEvent::Alert),
+            );
         }
         out.extend(self.book.tick(rec.at).into_iter().map(SiteEvent::Alert));
         out

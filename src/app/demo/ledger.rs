@@ -149,6 +149,7 @@ pub fn kind_name(k: AlertKind) -> &'static str {
         AlertKind::ChargingComplete => "charging_complete",
         AlertKind::SessionInterrupted => "session_interrupted",
         AlertKind::StoreRecovered => "store_recovered",
+        k => k.name(),
     }
 }
 

@@ -1,0 +1,192 @@
+//! Anomaly detection: chargers that ignore their setpoints or draw when they must not,
+//! registers that disagree with the power that flowed, phase maps that look wrong, sessions
+//! that are stuck and bays that are blocked. Pure: every rule is a function of the cycle
+//! records it has seen (time comes from [`CycleRecord::at`]), fed by the site pipeline in
+//! order; what it finds goes through the site's one alert book like every other alert.
+//! The rules, their thresholds and their scored figures are in `docs/anomalies.md`.
+
+mod draw;
+mod energy;
+mod hold;
+mod phases;
+mod settings;
+
+use std::collections::BTreeSet;
+
+pub use settings::Settings;
+
+use crate::alerts::AlertKind;
+use crate::config::Config;
+use crate::control::record::CycleRecord;
+
+/// What a rule knows about a charger from the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facts {
+    pub id: String,
+    pub phases: u8,
+    /// Grid phase (0-based) of each charger phase.
+    pub phase_map: Vec<usize>,
+    pub min_current_a: f64,
+    pub max_current_a: f64,
+}
+
+/// A rule's finding for one charger this cycle.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// The condition holds: raise (or keep) its alert with this message.
+    On(String),
+    /// It does not: let its alert clear.
+    Off,
+    /// Nothing to judge by this cycle (charger not read, no energy figure): leave it.
+    Keep,
+}
+
+/// A change of an anomaly condition, for [`crate::alerts::AlertBook::signal`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signal {
+    pub kind: AlertKind,
+    pub charger: String,
+    pub on: bool,
+    pub message: String,
+}
+
+/// Every rule for every charger of a site.
+#[derive(Debug, Clone)]
+pub struct Detectors {
+    settings: Settings,
+    voltage_v: f64,
+    site_phases: usize,
+    facts: Vec<Facts>,
+    draw: Vec<draw::DrawWatch>,
+    energy: Vec<energy::EnergyWatch>,
+    phases: phases::PhaseWatch,
+    /// Conditions currently signalled on.
+    active: BTreeSet<(AlertKind, String)>,
+}
+
+impl Detectors {
+    pub fn new(cfg: &Config) -> Self {
+        let facts: Vec<Facts> = cfg
+            .chargers
+            .iter()
+            .map(|c| Facts {
+                id: c.id.clone(),
+                phases: c.phases,
+                phase_map: c.phase_map.clone(),
+                min_current_a: c.min_current_a,
+                max_current_a: c.max_current_a,
+            })
+            .collect();
+        Self::with(
+            cfg.anomaly.clone(),
+            facts,
+            cfg.site.voltage_v,
+            usize::from(cfg.site.phases),
+        )
+    }
+
+    /// Detectors for `facts` with `settings`, at a nominal `voltage_v`.
+    pub fn with(settings: Settings, facts: Vec<Facts>, voltage_v: f64, site_phases: usize) -> Self {
+        Detectors {
+            settings,
+            voltage_v,
+            site_phases,
+            draw: facts.iter().map(|_| draw::DrawWatch::default()).collect(),
+            energy: facts
+                .iter()
+                .map(|_| energy::EnergyWatch::default())
+                .collect(),
+            phases: phases::PhaseWatch::new(facts.len()),
+            facts,
+            active: BTreeSet::new(),
+        }
+    }
+
+    /// New thresholds take effect from the next record (the chargers are the same: a
+    /// changed set of chargers needs a restart, as for the loop).
+    pub fn reconfigure(&mut self, cfg: &Config) {
+        self.settings = cfg.anomaly.clone();
+    }
+
+    /// Every condition that changed with `rec`, in charger order.
+    pub fn observe(&mut self, rec: &CycleRecord) -> Vec<Signal> {
+        let mut out = Vec::new();
+        if !self.settings.enabled {
+            for (kind, charger) in std::mem::take(&mut self.active) {
+                out.push(Signal {
+                    kind,
+                    charger,
+                    on: false,
+                    message: String::new(),
+                });
+            }
+            return out;
+        }
+        let voltage_v = rec
+            .grid
+            .and_then(|g| g.voltage_v.iter().flatten().copied().reduce(f64::max))
+            .filter(|v| *v > 0.0)
+            .unwrap_or(self.voltage_v);
+        let s = &self.settings;
+        let mut found = Vec::new();
+        for (i, f) in self.facts.iter().enumerate() {
+            let Some(c) = rec.charger(&f.id) else {
+                continue;
+            };
+            found.extend(
+                self.draw[i]
+                    .observe(c, f, rec.at, s)
+                    .into_iter()
+                    .map(|(k, v)| (k, f.id.clone(), v)),
+            );
+            found.extend(
+                self.energy[i]
+                    .observe(c, f, rec.at, voltage_v, s)
+                    .into_iter()
+                    .map(|(k, v)| (k, f.id.clone(), v)),
+            );
+        }
+        if self.site_phases == 3 {
+            found.extend(self.phases.observe(rec, &self.facts, s));
+        }
+        for (kind, charger, verdict) in found {
+            self.apply(kind, charger, verdict, &mut out);
+        }
+        out
+    }
+
+    fn apply(&mut self, kind: AlertKind, charger: String, verdict: Verdict, out: &mut Vec<Signal>) {
+        match verdict {
+            Verdict::On(message) if kind.is_one_shot() => out.push(Signal {
+                kind,
+                charger,
+                on: true,
+                message,
+            }),
+            Verdict::On(message) => {
+                if self.active.insert((kind, charger.clone())) {
+                    out.push(Signal {
+                        kind,
+                        charger,
+                        on: true,
+                        message,
+                    });
+                }
+            }
+            Verdict::Off => {
+                if self.active.remove(&(kind, charger.clone())) {
+                    out.push(Signal {
+                        kind,
+                        charger,
+                        on: false,
+                        message: String::new(),
+                    });
+                }
+            }
+            Verdict::Keep => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

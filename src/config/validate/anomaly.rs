@@ -1,0 +1,106 @@
+//! `[anomaly]`: every threshold finite and in a range that keeps its rule meaningful.
+
+use super::{check, num};
+use crate::anomaly::Settings;
+use crate::config::error::KeyPath;
+use crate::config::raw::RawAnomaly;
+use crate::config::report::Reporter;
+
+pub(super) fn anomaly(raw: &RawAnomaly, rep: &mut Reporter<'_>) -> Option<Settings> {
+    let p = KeyPath::root("anomaly");
+    let before = rep.count();
+    let mut range = |key: &str, v: f64, lo: f64, hi: f64, unit: &str| {
+        check(
+            rep,
+            v.is_finite() && (lo..=hi).contains(&v),
+            &p.key(key),
+            format!("must be {}–{}{unit}, got {}", num(lo), num(hi), num(v)),
+        );
+    };
+    range("response_s", raw.response_s, 0.0, 60.0, " s");
+    range(
+        "setpoint_tolerance_pct",
+        raw.setpoint_tolerance_pct,
+        0.0,
+        100.0,
+        " %",
+    );
+    range(
+        "setpoint_tolerance_a",
+        raw.setpoint_tolerance_a,
+        0.0,
+        32.0,
+        " A",
+    );
+    range("setpoint_hold_s", raw.setpoint_hold_s, 1.0, 3600.0, " s");
+    range("unexpected_draw_a", raw.unexpected_draw_a, 0.1, 32.0, " A");
+    range(
+        "unexpected_draw_hold_s",
+        raw.unexpected_draw_hold_s,
+        1.0,
+        3600.0,
+        " s",
+    );
+    range("stuck_current_a", raw.stuck_current_a, 0.1, 6.0, " A");
+    range("stuck_hold_s", raw.stuck_hold_s, 10.0, 86_400.0, " s");
+    range(
+        "bay_blocked_s",
+        raw.bay_blocked_s,
+        60.0,
+        7.0 * 86_400.0,
+        " s",
+    );
+    range("drift_window_s", raw.drift_window_s, 5.0, 3600.0, " s");
+    range("drift_min_wh", raw.drift_min_wh, 1.0, 100_000.0, " Wh");
+    range(
+        "drift_tolerance_pct",
+        raw.drift_tolerance_pct,
+        1.0,
+        100.0,
+        " %",
+    );
+    range("frozen_wh", raw.frozen_wh, 1.0, 100_000.0, " Wh");
+    range(
+        "jump_margin_wh",
+        raw.jump_margin_wh,
+        0.0,
+        1_000_000.0,
+        " Wh",
+    );
+    range(
+        "overpower_margin_pct",
+        raw.overpower_margin_pct,
+        0.0,
+        100.0,
+        " %",
+    );
+    range("overpower_hold_s", raw.overpower_hold_s, 1.0, 3600.0, " s");
+    range("phase_step_a", raw.phase_step_a, 1.0, 32.0, " A");
+    check(
+        rep,
+        (1..=100).contains(&raw.phase_evidence),
+        &p.key("phase_evidence"),
+        format!("must be 1–100, got {}", raw.phase_evidence),
+    );
+    (rep.count() == before).then(|| Settings {
+        enabled: raw.enabled,
+        response_s: raw.response_s,
+        setpoint_tolerance_pct: raw.setpoint_tolerance_pct,
+        setpoint_tolerance_a: raw.setpoint_tolerance_a,
+        setpoint_hold_s: raw.setpoint_hold_s,
+        unexpected_draw_a: raw.unexpected_draw_a,
+        unexpected_draw_hold_s: raw.unexpected_draw_hold_s,
+        stuck_current_a: raw.stuck_current_a,
+        stuck_hold_s: raw.stuck_hold_s,
+        bay_blocked_s: raw.bay_blocked_s,
+        drift_window_s: raw.drift_window_s,
+        drift_min_wh: raw.drift_min_wh,
+        drift_tolerance_pct: raw.drift_tolerance_pct,
+        frozen_wh: raw.frozen_wh,
+        jump_margin_wh: raw.jump_margin_wh,
+        overpower_margin_pct: raw.overpower_margin_pct,
+        overpower_hold_s: raw.overpower_hold_s,
+        phase_step_a: raw.phase_step_a,
+        phase_evidence: raw.phase_evidence as u32,
+    })
+}
