@@ -12,7 +12,12 @@ use evsite::simulator::{Endpoint, Link};
 /// The scenarios shipped with the simulator.
 pub const SCENARIO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
 
-/// A scenario argument: a path to a file, or the name of a shipped scenario (`small`).
+/// The fault scenarios of the anomaly detectors (each injects one fault), under
+/// [`SCENARIO_DIR`]: named like `faults/stuck-session`.
+pub const FAULT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/faults");
+
+/// A scenario argument: a path to a file, or the name of a shipped scenario (`small`,
+/// `faults/meter-drift`).
 pub fn scenario_path(arg: &str) -> PathBuf {
     let direct = Path::new(arg);
     if direct.is_file() {
@@ -45,8 +50,13 @@ mod tests {
     fn shipped_scenarios_are_found_by_name_and_all_load() {
         let p = scenario_path("small");
         assert!(p.is_file(), "{}", p.display());
-        for entry in std::fs::read_dir(SCENARIO_DIR).unwrap() {
+        let dirs = [SCENARIO_DIR, FAULT_DIR];
+        let entries = dirs.iter().flat_map(|d| std::fs::read_dir(d).unwrap());
+        for entry in entries {
             let path = entry.unwrap().path();
+            if path.is_dir() {
+                continue;
+            }
             let s = evsite::simulator::Scenario::from_path(&path).unwrap();
             evsite::simulator::SiteModel::from_registry(&s)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -27,7 +27,9 @@ use evsite::simulator::{
     Units,
 };
 
-use crate::score::{Scorecard, Scorer, SessionLog};
+use crate::score::{AnomalyLog, Scorecard, Scorer, SessionLog};
+use evsite::control::command::ControlCommand;
+use evsite::simulator::FaultKind;
 use evsite::site::SiteBuilder;
 
 /// Physics step of both sites.
@@ -173,6 +175,23 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
         .take()
         .ok_or_else(|| io::Error::other("the site hands out no events"))?;
     let mut log = SessionLog::default();
+    let mut anomalies = AnomalyLog::default();
+    // A `draw_while_disabled` fault is a cloud `set_charger` the charger then ignores:
+    // (when, charger, enabled), in time order.
+    let mut switches: Vec<(f64, String, bool)> = scenario
+        .faults
+        .iter()
+        .filter(|f| f.kind == FaultKind::DrawWhileDisabled)
+        .flat_map(|f| {
+            [
+                (f.at_s, f.target.clone(), false),
+                (f.at_s + f.duration_s, f.target.clone(), true),
+            ]
+        })
+        .collect();
+    switches.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let commands = controller.commands();
+    let started = Instant::now();
 
     let end = Instant::now() + Duration::from_secs_f64(scenario.duration_s);
     // The world: both sites step together; the ideal controller acts on its twin every
@@ -216,17 +235,34 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
         if now >= end {
             break;
         }
+        let t_s = (now - started).as_secs_f64();
+        while switches.last().is_some_and(|(at, _, _)| *at <= t_s) {
+            if let Some((_, charger, enabled)) = switches.pop() {
+                let _ = commands.send(ControlCommand::SetCharger {
+                    charger,
+                    enabled: Some(enabled),
+                    max_current_a: None,
+                });
+            }
+        }
         let rec = controller.cycle().await;
         cycles.push(rec.cycle_ms);
         alerts += rec.alerts.iter().filter(|a| a.raised).count();
         while let Ok(e) = events.try_recv() {
+            anomalies.observe(&e, scenario.start);
             log.observe(e);
         }
     }
     // The pipeline takes the last records once the controller is gone.
     drop(controller);
     while let Some(e) = events.recv().await {
+        anomalies.observe(&e, scenario.start);
         log.observe(e);
+    }
+    if std::env::var_os("EVSITE_SIM_DEBUG").is_some() {
+        for (kind, charger, t) in anomalies.raised() {
+            eprintln!("anomaly {} on {charger:?} at {t:.1} s", kind.name());
+        }
     }
     let pipeline = built
         .finish()
@@ -243,6 +279,7 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
         &real.vehicle_truth(),
         scenario.duration_s,
     ));
+    scorer.record_anomalies(anomalies.score(&scenario.faults));
     Ok(scorer.into_card())
 }
 

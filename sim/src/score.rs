@@ -3,9 +3,13 @@
 
 use serde::Serialize;
 
+pub mod anomalies;
 pub mod sessions;
 
+pub use anomalies::{AnomalyLog, KindScore};
 pub use sessions::{SessionLog, SessionScore};
+
+use std::collections::BTreeMap;
 
 use evsite::config::Config;
 use evsite::simulator::{Scenario, SiteModel};
@@ -45,6 +49,22 @@ pub struct Scorecard {
     /// Highest current seen on any site phase, and the site limit.
     pub peak_grid_a: f64,
     pub grid_limit_a: f64,
+    /// Per anomaly alert kind: injected faults detected and missed, false alarms, and the
+    /// longest detection delay (see [`anomalies`]). Not counted in `alerts`, which stays
+    /// the controller's own.
+    pub anomalies: BTreeMap<String, KindScore>,
+}
+
+impl Scorecard {
+    /// False alarms over every anomaly kind.
+    pub fn false_alarms(&self) -> usize {
+        self.anomalies.values().map(|k| k.false_alarms).sum()
+    }
+
+    /// Injected faults no alert caught.
+    pub fn missed(&self) -> usize {
+        self.anomalies.values().map(|k| k.missed).sum()
+    }
 }
 
 /// What the scorer reads off the real site each step.
@@ -101,6 +121,7 @@ impl Scorer {
                 cycle_ms_p99: 0.0,
                 peak_grid_a: 0.0,
                 grid_limit_a: cfg.site.grid_limit_a,
+                anomalies: BTreeMap::new(),
             },
             over_since: vec![[None; 3]; limits.len()],
             limits,
@@ -204,6 +225,11 @@ impl Scorer {
         self.card.sessions = Some(s.sessions);
         self.card.session_energy_error_wh = Some(s.energy_error_wh);
         self.card.end_time_mae_s = s.end_time_mae_s;
+    }
+
+    /// The anomaly fields.
+    pub fn record_anomalies(&mut self, a: BTreeMap<String, KindScore>) {
+        self.card.anomalies = a;
     }
 
     pub fn into_card(self) -> Scorecard {

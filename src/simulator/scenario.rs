@@ -201,6 +201,18 @@ pub enum FaultKind {
     GarbledFrames,
     /// The energy register restarts at 0.
     EnergyReset,
+    /// The energy register counts `amount` (default 0.8) times the energy delivered.
+    MeterDrift,
+    /// The energy register stands still while energy flows.
+    FrozenRegister,
+    /// The energy register jumps by `amount` Wh (default 5000) once.
+    RegisterJump,
+    /// The charger is wired with its phases rotated by one grid phase from its `phase_map`.
+    SwappedPhase,
+    /// The charger is disabled (a cloud `set_charger`) and ignores it: the car keeps drawing.
+    DrawWhileDisabled,
+    /// The charger reports state C and offers current, and the car draws nothing.
+    StuckSession,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -211,9 +223,17 @@ pub struct FaultSpec {
     pub kind: FaultKind,
     /// A charger id, or "meter".
     pub target: String,
+    /// The fault's size, for kinds that have one (`meter_drift`, `register_jump`).
+    #[serde(default)]
+    pub amount: Option<f64>,
 }
 
 impl FaultSpec {
+    /// The register gain of a `meter_drift` fault.
+    pub const DEFAULT_DRIFT: f64 = 0.8;
+    /// The step of a `register_jump` fault, Wh.
+    pub const DEFAULT_JUMP_WH: f64 = 5000.0;
+
     pub fn active_at(&self, t_s: f64) -> bool {
         t_s >= self.at_s && t_s < self.at_s + self.duration_s
     }

@@ -274,12 +274,28 @@ impl SiteModel {
             .any(|(f, d, _)| f.kind == kind && *d == Some(device) && f.active_at(self.t_s))
     }
 
+    /// How much of the energy delivered through `device` its register counts now.
+    fn register_gain(&self, device: DeviceId) -> f64 {
+        if self.fault_active(device, FaultKind::FrozenRegister) {
+            return 0.0;
+        }
+        self.faults
+            .iter()
+            .find(|(f, d, _)| {
+                f.kind == FaultKind::MeterDrift && *d == Some(device) && f.active_at(self.t_s)
+            })
+            .map_or(1.0, |(f, _, _)| {
+                f.amount.unwrap_or(FaultSpec::DEFAULT_DRIFT)
+            })
+    }
+
     fn charger_state(&self, ci: usize) -> ChargeState {
         if self.fault_active(ci + 1, FaultKind::ChargerError) {
             return ChargeState::F;
         }
         match self.visits.iter().find(|v| v.charger == ci && v.plugged) {
             None => ChargeState::A,
+            Some(_) if self.fault_active(ci + 1, FaultKind::StuckSession) => ChargeState::C,
             Some(v) if v.vehicle.current_a() > 0.0 => ChargeState::C,
             Some(_) => ChargeState::B,
         }
@@ -290,7 +306,11 @@ impl SiteModel {
         let now = self.t_s;
         for ci in 0..self.chargers.len() {
             let error = self.fault_active(ci + 1, FaultKind::ChargerError);
-            let offered = self.chargers[ci].offered_a(error);
+            let mut offered = self.chargers[ci].offered_a(error);
+            if self.fault_active(ci + 1, FaultKind::StuckSession) {
+                // The charger says it offers; the car never sees it.
+                offered = 0.0;
+            }
             for v in self
                 .visits
                 .iter_mut()
@@ -318,6 +338,15 @@ impl SiteModel {
                     None => {}
                 }
             }
+            if f.kind == FaultKind::RegisterJump && !*done && f.active_at(t0) {
+                *done = true;
+                let jump = f.amount.unwrap_or(FaultSpec::DEFAULT_JUMP_WH);
+                match *dev {
+                    Some(METER) => self.meter.energy_wh += jump,
+                    Some(d) => self.chargers[d - 1].energy_wh += jump,
+                    None => {}
+                }
+            }
         }
         for v in self.visits.iter_mut() {
             let here = t0 >= v.arrive_s && t0 < v.depart_s;
@@ -335,10 +364,13 @@ impl SiteModel {
         self.sync_offers();
         let voltage = self.site.voltage_v;
         let mut charger_wh = 0.0;
+        let gains: Vec<f64> = (0..self.chargers.len())
+            .map(|ci| self.register_gain(ci + 1))
+            .collect();
         for v in self.visits.iter_mut().filter(|v| v.plugged) {
             let c = &mut self.chargers[v.charger];
             let wh = v.vehicle.step(t0, dt, voltage, c.phases);
-            c.energy_wh += wh;
+            c.energy_wh += wh * gains[v.charger];
             charger_wh += wh;
         }
         self.t_s = t0 + dt;
@@ -388,8 +420,11 @@ impl SiteModel {
     fn charger_grid_a(&self, ci: usize) -> [f64; 3] {
         let mut grid = [0.0; 3];
         let local = self.charger_phase_a(ci);
+        let phases = usize::from(self.site.phases);
+        let rotate = phases == 3 && self.fault_active(ci + 1, FaultKind::SwappedPhase);
         for (i, g) in self.chargers[ci].phase_map.iter().enumerate() {
-            if let Some(slot) = grid.get_mut(*g) {
+            let g = if rotate { (g + 1) % 3 } else { *g };
+            if let Some(slot) = grid.get_mut(g) {
                 *slot += local[i];
             }
         }
@@ -476,7 +511,8 @@ impl SiteModel {
         if device == METER {
             return Err(Exception::ILLEGAL_ADDRESS);
         }
-        let ignore = self.fault_active(device, FaultKind::IgnoreSetpoints);
+        let ignore = self.fault_active(device, FaultKind::IgnoreSetpoints)
+            || self.fault_active(device, FaultKind::DrawWhileDisabled);
         let now = self.t_s;
         let charger = self
             .chargers

@@ -1,0 +1,111 @@
+//! The anomaly part of the scorecard: the anomaly alerts the site raised against the faults
+//! the scenario injected. A fault is detected when an alert of its kind is raised on its
+//! target from its onset to [`GRACE_S`] after its end; the delay is from the onset. Every
+//! other anomaly alert is a false alarm, except the kinds a fault also explains (a charger
+//! ignoring setpoints that the controller then pauses draws "unexpectedly" too).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use evsite::alerts::{AlertChange, AlertKind};
+use evsite::simulator::scenario::{FaultKind, FaultSpec};
+use evsite::site::SiteEvent;
+
+/// A fault's alert may come this long after the fault ends (the rules need their evidence).
+pub const GRACE_S: f64 = 60.0;
+
+/// Per alert kind.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KindScore {
+    /// Injected faults of this kind raised in time.
+    pub detected: usize,
+    /// Injected faults of this kind never raised.
+    pub missed: usize,
+    /// Alerts of this kind no injected fault explains.
+    pub false_alarms: usize,
+    /// The longest delay from a fault's onset to its alert (`null`: none detected).
+    pub detection_delay_s: Option<f64>,
+}
+
+/// The alert kind a fault should raise, and the kinds it may raise besides.
+pub fn expected(kind: FaultKind) -> Option<(AlertKind, &'static [AlertKind])> {
+    use AlertKind as A;
+    Some(match kind {
+        FaultKind::IgnoreSetpoints => (A::SetpointIgnored, &[A::UnexpectedDraw]),
+        FaultKind::DrawWhileDisabled => (A::UnexpectedDraw, &[A::SetpointIgnored]),
+        FaultKind::MeterDrift => (A::MeterDrift, &[]),
+        FaultKind::FrozenRegister => (A::RegisterFrozen, &[A::MeterDrift]),
+        FaultKind::RegisterJump | FaultKind::EnergyReset => (A::RegisterJump, &[]),
+        FaultKind::SwappedPhase => (A::PhaseMapMismatch, &[]),
+        FaultKind::StuckSession => (A::StuckSession, &[]),
+        FaultKind::MeterSilent | FaultKind::ChargerError | FaultKind::GarbledFrames => return None,
+    })
+}
+
+/// Every anomaly alert raised during a run: (kind, charger, seconds since the start).
+#[derive(Debug, Default)]
+pub struct AnomalyLog {
+    raised: Vec<(AlertKind, Option<String>, f64)>,
+}
+
+impl AnomalyLog {
+    pub fn observe(&mut self, event: &SiteEvent, start: DateTime<Utc>) {
+        if let SiteEvent::Alert(AlertChange::Raised(a)) = event {
+            if a.kind.is_anomaly() {
+                let t = (a.raised_at - start).num_milliseconds() as f64 / 1000.0;
+                self.raised.push((a.kind, a.charger.clone(), t));
+            }
+        }
+    }
+
+    /// Every anomaly kind, scored against `faults`.
+    pub fn score(&self, faults: &[FaultSpec]) -> BTreeMap<String, KindScore> {
+        let mut out: BTreeMap<String, KindScore> = AlertKind::ANOMALIES
+            .iter()
+            .map(|k| (k.name().to_string(), KindScore::default()))
+            .collect();
+        let within = |f: &FaultSpec, charger: &Option<String>, t: f64| {
+            charger.as_deref() == Some(f.target.as_str())
+                && t >= f.at_s
+                && t <= f.at_s + f.duration_s + GRACE_S
+        };
+        for f in faults {
+            let Some((kind, _)) = expected(f.kind) else {
+                continue;
+            };
+            let first = self
+                .raised
+                .iter()
+                .filter(|(k, c, t)| *k == kind && within(f, c, *t))
+                .map(|(_, _, t)| *t)
+                .reduce(f64::min);
+            let e = out.entry(kind.name().to_string()).or_default();
+            match first {
+                Some(t) => {
+                    e.detected += 1;
+                    let delay = ((t - f.at_s) * 1000.0).round() / 1000.0;
+                    e.detection_delay_s = Some(e.detection_delay_s.map_or(delay, |d| d.max(delay)));
+                }
+                None => e.missed += 1,
+            }
+        }
+        for (kind, charger, t) in &self.raised {
+            let explained = faults.iter().any(|f| {
+                expected(f.kind).is_some_and(|(main, also)| {
+                    (main == *kind || also.contains(kind)) && within(f, charger, *t)
+                })
+            });
+            if !explained {
+                out.entry(kind.name().to_string()).or_default().false_alarms += 1;
+            }
+        }
+        out
+    }
+
+    /// What was raised, for a debug print.
+    pub fn raised(&self) -> &[(AlertKind, Option<String>, f64)] {
+        &self.raised
+    }
+}
