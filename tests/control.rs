@@ -596,6 +596,8 @@ fn every_shipped_scenario_runs_without_overload_at_high_utilization_with_exact_s
         assert_eq!(a.sessions, Some(a.vehicles), "{}: {a:?}", path.display());
         let err = a.session_energy_error_wh.unwrap_or(f64::INFINITY);
         assert!(err <= 10.0, "{}: {a:?}", path.display());
+        // The anomaly bar: no anomaly alert that no injected fault explains.
+        assert_eq!(a.false_alarms(), 0, "{}: {:?}", path.display(), a.anomalies);
         if let Some(mut b) = b {
             for card in [&mut a, &mut b] {
                 card.cycle_ms_p50 = 0.0;
