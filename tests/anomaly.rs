@@ -45,11 +45,19 @@ fn every_fault_scenario_detects_its_fault_in_time_with_no_false_alarm_reproducib
         let (path, a, b) = run.join().expect("run thread");
         let name = path.display();
         let hits: Vec<_> = a.anomalies.iter().filter(|(_, k)| k.detected > 0).collect();
-        assert_eq!(hits.len(), 1, "{name}: one kind detected: {:?}", a.anomalies);
+        assert_eq!(
+            hits.len(),
+            1,
+            "{name}: one kind detected: {:?}",
+            a.anomalies
+        );
         let (kind, score) = hits[0];
         assert_eq!(score.detected, 1, "{name}");
         let delay = score.detection_delay_s.expect("a delay");
-        assert!(delay <= allowed_delay_s(kind), "{name}: {kind} after {delay} s");
+        assert!(
+            delay <= allowed_delay_s(kind),
+            "{name}: {kind} after {delay} s"
+        );
         assert_eq!(a.missed(), 0, "{name}: {:?}", a.anomalies);
         assert_eq!(a.false_alarms(), 0, "{name}: {:?}", a.anomalies);
         if let Some(b) = b {

@@ -14,9 +14,12 @@ use crate::control::record::CycleRecord;
 /// the step.
 const FIT_A: f64 = 1.5;
 
+/// Grid currents per phase, and each charger's per-phase currents (None: not read).
+type Snapshot = ([f64; 3], Vec<Option<[f64; 3]>>);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhaseWatch {
-    prev: Option<([f64; 3], Vec<Option<[f64; 3]>>)>,
+    prev: Option<Snapshot>,
     /// Per charger: evidence against the map, less evidence for it (0..=evidence).
     score: Vec<u32>,
     raised: Vec<bool>,

@@ -82,7 +82,7 @@ pub(super) fn anomaly(raw: &RawAnomaly, rep: &mut Reporter<'_>) -> Option<Settin
         &p.key("phase_evidence"),
         format!("must be 1–100, got {}", raw.phase_evidence),
     );
-    (rep.count() == before).then(|| Settings {
+    (rep.count() == before).then_some(Settings {
         enabled: raw.enabled,
         response_s: raw.response_s,
         setpoint_tolerance_pct: raw.setpoint_tolerance_pct,
@@ -101,6 +101,6 @@ pub(super) fn anomaly(raw: &RawAnomaly, rep: &mut Reporter<'_>) -> Option<Settin
         overpower_margin_pct: raw.overpower_margin_pct,
         overpower_hold_s: raw.overpower_hold_s,
         phase_step_a: raw.phase_step_a,
-        phase_evidence: raw.phase_evidence as u32,
+        phase_evidence: raw.phase_evidence.clamp(1, 100) as u32,
     })
 }
