@@ -44,6 +44,8 @@ pub struct SimCharger {
     pub fallback: Option<Fallback>,
     /// Energy register value (Wh): lifetime total or this session, per the model.
     pub energy_wh: f64,
+    /// What the power reading shows of the power drawn (1 unless a fault says otherwise).
+    pub power_gain: f64,
 }
 
 impl SimCharger {
@@ -83,6 +85,7 @@ impl SimCharger {
                 EnergyScope::Lifetime => lifetime_wh,
                 EnergyScope::Session => 0.0,
             },
+            power_gain: 1.0,
         };
         c.bank.set_number(&spec.setpoint, entry.max_current_a);
         if let Some(safe) = spec.safe_current {
@@ -244,8 +247,10 @@ impl SimCharger {
             }
         }
         if let Some(reg) = r.power {
-            self.bank
-                .set_number(&reg, phase_a.iter().sum::<f64>() * voltage_v);
+            self.bank.set_number(
+                &reg,
+                phase_a.iter().sum::<f64>() * voltage_v * self.power_gain,
+            );
         }
         if let Some(reg) = r.energy {
             self.bank.set_number(&reg, self.energy_wh);

@@ -213,6 +213,8 @@ pub enum FaultKind {
     DrawWhileDisabled,
     /// The charger reports state C and offers current, and the car draws nothing.
     StuckSession,
+    /// The charger's power reading is `amount` (default 1.5) times the power drawn.
+    PowerHigh,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -223,7 +225,8 @@ pub struct FaultSpec {
     pub kind: FaultKind,
     /// A charger id, or "meter".
     pub target: String,
-    /// The fault's size, for kinds that have one (`meter_drift`, `register_jump`).
+    /// The fault's size, for kinds that have one (`meter_drift`, `register_jump`,
+    /// `power_high`).
     #[serde(default)]
     pub amount: Option<f64>,
 }
@@ -233,6 +236,8 @@ impl FaultSpec {
     pub const DEFAULT_DRIFT: f64 = 0.8;
     /// The step of a `register_jump` fault, Wh.
     pub const DEFAULT_JUMP_WH: f64 = 5000.0;
+    /// The power reading's gain of a `power_high` fault.
+    pub const DEFAULT_POWER_GAIN: f64 = 1.5;
 
     pub fn active_at(&self, t_s: f64) -> bool {
         t_s >= self.at_s && t_s < self.at_s + self.duration_s

@@ -289,6 +289,18 @@ impl SiteModel {
             })
     }
 
+    /// What the power reading of `device` shows of the power drawn now.
+    fn power_gain(&self, device: DeviceId) -> f64 {
+        self.faults
+            .iter()
+            .find(|(f, d, _)| {
+                f.kind == FaultKind::PowerHigh && *d == Some(device) && f.active_at(self.t_s)
+            })
+            .map_or(1.0, |(f, _, _)| {
+                f.amount.unwrap_or(FaultSpec::DEFAULT_POWER_GAIN)
+            })
+    }
+
     fn charger_state(&self, ci: usize) -> ChargeState {
         if self.fault_active(ci + 1, FaultKind::ChargerError) {
             return ChargeState::F;
@@ -440,6 +452,7 @@ impl SiteModel {
             let state = self.charger_state(ci);
             let local = self.charger_phase_a(ci);
             let error = self.fault_active(ci + 1, FaultKind::ChargerError);
+            self.chargers[ci].power_gain = self.power_gain(ci + 1);
             self.chargers[ci].encode(v, local, state, error);
         }
     }

@@ -40,6 +40,8 @@ pub fn expected(kind: FaultKind) -> Option<(AlertKind, &'static [AlertKind])> {
         FaultKind::RegisterJump | FaultKind::EnergyReset => (A::RegisterJump, &[]),
         FaultKind::SwappedPhase => (A::PhaseMapMismatch, &[]),
         FaultKind::StuckSession => (A::StuckSession, &[]),
+        // The register then disagrees with the power too.
+        FaultKind::PowerHigh => (A::Overpower, &[A::MeterDrift]),
         FaultKind::MeterSilent | FaultKind::ChargerError | FaultKind::GarbledFrames => return None,
     })
 }
