@@ -10,13 +10,13 @@
 //! | `session_interrupted` | warning | a session ended by power loss, restart or a lost link |
 //! | `store_recovered` | warning | the database was unreadable and moved aside |
 //! | `charging_complete` | info | still plugged in, no longer drawing: the car can be moved |
-//! | `setpoint_ignored` | critical | a charger draws more than it was allowed: the load manager's plan does not hold |
+//! | `setpoint_ignored` | critical | a charger takes more than allowed: the load plan does not hold |
 //! | `unexpected_draw` | critical | a charger draws while disabled, paused or with no car |
 //! | `overpower` | critical | more power than the charger's maximum allows: wiring or meter fault |
-//! | `phase_map_mismatch` | warning | the charger's current shows on other grid phases than configured: phase limits are computed wrong |
+//! | `phase_map_mismatch` | warning | current on other grid phases than configured: phase loads are wrong |
 //! | `meter_drift` | warning | the energy register disagrees with the power: billing is off |
 //! | `register_frozen` | warning | the energy register stands still while power flows |
-//! | `register_jump` | warning | the energy register jumped or fell back mid-session (one per occurrence) |
+//! | `register_jump` | warning | the register jumped or fell back mid-session (one per occurrence) |
 //! | `stuck_session` | warning | a car in state C is offered current and draws nothing |
 //! | `bay_blocked` | info | a car has been plugged in and idle for hours |
 //!

@@ -1,7 +1,7 @@
 //! What a charger draws against what it may draw: more than its setpoint allows, or a
-//! reported applied current other than the setpoint (`setpoint_ignored`), anything while it must draw nothing (`unexpected_draw`), nothing
-//! while a car in state C is offered current (`stuck_session`), and a car plugged in, idle,
-//! for hours (`bay_blocked`).
+//! reported applied current other than the setpoint (`setpoint_ignored`); anything while it
+//! must draw nothing (`unexpected_draw`); nothing while a car in state C is offered current
+//! (`stuck_session`); and a car plugged in and idle for hours (`bay_blocked`).
 
 use std::collections::VecDeque;
 

@@ -1,6 +1,7 @@
 //! What follows every cycle record, in order: the session tracker, the anomaly detectors
-//! and the site's one alert book, all on the record's time (the site's clock). Pure: records in, events out; the
-//! stage around it ([`super::stage`]) hands the events to the recorder and the displays.
+//! and the site's one alert book, all on the record's time (the site's clock). Pure:
+//! records in, events out; the stage around it ([`super::stage`]) hands the events to the
+//! recorder and the displays.
 
 use chrono::{DateTime, Utc};
 
