@@ -19,6 +19,10 @@ use super::vehicle::Vehicle;
 mod truth;
 pub use truth::{ChargerTruth, VehicleTruth};
 
+#[cfg(test)]
+#[path = "site/fault_tests.rs"]
+mod fault_tests;
+
 /// A site shared between the Modbus servers and the stepping task. Lock it only for short,
 /// synchronous sections: never across an await.
 pub type SharedSite = Arc<Mutex<SiteModel>>;
