@@ -23,6 +23,9 @@ pub enum SiteEvent {
 pub struct Pipeline {
     tracker: SessionTracker,
     book: AlertBook,
+    /// Cycle records observed, and the `seq` of the last.
+    observed: u64,
+    last_seq: u64,
 }
 
 impl Pipeline {
@@ -30,7 +33,14 @@ impl Pipeline {
         Pipeline {
             tracker: SessionTracker::new(cfg),
             book: AlertBook::new(AlertPolicy::default()),
+            observed: 0,
+            last_seq: 0,
         }
+    }
+
+    /// How many cycle records it has observed, and the `seq` of the last one.
+    pub fn observed(&self) -> (u64, u64) {
+        (self.observed, self.last_seq)
     }
 
     /// The session tracker, to prime it (history, sessions picked up after a restart).
@@ -67,6 +77,8 @@ impl Pipeline {
     /// Everything one cycle changed: its control alerts as the loop saw them, then what the
     /// sessions did, then alerts whose hold-off ran out by the record's time.
     pub fn observe(&mut self, rec: &CycleRecord) -> Vec<SiteEvent> {
+        self.observed += 1;
+        self.last_seq = rec.seq;
         let mut out = Vec::new();
         for a in &rec.alerts {
             out.extend(
