@@ -6,6 +6,7 @@
 //! of `traits` for any model from its spec.
 pub mod codec;
 pub mod describe;
+pub mod docs;
 pub mod driver;
 pub mod error;
 pub mod model;
