@@ -68,7 +68,8 @@ pub static SPEC: ModelSpec = ModelSpec {
         safe_current: Some(u16_rw(2000)),
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
-        fallback: "its safe current once the life bit has not been written within the comms timeout",
+        fallback:
+            "its safe current once the life bit has not been written within the comms timeout",
     }),
     hex_addresses: false,
     confidence: "H (Webasto NEXT Modbus document; evcc agrees)",
