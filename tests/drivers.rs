@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use evsite::config::Bus;
-use evsite::devices::model::ChargeState;
+use evsite::devices::model::{ChargeState, Transport};
 use evsite::devices::regmap::Table;
 use evsite::devices::traits::{CurrentLimit, ReadAll};
 use evsite::devices::{registry, DeviceError, ModbusDevice, Snapshot};
@@ -20,7 +20,10 @@ use evsite::simulator::{
 };
 use futures::future::BoxFuture;
 
-const HEAD: &str = r#"
+/// A scenario's head with `meter` as the site meter on `transport`.
+fn head(meter: &str, transport: &str) -> String {
+    format!(
+        r#"
 name = "drivers"
 seed = 3
 duration_s = 3600
@@ -35,9 +38,11 @@ failsafe_current_a = 6.0
 [base_load]
 points = [[0, 3, 5, 7]]
 [meter]
-model = "eastron-sdm630"
-transport = "rtu"
-"#;
+model = "{meter}"
+transport = "{transport}"
+"#
+    )
+}
 
 /// Per-request timeout: long enough for a loaded machine, short enough for the timeout test.
 const TIMEOUT: Duration = Duration::from_millis(500);
@@ -63,7 +68,11 @@ fn fault(kind: &str, target: &str) -> String {
 }
 
 fn shared_site(parts: &[String]) -> SharedSite {
-    let text = format!("{HEAD}\n{}", parts.join("\n"));
+    shared_site_metered("eastron-sdm630", "rtu", parts)
+}
+
+fn shared_site_metered(meter: &str, transport: &str, parts: &[String]) -> SharedSite {
+    let text = format!("{}\n{}", head(meter, transport), parts.join("\n"));
     let scenario = Scenario::parse(&text, "drivers").unwrap();
     SiteModel::from_registry(&scenario).unwrap().into_shared()
 }
@@ -170,42 +179,133 @@ fn assert_matches_truth(model: &str, snap: &Snapshot, t: &ChargerTruth) {
     }
 }
 
-const TCP_CHARGERS: [&str; 8] = [
-    "alfen-eve",
-    "vestel-evc04",
-    "schneider-evlink-pro",
-    "abb-terra-ac",
-    "webasto-next",
-    "bender-cc613",
-    "phoenix-ev-eth",
-    "phoenix-charx",
-];
+fn transport_name(t: Transport) -> &'static str {
+    match t {
+        Transport::Tcp => "tcp",
+        Transport::Rtu => "rtu",
+    }
+}
 
+/// Every charger model in the registry, once over each transport it supports, on one site:
+/// the simulator serves each from its map and the driver reads what the site draws.
 #[tokio::test]
-async fn every_tcp_charger_reads_what_the_site_draws() {
+async fn every_charger_reads_what_the_site_draws_over_each_of_its_transports() {
+    let mut points = Vec::new();
+    for spec in registry::all().iter().filter(|m| m.charger.is_some()) {
+        for &t in spec.transports {
+            points.push((spec.name, t));
+        }
+    }
+    assert!(
+        points.iter().any(|(_, t)| *t == Transport::Rtu),
+        "some RTU charger"
+    );
     let mut parts = Vec::new();
-    for (i, model) in TCP_CHARGERS.iter().enumerate() {
+    for (i, (model, t)) in points.iter().enumerate() {
         let id = format!("cp-{}", i + 1);
-        parts.push(charger(&id, model, "tcp", None));
+        // Units of their own, so chargers sharing a line cannot collide at a default.
+        let unit = (*t == Transport::Rtu).then(|| 10 + i as u8);
+        parts.push(charger(&id, model, transport_name(*t), unit));
         parts.push(vehicle(&id, 16.0));
     }
     let s = shared_site(&parts);
     let served = serve_site(s.clone()).await.unwrap();
     step(&s, 30.0);
     let links = Links::new(Arc::new(TcpConnector));
-    for (i, model) in TCP_CHARGERS.iter().enumerate() {
+    for (i, (model, t)) in points.iter().enumerate() {
         let id = format!("cp-{}", i + 1);
-        let d = tcp_device(&links, &served, &id, model);
+        let d = match t {
+            Transport::Tcp => tcp_device(&links, &served, &id, model),
+            Transport::Rtu => {
+                let (bus, unit) = rtu_bus(&served, i + 1);
+                device(model, DeviceLink::rtu(links.rtu(&bus), unit))
+            }
+        };
         let snap = d
             .read_all()
             .await
-            .unwrap_or_else(|e| panic!("{model}: {e}"));
+            .unwrap_or_else(|e| panic!("{model} over {t:?}: {e}"));
         let t = truth(&s, &id);
         assert_eq!(t.grid_a, [16.0; 3], "{model}: the car draws its max");
         assert_matches_truth(model, &snap, &t);
+        // And the twin takes the setpoint the driver writes.
+        d.set_current_limit(10.0)
+            .await
+            .unwrap_or_else(|e| panic!("{model}: {e}"));
+        assert_eq!(truth(&s, &id).setpoint_a, Some(10.0), "{model}");
         let stats = d.io().stats();
         assert_eq!(stats.requests, stats.ok, "{model}: {stats:?}");
         assert!(stats.ok >= 1);
+    }
+}
+
+/// Every meter model in the registry as the site meter, over each transport it supports.
+#[tokio::test]
+async fn every_meter_reads_the_grid_over_each_of_its_transports() {
+    for spec in registry::all().iter().filter(|m| m.charger.is_none()) {
+        for &t in spec.transports {
+            let what = format!("{} over {t:?}", spec.name);
+            let s = shared_site_metered(
+                spec.name,
+                transport_name(t),
+                &[
+                    charger("cp-1", "alfen-eve", "tcp", None),
+                    vehicle("cp-1", 16.0),
+                ],
+            );
+            let served = serve_site(s.clone()).await.unwrap();
+            step(&s, 5.0);
+            let links = Links::new(Arc::new(TcpConnector));
+            let link = match t {
+                Transport::Tcp => {
+                    let port = served
+                        .endpoints
+                        .iter()
+                        .find_map(|e| match e.link {
+                            Link::Tcp { port } if e.device.index == METER => Some(port),
+                            _ => None,
+                        })
+                        .unwrap_or_else(|| panic!("{what}: not served over TCP"));
+                    DeviceLink::tcp(links.tcp("127.0.0.1", port, TIMEOUT), spec.default_unit)
+                }
+                Transport::Rtu => {
+                    let (bus, unit) = rtu_bus(&served, METER);
+                    DeviceLink::rtu(links.rtu(&bus), unit)
+                }
+            };
+            let meter = ModbusDevice::new(spec, link);
+            let snap = meter
+                .read_all()
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let grid = s.lock().unwrap().grid_current_a();
+            let r = &spec.readings;
+            for p in 0..3 {
+                assert_eq!(
+                    snap.current_a[p].is_some(),
+                    r.current[p].is_some(),
+                    "{what}"
+                );
+                if let Some(a) = snap.current_a[p] {
+                    assert!(
+                        close(a, grid[p], 1e-2),
+                        "{what} L{}: {a} vs {grid:?}",
+                        p + 1
+                    );
+                }
+                if let Some(v) = snap.voltage_v[p] {
+                    assert!(close(v, 230.0, 0.5), "{what}: voltage {v}");
+                }
+            }
+            if let Some(w) = snap.power_w {
+                let want = grid.iter().sum::<f64>() * 230.0;
+                assert!(close(w, want, want * 1e-3 + 1.0), "{what}: {w} W vs {want}");
+            }
+            assert!(
+                snap.energy_wh.is_some_and(|wh| wh > 0.0),
+                "{what}: {snap:?}"
+            );
+        }
     }
 }
 

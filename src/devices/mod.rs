@@ -1,13 +1,14 @@
 //! Devices: register maps as data, one codec, capability traits, one file per model.
 //!
-//! `meters/` and `chargers/` hold one `SPEC` per model; `registry` finds them by name;
-//! `driver` implements the capability traits of `traits` for any model from its spec.
-pub mod chargers;
+//! `meters/` and `chargers/` hold one `SPEC` per model, one file each; the build script
+//! declares a module for every file there and lists them (`MODELS`), so adding a model is
+//! adding its file. `registry` finds them by name; `driver` implements the capability traits
+//! of `traits` for any model from its spec.
 pub mod codec;
 pub mod describe;
+pub mod docs;
 pub mod driver;
 pub mod error;
-pub mod meters;
 pub mod model;
 pub mod plan;
 pub mod registry;
@@ -15,6 +16,9 @@ pub mod regmap;
 pub mod state;
 pub mod traits;
 pub mod write;
+
+// `pub mod meters`, `pub mod chargers` and `MODELS`, from build.rs.
+include!(concat!(env!("OUT_DIR"), "/device_models.rs"));
 
 pub use driver::ModbusDevice;
 pub use error::DeviceError;

@@ -56,6 +56,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         },
         setpoint: f32_h(0x0302).writable(WriteFn::Multiple),
         min_current_a: 6.0,
+        setpoint_step_a: 1.0,
         applied_current: None,
         setpoint_validity_s: None,
         enable: Some(Enable {
@@ -73,7 +74,9 @@ pub static SPEC: ModelSpec = ModelSpec {
         safe_current: None,
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
+        fallback: "stops without the heartbeat",
     }),
+    hex_addresses: true,
     confidence: "M (one implementation; word order L)",
 };
 

@@ -44,6 +44,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         state: StateSpec::Ascii(Register::holding(BASE + 299, DataType::AsciiHigh)),
         setpoint: Register::holding(BASE + 301, DataType::U16).writable(WriteFn::Single),
         min_current_a: 6.0,
+        setpoint_step_a: 1.0,
         applied_current: None,
         setpoint_validity_s: None,
         enable: None,
@@ -52,7 +53,9 @@ pub static SPEC: ModelSpec = ModelSpec {
         safe_current: None,
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
+        fallback: "none known",
     }),
+    hex_addresses: false,
     confidence: "M (one implementation, evcc phoenix-charx; unit id L)",
 };
 

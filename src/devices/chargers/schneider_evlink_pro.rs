@@ -48,6 +48,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         // Whole amperes; 0 disables.
         setpoint: Register::holding(4004, DataType::U16).writable(WriteFn::Single),
         min_current_a: 6.0,
+        setpoint_step_a: 1.0,
         applied_current: None,
         setpoint_validity_s: None,
         enable: None,
@@ -60,7 +61,9 @@ pub static SPEC: ModelSpec = ModelSpec {
         safe_current: None,
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
+        fallback: "the charger's own fallback (only under Modbus supervision: a lifebit that reads 2 means it is not)",
     }),
+    hex_addresses: false,
     confidence: "M (one implementation, evcc schneider-v3; Schneider GEX1969300)",
 };
 

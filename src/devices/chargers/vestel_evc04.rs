@@ -54,6 +54,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         // Whole amperes; 0 pauses.
         setpoint: u16_rw(5004),
         min_current_a: 6.0,
+        setpoint_step_a: 1.0,
         applied_current: None,
         setpoint_validity_s: None,
         enable: None,
@@ -69,7 +70,9 @@ pub static SPEC: ModelSpec = ModelSpec {
         safe_current: Some(u16_rw(2000)),
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
+        fallback: "its failsafe current once the alive register has not been written within the failsafe timeout",
     }),
+    hex_addresses: false,
     confidence: "H (Vestel EVC04 Modbus document; evcc agrees)",
 };
 

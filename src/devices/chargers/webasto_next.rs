@@ -52,6 +52,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         },
         setpoint: u16_rw(5004),
         min_current_a: 6.0,
+        setpoint_step_a: 1.0,
         applied_current: None,
         setpoint_validity_s: None,
         enable: None,
@@ -67,7 +68,10 @@ pub static SPEC: ModelSpec = ModelSpec {
         safe_current: Some(u16_rw(2000)),
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
+        fallback:
+            "its safe current once the life bit has not been written within the comms timeout",
     }),
+    hex_addresses: false,
     confidence: "H (Webasto NEXT Modbus document; evcc agrees)",
 };
 
