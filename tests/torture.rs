@@ -196,11 +196,16 @@ async fn no_session_is_lost_or_doubled_by_repeated_kill_9() {
     }
     let last = by_seq.keys().last().copied().unwrap_or(0);
     let missing: Vec<u64> = (1..=last).filter(|s| !by_seq.contains_key(s)).collect();
-    assert!(missing.is_empty(), "seqs missing at the broker: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "seqs missing at the broker: {missing:?}"
+    );
     for r in &sessions {
         let completed: Vec<&serde_json::Value> = by_seq
             .values()
-            .filter(|v| v["type"] == "session.completed" && v["data"]["session_id"] == *r.session_id)
+            .filter(|v| {
+                v["type"] == "session.completed" && v["data"]["session_id"] == *r.session_id
+            })
             .collect();
         assert_eq!(completed.len(), 1, "{}: one completion", r.session_id);
         assert_eq!(
