@@ -7,13 +7,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::error::ModbusError;
-use super::exchange::Op;
+use super::request::Request;
 use super::rtu::RtuBus;
 use super::stats::{Stats, StatsSnapshot};
 use super::tcp::{Connector, TcpLink};
 use super::RegisterIo;
 use crate::config::{Bus, Device, Link};
-use crate::devices::regmap::Table;
 
 /// Building a device's link from the config failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,37 +146,18 @@ impl DeviceLink {
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
     }
+}
 
-    async fn call(&self, op: Op) -> Result<Vec<u16>, ModbusError> {
+impl RegisterIo for DeviceLink {
+    async fn call(&self, request: Request) -> Result<Vec<u16>, ModbusError> {
         let outcome = match &self.via {
-            Via::Tcp(link) => link.call(self.unit, op).await,
-            Via::Rtu(bus) => bus.call(self.unit, op).await,
+            Via::Tcp(link) => link.call(self.unit, request).await,
+            Via::Rtu(bus) => bus.call(self.unit, request).await,
         };
         if outcome.reconnected {
             self.stats.reconnected();
         }
         self.stats.record(&self.label, &outcome.result);
         outcome.result
-    }
-}
-
-impl RegisterIo for DeviceLink {
-    async fn read(&self, table: Table, addr: u16, count: u16) -> Result<Vec<u16>, ModbusError> {
-        self.call(Op::Read { table, addr, count }).await
-    }
-
-    async fn write_single(&self, addr: u16, value: u16) -> Result<(), ModbusError> {
-        self.call(Op::WriteSingle { addr, value }).await.map(drop)
-    }
-
-    async fn write_multiple(&self, addr: u16, values: &[u16]) -> Result<(), ModbusError> {
-        let values = values.to_vec();
-        self.call(Op::WriteMultiple { addr, values })
-            .await
-            .map(drop)
-    }
-
-    async fn write_coil(&self, addr: u16, on: bool) -> Result<(), ModbusError> {
-        self.call(Op::WriteCoil { addr, on }).await.map(drop)
     }
 }

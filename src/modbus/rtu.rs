@@ -23,7 +23,8 @@ use tokio_modbus::slave::Slave;
 
 use super::backoff::Backoff;
 use super::error::{ErrorKind, ModbusError};
-use super::exchange::{self, Job, Op, Outcome};
+use super::exchange::{self, Job, Outcome};
+use super::request::Request;
 use super::tcp::{AsyncStream, BoxedStream};
 use crate::config::Bus;
 use crate::devices::model::Parity;
@@ -112,8 +113,8 @@ impl RtuBus {
         self.timeout
     }
 
-    pub(crate) async fn call(&self, unit: u8, op: Op) -> Outcome {
-        exchange::submit(&self.tx, unit, op, self.timeout).await
+    pub(crate) async fn call(&self, unit: u8, request: Request) -> Outcome {
+        exchange::submit(&self.tx, unit, request, self.timeout).await
     }
 }
 
@@ -233,7 +234,7 @@ impl BusTask {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         // Ends when every handle is gone; the port is closed with the task.
         while let Some(job) = rx.recv().await {
-            let outcome = self.handle(job.unit, &job.op, job.timeout).await;
+            let outcome = self.handle(job.unit, &job.request, job.timeout).await;
             // Answer first, then clean up the line: the caller need not wait for that.
             let _ = job.reply.send(outcome);
             if self.dirty {
@@ -242,7 +243,7 @@ impl BusTask {
         }
     }
 
-    async fn handle(&mut self, unit: u8, op: &Op, timeout: Duration) -> Outcome {
+    async fn handle(&mut self, unit: u8, request: &Request, timeout: Duration) -> Outcome {
         let reconnected = match self.ensure_port() {
             Ok(reopened) => reopened,
             Err(err) => return Outcome::new(Err(err)),
@@ -257,7 +258,7 @@ impl BusTask {
             tokio_modbus::client::rtu::attach_slave(port.clone(), Slave(unit))
         });
         let before = port.bytes_in();
-        let mut result = exchange::execute(ctx, unit, op, timeout).await;
+        let mut result = exchange::execute(ctx, unit, request, timeout).await;
         self.last_done = Some(Instant::now());
 
         // tokio-modbus's RTU decoder skips bytes that fail the CRC and waits for a valid

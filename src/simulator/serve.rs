@@ -12,11 +12,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::devices::model::{Parity, SerialDefaults, Transport};
-use crate::devices::regmap::Table;
 
 use super::bank::Exception;
 use super::framing::{
-    crc_ok, exception_pdu, parse_pdu, read_response, rtu_request_len, with_crc, Request, RtuLen,
+    crc_ok, exception_pdu, parse_pdu, read_response, rtu_request_len, with_crc, RtuLen,
 };
 use super::scenario::FaultKind;
 use super::site::{DeviceId, DeviceInfo, SharedSite};
@@ -59,18 +58,14 @@ fn answer(site: &SharedSite, device: DeviceId, pdu: &[u8]) -> Option<(Vec<u8>, b
     let garble = s.fault_active(device, FaultKind::GarbledFrames);
     let fc = pdu.first().copied().unwrap_or(0);
     let out = |r: Result<Vec<u8>, Exception>| r.unwrap_or_else(|e| exception_pdu(fc, e));
-    let response = out(parse_pdu(pdu).and_then(|req| match req {
-        Request::Read { table, addr, count } => s
-            .read(device, table, addr, count)
-            .map(|w| read_response(table, &w)),
-        Request::WriteCoil { addr, on } => s
-            .write(device, Table::Coil, addr, &[u16::from(on)])
-            .map(|()| pdu[..5].to_vec()),
-        Request::WriteSingle { addr, value } => s
-            .write(device, Table::Holding, addr, &[value])
-            .map(|()| pdu[..5].to_vec()),
-        Request::WriteMultiple { addr, values } => s
-            .write(device, Table::Holding, addr, &values)
+    let response = out(parse_pdu(pdu).and_then(|req| match req.written() {
+        None => s
+            .read(device, req.table(), req.addr(), req.count())
+            .map(|w| read_response(req.table(), &w)),
+        // A write is answered with the echo of its address and value (FC5, FC6) or count
+        // (FC16): the first five bytes of the request.
+        Some(words) => s
+            .write(device, req.table(), req.addr(), &words)
             .map(|()| pdu[..5].to_vec()),
     }));
     Some((response, garble))
