@@ -5,6 +5,10 @@
 //! state is then unknown) is dropped, whatever is still arriving is read and discarded until
 //! the line is quiet, and a fresh context is made on the same port. If the port itself fails
 //! (USB adapter unplugged), it is reopened by path with backoff.
+//!
+//! A transparent serial converter (RTU frames tunnelled over TCP) is the same line at the end
+//! of a TCP connection: the same task and timing rules, with the connection as the "port",
+//! re-made with backoff when it fails.
 
 use std::fmt;
 use std::io;
@@ -25,7 +29,7 @@ use super::backoff::Backoff;
 use super::error::{ErrorKind, ModbusError};
 use super::exchange::{self, Job, Outcome};
 use super::request::Request;
-use super::tcp::{AsyncStream, BoxedStream};
+use super::tcp::{AsyncStream, BoxedStream, Connector};
 use crate::config::Bus;
 use crate::devices::model::Parity;
 
@@ -85,6 +89,33 @@ impl RtuBus {
         Self::spawn(PortSource::Stream(Some(Box::new(stream))), settings)
     }
 
+    /// The line behind a transparent serial converter at `host:port`, reached through
+    /// `connector` on the first request and reconnected with backoff after a failure.
+    /// `settings.timeout` also bounds each connection attempt.
+    pub fn over_tcp(
+        connector: Arc<dyn Connector>,
+        host: &str,
+        port: u16,
+        settings: RtuSettings,
+    ) -> RtuBus {
+        let source = PortSource::Tcp {
+            connector,
+            host: host.to_owned(),
+            port,
+            timeout: settings.timeout,
+        };
+        Self::spawn(source, settings)
+    }
+
+    /// The same line, with another per-request timeout (devices on one converter may be
+    /// configured differently).
+    pub fn with_timeout(&self, timeout: Duration) -> RtuBus {
+        RtuBus {
+            timeout,
+            ..self.clone()
+        }
+    }
+
     fn spawn(source: PortSource, settings: RtuSettings) -> RtuBus {
         let (tx, rx) = mpsc::channel(exchange::QUEUE);
         let task = BusTask {
@@ -122,6 +153,13 @@ enum PortSource {
     Path(Bus),
     /// Taken when first used; `None` afterwards.
     Stream(Option<BoxedStream>),
+    /// A TCP connection to a transparent serial converter.
+    Tcp {
+        connector: Arc<dyn Connector>,
+        host: String,
+        port: u16,
+        timeout: Duration,
+    },
 }
 
 /// The open port, shared between the current client context and the task, so that the
@@ -244,7 +282,7 @@ impl BusTask {
     }
 
     async fn handle(&mut self, unit: u8, request: &Request, timeout: Duration) -> Outcome {
-        let reconnected = match self.ensure_port() {
+        let reconnected = match self.ensure_port().await {
             Ok(reopened) => reopened,
             Err(err) => return Outcome::new(Err(err)),
         };
@@ -291,7 +329,7 @@ impl BusTask {
     }
 
     /// Make sure a port is open; `Ok(true)` when it had to be reopened.
-    fn ensure_port(&mut self) -> Result<bool, ModbusError> {
+    async fn ensure_port(&mut self) -> Result<bool, ModbusError> {
         if self.port.is_some() {
             return Ok(false);
         }
@@ -311,6 +349,33 @@ impl BusTask {
                     Err(err) => {
                         self.backoff.failed(Instant::now());
                         return Err(err);
+                    }
+                }
+            }
+            PortSource::Tcp {
+                connector,
+                host,
+                port,
+                timeout,
+            } => {
+                if let Err(wait) = self.backoff.ready(Instant::now()) {
+                    return Err(ModbusError::Link(format!(
+                        "{host}:{port} down, next attempt in {wait:?}"
+                    )));
+                }
+                let connect = connector.connect(host, *port);
+                let connected = match tokio::time::timeout(*timeout, connect).await {
+                    Ok(Ok(stream)) => Ok(stream),
+                    Ok(Err(err)) => Err(format!("connect {host}:{port}: {err}")),
+                    Err(_elapsed) => Err(format!(
+                        "connect {host}:{port}: no answer within {timeout:?}"
+                    )),
+                };
+                match connected {
+                    Ok(stream) => stream,
+                    Err(msg) => {
+                        self.backoff.failed(Instant::now());
+                        return Err(ModbusError::Link(msg));
                     }
                 }
             }
