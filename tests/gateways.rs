@@ -12,8 +12,11 @@ use evsite::devices::{DeviceError, ModbusDevice};
 use evsite::modbus::{DeviceLink, Links, ModbusError, TcpConnector};
 use evsite::simulator::write_config::config_toml;
 use evsite::simulator::{
-    serve_site, ChargerTruth, Link, Scenario, ServedSite, SharedSite, SiteError, SiteModel,
+    serve_rtu_stream, serve_site, ChargerTruth, Link, Scenario, ServedSite, SharedSite, SiteError,
+    SiteModel, Units, METER,
 };
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 
 /// The site, with its SDM630 main meter served behind the gateway `{meter_link}`.
 const HEAD: &str = r#"
@@ -255,4 +258,41 @@ fn only_an_rs485_device_sits_behind_a_gateway() {
         "{err}"
     );
     assert!(err.to_string().contains("link = \"gateway-rtu\""), "{err}");
+}
+
+/// A serial converter that drops the connection evsite holds (it restarted, or closes idle
+/// clients): the next request notices and is answered on a fresh connection, within itself.
+#[tokio::test]
+async fn a_dropped_converter_connection_is_remade_within_the_request() {
+    let s = serve("gateway-rtu", &[]).await;
+    // Our own converter in front of the same simulated meter, whose connections we can end.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (conns, mut accepted) = mpsc::unbounded_channel();
+    let (site, units) = (s.site.clone(), Units::from([(s.cfg.meter.unit, METER)]));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let served = tokio::spawn(serve_rtu_stream(stream, site.clone(), units.clone()));
+            if conns.send(served).is_err() {
+                return;
+            }
+        }
+    });
+    let bus = s.links.rtu_over_tcp(
+        "127.0.0.1",
+        port,
+        Duration::from_millis(1000),
+        Duration::from_millis(5),
+    );
+    let meter = ModbusDevice::new(
+        s.cfg.meter.model,
+        DeviceLink::rtu_over_tcp(bus, s.cfg.meter.unit),
+    );
+    assert_reads_grid(&s, &meter).await;
+    let first = accepted.recv().await.unwrap();
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    assert_reads_grid(&s, &meter).await;
+    let st = meter.io().stats();
+    assert_eq!((st.requests, st.ok, st.reconnects), (2, 2, 1), "{st:?}");
 }

@@ -8,7 +8,8 @@
 //!
 //! A transparent serial converter (RTU frames tunnelled over TCP) is the same line at the end
 //! of a TCP connection: the same task and timing rules, with the connection as the "port",
-//! re-made with backoff when it fails.
+//! re-made with backoff when it fails. A reused connection that proves dead (the converter
+//! restarted, or drops idle clients) is re-made within the request that found out.
 
 use std::fmt;
 use std::io;
@@ -282,48 +283,67 @@ impl BusTask {
     }
 
     async fn handle(&mut self, unit: u8, request: &Request, timeout: Duration) -> Outcome {
-        let reconnected = match self.ensure_port().await {
-            Ok(reopened) => reopened,
-            Err(err) => return Outcome::new(Err(err)),
-        };
-        let Some(port) = self.port.clone() else {
-            return Outcome::new(Err(ModbusError::Link("port closed".into())));
-        };
-        if let Some(done) = self.last_done {
-            tokio::time::sleep_until(done + self.frame_gap).await;
-        }
-        let ctx = self.ctx.get_or_insert_with(|| {
-            tokio_modbus::client::rtu::attach_slave(port.clone(), Slave(unit))
-        });
-        let before = port.bytes_in();
-        let mut result = exchange::execute(ctx, unit, request, timeout).await;
-        self.last_done = Some(Instant::now());
-
-        // tokio-modbus's RTU decoder skips bytes that fail the CRC and waits for a valid
-        // frame, so a corrupted answer surfaces as a timeout; bytes did arrive, though.
-        if let Err(ModbusError::Timeout(_)) = result {
-            let received = port.bytes_in().saturating_sub(before);
-            if received > 0 {
-                result = Err(ModbusError::BadFrame(format!(
-                    "{received} bytes received, no valid answer within {timeout:?}"
-                )));
-            }
-        }
-
-        match &result {
-            Ok(_) | Err(ModbusError::Exception { .. }) => self.backoff.reset(),
-            Err(err) => {
-                self.ctx = None;
-                if err.kind() == ErrorKind::Link {
-                    self.port = None;
-                    self.backoff.failed(Instant::now());
-                } else {
-                    self.dirty = true;
+        let mut reconnected = false;
+        // At most two rounds: the second only when a reused connection to a serial converter
+        // proved dead (it dropped an idle client, or restarted), as for a TCP link.
+        for round in 0..2 {
+            let fresh = self.port.is_none();
+            match self.ensure_port().await {
+                Ok(reopened) => reconnected |= reopened,
+                Err(err) => {
+                    return Outcome {
+                        result: Err(err),
+                        reconnected,
+                    }
                 }
             }
+            let Some(port) = self.port.clone() else {
+                break;
+            };
+            if let Some(done) = self.last_done {
+                tokio::time::sleep_until(done + self.frame_gap).await;
+            }
+            let ctx = self.ctx.get_or_insert_with(|| {
+                tokio_modbus::client::rtu::attach_slave(port.clone(), Slave(unit))
+            });
+            let before = port.bytes_in();
+            let mut result = exchange::execute(ctx, unit, request, timeout).await;
+            self.last_done = Some(Instant::now());
+
+            // tokio-modbus's RTU decoder skips bytes that fail the CRC and waits for a valid
+            // frame, so a corrupted answer surfaces as a timeout; bytes did arrive, though.
+            if let Err(ModbusError::Timeout(_)) = result {
+                let received = port.bytes_in().saturating_sub(before);
+                if received > 0 {
+                    result = Err(ModbusError::BadFrame(format!(
+                        "{received} bytes received, no valid answer within {timeout:?}"
+                    )));
+                }
+            }
+
+            match &result {
+                Ok(_) | Err(ModbusError::Exception { .. }) => self.backoff.reset(),
+                Err(err) => {
+                    self.ctx = None;
+                    if err.kind() == ErrorKind::Link {
+                        self.port = None;
+                        let retry = round == 0 && !fresh;
+                        if retry && matches!(self.source, PortSource::Tcp { .. }) {
+                            continue;
+                        }
+                        self.backoff.failed(Instant::now());
+                    } else {
+                        self.dirty = true;
+                    }
+                }
+            }
+            return Outcome {
+                result,
+                reconnected,
+            };
         }
         Outcome {
-            result,
+            result: Err(ModbusError::Link("port closed".into())),
             reconnected,
         }
     }
