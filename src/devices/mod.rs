@@ -22,7 +22,7 @@ include!(concat!(env!("OUT_DIR"), "/device_models.rs"));
 
 pub use driver::ModbusDevice;
 pub use error::DeviceError;
-pub use plan::{plan_reads, ReadBlock};
+pub use plan::plan_reads;
 pub use state::{decode_state, encode_state};
 pub use traits::Snapshot;
-pub use write::{encode_write, WriteOp};
+pub use write::encode_write;

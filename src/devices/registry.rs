@@ -88,7 +88,8 @@ mod tests {
     #[test]
     fn setpoint_steps_survive_the_setpoint_register() {
         use crate::devices::codec::decode_number;
-        use crate::devices::write::{encode_write, WriteOp};
+        use crate::devices::write::encode_write;
+        use crate::modbus::Request;
         for m in all() {
             let Some(c) = m.charger else { continue };
             assert!(
@@ -99,9 +100,9 @@ mod tests {
             for k in 0..20 {
                 let amps = c.min_current_a + f64::from(k) * c.setpoint_step_a;
                 let words = match encode_write(&c.setpoint, amps).unwrap() {
-                    WriteOp::Single { value, .. } => vec![value],
-                    WriteOp::Multiple { values, .. } => values,
-                    WriteOp::Coil { .. } => panic!("{}: a coil setpoint", m.name),
+                    Request::WriteSingle { value, .. } => vec![value],
+                    Request::WriteMultiple { values, .. } => values,
+                    other => panic!("{}: the setpoint is written as {other:?}", m.name),
                 };
                 let back = decode_number(&c.setpoint, &words).unwrap().unwrap();
                 assert!(

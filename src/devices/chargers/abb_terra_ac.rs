@@ -88,7 +88,8 @@ mod tests {
     use crate::devices::codec::decode_number;
     use crate::devices::model::ChargeState;
     use crate::devices::state::decode_state;
-    use crate::devices::write::{encode_write, WriteOp};
+    use crate::devices::write::encode_write;
+    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -134,7 +135,7 @@ mod tests {
     fn encodes_setpoint_in_ma_with_fc16() {
         assert_eq!(
             encode_write(&charger().setpoint, 16.0).unwrap(),
-            WriteOp::Multiple {
+            Request::WriteMultiple {
                 addr: 0x4100,
                 values: vec![0x0000, 0x3E80]
             }
@@ -142,7 +143,7 @@ mod tests {
         let ct = charger().comms_timeout.unwrap();
         assert_eq!(
             encode_write(&ct.reg, f64::from(ct.default_s)).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 0x4106,
                 value: COMMS_TIMEOUT_S as u16
             }

@@ -56,7 +56,8 @@ mod tests {
     use crate::devices::codec::decode_number;
     use crate::devices::model::ChargeState;
     use crate::devices::state::decode_state;
-    use crate::devices::write::{encode_write, WriteOp};
+    use crate::devices::write::encode_write;
+    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -90,7 +91,7 @@ mod tests {
     fn encodes_setpoint_as_one_fc16_float() {
         assert_eq!(
             encode_write(&charger().setpoint, 16.0).unwrap(),
-            WriteOp::Multiple {
+            Request::WriteMultiple {
                 addr: 1210,
                 values: vec![0x4180, 0x0000]
             }

@@ -59,7 +59,8 @@ mod tests {
     use crate::devices::codec::decode_number;
     use crate::devices::model::ChargeState;
     use crate::devices::state::decode_state;
-    use crate::devices::write::{encode_write, WriteOp};
+    use crate::devices::write::encode_write;
+    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -93,7 +94,7 @@ mod tests {
     fn encodes_setpoint_fc6_and_enable_coil() {
         assert_eq!(
             encode_write(&charger().setpoint, 16.0).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 528,
                 value: 16
             }
@@ -101,7 +102,7 @@ mod tests {
         let en = charger().enable.unwrap();
         assert_eq!(
             encode_write(&en.reg, f64::from(en.on)).unwrap(),
-            WriteOp::Coil {
+            Request::WriteCoil {
                 addr: 400,
                 on: true
             }

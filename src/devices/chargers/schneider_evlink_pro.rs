@@ -73,7 +73,8 @@ mod tests {
     use crate::devices::codec::decode_number;
     use crate::devices::model::ChargeState;
     use crate::devices::state::decode_state;
-    use crate::devices::write::{encode_write, WriteOp};
+    use crate::devices::write::encode_write;
+    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -107,7 +108,7 @@ mod tests {
     fn encodes_setpoint_and_lifebit() {
         assert_eq!(
             encode_write(&charger().setpoint, 16.0).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 4004,
                 value: 16
             }
@@ -115,7 +116,7 @@ mod tests {
         let hb = charger().heartbeat.unwrap();
         assert_eq!(
             encode_write(&hb.reg, f64::from(hb.value)).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 4000,
                 value: 1
             }

@@ -82,7 +82,8 @@ mod tests {
     use crate::devices::codec::decode_number;
     use crate::devices::model::ChargeState;
     use crate::devices::state::decode_state;
-    use crate::devices::write::{encode_write, WriteOp};
+    use crate::devices::write::encode_write;
+    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -112,7 +113,7 @@ mod tests {
     fn encodes_fc6_writes() {
         assert_eq!(
             encode_write(&charger().setpoint, 16.0).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 5004,
                 value: 16
             }
@@ -120,7 +121,7 @@ mod tests {
         let ct = charger().comms_timeout.unwrap();
         assert_eq!(
             encode_write(&ct.reg, f64::from(ct.default_s)).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 2002,
                 value: COMMS_TIMEOUT_S as u16
             }
@@ -128,7 +129,7 @@ mod tests {
         let hb = charger().heartbeat.unwrap();
         assert_eq!(
             encode_write(&hb.reg, f64::from(hb.value)).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 6000,
                 value: 1
             }
