@@ -231,6 +231,12 @@ pub enum FaultKind {
     GarbledFrames,
     /// The energy register restarts at 0.
     EnergyReset,
+    /// Every request is refused with exception 4 (server device failure).
+    Exceptions,
+    /// Reads answer all-ones words: NaN in float registers, 0xFFFF sentinels in integers.
+    NoValue,
+    /// Answers carry another unit's address, as a miswired or misaddressed device does.
+    WrongUnit,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

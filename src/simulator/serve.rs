@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::devices::model::{Parity, SerialDefaults, Transport};
+use crate::devices::regmap::Table;
 
 use super::bank::Exception;
 use super::framing::{
@@ -50,27 +51,50 @@ pub enum ServeError {
     BadHeader { protocol: u16, length: u16 },
 }
 
+/// How an answer is spoiled on its way out, by a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spoil {
+    None,
+    /// Wrong bytes: the master must reject the frame.
+    Garble,
+    /// Another unit's address in the answer.
+    WrongUnit,
+}
+
 /// What a device answers to one request PDU: `None` is no answer at all.
-fn answer(site: &SharedSite, device: DeviceId, pdu: &[u8]) -> Option<(Vec<u8>, bool)> {
+fn answer(site: &SharedSite, device: DeviceId, pdu: &[u8]) -> Option<(Vec<u8>, Spoil)> {
     // A poisoned lock means a panic elsewhere; staying silent is what a dead device does.
     let mut s = site.lock().ok()?;
     if s.fault_active(device, FaultKind::MeterSilent) {
         return None;
     }
-    let garble = s.fault_active(device, FaultKind::GarbledFrames);
+    let spoil = if s.fault_active(device, FaultKind::GarbledFrames) {
+        Spoil::Garble
+    } else if s.fault_active(device, FaultKind::WrongUnit) {
+        Spoil::WrongUnit
+    } else {
+        Spoil::None
+    };
     let fc = pdu.first().copied().unwrap_or(0);
+    if s.fault_active(device, FaultKind::Exceptions) {
+        return Some((exception_pdu(fc, Exception(0x04)), spoil));
+    }
+    let no_value = s.fault_active(device, FaultKind::NoValue);
     let out = |r: Result<Vec<u8>, Exception>| r.unwrap_or_else(|e| exception_pdu(fc, e));
     let response = out(parse_pdu(pdu).and_then(|req| match req.written() {
         None => s
             .read(device, req.table(), req.addr(), req.count())
-            .map(|w| read_response(req.table(), &w)),
+            .map(|w| match no_value && req.table() != Table::Coil {
+                true => read_response(req.table(), &vec![0xFFFF; w.len()]),
+                false => read_response(req.table(), &w),
+            }),
         // A write is answered with the echo of its address and value (FC5, FC6) or count
         // (FC16): the first five bytes of the request.
         Some(words) => s
             .write(device, req.table(), req.addr(), &words)
             .map(|()| pdu[..5].to_vec()),
     }));
-    Some((response, garble))
+    Some((response, spoil))
 }
 
 /// Idle time after which the served models drop a TCP connection (Alfen: 60 s), if any.
@@ -120,12 +144,12 @@ where
         let reply = match units.get(&unit) {
             Some(dev) => answer(&site, *dev, &pdu),
             // A gateway's answer for a unit that is not there: fast and unambiguous.
-            None => Some((exception_pdu(pdu[0], Exception(0x0B)), false)),
+            None => Some((exception_pdu(pdu[0], Exception(0x0B)), Spoil::None)),
         };
-        let Some((mut body, garble)) = reply else {
+        let Some((mut body, spoil)) = reply else {
             continue;
         };
-        if garble {
+        if spoil == Spoil::Garble {
             // A wrong byte count / echo: the master must reject the frame.
             if let Some(b) = body.get_mut(1) {
                 *b ^= 0x5A;
@@ -134,7 +158,10 @@ where
         let mut frame = Vec::with_capacity(7 + body.len());
         frame.extend_from_slice(&header[..4]);
         frame.extend_from_slice(&(body.len() as u16 + 1).to_be_bytes());
-        frame.push(unit);
+        frame.push(match spoil {
+            Spoil::WrongUnit => unit.wrapping_add(1),
+            _ => unit,
+        });
         frame.extend(body);
         stream.write_all(&frame).await?;
         stream.flush().await?;
@@ -179,13 +206,16 @@ where
             let Some(dev) = units.get(&frame[0]) else {
                 continue;
             };
-            let Some((pdu, garble)) = answer(&site, *dev, &frame[1..len - 2]) else {
+            let Some((pdu, spoil)) = answer(&site, *dev, &frame[1..len - 2]) else {
                 continue;
             };
-            let mut out = vec![frame[0]];
+            let mut out = vec![match spoil {
+                Spoil::WrongUnit => frame[0].wrapping_add(1),
+                _ => frame[0],
+            }];
             out.extend(pdu);
             let mut out = with_crc(out);
-            if garble {
+            if spoil == Spoil::Garble {
                 if let Some(last) = out.last_mut() {
                     *last ^= 0xFF;
                 }
