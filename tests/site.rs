@@ -10,6 +10,15 @@ use evsite::site::{SiteBuilder, SiteEvent};
 use evsite_sim::run::{in_memory, InMemory};
 
 fn scenario(extra: &str) -> Scenario {
+    let chargers: String = ["cp-1", "cp-2"]
+        .iter()
+        .map(|id| {
+            format!(
+                "[[charger]]\nid = \"{id}\"\nmodel = \"alfen-eve\"\ntransport = \"tcp\"\n\
+                 phases = 3\nphase_map = [1, 2, 3]\nmin_current_a = 6.0\nmax_current_a = 32.0\n"
+            )
+        })
+        .collect();
     let text = format!(
         r#"
 name = "site"
@@ -28,22 +37,7 @@ points = [[0, 5, 5, 5]]
 [meter]
 model = "eastron-sdm630"
 transport = "rtu"
-[[charger]]
-id = "cp-1"
-model = "alfen-eve"
-transport = "tcp"
-phases = 3
-phase_map = [1, 2, 3]
-min_current_a = 6.0
-max_current_a = 32.0
-[[charger]]
-id = "cp-2"
-model = "alfen-eve"
-transport = "tcp"
-phases = 3
-phase_map = [1, 2, 3]
-min_current_a = 6.0
-max_current_a = 32.0
+{chargers}
 [[vehicle]]
 charger = "cp-1"
 arrive_s = 0
