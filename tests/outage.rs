@@ -54,7 +54,7 @@ async fn a_30_minute_outage_and_a_flapping_broker_lose_nothing_and_keep_order() 
         .args([
             "demo",
             "--for",
-            "68",
+            "85",
             "--speed",
             &SPEED.to_string(),
             "--mqtt",
