@@ -30,5 +30,7 @@ if ! cargo deb --version 2>/dev/null | grep -q "$cargo_deb_version"; then
 fi
 
 cargo fmt --all -- --check
+# The model files' modules are declared by build.rs, out of cargo fmt's sight.
+rustfmt --edition 2021 --check src/devices/meters/*.rs src/devices/chargers/*.rs
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked

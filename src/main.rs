@@ -38,13 +38,26 @@ enum Command {
     /// Read every configured device once and print what it reports.
     Probe(ConfigArg),
     /// List the supported meter and charger models with their link and defaults.
-    Models,
+    Models(ModelsArgs),
     /// Watch the controller manage a simulated site (no config, no hardware needed).
     Demo(DemoArgs),
     /// List recorded charging sessions (read from the store; filters by charger and time).
     Sessions(evsite::app::history::HistoryArgs),
     /// Usage report: energy, cost and sessions per charger and day, peak hours, utilisation.
     Report(evsite::app::history::HistoryArgs),
+}
+
+#[derive(clap::Args)]
+struct ModelsArgs {
+    /// `text`: one line per model; `markdown`: the device tables of docs/devices.md.
+    #[arg(long, value_enum, default_value_t = ModelsFormat::Text)]
+    format: ModelsFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModelsFormat {
+    Text,
+    Markdown,
 }
 
 #[derive(clap::Args)]
@@ -74,8 +87,11 @@ fn main() -> ExitCode {
         evsite::app::logging::init_stderr(level);
     }
     let result = match cli.command {
-        Command::Models => {
-            print!("{}", evsite::app::models::table());
+        Command::Models(a) => {
+            match a.format {
+                ModelsFormat::Text => print!("{}", evsite::app::models::table()),
+                ModelsFormat::Markdown => print!("{}", evsite::devices::docs::markdown()),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig(a) => Ok(check_config(&a.config)),

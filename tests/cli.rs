@@ -130,11 +130,11 @@ fn check_config_accepts_the_example() {
 }
 
 #[test]
-fn models_lists_all_fifteen() {
+fn models_lists_every_model() {
     let out = evsite().arg("models").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let stdout = text(&out.stdout);
-    assert_eq!(registry::all().len(), 15);
+    assert!(!registry::all().is_empty());
     for spec in registry::all() {
         let rows = stdout
             .lines()
@@ -144,14 +144,41 @@ fn models_lists_all_fifteen() {
     }
 }
 
+#[test]
+fn models_as_markdown_are_the_device_tables_of_the_docs() {
+    let out = evsite()
+        .args(["models", "--format", "markdown"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout, evsite::devices::docs::markdown());
+    for spec in registry::all() {
+        assert!(
+            stdout.contains(&format!("| `{}` |", spec.name)),
+            "{}",
+            spec.name
+        );
+    }
+}
+
 /// The shipped small site (SDM630 and an AMTRON on RS-485, three TCP chargers), served here,
 /// and its evsite config written into a tempdir.
 async fn served_small() -> (SharedSite, ServedSite, PathBuf, tempfile::TempDir) {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/sim/scenarios/small.toml"
-    ))
-    .unwrap();
+    served_small_with(|text| text).await
+}
+
+/// The small site with its scenario text changed by `edit` first.
+async fn served_small_with(
+    edit: impl FnOnce(String) -> String,
+) -> (SharedSite, ServedSite, PathBuf, tempfile::TempDir) {
+    let text = edit(
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sim/scenarios/small.toml"
+        ))
+        .unwrap(),
+    );
     let scenario = Scenario::parse(&text, "small").unwrap();
     let s = SiteModel::from_registry(&scenario).unwrap().into_shared();
     s.lock().unwrap().step(5.0);
@@ -211,6 +238,39 @@ async fn probe_reads_every_device_over_tcp_and_rtu() {
     // The meter sees 230 V on each phase and the base load's current.
     let meter = row(&stdout, "meter");
     assert!(meter.contains("230.0/230.0/230.0"), "{meter}");
+}
+
+/// The RS-485 devices of the small site moved behind Ethernet gateways: the SDM630 behind a
+/// transparent serial converter, the AMTRON behind a Modbus TCP gateway. The link column says
+/// which kind of link each device was read over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_names_the_link_kind_of_devices_behind_gateways() {
+    let behind = |text: String| {
+        text.replace(
+            "model = \"eastron-sdm630\"\ntransport = \"rtu\"\n",
+            "model = \"eastron-sdm630\"\ntransport = \"rtu\"\nlink = \"gateway-rtu\"\n",
+        )
+        .replace(
+            "model = \"mennekes-amtron-compact\"\ntransport = \"rtu\"\n",
+            "model = \"mennekes-amtron-compact\"\ntransport = \"rtu\"\nlink = \"gateway-tcp\"\n",
+        )
+    };
+    let (_s, _served, path, _dir) = served_small_with(behind).await;
+    let config = std::fs::read_to_string(&path).unwrap();
+    assert!(config.contains("framing = \"rtu-over-tcp\""), "{config}");
+    let out = probe(&path).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for d in ["meter", "cp-1", "cp-2", "cp-3", "cp-4"] {
+        let r = row(&stdout, d);
+        assert!(r.split_whitespace().any(|c| c == "ok"), "{d}: {r}");
+    }
+    assert!(
+        row(&stdout, "meter").contains("rtu-over-tcp 127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(row(&stdout, "cp-4").contains("tcp 127.0.0.1:"), "{stdout}");
+    assert!(!row(&stdout, "cp-4").contains("rtu"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -201,8 +201,18 @@ rule!(meter_bus_exists, "bus = \"rs485-1\"" => "bus = \"rs485-9\"", "meter.bus")
 rule!(meter_bus_or_host_not_both, "bus = \"rs485-1\"" => "bus = \"rs485-1\"\nhost = \"10.0.0.5\"",
       "meter.host", at "host = \"10.0.0.5\"");
 rule!(meter_needs_a_link, "bus = \"rs485-1\"" => "", "meter", at "[meter]");
-rule!(meter_model_transport, "bus = \"rs485-1\"" => "host = \"10.0.0.5\"", "meter.host",
-      says "Modbus TCP");
+rule!(meter_framing_not_on_bus, "bus = \"rs485-1\"" => "bus = \"rs485-1\"\nframing = \"rtu-over-tcp\"",
+      "meter.framing", at "framing = \"rtu-over-tcp\"", says "over TCP (host)");
+rule!(meter_framing_known, "bus = \"rs485-1\"" => "host = \"10.0.0.5\"\nframing = \"rtu\"",
+      "meter.framing", at "framing = \"rtu\"", says "\"rtu-over-tcp\"");
+rule!(rtu_over_tcp_needs_a_port, "bus = \"rs485-1\"" => "host = \"10.0.0.5\"\nframing = \"rtu-over-tcp\"",
+      "meter.port", at "[meter]", says "no standard port");
+rule!(rtu_over_tcp_needs_an_rs485_model, "host = \"127.0.0.1\"" => "host = \"127.0.0.1\"\nframing = \"rtu-over-tcp\"",
+      "charger[0].framing", at "framing = \"rtu-over-tcp\"", says "RS-485");
+rule!(frame_gap_only_for_rtu_over_tcp, "host = \"127.0.0.2\"" => "host = \"127.0.0.2\"\nframing = \"tcp\"\nframe_gap_ms = 5",
+      "charger[1].frame_gap_ms", at "frame_gap_ms = 5");
+rule!(one_gateway_one_framing, "host = \"127.0.0.2\"" => "host = \"127.0.0.1\"\nport = 502\nframing = \"rtu-over-tcp\"\nunit = 3",
+      "charger[1].framing", at "framing = \"rtu-over-tcp\"", says "one gateway speaks one framing");
 rule!(meter_unit_not_0, "unit = 1" => "unit = 0", "meter.unit", says "broadcast");
 rule!(meter_unit_at_most_247, "unit = 1" => "unit = 248", "meter.unit");
 rule!(meter_unit_255_only_tcp, "unit = 1" => "unit = 255", "meter.unit");
@@ -267,6 +277,108 @@ rule!(tariff_window_days, "days = [\"mon\", \"fri\"]" => "days = [\"mon\", \"fri
 rule!(mqtt_url_scheme, "url = \"mqtt://127.0.0.1:1883\"" => "url = \"http://127.0.0.1:1883\"", "mqtt.url");
 rule!(mqtt_cert_needs_key, "key_file = \"/etc/evsite/client.key\"" => "", "mqtt.key_file", at "[mqtt]");
 rule!(api_listen_address, "listen = \"127.0.0.1:8787\"" => "listen = \"localhost\"", "api.listen");
+
+#[test]
+fn example_gateway_chargers_load_when_uncommented() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text
+        .find("# RS-485 devices behind Ethernet gateways")
+        .unwrap();
+    let (head, tail) = text.split_at(start);
+    let end = tail.find("\n# ----").unwrap();
+    let (examples, rest) = tail.split_at(end);
+    // Uncomment the table headers and `key = value` lines; the prose stays a comment.
+    let uncommented: Vec<&str> = examples
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(code)
+                if code == "[[charger]]"
+                    || code.split_once(" = ").is_some_and(|(k, _)| {
+                        k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    }) =>
+            {
+                code
+            }
+            _ => l,
+        })
+        .collect();
+    let text = format!("{head}{}\n{rest}", uncommented.join("\n"));
+    let cfg = load_str(&text, ORIGIN).unwrap_or_else(|e| panic!("{e}"));
+    let kinds: Vec<&str> = cfg.chargers[4..]
+        .iter()
+        .map(|c| c.device.link.kind())
+        .collect();
+    assert_eq!(kinds, ["tcp", "rtu-over-tcp"]);
+}
+
+/// The base fixture's RS-485 meter moved behind a gateway at 10.0.0.5 with `link` keys.
+fn meter_behind_gateway(link: &str) -> String {
+    edit(&base(), "bus = \"rs485-1\"", link)
+}
+
+#[test]
+fn an_rs485_model_is_reached_through_a_modbus_tcp_gateway() {
+    let cfg = load_str(&meter_behind_gateway("host = \"10.0.0.5\""), ORIGIN)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg.meter.link,
+        Link::Tcp {
+            host: "10.0.0.5".into(),
+            port: 502,
+            timeout: Duration::from_millis(1000),
+        }
+    );
+    assert_eq!(cfg.meter.link.kind(), "tcp");
+    assert_eq!(cfg.meter.unit, 1);
+}
+
+#[test]
+fn rtu_over_tcp_keeps_the_line_timing_shared_by_every_unit_on_the_converter() {
+    let text = meter_behind_gateway("host = \"10.0.0.5\"\nport = 4196\nframing = \"rtu-over-tcp\"");
+    let cfg = load_str(&text, ORIGIN).unwrap_or_else(|e| panic!("{e}"));
+    // The SDM630's factory 9600 baud: 3.5 characters.
+    let link = Link::RtuOverTcp {
+        host: "10.0.0.5".into(),
+        port: 4196,
+        timeout: Duration::from_millis(1000),
+        frame_gap: Duration::from_micros(4010),
+    };
+    assert_eq!(cfg.meter.link, link);
+    assert_eq!(cfg.meter.link.kind(), "rtu-over-tcp");
+    // A second unit on the same converter that needs a longer gap: both get it.
+    let text = edit(
+        &text,
+        "host = \"127.0.0.2\"",
+        "host = \"10.0.0.5\"\nport = 4196\nframing = \"rtu-over-tcp\"\nframe_gap_ms = 20\nunit = 2",
+    );
+    let cfg = load_str(&text, ORIGIN).unwrap_or_else(|e| panic!("{e}"));
+    for link in [&cfg.meter.link, &cfg.chargers[1].device.link] {
+        assert!(
+            matches!(link, Link::RtuOverTcp { frame_gap, .. } if *frame_gap == Duration::from_millis(20)),
+            "{link:?}"
+        );
+    }
+}
+
+#[test]
+fn rtu_over_tcp_refuses_unit_255() {
+    let text = edit(
+        &meter_behind_gateway("host = \"10.0.0.5\"\nport = 4196\nframing = \"rtu-over-tcp\""),
+        "unit = 1",
+        "unit = 255",
+    );
+    let line = line_of(&text, "unit = 255");
+    let shown = assert_error_at(&errors(&text), line, "meter.unit");
+    assert!(shown.contains("not with rtu-over-tcp"), "{shown}");
+    // Unit 255 through a Modbus TCP gateway is still allowed.
+    let text = edit(
+        &meter_behind_gateway("host = \"10.0.0.5\""),
+        "unit = 1",
+        "unit = 255",
+    );
+    load_str(&text, ORIGIN).unwrap_or_else(|e| panic!("{e}"));
+}
 
 #[test]
 fn bus_names_unique() {

@@ -3,24 +3,35 @@
 //! checked against the simulator's own truth (what the site really draws and was told).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use evsite::config::Bus;
-use evsite::devices::model::ChargeState;
+use evsite::devices::model::{ChargeState, Transport};
 use evsite::devices::regmap::Table;
-use evsite::devices::traits::{CurrentLimit, ReadAll};
+use evsite::devices::traits::{
+    CommsTimeout, CurrentLimit, EnablePause, Heartbeat, ReadAll, SafeCurrent,
+};
 use evsite::devices::{registry, DeviceError, ModbusDevice, Snapshot};
 use evsite::modbus::{
-    BoxedStream, Connector, DeviceLink, Links, ModbusError, RegisterIo, TcpConnector,
+    BoxedStream, Connector, DeviceLink, Links, ModbusError, RegisterIo, Request, RtuBus,
+    RtuSettings, TcpConnector,
+};
+use evsite::simulator::bank::Exception;
+use evsite::simulator::framing::{
+    crc_ok, exception_pdu, parse_pdu, read_response, rtu_request_len, with_crc, RtuLen,
 };
 use evsite::simulator::{
     serve_site, serve_tcp_stream, ChargerTruth, Link, Scenario, ServedSite, SharedSite, SiteModel,
     Units, METER,
 };
 use futures::future::BoxFuture;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
-const HEAD: &str = r#"
+/// A scenario's head with `meter` as the site meter on `transport`.
+fn head(meter: &str, transport: &str) -> String {
+    format!(
+        r#"
 name = "drivers"
 seed = 3
 duration_s = 3600
@@ -35,9 +46,11 @@ failsafe_current_a = 6.0
 [base_load]
 points = [[0, 3, 5, 7]]
 [meter]
-model = "eastron-sdm630"
-transport = "rtu"
-"#;
+model = "{meter}"
+transport = "{transport}"
+"#
+    )
+}
 
 /// Per-request timeout: long enough for a loaded machine, short enough for the timeout test.
 const TIMEOUT: Duration = Duration::from_millis(500);
@@ -63,7 +76,11 @@ fn fault(kind: &str, target: &str) -> String {
 }
 
 fn shared_site(parts: &[String]) -> SharedSite {
-    let text = format!("{HEAD}\n{}", parts.join("\n"));
+    shared_site_metered("eastron-sdm630", "rtu", parts)
+}
+
+fn shared_site_metered(meter: &str, transport: &str, parts: &[String]) -> SharedSite {
+    let text = format!("{}\n{}", head(meter, transport), parts.join("\n"));
     let scenario = Scenario::parse(&text, "drivers").unwrap();
     SiteModel::from_registry(&scenario).unwrap().into_shared()
 }
@@ -170,42 +187,133 @@ fn assert_matches_truth(model: &str, snap: &Snapshot, t: &ChargerTruth) {
     }
 }
 
-const TCP_CHARGERS: [&str; 8] = [
-    "alfen-eve",
-    "vestel-evc04",
-    "schneider-evlink-pro",
-    "abb-terra-ac",
-    "webasto-next",
-    "bender-cc613",
-    "phoenix-ev-eth",
-    "phoenix-charx",
-];
+fn transport_name(t: Transport) -> &'static str {
+    match t {
+        Transport::Tcp => "tcp",
+        Transport::Rtu => "rtu",
+    }
+}
 
+/// Every charger model in the registry, once over each transport it supports, on one site:
+/// the simulator serves each from its map and the driver reads what the site draws.
 #[tokio::test]
-async fn every_tcp_charger_reads_what_the_site_draws() {
+async fn every_charger_reads_what_the_site_draws_over_each_of_its_transports() {
+    let mut points = Vec::new();
+    for spec in registry::all().iter().filter(|m| m.charger.is_some()) {
+        for &t in spec.transports {
+            points.push((spec.name, t));
+        }
+    }
+    assert!(
+        points.iter().any(|(_, t)| *t == Transport::Rtu),
+        "some RTU charger"
+    );
     let mut parts = Vec::new();
-    for (i, model) in TCP_CHARGERS.iter().enumerate() {
+    for (i, (model, t)) in points.iter().enumerate() {
         let id = format!("cp-{}", i + 1);
-        parts.push(charger(&id, model, "tcp", None));
+        // Units of their own, so chargers sharing a line cannot collide at a default.
+        let unit = (*t == Transport::Rtu).then(|| 10 + i as u8);
+        parts.push(charger(&id, model, transport_name(*t), unit));
         parts.push(vehicle(&id, 16.0));
     }
     let s = shared_site(&parts);
     let served = serve_site(s.clone()).await.unwrap();
     step(&s, 30.0);
     let links = Links::new(Arc::new(TcpConnector));
-    for (i, model) in TCP_CHARGERS.iter().enumerate() {
+    for (i, (model, t)) in points.iter().enumerate() {
         let id = format!("cp-{}", i + 1);
-        let d = tcp_device(&links, &served, &id, model);
+        let d = match t {
+            Transport::Tcp => tcp_device(&links, &served, &id, model),
+            Transport::Rtu => {
+                let (bus, unit) = rtu_bus(&served, i + 1);
+                device(model, DeviceLink::rtu(links.rtu(&bus), unit))
+            }
+        };
         let snap = d
             .read_all()
             .await
-            .unwrap_or_else(|e| panic!("{model}: {e}"));
+            .unwrap_or_else(|e| panic!("{model} over {t:?}: {e}"));
         let t = truth(&s, &id);
         assert_eq!(t.grid_a, [16.0; 3], "{model}: the car draws its max");
         assert_matches_truth(model, &snap, &t);
+        // And the twin takes the setpoint the driver writes.
+        d.set_current_limit(10.0)
+            .await
+            .unwrap_or_else(|e| panic!("{model}: {e}"));
+        assert_eq!(truth(&s, &id).setpoint_a, Some(10.0), "{model}");
         let stats = d.io().stats();
         assert_eq!(stats.requests, stats.ok, "{model}: {stats:?}");
         assert!(stats.ok >= 1);
+    }
+}
+
+/// Every meter model in the registry as the site meter, over each transport it supports.
+#[tokio::test]
+async fn every_meter_reads_the_grid_over_each_of_its_transports() {
+    for spec in registry::all().iter().filter(|m| m.charger.is_none()) {
+        for &t in spec.transports {
+            let what = format!("{} over {t:?}", spec.name);
+            let s = shared_site_metered(
+                spec.name,
+                transport_name(t),
+                &[
+                    charger("cp-1", "alfen-eve", "tcp", None),
+                    vehicle("cp-1", 16.0),
+                ],
+            );
+            let served = serve_site(s.clone()).await.unwrap();
+            step(&s, 5.0);
+            let links = Links::new(Arc::new(TcpConnector));
+            let link = match t {
+                Transport::Tcp => {
+                    let port = served
+                        .endpoints
+                        .iter()
+                        .find_map(|e| match e.link {
+                            Link::Tcp { port } if e.device.index == METER => Some(port),
+                            _ => None,
+                        })
+                        .unwrap_or_else(|| panic!("{what}: not served over TCP"));
+                    DeviceLink::tcp(links.tcp("127.0.0.1", port, TIMEOUT), spec.default_unit)
+                }
+                Transport::Rtu => {
+                    let (bus, unit) = rtu_bus(&served, METER);
+                    DeviceLink::rtu(links.rtu(&bus), unit)
+                }
+            };
+            let meter = ModbusDevice::new(spec, link);
+            let snap = meter
+                .read_all()
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let grid = s.lock().unwrap().grid_current_a();
+            let r = &spec.readings;
+            for p in 0..3 {
+                assert_eq!(
+                    snap.current_a[p].is_some(),
+                    r.current[p].is_some(),
+                    "{what}"
+                );
+                if let Some(a) = snap.current_a[p] {
+                    assert!(
+                        close(a, grid[p], 1e-2),
+                        "{what} L{}: {a} vs {grid:?}",
+                        p + 1
+                    );
+                }
+                if let Some(v) = snap.voltage_v[p] {
+                    assert!(close(v, 230.0, 0.5), "{what}: voltage {v}");
+                }
+            }
+            if let Some(w) = snap.power_w {
+                let want = grid.iter().sum::<f64>() * 230.0;
+                assert!(close(w, want, want * 1e-3 + 1.0), "{what}: {w} W vs {want}");
+            }
+            assert!(
+                snap.energy_wh.is_some_and(|wh| wh > 0.0),
+                "{what}: {snap:?}"
+            );
+        }
     }
 }
 
@@ -424,4 +532,113 @@ async fn reconnects_after_the_alfen_drops_an_idle_connection() {
         "the drop is absorbed within the request: {st:?}"
     );
     assert_eq!(st.requests, st.ok);
+}
+
+/// Passes every request on to the real link, keeping a copy of what the driver sent.
+struct Recording {
+    link: DeviceLink,
+    sent: Mutex<Vec<Request>>,
+}
+
+impl RegisterIo for Recording {
+    async fn call(&self, request: Request) -> Result<Vec<u16>, ModbusError> {
+        self.sent.lock().unwrap().push(request.clone());
+        self.link.call(request).await
+    }
+}
+
+/// What the far end of a line made of each frame: a request, or the bytes it refused.
+type Parsed = Arc<Mutex<Vec<Result<Request, Vec<u8>>>>>;
+
+/// The far end of an RTU line that parses every frame with the simulator's framing and keeps
+/// what it understood (or the bytes it refused), answering reads with zeros and writes with
+/// their echo so the link moves on to the next request.
+async fn parse_rtu_frames(mut line: DuplexStream, parsed: Parsed) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        let n = match line.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        while let RtuLen::Complete(len) = rtu_request_len(&buf) {
+            let frame: Vec<u8> = buf.drain(..len).collect();
+            let pdu = &frame[1..len - 2];
+            let (kept, answer) = match parse_pdu(pdu) {
+                Ok(req) if crc_ok(&frame) => {
+                    let answer = match &req {
+                        Request::Read { table, count, .. } => {
+                            read_response(*table, &vec![0; usize::from(*count)])
+                        }
+                        _ => pdu[..5].to_vec(),
+                    };
+                    (Ok(req), answer)
+                }
+                _ => (
+                    Err(frame.clone()),
+                    exception_pdu(pdu[0], Exception::ILLEGAL_VALUE),
+                ),
+            };
+            parsed.lock().unwrap().push(kept);
+            let mut out = vec![frame[0]];
+            out.extend(answer);
+            if line.write_all(&with_crc(out)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Every request a model's driver sends (its planned reads and every write it can make),
+/// encoded by tokio-modbus onto an RTU line, must be parsed by the simulator as the very
+/// request the driver made: the encoder and the simulator's parser agree on the wire.
+#[tokio::test]
+async fn every_request_a_driver_sends_is_parsed_back_the_same_by_the_simulator() {
+    let mut writes = 0;
+    for spec in registry::all() {
+        let (near, far) = tokio::io::duplex(1024);
+        let parsed = Parsed::default();
+        let far_end = tokio::spawn(parse_rtu_frames(far, parsed.clone()));
+        let settings = RtuSettings {
+            name: "wire".into(),
+            timeout: TIMEOUT,
+            frame_gap: Duration::ZERO,
+        };
+        let link = DeviceLink::rtu(RtuBus::from_stream(near, settings), spec.default_unit);
+        let dev = ModbusDevice::new(
+            spec,
+            Recording {
+                link,
+                sent: Mutex::new(Vec::new()),
+            },
+        );
+        // Zeros are not a valid state or value for every model: only the requests matter.
+        let _ = dev.read_all().await;
+        if let Some(c) = spec.charger {
+            let _ = dev.set_current_limit(c.min_current_a).await;
+            let _ = dev.set_current_limit(16.0).await;
+            let _ = dev.set_current_limit(0.0).await;
+            let _ = dev.set_enabled(true).await;
+            let _ = dev.set_enabled(false).await;
+            let _ = dev.heartbeat().await;
+            if let Some(t) = dev.default_comms_timeout() {
+                let _ = dev.configure_comms_timeout(t).await;
+            }
+            let _ = dev.safe_current_a().await;
+            let _ = dev.set_safe_current_a(6.0).await;
+        }
+        let sent = dev.io().sent.lock().unwrap().clone();
+        writes += sent.iter().filter(|r| r.written().is_some()).count();
+        let got = parsed.lock().unwrap().clone();
+        let want: Vec<Result<Request, Vec<u8>>> = sent.into_iter().map(Ok).collect();
+        assert!(!want.is_empty(), "{} sent nothing", spec.name);
+        assert_eq!(
+            got, want,
+            "{}: the simulator parsed other requests",
+            spec.name
+        );
+        far_end.abort();
+    }
+    assert!(writes > 0, "no model wrote anything");
 }

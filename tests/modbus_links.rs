@@ -40,6 +40,7 @@ static TEST_MODEL: ModelSpec = ModelSpec {
         energy: None,
     },
     charger: None,
+    hex_addresses: false,
     confidence: "test",
 };
 

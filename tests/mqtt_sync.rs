@@ -4,6 +4,8 @@
 
 #[path = "support/mosquitto.rs"]
 mod mosquitto;
+#[path = "support/schema1.rs"]
+mod schema1;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -315,6 +317,49 @@ async fn sessions_and_alerts_arrive_in_order_with_every_field() {
     run.wake.notify_one();
     let more = sub.collect_until(WAIT, |m| !m.is_empty()).await;
     assert_eq!(more[0].json()["seq"], 41);
+    run.handle.shutdown().await;
+}
+
+/// A backlog left by the previous build (schema 1: no topic stored) is published after the
+/// upgrade byte for byte as before, each message on the topic its schema names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_from_schema_1_drains_to_its_topics() {
+    let broker = Mosquitto::start(Setup::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    {
+        let (store, _) = Store::open(&path).expect("store");
+        fill(&store, 0, 10).await;
+    }
+    let old = schema1::downgrade_to_schema_1(&path);
+    let (store, report) = Store::open(&path).expect("store");
+    assert_eq!(report.migrated_from, Some(1));
+
+    let mut sub = Subscriber::connect(
+        broker.port(),
+        "cloud",
+        &[&topic("sessions"), &topic("alerts")],
+        false,
+    )
+    .await;
+    let run = start(options(broker.port()), &store, None);
+    let msgs = sub.collect_until(WAIT, |m| m.len() >= 10).await;
+    assert_eq!(msgs.len(), 10);
+    for (m, old) in msgs.iter().zip(&old) {
+        assert_eq!(m.payload.as_slice(), old.as_slice());
+        let leaf = match m.json()["schema"].as_str() {
+            Some("evsite.alert.v1") => "alerts",
+            _ => "sessions",
+        };
+        assert_eq!(m.topic, topic(leaf));
+    }
+    assert_eq!(
+        msgs.iter().filter(|m| m.topic == topic("alerts")).count(),
+        2,
+        "every fifth is an alert"
+    );
+    outbox_drains(&store).await;
+    assert_eq!(store.is_synced("s-000003").expect("read"), Some(true));
     run.handle.shutdown().await;
 }
 

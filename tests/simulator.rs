@@ -424,9 +424,11 @@ async fn written_config_names_the_served_ports_and_lines() {
         };
         assert_eq!(entry["unit"].as_integer(), Some(i64::from(e.device.unit)));
         match &e.link {
-            Link::Tcp { port } => {
+            Link::Tcp { port } | Link::GatewayTcp { port } | Link::GatewayRtu { port } => {
                 assert_eq!(entry["port"].as_integer(), Some(i64::from(*port)));
                 assert_eq!(entry["host"].as_str(), Some("127.0.0.1"));
+                let framing = matches!(e.link, Link::GatewayRtu { .. }).then_some("rtu-over-tcp");
+                assert_eq!(entry.get("framing").and_then(|f| f.as_str()), framing);
             }
             Link::Rtu { bus, path, serial } => {
                 assert_eq!(entry["bus"].as_str(), Some(bus.as_str()));
@@ -457,7 +459,11 @@ async fn written_config_loads() {
             &cfg.chargers[e.device.index - 1].device.link
         };
         match (&e.link, link) {
-            (Link::Tcp { port }, CfgLink::Tcp { port: p, host, .. }) => {
+            (
+                Link::Tcp { port } | Link::GatewayTcp { port },
+                CfgLink::Tcp { port: p, host, .. },
+            )
+            | (Link::GatewayRtu { port }, CfgLink::RtuOverTcp { port: p, host, .. }) => {
                 assert_eq!((port, host.as_str()), (p, "127.0.0.1"))
             }
             (Link::Rtu { bus, path, .. }, CfgLink::Rtu { bus: b }) => {

@@ -8,9 +8,13 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use evsite::sessions::energy::{EnergySource, Sample};
 use evsite::sessions::machine::{RecordState, SessionRecord, StopReason};
 use evsite::store::{
-    OutboxEvent, SessionFilter, Store, StoreError, ALERT_SCHEMA, SCHEMA_VERSION, SESSION_SCHEMA,
+    OutboxEvent, OutboxTopic, SessionFilter, Store, StoreError, ALERT_SCHEMA, SCHEMA_VERSION,
+    SESSION_SCHEMA,
 };
 use serde_json::json;
+
+#[path = "support/schema1.rs"]
+mod schema1;
 
 fn t(h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 21, h, m, 0)
@@ -167,6 +171,128 @@ async fn a_session_its_samples_and_its_message_round_trip() {
     assert_eq!(store.alert("a-1").unwrap(), Some(alert));
     let (_, env) = store.outbox_from(2).next().unwrap().unwrap();
     assert_eq!(env.schema, ALERT_SCHEMA);
+}
+
+/// A session write's message goes to `sessions` and an alert's to `alerts`, and the topic is
+/// kept beside the payload, which is the envelope's JSON as published.
+#[tokio::test]
+async fn each_message_is_stored_with_its_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("db"));
+    let r = record("s-1", "cp-1", t(8, 0), RecordState::Active);
+    store
+        .put_session(&r, &[], event("session.started", &r))
+        .await
+        .unwrap();
+    let alert = json!({"alert_id": "a-1", "kind": "meter_lost", "state": "raised"});
+    let ev = OutboxEvent::new("depot-7", "alert.raised", t(9, 0), alert.clone());
+    store.put_alert("a-1", &alert, Some(ev)).await.unwrap();
+    let raw: Vec<_> = store.outbox_raw_from(1).map(|m| m.unwrap()).collect();
+    let envelopes: Vec<_> = store.outbox_from(1).map(|e| e.unwrap().1).collect();
+    let topics: Vec<_> = raw.iter().map(|m| (m.seq, m.topic)).collect();
+    assert_eq!(
+        topics,
+        vec![(1, OutboxTopic::Sessions), (2, OutboxTopic::Alerts)]
+    );
+    for (m, env) in raw.iter().zip(&envelopes) {
+        let wire: serde_json::Value = serde_json::from_slice(m.payload()).unwrap();
+        assert_eq!(wire, serde_json::to_value(env).unwrap());
+        assert_eq!(env.schema, m.topic.schema());
+    }
+}
+
+/// An outbox written by schema 1 (bare JSON, the topic only in the envelope's schema) is
+/// tagged when opened, and drains as if this build had written it.
+#[tokio::test]
+async fn a_schema_1_outbox_is_given_its_topics_and_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let r = record("s-1", "cp-1", t(8, 0), RecordState::Completed);
+    {
+        let store = open(&path);
+        store
+            .put_session(&r, &samples(t(8, 1), 2), event("session.completed", &r))
+            .await
+            .unwrap();
+        let alert = json!({"alert_id": "a-1", "kind": "meter_lost", "state": "raised"});
+        let ev = OutboxEvent::new("depot-7", "alert.raised", t(9, 0), alert.clone());
+        store.put_alert("a-1", &alert, Some(ev)).await.unwrap();
+    }
+    let old = schema1::downgrade_to_schema_1(&path);
+    assert_eq!(old.len(), 2);
+    assert!(old[0].starts_with(br#"{"schema":"evsite.session.v1""#));
+    assert!(old[1].starts_with(br#"{"schema":"evsite.alert.v1""#));
+    // Schema 1 readers (the history commands of this build) wait for the daemon's migration.
+    assert!(matches!(
+        Store::open_existing(&path),
+        Err(evsite::store::OpenExistingError::Store {
+            source: StoreError::NoMigration { from: 1, .. },
+            ..
+        })
+    ));
+
+    let (store, report) = Store::open(&path).unwrap();
+    assert_eq!(report.migrated_from, Some(1));
+    let raw: Vec<_> = store.outbox_raw_from(1).map(|m| m.unwrap()).collect();
+    assert_eq!(
+        raw.iter().map(|m| m.topic).collect::<Vec<_>>(),
+        vec![OutboxTopic::Sessions, OutboxTopic::Alerts]
+    );
+    for (m, old) in raw.iter().zip(&old) {
+        assert_eq!(
+            m.payload(),
+            old.as_slice(),
+            "published byte for byte as before"
+        );
+    }
+    assert_eq!(seqs(&store, 1), vec![1, 2]);
+    assert_eq!(store.next_seq().unwrap(), 3);
+    // Acknowledging the session's message still marks the session synced.
+    assert_eq!(store.is_synced("s-1").unwrap(), Some(false));
+    assert_eq!(store.ack_many(&[1, 2]).unwrap(), 2);
+    assert_eq!(store.is_synced("s-1").unwrap(), Some(true));
+    assert_eq!(store.outbox_len(), 0);
+    drop(store);
+    let (_, report) = Store::open(&path).unwrap();
+    assert_eq!(report.migrated_from, None, "migrated once");
+}
+
+/// The step is idempotent: a crash after part of the outbox was tagged, before the version
+/// was written, only means it runs again over entries of both layouts.
+#[tokio::test]
+async fn a_migration_cut_short_runs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let store = open(&path);
+        for i in 0..3 {
+            let r = record(&format!("s-{i}"), "cp-1", t(8, i), RecordState::Active);
+            store
+                .put_session(&r, &[], event("session.started", &r))
+                .await
+                .unwrap();
+        }
+    }
+    let old = schema1::downgrade_to_schema_1(&path);
+    {
+        // One entry already tagged, as a step cut short leaves it.
+        let db = sled::open(&path).unwrap();
+        let mut tagged = vec![1u8];
+        tagged.extend_from_slice(&old[1]);
+        db.open_tree("outbox")
+            .unwrap()
+            .insert(2u64.to_be_bytes(), tagged)
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let (store, report) = Store::open(&path).unwrap();
+    assert_eq!(report.migrated_from, Some(1));
+    let raw: Vec<_> = store.outbox_raw_from(1).map(|m| m.unwrap()).collect();
+    assert_eq!(raw.len(), 3);
+    for (m, old) in raw.iter().zip(&old) {
+        assert_eq!(m.topic, OutboxTopic::Sessions);
+        assert_eq!(m.payload(), old.as_slice());
+    }
 }
 
 #[tokio::test]

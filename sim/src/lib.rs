@@ -31,6 +31,8 @@ pub fn describe(e: &Endpoint) -> String {
     let d = &e.device;
     let link = match &e.link {
         Link::Tcp { port } => format!("tcp 127.0.0.1:{port}"),
+        Link::GatewayTcp { port } => format!("tcp 127.0.0.1:{port} (gateway)"),
+        Link::GatewayRtu { port } => format!("rtu-over-tcp 127.0.0.1:{port} (serial converter)"),
         Link::Rtu { bus, path, serial } => format!(
             "rtu {} (bus {bus}, {} baud, parity {:?}, {} stop bit(s))",
             path.display(),

@@ -22,7 +22,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve a scenario's meter and chargers over Modbus TCP (loopback) and RTU
-    /// (pseudo-terminals) in real time, until Ctrl-C or SIGTERM.
+    /// (pseudo-terminals) in real time, until Ctrl-C or SIGTERM. RS-485 devices with
+    /// `link = "gateway-tcp"` or `"gateway-rtu"` are served behind a simulated Modbus TCP
+    /// gateway or transparent serial converter on loopback instead.
     Serve {
         /// A scenario file, or the name of a shipped scenario (e.g. `small`).
         scenario: String,

@@ -43,6 +43,7 @@ pub enum RunError {
 /// Run the controller for `cfg` (read from `config_path`, which SIGHUP reloads) until a
 /// shutdown signal. Sets up the daemon's logging.
 pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), RunError> {
+    abort_on_panic();
     let log = super::logging::init_daemon(&cfg.log.level);
     // Caught before anything else: SIGHUP's default action would end the daemon.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -90,6 +91,19 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), RunError> {
         );
     }
     Ok(())
+}
+
+/// A panic anywhere — the loop, the pipeline, a link task whose panic tokio would otherwise
+/// catch and carry on without — ends the daemon at once, in every build as in the release
+/// build (`panic = "abort"`): a half-dead daemon is worse than none. The chargers' own
+/// fallbacks, written at start, then take over (invariant 3); systemd restarts the daemon,
+/// which picks its sessions up from the store.
+fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
 }
 
 /// Opens the database. One that cannot be opened was moved aside by [`Store::open`]; if even

@@ -144,7 +144,8 @@ pub struct RawBus {
     pub frame_gap_ms: Option<i64>,
 }
 
-/// The site main meter. The link is either `bus` (RTU) or `host`/`port` (TCP).
+/// The site main meter. The link is either `bus` (RTU) or `host`/`port` (TCP, or RTU frames
+/// over TCP to a transparent converter with `framing = "rtu-over-tcp"`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMeter {
@@ -155,8 +156,14 @@ pub struct RawMeter {
     pub host: Option<String>,
     #[serde(default)]
     pub port: Option<i64>,
+    /// With `host`: "tcp" (default) or "rtu-over-tcp" (a transparent serial converter).
+    #[serde(default)]
+    pub framing: Option<String>,
     #[serde(default)]
     pub timeout_ms: Option<i64>,
+    /// With `framing = "rtu-over-tcp"`; default: from the model's serial settings.
+    #[serde(default)]
+    pub frame_gap_ms: Option<i64>,
     #[serde(default)]
     pub unit: Option<i64>,
 }
@@ -175,7 +182,11 @@ pub struct RawCharger {
     #[serde(default)]
     pub port: Option<i64>,
     #[serde(default)]
+    pub framing: Option<String>,
+    #[serde(default)]
     pub timeout_ms: Option<i64>,
+    #[serde(default)]
+    pub frame_gap_ms: Option<i64>,
     #[serde(default)]
     pub unit: Option<i64>,
     #[serde(default = "default_phases")]
@@ -299,7 +310,7 @@ impl Default for RawLog {
     }
 }
 
-/// Request timeout of a TCP device when `timeout_ms` is not given.
+/// Request timeout of a TCP device (or one behind a gateway) when `timeout_ms` is not given.
 pub const DEFAULT_TCP_TIMEOUT_MS: i64 = 1000;
 
 fn default_phases() -> i64 {

@@ -74,6 +74,25 @@ pub enum Link {
     Rtu {
         bus: String,
     },
+    /// RTU frames tunnelled over TCP to a transparent serial converter: the line's rules
+    /// apply, one request at a time per `host:port` and `frame_gap` of silence between frames.
+    RtuOverTcp {
+        host: String,
+        port: u16,
+        timeout: Duration,
+        frame_gap: Duration,
+    },
+}
+
+impl Link {
+    /// The link kind as `evsite probe` and the logs name it: `tcp`, `rtu` or `rtu-over-tcp`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Link::Tcp { .. } => "tcp",
+            Link::Rtu { .. } => "rtu",
+            Link::RtuOverTcp { .. } => "rtu-over-tcp",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

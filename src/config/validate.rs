@@ -8,6 +8,7 @@ mod anomaly;
 mod circuits;
 mod devices;
 mod failsafe;
+mod links;
 mod services;
 
 use std::path::PathBuf;
@@ -38,9 +39,10 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
         interval_ms,
         bus_names: raw.bus.iter().map(|b| b.name.as_str()).collect(),
     };
-    let meter = devices::meter(&raw.meter, &ctx, rep);
-    let chargers = devices::chargers(&raw.charger, &ctx, rep);
-    devices::unique_links(raw, meter.as_ref(), &chargers, rep);
+    let mut meter = devices::meter(&raw.meter, &ctx, rep);
+    let mut chargers = devices::chargers(&raw.charger, &ctx, rep);
+    links::unique_links(raw, meter.as_ref(), &chargers, rep);
+    links::share_converter_lines(meter.as_mut(), &mut chargers);
     let circuits = circuits::circuits(&raw.circuit, &raw.charger, rep);
     if let (Some(site), Some(chargers)) = (&site, all(&chargers)) {
         failsafe::check(site, &chargers, &circuits, rep);

@@ -9,13 +9,10 @@ use crate::devices::traits::{CommsTimeout, SafeCurrent};
 use crate::devices::{DeviceError, ModbusDevice};
 use crate::modbus::DeviceLink;
 
-/// Setpoint resolution of a charger model: a register in whole amps takes whole amps,
-/// finer ones (mA, float) get 0.1 A.
+/// Setpoint resolution of a charger model, as its spec states it; 0.1 A for a model that is
+/// not a charger.
 pub fn setpoint_step_a(model: &crate::devices::model::ModelSpec) -> f64 {
-    match model.charger.map(|c| c.setpoint.scale) {
-        Some(scale) if scale >= 1.0 => 1.0,
-        _ => 0.1,
-    }
+    model.charger.map_or(0.1, |c| c.setpoint_step_a)
 }
 
 /// How often a setpoint must be rewritten though unchanged, so the charger does not fall back

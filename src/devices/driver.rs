@@ -6,16 +6,16 @@ use std::time::Duration;
 use super::codec::decode_number;
 use super::error::DeviceError;
 use super::model::{ChargerSpec, EnergyScope, ModelSpec};
-use super::plan::{plan_reads, plan_registers, ReadBlock};
-use super::regmap::{DataType, Register, Table};
+use super::plan::{plan_reads, plan_registers};
+use super::regmap::{DataType, Register};
 use super::state::{decode_state, state_registers};
 use super::traits::{
     ChargeStateReader, CommsTimeout, CurrentLimit, EnablePause, EnergyRegister, Heartbeat,
     PhaseCurrents, PhaseVoltages, Power, ReadAll, SafeCurrent, Snapshot,
 };
-use super::write::{encode_write, WriteOp};
+use super::write::encode_write;
 use crate::devices::codec::CodecError;
-use crate::modbus::RegisterIo;
+use crate::modbus::{RegisterIo, Request};
 
 /// A device of a known model behind a register link.
 #[derive(Debug)]
@@ -23,12 +23,12 @@ pub struct ModbusDevice<L: RegisterIo> {
     spec: &'static ModelSpec,
     io: L,
     /// The coalesced reads of `read_all`, computed once.
-    plan: Vec<ReadBlock>,
+    plan: Vec<Request>,
 }
 
 /// Registers read in blocks, and the words each block returned.
 struct Fetched {
-    blocks: Vec<ReadBlock>,
+    blocks: Vec<Request>,
     data: Vec<Vec<u16>>,
 }
 
@@ -91,7 +91,7 @@ impl<L: RegisterIo> ModbusDevice<L> {
     }
 
     /// The reads `read_all` issues.
-    pub fn plan(&self) -> &[ReadBlock] {
+    pub fn plan(&self) -> &[Request] {
         &self.plan
     }
 
@@ -102,10 +102,10 @@ impl<L: RegisterIo> ModbusDevice<L> {
             .ok_or(DeviceError::Unsupported(what))
     }
 
-    async fn fetch(&self, blocks: Vec<ReadBlock>) -> Result<Fetched, DeviceError> {
+    async fn fetch(&self, blocks: Vec<Request>) -> Result<Fetched, DeviceError> {
         let mut data = Vec::with_capacity(blocks.len());
         for b in &blocks {
-            data.push(self.io.read(b.table, b.addr, b.count).await?);
+            data.push(self.io.call(b.clone()).await?);
         }
         Ok(Fetched { blocks, data })
     }
@@ -133,17 +133,9 @@ impl<L: RegisterIo> ModbusDevice<L> {
         self.fetch_regs(&present).await?.phases(regs)
     }
 
-    async fn write(&self, op: WriteOp) -> Result<(), DeviceError> {
-        match op {
-            WriteOp::Single { addr, value } => self.io.write_single(addr, value).await?,
-            WriteOp::Multiple { addr, values } => self.io.write_multiple(addr, &values).await?,
-            WriteOp::Coil { addr, on } => self.io.write_coil(addr, on).await?,
-        }
-        Ok(())
-    }
-
     async fn write_value(&self, reg: &Register, value: f64) -> Result<(), DeviceError> {
-        self.write(encode_write(reg, value)?).await
+        self.io.call(encode_write(reg, value)?).await?;
+        Ok(())
     }
 
     fn assemble(&self, f: &Fetched) -> Result<Snapshot, DeviceError> {
@@ -351,14 +343,6 @@ impl<L: RegisterIo> SafeCurrent for ModbusDevice<L> {
             .safe_current
             .ok_or(DeviceError::Unsupported("safe current"))?;
         self.write_value(&reg, floor_to_step(&reg, amps)).await
-    }
-}
-
-/// Which table a write lands in, for link layers and simulators that keep a register bank.
-pub fn write_table(op: &WriteOp) -> Table {
-    match op {
-        WriteOp::Coil { .. } => Table::Coil,
-        _ => Table::Holding,
     }
 }
 

@@ -152,6 +152,10 @@ pub struct ChargerSpec {
     pub setpoint: Register,
     /// Setpoints below this pause the charger; evsite writes 0 to pause.
     pub min_current_a: f64,
+    /// The resolution the control loop allocates this charger's current in: whole amps for
+    /// most, 0.1 A where the register counts mA. Every multiple of it above the minimum must
+    /// survive the setpoint register's encoding unchanged.
+    pub setpoint_step_a: f64,
     /// The current limit the charger actually applies (read-only), where it reports one
     /// apart from the setpoint (Alfen: 1206).
     pub applied_current: Option<Register>,
@@ -166,6 +170,9 @@ pub struct ChargerSpec {
     pub energy_scope: EnergyScope,
     /// The charger closes a connection idle for this long (Alfen: 60 s).
     pub idle_close_s: Option<u32>,
+    /// What the charger does on its own when evsite stops talking to it, as far as known
+    /// (for docs/devices.md).
+    pub fallback: &'static str,
 }
 
 /// A supported device model.
@@ -184,6 +191,8 @@ pub struct ModelSpec {
     pub phases: u8,
     pub readings: Readings,
     pub charger: Option<ChargerSpec>,
+    /// The manufacturer's document numbers registers in hex; listings follow it.
+    pub hex_addresses: bool,
     /// How sure the register map is, and from where.
     pub confidence: &'static str,
 }

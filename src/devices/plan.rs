@@ -4,32 +4,14 @@
 use super::model::ModelSpec;
 use super::regmap::{Register, Table};
 use super::state::state_registers;
+use crate::modbus::request::{Request, MAX_READ};
 
 /// Largest register span one read may cover (the Modbus limit for FC3/FC4).
-pub const MAX_SPAN: u16 = 125;
+pub const MAX_SPAN: u16 = MAX_READ;
 /// Largest hole between two registers still bridged by one read: reading a few unused words
 /// is cheaper than a second round trip, but a long stretch of undefined registers is more
 /// likely to be refused by the device.
 pub const MAX_GAP: u16 = 40;
-
-/// One read request: `count` words from `addr` in `table`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ReadBlock {
-    pub table: Table,
-    pub addr: u16,
-    pub count: u16,
-}
-
-impl ReadBlock {
-    /// The words of `reg` within this block's answer, if the block covers it.
-    pub fn slice<'a>(&self, reg: &Register, words: &'a [u16]) -> Option<&'a [u16]> {
-        if reg.table != self.table || reg.addr < self.addr {
-            return None;
-        }
-        let start = usize::from(reg.addr - self.addr);
-        words.get(start..start + usize::from(reg.words()))
-    }
-}
 
 /// Everything `read_all` reads for a model: readings, state registers, applied current.
 pub fn snapshot_registers(spec: &ModelSpec) -> Vec<Register> {
@@ -49,28 +31,34 @@ pub fn snapshot_registers(spec: &ModelSpec) -> Vec<Register> {
     regs
 }
 
-/// Group registers into reads: same table, sorted by address, a block grows while its span
-/// stays within [`MAX_SPAN`] and the hole before the next register within [`MAX_GAP`].
-pub fn plan_registers(regs: &[Register]) -> Vec<ReadBlock> {
+/// Group registers into reads ([`Request::Read`]): same table, sorted by address, a block
+/// grows while its span stays within [`MAX_SPAN`] and the hole before the next register
+/// within [`MAX_GAP`].
+pub fn plan_registers(regs: &[Register]) -> Vec<Request> {
     let mut sorted: Vec<(Table, u16, u16)> =
         regs.iter().map(|r| (r.table, r.addr, r.words())).collect();
     sorted.sort_by_key(|&(t, a, _)| (table_rank(t), a));
-    let mut blocks: Vec<ReadBlock> = Vec::new();
+    let mut blocks: Vec<Request> = Vec::new();
     for (table, addr, words) in sorted {
         let end = u32::from(addr) + u32::from(words);
-        if let Some(b) = blocks.last_mut() {
-            let b_end = u32::from(b.addr) + u32::from(b.count);
-            let fits = b.table == table
-                && end - u32::from(b.addr) <= u32::from(MAX_SPAN)
+        if let Some(Request::Read {
+            table: b_table,
+            addr: b_addr,
+            count: b_count,
+        }) = blocks.last_mut()
+        {
+            let b_end = u32::from(*b_addr) + u32::from(*b_count);
+            let fits = *b_table == table
+                && end - u32::from(*b_addr) <= u32::from(MAX_SPAN)
                 && u32::from(addr) <= b_end + u32::from(MAX_GAP);
             if fits {
                 // Overlapping or repeated registers only extend the block when they reach
                 // further.
-                b.count = (end.max(b_end) - u32::from(b.addr)) as u16;
+                *b_count = (end.max(b_end) - u32::from(*b_addr)) as u16;
                 continue;
             }
         }
-        blocks.push(ReadBlock {
+        blocks.push(Request::Read {
             table,
             addr,
             count: words,
@@ -88,7 +76,7 @@ fn table_rank(t: Table) -> u8 {
 }
 
 /// The reads `read_all` issues for a model.
-pub fn plan_reads(spec: &ModelSpec) -> Vec<ReadBlock> {
+pub fn plan_reads(spec: &ModelSpec) -> Vec<Request> {
     plan_registers(&snapshot_registers(spec))
 }
 
@@ -98,7 +86,7 @@ mod tests {
     use crate::devices::registry;
     use crate::devices::regmap::DataType;
 
-    fn plan(name: &str) -> Vec<ReadBlock> {
+    fn plan(name: &str) -> Vec<Request> {
         plan_reads(registry::find(name).unwrap())
     }
 
@@ -108,7 +96,7 @@ mod tests {
         // energy at 0x48 ends the block at 0x4A.
         assert_eq!(
             plan("eastron-sdm630"),
-            vec![ReadBlock {
+            vec![Request::Read {
                 table: Table::Input,
                 addr: 0x00,
                 count: 0x4A
@@ -120,7 +108,7 @@ mod tests {
     fn abb_terra_is_one_read() {
         assert_eq!(
             plan("abb-terra-ac"),
-            vec![ReadBlock {
+            vec![Request::Read {
                 table: Table::Holding,
                 addr: 0x400C,
                 count: 0x14
@@ -134,12 +122,12 @@ mod tests {
         assert_eq!(
             plan("bender-cc613"),
             vec![
-                ReadBlock {
+                Request::Read {
                     table: Table::Holding,
                     addr: 122,
                     count: 1
                 },
-                ReadBlock {
+                Request::Read {
                     table: Table::Holding,
                     addr: 212,
                     count: 16
@@ -150,12 +138,12 @@ mod tests {
         assert_eq!(
             plan("phoenix-ev-eth"),
             vec![
-                ReadBlock {
+                Request::Read {
                     table: Table::Holding,
                     addr: 904,
                     count: 2
                 },
-                ReadBlock {
+                Request::Read {
                     table: Table::Input,
                     addr: 100,
                     count: 22
@@ -171,8 +159,8 @@ mod tests {
             .collect();
         let blocks = plan_registers(&regs);
         assert_eq!(blocks.len(), 2);
-        assert!(blocks.iter().all(|b| b.count <= MAX_SPAN));
-        assert_eq!(blocks[0].count + blocks[1].count, 140);
+        assert!(blocks.iter().all(|b| b.count() <= MAX_SPAN));
+        assert_eq!(blocks[0].count() + blocks[1].count(), 140);
     }
 
     #[test]
@@ -180,12 +168,12 @@ mod tests {
         for m in registry::all() {
             let blocks = plan_reads(m);
             for b in &blocks {
-                assert!(b.count <= MAX_SPAN, "{}", m.name);
+                assert!(b.count() <= MAX_SPAN, "{}", m.name);
             }
             for reg in snapshot_registers(m) {
                 let covering = blocks
                     .iter()
-                    .filter(|b| b.slice(&reg, &vec![0; usize::from(b.count)]).is_some())
+                    .filter(|b| b.slice(&reg, &vec![0; usize::from(b.count())]).is_some())
                     .count();
                 assert_eq!(covering, 1, "{} register {}", m.name, reg.addr);
             }

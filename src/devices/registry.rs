@@ -1,35 +1,16 @@
 //! Every supported model, looked up by its config name.
 
-use super::chargers;
-use super::meters;
 use super::model::ModelSpec;
 
-static ALL: [&ModelSpec; 15] = [
-    &meters::eastron_sdm630::SPEC,
-    &meters::eastron_sdm72d::SPEC,
-    &meters::eastron_sdm120::SPEC,
-    &meters::carlo_gavazzi_em24::SPEC,
-    &meters::carlo_gavazzi_em340::SPEC,
-    &meters::abb_b23::SPEC,
-    &chargers::alfen_eve::SPEC,
-    &chargers::abb_terra_ac::SPEC,
-    &chargers::phoenix_ev_eth::SPEC,
-    &chargers::phoenix_charx::SPEC,
-    &chargers::bender_cc613::SPEC,
-    &chargers::mennekes_amtron_compact::SPEC,
-    &chargers::schneider_evlink_pro::SPEC,
-    &chargers::vestel_evc04::SPEC,
-    &chargers::webasto_next::SPEC,
-];
-
-/// All models, meters first, in a stable order (the `evsite models` listing).
+/// All models, meters first, each group in file-name order (the `evsite models` listing).
+/// Every file in `src/devices/meters` and `src/devices/chargers` is one (see build.rs).
 pub fn all() -> &'static [&'static ModelSpec] {
-    &ALL
+    super::MODELS
 }
 
 /// The model with this config name (`"eastron-sdm630"`), if supported.
 pub fn find(name: &str) -> Option<&'static ModelSpec> {
-    ALL.iter().copied().find(|m| m.name == name)
+    all().iter().copied().find(|m| m.name == name)
 }
 
 #[cfg(test)]
@@ -73,6 +54,63 @@ mod tests {
                 "{}",
                 m.name
             );
+        }
+    }
+
+    /// Each file in a model folder is the model of its name and of that folder's kind, and
+    /// meters come first.
+    #[test]
+    fn every_model_file_is_the_model_it_is_named_after() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/src/devices");
+        let mut files = 0;
+        for (dir, kind) in [
+            ("meters", DeviceKind::Meter),
+            ("chargers", DeviceKind::Charger),
+        ] {
+            for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
+                let path = entry.unwrap().path();
+                let stem = path.file_stem().unwrap().to_str().unwrap();
+                let m = find(&stem.replace('_', "-"))
+                    .unwrap_or_else(|| panic!("{}: no model named after it", path.display()));
+                assert_eq!(m.kind, kind, "{}", m.name);
+                files += 1;
+            }
+        }
+        assert_eq!(files, all().len());
+        let first_charger = all().iter().position(|m| m.kind == DeviceKind::Charger);
+        assert!(all()[first_charger.unwrap_or(0)..]
+            .iter()
+            .all(|m| m.kind == DeviceKind::Charger));
+    }
+
+    /// The loop allocates in the model's steps; each must reach the charger unchanged (a
+    /// 0.1 A step on a whole-amp register would be rounded away).
+    #[test]
+    fn setpoint_steps_survive_the_setpoint_register() {
+        use crate::devices::codec::decode_number;
+        use crate::devices::write::encode_write;
+        use crate::modbus::Request;
+        for m in all() {
+            let Some(c) = m.charger else { continue };
+            assert!(
+                c.setpoint_step_a > 0.0 && c.setpoint_step_a <= 1.0,
+                "{}",
+                m.name
+            );
+            for k in 0..20 {
+                let amps = c.min_current_a + f64::from(k) * c.setpoint_step_a;
+                let words = match encode_write(&c.setpoint, amps).unwrap() {
+                    Request::WriteSingle { value, .. } => vec![value],
+                    Request::WriteMultiple { values, .. } => values,
+                    other => panic!("{}: the setpoint is written as {other:?}", m.name),
+                };
+                let back = decode_number(&c.setpoint, &words).unwrap().unwrap();
+                assert!(
+                    (back - amps).abs() < 1e-6,
+                    "{}: {amps} A came back {back}",
+                    m.name
+                );
+            }
         }
     }
 }

@@ -4,32 +4,22 @@
 use super::codec::{encode_number, CodecError};
 use super::error::DeviceError;
 use super::regmap::{Register, WriteFn};
-
-/// One Modbus write request.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum WriteOp {
-    /// FC6, write single register.
-    Single { addr: u16, value: u16 },
-    /// FC16, write multiple registers (a multi-word value in one request).
-    Multiple { addr: u16, values: Vec<u16> },
-    /// FC5, write single coil.
-    Coil { addr: u16, on: bool },
-}
+use crate::modbus::Request;
 
 /// The request that writes the engineering `value` to `reg` with the register's [`WriteFn`].
-pub fn encode_write(reg: &Register, value: f64) -> Result<WriteOp, DeviceError> {
+pub fn encode_write(reg: &Register, value: f64) -> Result<Request, DeviceError> {
     let Some(write) = reg.write else {
         return Err(DeviceError::Unsupported("writing a read-only register"));
     };
     match write {
-        WriteFn::Coil => Ok(WriteOp::Coil {
+        WriteFn::Coil => Ok(Request::WriteCoil {
             addr: reg.addr,
             on: value != 0.0,
         }),
         WriteFn::Single => {
             let words = encode_number(reg, value)?;
             match words.as_slice() {
-                [w] => Ok(WriteOp::Single {
+                [w] => Ok(Request::WriteSingle {
                     addr: reg.addr,
                     value: *w,
                 }),
@@ -42,7 +32,7 @@ pub fn encode_write(reg: &Register, value: f64) -> Result<WriteOp, DeviceError> 
                 .into()),
             }
         }
-        WriteFn::Multiple => Ok(WriteOp::Multiple {
+        WriteFn::Multiple => Ok(Request::WriteMultiple {
             addr: reg.addr,
             values: encode_number(reg, value)?,
         }),
@@ -59,7 +49,7 @@ mod tests {
         let r = Register::holding(5004, DataType::U16).writable(WriteFn::Single);
         assert_eq!(
             encode_write(&r, 16.0).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 5004,
                 value: 16
             }
@@ -73,7 +63,7 @@ mod tests {
             .writable(WriteFn::Multiple);
         assert_eq!(
             encode_write(&r, 16.0).unwrap(),
-            WriteOp::Multiple {
+            Request::WriteMultiple {
                 addr: 0x4100,
                 values: vec![0x0000, 0x3E80]
             }
@@ -85,14 +75,14 @@ mod tests {
         let r = Register::coil(400);
         assert_eq!(
             encode_write(&r, 1.0).unwrap(),
-            WriteOp::Coil {
+            Request::WriteCoil {
                 addr: 400,
                 on: true
             }
         );
         assert_eq!(
             encode_write(&r, 0.0).unwrap(),
-            WriteOp::Coil {
+            Request::WriteCoil {
                 addr: 400,
                 on: false
             }

@@ -1,6 +1,7 @@
 //! One request/response exchange on a tokio-modbus client context, shared by the TCP and RTU
-//! link tasks: the request message the handles send to a link task, the call under a timeout
-//! (tokio-modbus has none), and the mapping of its nested result onto [`ModbusError`].
+//! link tasks: the job the handles queue to a link task (a [`Request`] for one unit), the call
+//! under a timeout (tokio-modbus has none), and the mapping of its nested result onto
+//! [`ModbusError`].
 
 use std::io;
 use std::time::Duration;
@@ -10,16 +11,8 @@ use tokio_modbus::client::{Context, Reader, Writer};
 use tokio_modbus::slave::{Slave, SlaveContext};
 
 use super::error::ModbusError;
+use super::request::Request;
 use crate::devices::regmap::Table;
-
-/// What to do with the registers of one unit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Op {
-    Read { table: Table, addr: u16, count: u16 },
-    WriteSingle { addr: u16, value: u16 },
-    WriteMultiple { addr: u16, values: Vec<u16> },
-    WriteCoil { addr: u16, on: bool },
-}
 
 /// The answer to one request: read values (empty for writes), and whether the link had to be
 /// re-established to serve it (counted on the requesting device).
@@ -42,7 +35,7 @@ impl Outcome {
 #[derive(Debug)]
 pub(crate) struct Job {
     pub(crate) unit: u8,
-    pub(crate) op: Op,
+    pub(crate) request: Request,
     pub(crate) timeout: Duration,
     pub(crate) reply: oneshot::Sender<Outcome>,
 }
@@ -52,11 +45,16 @@ pub(crate) struct Job {
 pub(crate) const QUEUE: usize = 64;
 
 /// Send a request to a link task and wait for its answer.
-pub(crate) async fn submit(tx: &mpsc::Sender<Job>, unit: u8, op: Op, timeout: Duration) -> Outcome {
+pub(crate) async fn submit(
+    tx: &mpsc::Sender<Job>,
+    unit: u8,
+    request: Request,
+    timeout: Duration,
+) -> Outcome {
     let (reply, answer) = oneshot::channel();
     let job = Job {
         unit,
-        op,
+        request,
         timeout,
         reply,
     };
@@ -72,23 +70,23 @@ pub(crate) async fn submit(tx: &mpsc::Sender<Job>, unit: u8, op: Op, timeout: Du
 pub(crate) async fn execute(
     ctx: &mut Context,
     unit: u8,
-    op: &Op,
+    request: &Request,
     timeout: Duration,
 ) -> Result<Vec<u16>, ModbusError> {
     ctx.set_slave(Slave(unit));
     let call = async {
-        match op {
-            Op::Read {
+        match request {
+            Request::Read {
                 table: Table::Holding,
                 addr,
                 count,
             } => ctx.read_holding_registers(*addr, *count).await,
-            Op::Read {
+            Request::Read {
                 table: Table::Input,
                 addr,
                 count,
             } => ctx.read_input_registers(*addr, *count).await,
-            Op::Read {
+            Request::Read {
                 table: Table::Coil,
                 addr,
                 count,
@@ -96,15 +94,15 @@ pub(crate) async fn execute(
                 .read_coils(*addr, *count)
                 .await
                 .map(|r| r.map(|bits| bits.into_iter().map(u16::from).collect())),
-            Op::WriteSingle { addr, value } => ctx
+            Request::WriteSingle { addr, value } => ctx
                 .write_single_register(*addr, *value)
                 .await
                 .map(|r| r.map(|()| Vec::new())),
-            Op::WriteMultiple { addr, values } => ctx
+            Request::WriteMultiple { addr, values } => ctx
                 .write_multiple_registers(*addr, values)
                 .await
                 .map(|r| r.map(|()| Vec::new())),
-            Op::WriteCoil { addr, on } => ctx
+            Request::WriteCoil { addr, on } => ctx
                 .write_single_coil(*addr, *on)
                 .await
                 .map(|r| r.map(|()| Vec::new())),

@@ -1,5 +1,6 @@
 //! The pool of links built from the validated config, and [`DeviceLink`]: one device (a unit
-//! id behind a TCP connection or on a serial line) with its own counters and label.
+//! id behind a TCP connection, on a serial line, or on the line behind a serial converter
+//! reached over TCP) with its own counters and label.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -7,13 +8,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::error::ModbusError;
-use super::exchange::Op;
-use super::rtu::RtuBus;
+use super::request::Request;
+use super::rtu::{RtuBus, RtuSettings};
 use super::stats::{Stats, StatsSnapshot};
 use super::tcp::{Connector, TcpLink};
 use super::RegisterIo;
 use crate::config::{Bus, Device, Link};
-use crate::devices::regmap::Table;
 
 /// Building a device's link from the config failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,12 +22,13 @@ pub enum LinkError {
     UnknownBus(String),
 }
 
-/// Every link of the site: one task per TCP endpoint and one per serial line, however many
-/// devices share it.
+/// Every link of the site: one task per TCP endpoint, one per serial line and one per serial
+/// converter, however many devices share it.
 pub struct Links {
     connector: Arc<dyn Connector>,
     tcp: Mutex<HashMap<(String, u16), TcpLink>>,
     rtu: Mutex<HashMap<String, RtuBus>>,
+    converters: Mutex<HashMap<(String, u16), RtuBus>>,
 }
 
 impl fmt::Debug for Links {
@@ -42,6 +43,7 @@ impl Links {
             connector,
             tcp: Mutex::new(HashMap::new()),
             rtu: Mutex::new(HashMap::new()),
+            converters: Mutex::new(HashMap::new()),
         }
     }
 
@@ -51,6 +53,33 @@ impl Links {
         let mut tcp = self.tcp.lock().unwrap_or_else(PoisonError::into_inner);
         tcp.entry((host.to_owned(), port))
             .or_insert_with(|| TcpLink::spawn(self.connector.clone(), host, port, timeout))
+            .with_timeout(timeout)
+    }
+
+    /// The line behind the transparent serial converter at `host:port` (RTU frames over TCP),
+    /// started on first use with `frame_gap`; requests through the returned handle use
+    /// `timeout`. Must be called within a tokio runtime.
+    pub fn rtu_over_tcp(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+        frame_gap: Duration,
+    ) -> RtuBus {
+        let mut converters = self
+            .converters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        converters
+            .entry((host.to_owned(), port))
+            .or_insert_with(|| {
+                let settings = RtuSettings {
+                    name: format!("{host}:{port}"),
+                    timeout,
+                    frame_gap,
+                };
+                RtuBus::over_tcp(self.connector.clone(), host, port, settings)
+            })
             .with_timeout(timeout)
     }
 
@@ -78,6 +107,15 @@ impl Links {
                 port,
                 timeout,
             } => Ok(DeviceLink::tcp(self.tcp(host, *port, *timeout), dev.unit)),
+            Link::RtuOverTcp {
+                host,
+                port,
+                timeout,
+                frame_gap,
+            } => Ok(DeviceLink::rtu_over_tcp(
+                self.rtu_over_tcp(host, *port, *timeout, *frame_gap),
+                dev.unit,
+            )),
             Link::Rtu { bus: name } => {
                 let known = {
                     let rtu = self.rtu.lock().unwrap_or_else(PoisonError::into_inner);
@@ -127,6 +165,13 @@ impl DeviceLink {
         Self::new(unit, Via::Rtu(bus), label)
     }
 
+    /// Unit `unit` on the line behind a serial converter; labelled "rtu-over-tcp host:port
+    /// unit N" (the line is named after the converter's address).
+    pub fn rtu_over_tcp(bus: RtuBus, unit: u8) -> Self {
+        let label = format!("rtu-over-tcp {} unit {unit}", bus.name());
+        Self::new(unit, Via::Rtu(bus), label)
+    }
+
     fn new(unit: u8, via: Via, label: String) -> Self {
         DeviceLink {
             unit,
@@ -147,37 +192,18 @@ impl DeviceLink {
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
     }
+}
 
-    async fn call(&self, op: Op) -> Result<Vec<u16>, ModbusError> {
+impl RegisterIo for DeviceLink {
+    async fn call(&self, request: Request) -> Result<Vec<u16>, ModbusError> {
         let outcome = match &self.via {
-            Via::Tcp(link) => link.call(self.unit, op).await,
-            Via::Rtu(bus) => bus.call(self.unit, op).await,
+            Via::Tcp(link) => link.call(self.unit, request).await,
+            Via::Rtu(bus) => bus.call(self.unit, request).await,
         };
         if outcome.reconnected {
             self.stats.reconnected();
         }
         self.stats.record(&self.label, &outcome.result);
         outcome.result
-    }
-}
-
-impl RegisterIo for DeviceLink {
-    async fn read(&self, table: Table, addr: u16, count: u16) -> Result<Vec<u16>, ModbusError> {
-        self.call(Op::Read { table, addr, count }).await
-    }
-
-    async fn write_single(&self, addr: u16, value: u16) -> Result<(), ModbusError> {
-        self.call(Op::WriteSingle { addr, value }).await.map(drop)
-    }
-
-    async fn write_multiple(&self, addr: u16, values: &[u16]) -> Result<(), ModbusError> {
-        let values = values.to_vec();
-        self.call(Op::WriteMultiple { addr, values })
-            .await
-            .map(drop)
-    }
-
-    async fn write_coil(&self, addr: u16, on: bool) -> Result<(), ModbusError> {
-        self.call(Op::WriteCoil { addr, on }).await.map(drop)
     }
 }

@@ -5,6 +5,11 @@
 //! state is then unknown) is dropped, whatever is still arriving is read and discarded until
 //! the line is quiet, and a fresh context is made on the same port. If the port itself fails
 //! (USB adapter unplugged), it is reopened by path with backoff.
+//!
+//! A transparent serial converter (RTU frames tunnelled over TCP) is the same line at the end
+//! of a TCP connection: the same task and timing rules, with the connection as the "port",
+//! re-made with backoff when it fails. A reused connection that proves dead (the converter
+//! restarted, or drops idle clients) is re-made within the request that found out.
 
 use std::fmt;
 use std::io;
@@ -23,8 +28,9 @@ use tokio_modbus::slave::Slave;
 
 use super::backoff::Backoff;
 use super::error::{ErrorKind, ModbusError};
-use super::exchange::{self, Job, Op, Outcome};
-use super::tcp::{AsyncStream, BoxedStream};
+use super::exchange::{self, Job, Outcome};
+use super::request::Request;
+use super::tcp::{AsyncStream, BoxedStream, Connector};
 use crate::config::Bus;
 use crate::devices::model::Parity;
 
@@ -84,6 +90,33 @@ impl RtuBus {
         Self::spawn(PortSource::Stream(Some(Box::new(stream))), settings)
     }
 
+    /// The line behind a transparent serial converter at `host:port`, reached through
+    /// `connector` on the first request and reconnected with backoff after a failure.
+    /// `settings.timeout` also bounds each connection attempt.
+    pub fn over_tcp(
+        connector: Arc<dyn Connector>,
+        host: &str,
+        port: u16,
+        settings: RtuSettings,
+    ) -> RtuBus {
+        let source = PortSource::Tcp {
+            connector,
+            host: host.to_owned(),
+            port,
+            timeout: settings.timeout,
+        };
+        Self::spawn(source, settings)
+    }
+
+    /// The same line, with another per-request timeout (devices on one converter may be
+    /// configured differently).
+    pub fn with_timeout(&self, timeout: Duration) -> RtuBus {
+        RtuBus {
+            timeout,
+            ..self.clone()
+        }
+    }
+
     fn spawn(source: PortSource, settings: RtuSettings) -> RtuBus {
         let (tx, rx) = mpsc::channel(exchange::QUEUE);
         let task = BusTask {
@@ -112,8 +145,8 @@ impl RtuBus {
         self.timeout
     }
 
-    pub(crate) async fn call(&self, unit: u8, op: Op) -> Outcome {
-        exchange::submit(&self.tx, unit, op, self.timeout).await
+    pub(crate) async fn call(&self, unit: u8, request: Request) -> Outcome {
+        exchange::submit(&self.tx, unit, request, self.timeout).await
     }
 }
 
@@ -121,6 +154,13 @@ enum PortSource {
     Path(Bus),
     /// Taken when first used; `None` afterwards.
     Stream(Option<BoxedStream>),
+    /// A TCP connection to a transparent serial converter.
+    Tcp {
+        connector: Arc<dyn Connector>,
+        host: String,
+        port: u16,
+        timeout: Duration,
+    },
 }
 
 /// The open port, shared between the current client context and the task, so that the
@@ -233,7 +273,7 @@ impl BusTask {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         // Ends when every handle is gone; the port is closed with the task.
         while let Some(job) = rx.recv().await {
-            let outcome = self.handle(job.unit, &job.op, job.timeout).await;
+            let outcome = self.handle(job.unit, &job.request, job.timeout).await;
             // Answer first, then clean up the line: the caller need not wait for that.
             let _ = job.reply.send(outcome);
             if self.dirty {
@@ -242,55 +282,74 @@ impl BusTask {
         }
     }
 
-    async fn handle(&mut self, unit: u8, op: &Op, timeout: Duration) -> Outcome {
-        let reconnected = match self.ensure_port() {
-            Ok(reopened) => reopened,
-            Err(err) => return Outcome::new(Err(err)),
-        };
-        let Some(port) = self.port.clone() else {
-            return Outcome::new(Err(ModbusError::Link("port closed".into())));
-        };
-        if let Some(done) = self.last_done {
-            tokio::time::sleep_until(done + self.frame_gap).await;
-        }
-        let ctx = self.ctx.get_or_insert_with(|| {
-            tokio_modbus::client::rtu::attach_slave(port.clone(), Slave(unit))
-        });
-        let before = port.bytes_in();
-        let mut result = exchange::execute(ctx, unit, op, timeout).await;
-        self.last_done = Some(Instant::now());
-
-        // tokio-modbus's RTU decoder skips bytes that fail the CRC and waits for a valid
-        // frame, so a corrupted answer surfaces as a timeout; bytes did arrive, though.
-        if let Err(ModbusError::Timeout(_)) = result {
-            let received = port.bytes_in().saturating_sub(before);
-            if received > 0 {
-                result = Err(ModbusError::BadFrame(format!(
-                    "{received} bytes received, no valid answer within {timeout:?}"
-                )));
-            }
-        }
-
-        match &result {
-            Ok(_) | Err(ModbusError::Exception { .. }) => self.backoff.reset(),
-            Err(err) => {
-                self.ctx = None;
-                if err.kind() == ErrorKind::Link {
-                    self.port = None;
-                    self.backoff.failed(Instant::now());
-                } else {
-                    self.dirty = true;
+    async fn handle(&mut self, unit: u8, request: &Request, timeout: Duration) -> Outcome {
+        let mut reconnected = false;
+        // At most two rounds: the second only when a reused connection to a serial converter
+        // proved dead (it dropped an idle client, or restarted), as for a TCP link.
+        for round in 0..2 {
+            let fresh = self.port.is_none();
+            match self.ensure_port().await {
+                Ok(reopened) => reconnected |= reopened,
+                Err(err) => {
+                    return Outcome {
+                        result: Err(err),
+                        reconnected,
+                    }
                 }
             }
+            let Some(port) = self.port.clone() else {
+                break;
+            };
+            if let Some(done) = self.last_done {
+                tokio::time::sleep_until(done + self.frame_gap).await;
+            }
+            let ctx = self.ctx.get_or_insert_with(|| {
+                tokio_modbus::client::rtu::attach_slave(port.clone(), Slave(unit))
+            });
+            let before = port.bytes_in();
+            let mut result = exchange::execute(ctx, unit, request, timeout).await;
+            self.last_done = Some(Instant::now());
+
+            // tokio-modbus's RTU decoder skips bytes that fail the CRC and waits for a valid
+            // frame, so a corrupted answer surfaces as a timeout; bytes did arrive, though.
+            if let Err(ModbusError::Timeout(_)) = result {
+                let received = port.bytes_in().saturating_sub(before);
+                if received > 0 {
+                    result = Err(ModbusError::BadFrame(format!(
+                        "{received} bytes received, no valid answer within {timeout:?}"
+                    )));
+                }
+            }
+
+            match &result {
+                Ok(_) | Err(ModbusError::Exception { .. }) => self.backoff.reset(),
+                Err(err) => {
+                    self.ctx = None;
+                    if err.kind() == ErrorKind::Link {
+                        self.port = None;
+                        let retry = round == 0 && !fresh;
+                        if retry && matches!(self.source, PortSource::Tcp { .. }) {
+                            continue;
+                        }
+                        self.backoff.failed(Instant::now());
+                    } else {
+                        self.dirty = true;
+                    }
+                }
+            }
+            return Outcome {
+                result,
+                reconnected,
+            };
         }
         Outcome {
-            result,
+            result: Err(ModbusError::Link("port closed".into())),
             reconnected,
         }
     }
 
     /// Make sure a port is open; `Ok(true)` when it had to be reopened.
-    fn ensure_port(&mut self) -> Result<bool, ModbusError> {
+    async fn ensure_port(&mut self) -> Result<bool, ModbusError> {
         if self.port.is_some() {
             return Ok(false);
         }
@@ -310,6 +369,33 @@ impl BusTask {
                     Err(err) => {
                         self.backoff.failed(Instant::now());
                         return Err(err);
+                    }
+                }
+            }
+            PortSource::Tcp {
+                connector,
+                host,
+                port,
+                timeout,
+            } => {
+                if let Err(wait) = self.backoff.ready(Instant::now()) {
+                    return Err(ModbusError::Link(format!(
+                        "{host}:{port} down, next attempt in {wait:?}"
+                    )));
+                }
+                let connect = connector.connect(host, *port);
+                let connected = match tokio::time::timeout(*timeout, connect).await {
+                    Ok(Ok(stream)) => Ok(stream),
+                    Ok(Err(err)) => Err(format!("connect {host}:{port}: {err}")),
+                    Err(_elapsed) => Err(format!(
+                        "connect {host}:{port}: no answer within {timeout:?}"
+                    )),
+                };
+                match connected {
+                    Ok(stream) => stream,
+                    Err(msg) => {
+                        self.backoff.failed(Instant::now());
+                        return Err(ModbusError::Link(msg));
                     }
                 }
             }

@@ -22,7 +22,8 @@ use tokio_modbus::slave::Slave;
 
 use super::backoff::Backoff;
 use super::error::{ErrorKind, ModbusError};
-use super::exchange::{self, Job, Op, Outcome};
+use super::exchange::{self, Job, Outcome};
+use super::request::Request;
 
 /// A byte stream a Modbus client can run over.
 pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -118,8 +119,8 @@ impl TcpLink {
         self.timeout
     }
 
-    pub(crate) async fn call(&self, unit: u8, op: Op) -> Outcome {
-        exchange::submit(&self.tx, unit, op, self.timeout).await
+    pub(crate) async fn call(&self, unit: u8, request: Request) -> Outcome {
+        exchange::submit(&self.tx, unit, request, self.timeout).await
     }
 }
 
@@ -174,13 +175,13 @@ impl LinkTask {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         // Ends when every handle is gone; the connection is dropped with the task.
         while let Some(job) = rx.recv().await {
-            let outcome = self.handle(job.unit, &job.op, job.timeout).await;
+            let outcome = self.handle(job.unit, &job.request, job.timeout).await;
             // The caller may have given up waiting; nothing to do then.
             let _ = job.reply.send(outcome);
         }
     }
 
-    async fn handle(&mut self, unit: u8, op: &Op, timeout: Duration) -> Outcome {
+    async fn handle(&mut self, unit: u8, request: &Request, timeout: Duration) -> Outcome {
         let mut reconnected = false;
         // At most two rounds: the second only when a reused connection proved dead.
         for round in 0..2 {
@@ -214,7 +215,7 @@ impl LinkTask {
             let Some(ctx) = self.conn.as_mut() else {
                 break;
             };
-            let result = exchange::execute(ctx, unit, op, timeout).await;
+            let result = exchange::execute(ctx, unit, request, timeout).await;
             match &result {
                 Ok(_) | Err(ModbusError::Exception { .. }) => self.backoff.reset(),
                 Err(err) => {

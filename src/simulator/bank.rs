@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use crate::devices::codec::{decode_number, encode_number, encode_text};
 use crate::devices::model::{ChargeState, StateSpec};
 use crate::devices::regmap::{Register, Table};
+use crate::modbus::request::MAX_READ;
 
 /// The standard Modbus exception codes the simulator answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +64,7 @@ impl Bank {
     /// A block read: the gaps inside a block read as 0 (as on most devices), but a block that
     /// touches no known register is an illegal address.
     pub fn read(&self, table: Table, addr: u16, count: u16) -> Result<Vec<u16>, Exception> {
-        if count == 0 || count > 125 || u32::from(addr) + u32::from(count) > 0x1_0000 {
+        if count == 0 || count > MAX_READ || u32::from(addr) + u32::from(count) > 0x1_0000 {
             return Err(Exception::ILLEGAL_VALUE);
         }
         let words: Vec<Option<u16>> = (0..count)

@@ -5,6 +5,7 @@ use crate::devices::model::{ChargeState, ChargerSpec, EnergyScope, ModelSpec, Tr
 use crate::devices::regmap::{Register, Table};
 
 use super::bank::{encode_state, Bank, Exception};
+use super::scenario::Gateway;
 
 /// Why a charger is not following the controller's setpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,7 @@ pub struct SimCharger {
     pub model: &'static ModelSpec,
     pub spec: ChargerSpec,
     pub transport: Transport,
+    pub gateway: Option<Gateway>,
     pub unit: u8,
     pub phases: u8,
     /// 0-based grid phase of each charger phase.
@@ -62,6 +64,7 @@ impl SimCharger {
             model,
             spec,
             transport: entry.transport,
+            gateway: entry.link,
             unit,
             phases: entry.phases,
             phase_map: entry

@@ -1,17 +1,12 @@
 //! Modbus server-side framing, small and our own so faults can reach the wire: request PDUs
-//! (FC1, 3, 4, 5, 6, 16), response PDUs, the RTU frame length rule and CRC-16/MODBUS.
+//! (FC1, 3, 4, 5, 6, 16) parsed into the controller's own [`Request`], response PDUs, the RTU
+//! frame length rule and CRC-16/MODBUS.
 
 use crate::devices::regmap::Table;
+use crate::modbus::request::MAX_WRITE;
+pub use crate::modbus::Request;
 
 use super::bank::Exception;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    Read { table: Table, addr: u16, count: u16 },
-    WriteCoil { addr: u16, on: bool },
-    WriteSingle { addr: u16, value: u16 },
-    WriteMultiple { addr: u16, values: Vec<u16> },
-}
 
 fn be(b: &[u8], i: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]))
@@ -43,7 +38,7 @@ pub fn parse_pdu(pdu: &[u8]) -> Result<Request, Exception> {
         0x10 => {
             let (addr, count) = a.zip(b).ok_or(bad)?;
             let bytes = usize::from(*pdu.get(5).ok_or(bad)?);
-            if count == 0 || count > 123 || bytes != 2 * usize::from(count) {
+            if count == 0 || count > MAX_WRITE || bytes != 2 * usize::from(count) {
                 return Err(bad);
             }
             let values = (0..usize::from(count))

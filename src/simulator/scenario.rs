@@ -1,6 +1,8 @@
 //! The scenario file: a site, its base load, devices, the vehicles that visit over the day and
-//! the faults to inject. Parsed strictly (unknown keys are errors, like the daemon's config) so a
-//! typo cannot silently make a scenario easier than it reads.
+//! the faults to inject. An RS-485 device may be served behind a simulated Ethernet gateway
+//! (`link = "gateway-tcp"` or `"gateway-rtu"`, see [`Gateway`]). Parsed strictly (unknown
+//! keys are errors, like the daemon's config) so a typo cannot silently make a scenario
+//! easier than it reads.
 
 use std::path::{Path, PathBuf};
 
@@ -97,11 +99,37 @@ impl BaseLoad {
     }
 }
 
+/// How `evsite-sim serve` reaches an RS-485 device through an Ethernet gateway on loopback,
+/// instead of on a pseudo-terminal. Every device with the same `link` sits behind one
+/// gateway (one port), told apart by unit id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum Gateway {
+    /// A protocol-converting gateway: Modbus TCP in front, RTU on the line behind.
+    #[serde(rename = "gateway-tcp")]
+    Tcp,
+    /// A transparent serial converter: the RTU frames themselves, over TCP.
+    #[serde(rename = "gateway-rtu")]
+    Rtu,
+}
+
+impl Gateway {
+    /// The name a scenario file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Gateway::Tcp => "gateway-tcp",
+            Gateway::Rtu => "gateway-rtu",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MeterSpec {
     pub model: String,
     pub transport: Transport,
+    /// With `transport = "rtu"`: served behind a gateway (see [`Gateway`]).
+    #[serde(default)]
+    pub link: Option<Gateway>,
     /// Defaults to the model's factory unit id.
     #[serde(default)]
     pub unit: Option<u8>,
@@ -113,6 +141,9 @@ pub struct ChargerEntry {
     pub id: String,
     pub model: String,
     pub transport: Transport,
+    /// With `transport = "rtu"`: served behind a gateway (see [`Gateway`]).
+    #[serde(default)]
+    pub link: Option<Gateway>,
     pub phases: u8,
     /// 1-based grid phase of each charger phase.
     pub phase_map: Vec<u8>,
@@ -215,6 +246,12 @@ pub enum FaultKind {
     StuckSession,
     /// The charger's power reading is `amount` (default 1.5) times the power drawn.
     PowerHigh,
+    /// Every request is refused with exception 4 (server device failure).
+    Exceptions,
+    /// Reads answer all-ones words: NaN in float registers, 0xFFFF sentinels in integers.
+    NoValue,
+    /// Answers carry another unit's address, as a miswired or misaddressed device does.
+    WrongUnit,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

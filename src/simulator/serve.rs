@@ -1,6 +1,8 @@
 //! Serving the simulated site over Modbus: TCP on loopback (one port per TCP device) and RTU
-//! on pseudo-terminals (one line per serial setting, devices told apart by unit id), plus the
-//! task that steps the site in real time. Both servers run over any async byte stream, so a
+//! on pseudo-terminals (one line per serial setting, devices told apart by unit id), RS-485
+//! devices behind simulated Ethernet gateways (one loopback port per gateway kind: Modbus TCP
+//! from a protocol converter, or RTU frames over TCP from a transparent one), plus the task
+//! that steps the site in real time. Both servers run over any async byte stream, so a
 //! deterministic run can connect the controller through in-memory pipes instead.
 
 use std::collections::HashMap;
@@ -16,9 +18,9 @@ use crate::devices::regmap::Table;
 
 use super::bank::Exception;
 use super::framing::{
-    crc_ok, exception_pdu, parse_pdu, read_response, rtu_request_len, with_crc, Request, RtuLen,
+    crc_ok, exception_pdu, parse_pdu, read_response, rtu_request_len, with_crc, RtuLen,
 };
-use super::scenario::FaultKind;
+use super::scenario::{FaultKind, Gateway};
 use super::site::{DeviceId, DeviceInfo, SharedSite};
 
 /// Which device answers to which unit id on one stream.
@@ -49,31 +51,50 @@ pub enum ServeError {
     BadHeader { protocol: u16, length: u16 },
 }
 
+/// How an answer is spoiled on its way out, by a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spoil {
+    None,
+    /// Wrong bytes: the master must reject the frame.
+    Garble,
+    /// Another unit's address in the answer.
+    WrongUnit,
+}
+
 /// What a device answers to one request PDU: `None` is no answer at all.
-fn answer(site: &SharedSite, device: DeviceId, pdu: &[u8]) -> Option<(Vec<u8>, bool)> {
+fn answer(site: &SharedSite, device: DeviceId, pdu: &[u8]) -> Option<(Vec<u8>, Spoil)> {
     // A poisoned lock means a panic elsewhere; staying silent is what a dead device does.
     let mut s = site.lock().ok()?;
     if s.fault_active(device, FaultKind::MeterSilent) {
         return None;
     }
-    let garble = s.fault_active(device, FaultKind::GarbledFrames);
+    let spoil = if s.fault_active(device, FaultKind::GarbledFrames) {
+        Spoil::Garble
+    } else if s.fault_active(device, FaultKind::WrongUnit) {
+        Spoil::WrongUnit
+    } else {
+        Spoil::None
+    };
     let fc = pdu.first().copied().unwrap_or(0);
+    if s.fault_active(device, FaultKind::Exceptions) {
+        return Some((exception_pdu(fc, Exception(0x04)), spoil));
+    }
+    let no_value = s.fault_active(device, FaultKind::NoValue);
     let out = |r: Result<Vec<u8>, Exception>| r.unwrap_or_else(|e| exception_pdu(fc, e));
-    let response = out(parse_pdu(pdu).and_then(|req| match req {
-        Request::Read { table, addr, count } => s
-            .read(device, table, addr, count)
-            .map(|w| read_response(table, &w)),
-        Request::WriteCoil { addr, on } => s
-            .write(device, Table::Coil, addr, &[u16::from(on)])
-            .map(|()| pdu[..5].to_vec()),
-        Request::WriteSingle { addr, value } => s
-            .write(device, Table::Holding, addr, &[value])
-            .map(|()| pdu[..5].to_vec()),
-        Request::WriteMultiple { addr, values } => s
-            .write(device, Table::Holding, addr, &values)
+    let response = out(parse_pdu(pdu).and_then(|req| match req.written() {
+        None => s
+            .read(device, req.table(), req.addr(), req.count())
+            .map(|w| match no_value && req.table() != Table::Coil {
+                true => read_response(req.table(), &vec![0xFFFF; w.len()]),
+                false => read_response(req.table(), &w),
+            }),
+        // A write is answered with the echo of its address and value (FC5, FC6) or count
+        // (FC16): the first five bytes of the request.
+        Some(words) => s
+            .write(device, req.table(), req.addr(), &words)
             .map(|()| pdu[..5].to_vec()),
     }));
-    Some((response, garble))
+    Some((response, spoil))
 }
 
 /// Idle time after which the served models drop a TCP connection (Alfen: 60 s), if any.
@@ -123,12 +144,12 @@ where
         let reply = match units.get(&unit) {
             Some(dev) => answer(&site, *dev, &pdu),
             // A gateway's answer for a unit that is not there: fast and unambiguous.
-            None => Some((exception_pdu(pdu[0], Exception(0x0B)), false)),
+            None => Some((exception_pdu(pdu[0], Exception(0x0B)), Spoil::None)),
         };
-        let Some((mut body, garble)) = reply else {
+        let Some((mut body, spoil)) = reply else {
             continue;
         };
-        if garble {
+        if spoil == Spoil::Garble {
             // A wrong byte count / echo: the master must reject the frame.
             if let Some(b) = body.get_mut(1) {
                 *b ^= 0x5A;
@@ -137,7 +158,10 @@ where
         let mut frame = Vec::with_capacity(7 + body.len());
         frame.extend_from_slice(&header[..4]);
         frame.extend_from_slice(&(body.len() as u16 + 1).to_be_bytes());
-        frame.push(unit);
+        frame.push(match spoil {
+            Spoil::WrongUnit => unit.wrapping_add(1),
+            _ => unit,
+        });
         frame.extend(body);
         stream.write_all(&frame).await?;
         stream.flush().await?;
@@ -182,13 +206,16 @@ where
             let Some(dev) = units.get(&frame[0]) else {
                 continue;
             };
-            let Some((pdu, garble)) = answer(&site, *dev, &frame[1..len - 2]) else {
+            let Some((pdu, spoil)) = answer(&site, *dev, &frame[1..len - 2]) else {
                 continue;
             };
-            let mut out = vec![frame[0]];
+            let mut out = vec![match spoil {
+                Spoil::WrongUnit => frame[0].wrapping_add(1),
+                _ => frame[0],
+            }];
             out.extend(pdu);
             let mut out = with_crc(out);
-            if garble {
+            if spoil == Spoil::Garble {
                 if let Some(last) = out.last_mut() {
                     *last ^= 0xFF;
                 }
@@ -209,6 +236,14 @@ pub enum Link {
         bus: String,
         path: PathBuf,
         serial: SerialDefaults,
+    },
+    /// Behind the simulated protocol-converting gateway: Modbus TCP on this loopback port.
+    GatewayTcp {
+        port: u16,
+    },
+    /// Behind the simulated transparent serial converter: RTU frames over TCP on this port.
+    GatewayRtu {
+        port: u16,
     },
 }
 
@@ -236,7 +271,16 @@ impl ServedSite {
     }
 }
 
-async fn accept_loop(listener: TcpListener, site: SharedSite, units: Units) {
+/// How a loopback TCP port frames its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// Modbus TCP (MBAP header): a TCP device, or a protocol-converting gateway.
+    Mbap,
+    /// Bare RTU frames: a transparent serial converter.
+    Rtu,
+}
+
+async fn accept_loop(listener: TcpListener, site: SharedSite, units: Units, framing: Framing) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -245,7 +289,11 @@ async fn accept_loop(listener: TcpListener, site: SharedSite, units: Units) {
                     let _ = stream.set_nodelay(true);
                     let (site, units) = (site.clone(), units.clone());
                     conns.spawn(async move {
-                        if let Err(e) = serve_tcp_stream(stream, site, units).await {
+                        let served = match framing {
+                            Framing::Mbap => serve_tcp_stream(stream, site, units).await,
+                            Framing::Rtu => serve_rtu_stream(stream, site, units).await,
+                        };
+                        if let Err(e) = served {
                             tracing::debug!("simulated TCP connection ended: {e}");
                         }
                     });
@@ -272,7 +320,8 @@ impl RtuLine {
 }
 
 /// Group the RTU devices into lines, one per distinct serial setting, named `sim-rtu`,
-/// `sim-rtu-2`, …
+/// `sim-rtu-2`, … A device behind a gateway is on a line too (the gateway's); `serve_site`
+/// serves those on the gateway's port instead.
 pub fn rtu_lines(devices: &[DeviceInfo]) -> Vec<RtuLine> {
     let mut lines: Vec<RtuLine> = Vec::new();
     for d in devices.iter().filter(|d| d.transport == Transport::Rtu) {
@@ -292,8 +341,9 @@ pub fn rtu_lines(devices: &[DeviceInfo]) -> Vec<RtuLine> {
     lines
 }
 
-/// Bind every device: each TCP device on its own loopback port, RTU devices on one
-/// pseudo-terminal per distinct serial setting. Must run inside a tokio runtime.
+/// Bind every device: each TCP device on its own loopback port, devices behind a gateway on
+/// one loopback port per gateway kind, the other RTU devices on one pseudo-terminal per
+/// distinct serial setting. Must run inside a tokio runtime.
 pub async fn serve_site(site: SharedSite) -> Result<ServedSite, ServeError> {
     let devices = site.lock().map(|s| s.devices()).unwrap_or_default();
     let mut tasks = JoinSet::new();
@@ -303,13 +353,39 @@ pub async fn serve_site(site: SharedSite) -> Result<ServedSite, ServeError> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let port = listener.local_addr()?.port();
         let units = Units::from([(d.unit, d.index)]);
-        tasks.spawn(accept_loop(listener, site.clone(), units));
+        tasks.spawn(accept_loop(listener, site.clone(), units, Framing::Mbap));
         endpoints.push(Endpoint {
             device: d.clone(),
             link: Link::Tcp { port },
         });
     }
-    for line in rtu_lines(&devices) {
+    for gateway in [Gateway::Tcp, Gateway::Rtu] {
+        let behind: Vec<&DeviceInfo> = devices
+            .iter()
+            .filter(|d| d.gateway == Some(gateway))
+            .collect();
+        if behind.is_empty() {
+            continue;
+        }
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let port = listener.local_addr()?.port();
+        let units: Units = behind.iter().map(|d| (d.unit, d.index)).collect();
+        let (framing, link) = match gateway {
+            Gateway::Tcp => (Framing::Mbap, Link::GatewayTcp { port }),
+            Gateway::Rtu => (Framing::Rtu, Link::GatewayRtu { port }),
+        };
+        tasks.spawn(accept_loop(listener, site.clone(), units, framing));
+        endpoints.extend(behind.into_iter().map(|d| Endpoint {
+            device: d.clone(),
+            link: link.clone(),
+        }));
+    }
+    let on_lines: Vec<DeviceInfo> = devices
+        .iter()
+        .filter(|d| d.gateway.is_none())
+        .cloned()
+        .collect();
+    for line in rtu_lines(&on_lines) {
         let (near, far) = tokio_serial::SerialStream::pair()?;
         let path = tokio_serial::SerialPort::name(&far).ok_or(ServeError::PtyName)?;
         let units = line.units();

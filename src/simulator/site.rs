@@ -13,7 +13,7 @@ use crate::devices::regmap::Table;
 
 use super::bank::{Bank, Exception};
 use super::charger::SimCharger;
-use super::scenario::{BaseLoad, FaultKind, FaultSpec, Scenario, SiteSpec};
+use super::scenario::{BaseLoad, FaultKind, FaultSpec, Gateway, Scenario, SiteSpec};
 use super::vehicle::Vehicle;
 
 mod truth;
@@ -47,6 +47,12 @@ pub enum SiteError {
         model: String,
         transport: Transport,
     },
+    #[error(
+        "{device}: link = \"{}\" puts an RS-485 device behind a gateway; it needs \
+         transport = \"rtu\"",
+        gateway.name()
+    )]
+    GatewayNeedsRtu { device: String, gateway: Gateway },
     #[error("no free unit id left on the RTU line for {device}")]
     NoFreeUnit { device: String },
 }
@@ -58,6 +64,8 @@ pub struct DeviceInfo {
     pub id: String,
     pub model: &'static ModelSpec,
     pub transport: Transport,
+    /// Served behind a gateway on loopback instead of on a pseudo-terminal.
+    pub gateway: Option<Gateway>,
     pub unit: u8,
 }
 
@@ -122,6 +130,21 @@ fn lookup(
     Ok(spec)
 }
 
+/// Only an RS-485 device sits behind a gateway.
+fn check_gateway(
+    device: &str,
+    transport: Transport,
+    gateway: Option<Gateway>,
+) -> Result<(), SiteError> {
+    match gateway {
+        Some(gateway) if transport != Transport::Rtu => Err(SiteError::GatewayNeedsRtu {
+            device: device.into(),
+            gateway,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// RTU devices share one line, so their unit ids must differ: keep the wanted id when free,
 /// else take the next free one.
 fn assign_unit(used: &mut Vec<u8>, wanted: u8, device: &str) -> Result<u8, SiteError> {
@@ -146,6 +169,7 @@ impl SiteModel {
         let mut rtu_units = Vec::new();
         let m = &scenario.meter;
         let meter_model = lookup(resolve, "meter", &m.model, DeviceKind::Meter, m.transport)?;
+        check_gateway("meter", m.transport, m.link)?;
         let mut unit = m.unit.unwrap_or(meter_model.default_unit);
         if m.transport == Transport::Rtu {
             unit = assign_unit(&mut rtu_units, unit, "meter")?;
@@ -156,6 +180,7 @@ impl SiteModel {
                 id: "meter".into(),
                 model: meter_model,
                 transport: m.transport,
+                gateway: m.link,
                 unit,
             },
             bank: Bank::default(),
@@ -164,6 +189,7 @@ impl SiteModel {
         let mut chargers = Vec::new();
         for c in &scenario.chargers {
             let model = lookup(resolve, &c.id, &c.model, DeviceKind::Charger, c.transport)?;
+            check_gateway(&c.id, c.transport, c.link)?;
             let spec = model.charger.ok_or_else(|| SiteError::WrongKind {
                 device: c.id.clone(),
                 model: c.model.clone(),
@@ -266,6 +292,7 @@ impl SiteModel {
             id: c.id.clone(),
             model: c.model,
             transport: c.transport,
+            gateway: c.gateway,
             unit: c.unit,
         }));
         out

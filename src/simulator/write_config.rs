@@ -57,6 +57,8 @@ struct Device {
     #[serde(skip_serializing_if = "Option::is_none")]
     port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    framing: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     bus: Option<String>,
     unit: u8,
 }
@@ -86,14 +88,17 @@ struct Storage {
 }
 
 fn device(e: &Endpoint) -> Device {
-    let (host, port, bus) = match &e.link {
-        Link::Tcp { port } => (Some("127.0.0.1".to_string()), Some(*port), None),
-        Link::Rtu { bus, .. } => (None, None, Some(bus.clone())),
+    let loopback = || Some("127.0.0.1".to_string());
+    let (host, port, bus, framing) = match &e.link {
+        Link::Tcp { port } | Link::GatewayTcp { port } => (loopback(), Some(*port), None, None),
+        Link::GatewayRtu { port } => (loopback(), Some(*port), None, Some("rtu-over-tcp")),
+        Link::Rtu { bus, .. } => (None, None, Some(bus.clone()), None),
     };
     Device {
         model: e.device.model.name.to_string(),
         host,
         port,
+        framing,
         bus,
         unit: e.device.unit,
     }

@@ -27,6 +27,9 @@ pub struct Pipeline {
     book: AlertBook,
     /// Observe only: what they find is raised as alerts, never fed back to control.
     anomalies: Detectors,
+    /// Cycle records observed, and the `seq` of the last.
+    observed: u64,
+    last_seq: u64,
 }
 
 impl Pipeline {
@@ -35,7 +38,14 @@ impl Pipeline {
             tracker: SessionTracker::new(cfg),
             book: AlertBook::new(AlertPolicy::default()),
             anomalies: Detectors::new(cfg),
+            observed: 0,
+            last_seq: 0,
         }
+    }
+
+    /// How many cycle records it has observed, and the `seq` of the last one.
+    pub fn observed(&self) -> (u64, u64) {
+        (self.observed, self.last_seq)
     }
 
     /// The session tracker, to prime it (history, sessions picked up after a restart).
@@ -74,6 +84,8 @@ impl Pipeline {
     /// sessions did, then the anomalies found, then alerts whose hold-off ran out by the
     /// record's time.
     pub fn observe(&mut self, rec: &CycleRecord) -> Vec<SiteEvent> {
+        self.observed += 1;
+        self.last_seq = rec.seq;
         let mut out = Vec::new();
         for a in &rec.alerts {
             out.extend(

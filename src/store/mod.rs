@@ -19,7 +19,7 @@ pub mod sessions;
 use std::path::Path;
 
 pub use error::StoreError;
-pub use outbox::{Envelope, OutboxEvent, ALERT_SCHEMA, SESSION_SCHEMA};
+pub use outbox::{Envelope, OutboxEvent, OutboxTopic, StoredMessage, ALERT_SCHEMA, SESSION_SCHEMA};
 pub use readonly::OpenExistingError;
 pub use retention::PruneReport;
 pub use schema::{migrate, OpenReport, SCHEMA_VERSION};

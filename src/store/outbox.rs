@@ -1,5 +1,9 @@
 //! The outbox: messages for `P/sessions` and `P/alerts`, keyed by a gap-free `seq`, written in
 //! the same transaction as the change they announce and deleted only once delivered.
+//!
+//! A stored value is one tag byte naming the topic ([`OutboxTopic`]) followed by the envelope's
+//! JSON exactly as it is published, so the sync knows where a message goes without reading
+//! it. Schema 1 stored the JSON alone; [`tag_untagged`] brings such entries up to date.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,6 +18,84 @@ use super::{Store, StoreError};
 
 pub const SESSION_SCHEMA: &str = "evsite.session.v1";
 pub const ALERT_SCHEMA: &str = "evsite.alert.v1";
+
+/// Where a stored message is published. The write that stores it decides: a session write
+/// announces on `sessions`, an alert write on `alerts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxTopic {
+    Sessions,
+    Alerts,
+}
+
+impl OutboxTopic {
+    /// The topic under the site's prefix: `sessions`, `alerts`.
+    pub const fn leaf(self) -> &'static str {
+        match self {
+            OutboxTopic::Sessions => "sessions",
+            OutboxTopic::Alerts => "alerts",
+        }
+    }
+
+    /// The envelope schema of the messages on this topic.
+    pub const fn schema(self) -> &'static str {
+        match self {
+            OutboxTopic::Sessions => SESSION_SCHEMA,
+            OutboxTopic::Alerts => ALERT_SCHEMA,
+        }
+    }
+
+    /// The first byte of a stored value. Neither is `{`, which began every schema-1 value.
+    const fn tag(self) -> u8 {
+        match self {
+            OutboxTopic::Sessions => 1,
+            OutboxTopic::Alerts => 2,
+        }
+    }
+
+    fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            1 => Some(OutboxTopic::Sessions),
+            2 => Some(OutboxTopic::Alerts),
+            _ => None,
+        }
+    }
+
+    fn from_schema(schema: &str) -> Option<Self> {
+        [OutboxTopic::Sessions, OutboxTopic::Alerts]
+            .into_iter()
+            .find(|t| t.schema() == schema)
+    }
+}
+
+/// One stored message as it goes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub seq: u64,
+    pub topic: OutboxTopic,
+    /// The tag byte and the payload, as stored (no copy).
+    value: sled::IVec,
+}
+
+impl StoredMessage {
+    /// The envelope's JSON, exactly as published.
+    pub fn payload(&self) -> &[u8] {
+        &self.value[1..]
+    }
+}
+
+/// The topic and the payload of a stored value.
+fn split_value(value: &[u8]) -> Result<(OutboxTopic, &[u8]), StoreError> {
+    match value.split_first() {
+        Some((&tag, payload)) => match OutboxTopic::from_tag(tag) {
+            Some(topic) => Ok((topic, payload)),
+            None => Err(StoreError::corrupt(
+                "outbox entry",
+                format!("topic tag {tag}"),
+            )),
+        },
+        None => Err(StoreError::corrupt("outbox entry", "empty")),
+    }
+}
 
 /// A message as published (contract: `{schema, msg_id, seq, site, type, ts, data}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,7 +142,7 @@ impl OutboxEvent {
 pub(crate) fn append(
     meta: &TransactionalTree,
     outbox: &TransactionalTree,
-    schema: &str,
+    topic: OutboxTopic,
     msg_id: Uuid,
     event: &OutboxEvent,
 ) -> Result<u64, ConflictableTransactionError<StoreError>> {
@@ -69,7 +151,7 @@ pub(crate) fn append(
         Some(v) => decode_seq(&v).map_err(ConflictableTransactionError::Abort)?,
     };
     let envelope = Envelope {
-        schema: schema.to_owned(),
+        schema: topic.schema().to_owned(),
         msg_id,
         seq,
         site: event.site.clone(),
@@ -77,7 +159,8 @@ pub(crate) fn append(
         ts: event.ts,
         data: event.data.clone(),
     };
-    let bytes = serde_json::to_vec(&envelope).map_err(|source| {
+    let mut bytes = vec![topic.tag()];
+    serde_json::to_writer(&mut bytes, &envelope).map_err(|source| {
         ConflictableTransactionError::Abort(StoreError::Encode {
             what: "outbox envelope",
             source,
@@ -93,9 +176,50 @@ pub(crate) fn append(
 
 fn decode_entry(key: &[u8], value: &[u8]) -> Result<(u64, Envelope), StoreError> {
     let seq = decode_seq(key)?;
+    let (_, payload) = split_value(value)?;
     let envelope =
-        serde_json::from_slice(value).map_err(|e| StoreError::corrupt("outbox entry", e))?;
+        serde_json::from_slice(payload).map_err(|e| StoreError::corrupt("outbox entry", e))?;
     Ok((seq, envelope))
+}
+
+/// The schema-1 to schema-2 step: puts the topic tag in front of every entry stored without
+/// one, taking the topic from the envelope's schema. Entries already tagged are left alone,
+/// so a step cut short by a crash is simply run again.
+pub(crate) fn tag_untagged(db: &sled::Db) -> Result<usize, StoreError> {
+    /// Entries rewritten per batch, so a long backlog is not held in memory at once.
+    const BATCH: usize = 1024;
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow)]
+        schema: &'a str,
+    }
+    let outbox = db.open_tree("outbox")?;
+    let mut tagged = 0;
+    let mut batch = sled::Batch::default();
+    let mut in_batch = 0;
+    for item in outbox.iter() {
+        let (key, value) = item?;
+        if value.first() != Some(&b'{') {
+            continue;
+        }
+        let head: Head<'_> = serde_json::from_slice(&value)
+            .map_err(|e| StoreError::corrupt("schema-1 outbox entry", e))?;
+        let topic = OutboxTopic::from_schema(head.schema).ok_or_else(|| {
+            StoreError::corrupt("schema-1 outbox entry", format!("schema {}", head.schema))
+        })?;
+        let mut bytes = Vec::with_capacity(value.len() + 1);
+        bytes.push(topic.tag());
+        bytes.extend_from_slice(&value);
+        batch.insert(key, bytes);
+        in_batch += 1;
+        if in_batch == BATCH {
+            outbox.apply_batch(std::mem::take(&mut batch))?;
+            tagged += in_batch;
+            in_batch = 0;
+        }
+    }
+    outbox.apply_batch(batch)?;
+    Ok(tagged + in_batch)
 }
 
 impl Store {
@@ -110,15 +234,20 @@ impl Store {
         })
     }
 
-    /// Outbox entries from `seq` on as stored: the envelope's JSON exactly as it goes on the
-    /// wire, so publishing needs no decoding and re-encoding.
+    /// Outbox entries from `seq` on as stored: each with its topic and the envelope's JSON
+    /// exactly as it goes on the wire, so publishing needs no decoding and re-encoding.
     pub fn outbox_raw_from(
         &self,
         seq: u64,
-    ) -> impl Iterator<Item = Result<(u64, sled::IVec), StoreError>> + Send + 'static {
+    ) -> impl Iterator<Item = Result<StoredMessage, StoreError>> + Send + 'static {
         self.outbox.range(seq_key(seq)..).map(|item| {
-            let (k, v) = item?;
-            Ok((decode_seq(&k)?, v))
+            let (k, value) = item?;
+            let (topic, _) = split_value(&value)?;
+            Ok(StoredMessage {
+                seq: decode_seq(&k)?,
+                topic,
+                value,
+            })
         })
     }
 
@@ -176,7 +305,7 @@ impl Store {
             |(sessions, outbox, meta)| {
                 let mut seqs = Vec::with_capacity(items.len());
                 for ((record, event), msg_id) in items.iter().zip(&ids) {
-                    let seq = append(meta, outbox, SESSION_SCHEMA, *msg_id, event)?;
+                    let seq = append(meta, outbox, OutboxTopic::Sessions, *msg_id, event)?;
                     let row = StoredSession {
                         record: record.clone(),
                         synced: false,
@@ -218,12 +347,12 @@ impl Store {
     }
 }
 
-/// The session a stored envelope announces, if it is a session message.
+/// The session a stored message announces, if it is a session message.
 fn session_of(value: &[u8]) -> Option<String> {
-    let envelope: Envelope = serde_json::from_slice(value).ok()?;
-    if envelope.schema != SESSION_SCHEMA {
+    let (OutboxTopic::Sessions, payload) = split_value(value).ok()? else {
         return None;
-    }
+    };
+    let envelope: Envelope = serde_json::from_slice(payload).ok()?;
     envelope
         .data
         .get("session_id")

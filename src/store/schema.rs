@@ -8,7 +8,7 @@ use chrono::Utc;
 use super::StoreError;
 
 /// The layout this build writes. Bump it with a step in [`migrate`].
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 pub(crate) const META_TREE: &str = "meta";
 pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -25,11 +25,16 @@ pub struct OpenReport {
 
 /// Brings a database written with schema `from` up to `to`, one version at a time. Runs
 /// before anything else touches the trees.
-pub fn migrate(_db: &sled::Db, from: u32, to: u32) -> Result<(), StoreError> {
+pub fn migrate(db: &sled::Db, from: u32, to: u32) -> Result<(), StoreError> {
     for version in from..to {
         match version {
             // Version 0: the layout of version 1 before the version key was written.
             0 => {}
+            // Version 1 stored outbox messages without their topic.
+            1 => {
+                let n = super::outbox::tag_untagged(db)?;
+                tracing::info!(messages = n, "outbox messages given their topic");
+            }
             _ => return Err(StoreError::NoMigration { from, to }),
         }
     }

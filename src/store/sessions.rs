@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::keys::{
     check_session_id, decode_energy, encode_energy, sample_key, sample_minute, samples_prefix,
 };
-use super::outbox::{append, OutboxEvent, ALERT_SCHEMA, SESSION_SCHEMA};
+use super::outbox::{append, OutboxEvent, OutboxTopic};
 use super::{Store, StoreError};
 use crate::sessions::energy::Sample;
 use crate::sessions::machine::{RecordState, SessionRecord};
@@ -91,7 +91,9 @@ impl Store {
                     samples_tree.insert(key.as_slice(), value)?;
                 }
                 let seq = match &outbox_event {
-                    Some(event) => Some(append(meta, outbox, SESSION_SCHEMA, msg_id, event)?),
+                    Some(event) => {
+                        Some(append(meta, outbox, OutboxTopic::Sessions, msg_id, event)?)
+                    }
                     None => None,
                 };
                 let row = StoredSession {
@@ -123,7 +125,7 @@ impl Store {
         let seq =
             (&self.alerts, &self.outbox, &self.meta).transaction(|(alerts, outbox, meta)| {
                 let seq = match &outbox_event {
-                    Some(event) => Some(append(meta, outbox, ALERT_SCHEMA, msg_id, event)?),
+                    Some(event) => Some(append(meta, outbox, OutboxTopic::Alerts, msg_id, event)?),
                     None => None,
                 };
                 alerts.insert(alert_id.as_bytes(), body.as_slice())?;

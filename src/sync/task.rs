@@ -21,7 +21,7 @@ use super::payloads;
 use super::window::{Sent, Window};
 use crate::commands::RawCommand;
 use crate::site::SiteState;
-use crate::store::{Store, ALERT_SCHEMA};
+use crate::store::{OutboxTopic, Store};
 
 /// Events handled before the acks gathered are written: one transaction per batch.
 const ACK_BATCH: usize = 512;
@@ -63,8 +63,8 @@ impl Sync {
     ) -> Self {
         let (replies_tx, replies_rx) = mpsc::channel(256);
         let topics = Topics {
-            sessions: opts.topic("sessions"),
-            alerts: opts.topic("alerts"),
+            sessions: opts.topic(OutboxTopic::Sessions.leaf()),
+            alerts: opts.topic(OutboxTopic::Alerts.leaf()),
             status: opts.topic("status"),
             telemetry: opts.topic("telemetry"),
             reply: opts.topic("cmd/reply"),
@@ -307,8 +307,8 @@ impl Sync {
     }
 
     /// Fills the window from the store, reading from disk only what goes out now. The stored
-    /// bytes are the message as published; only its schema is read, for the topic. The window
-    /// is topped up in batches (a quarter of it at a time) rather than one message per
+    /// bytes are the message as published, kept with its topic, so nothing is decoded. The
+    /// window is topped up in batches (a quarter of it at a time) rather than one message per
     /// acknowledgement, so a backlog costs one disk read per batch.
     fn refill(&mut self) {
         let room = self.window.room();
@@ -317,31 +317,23 @@ impl Sync {
             return;
         }
         for entry in self.store.outbox_raw_from(self.window.cursor()).take(room) {
-            let (seq, raw) = match entry {
-                Ok(e) => e,
+            let msg = match entry {
+                Ok(m) => m,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox");
                     return;
                 }
             };
-            let schema = match serde_json::from_slice::<Head<'_>>(&raw) {
-                Ok(h) => h.schema == ALERT_SCHEMA,
-                Err(e) => {
-                    tracing::error!(error = %e, seq, "unreadable outbox message");
-                    return;
-                }
-            };
-            let topic = if schema {
-                self.topics.alerts.clone()
-            } else {
-                self.topics.sessions.clone()
+            let topic = match msg.topic {
+                OutboxTopic::Sessions => self.topics.sessions.clone(),
+                OutboxTopic::Alerts => self.topics.alerts.clone(),
             };
             if !self.publish(
                 topic,
                 QoS::AtLeastOnce,
                 false,
-                raw.to_vec(),
-                Sent::Outbox(seq),
+                msg.payload().to_vec(),
+                Sent::Outbox(msg.seq),
             ) {
                 return;
             }
@@ -394,11 +386,4 @@ impl Sync {
             tracing::error!(error = %e, "cannot flush the store");
         }
     }
-}
-
-/// The one field of a stored envelope the sync needs.
-#[derive(serde::Deserialize)]
-struct Head<'a> {
-    #[serde(borrow)]
-    schema: &'a str,
 }

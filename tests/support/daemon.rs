@@ -86,6 +86,21 @@ impl Daemon {
         assert!(ok, "kill {sig}");
     }
 
+    /// Waits for the daemon to exit; returns every line it printed and its exit status.
+    pub async fn all_lines(mut self) -> (Vec<String>, std::process::ExitStatus) {
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the daemon exits within 30 s")
+            .expect("wait");
+        // The readers end at the pipes' end, closing the channel.
+        while let Ok(Some(line)) =
+            tokio::time::timeout(Duration::from_secs(10), self.lines.recv()).await
+        {
+            self.seen.push(line);
+        }
+        (self.seen, status)
+    }
+
     pub async fn exit(mut self) -> std::process::ExitStatus {
         tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await

@@ -42,7 +42,13 @@ pub fn expected(kind: FaultKind) -> Option<(AlertKind, &'static [AlertKind])> {
         FaultKind::StuckSession => (A::StuckSession, &[]),
         // The register then disagrees with the power too.
         FaultKind::PowerHigh => (A::Overpower, &[A::MeterDrift]),
-        FaultKind::MeterSilent | FaultKind::ChargerError | FaultKind::GarbledFrames => return None,
+        // Link faults: the controller's own alerts (offline, fail-safe) cover them.
+        FaultKind::MeterSilent
+        | FaultKind::ChargerError
+        | FaultKind::GarbledFrames
+        | FaultKind::Exceptions
+        | FaultKind::NoValue
+        | FaultKind::WrongUnit => return None,
     })
 }
 

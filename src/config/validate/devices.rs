@@ -1,15 +1,14 @@
-//! The main meter and the chargers: models, links, unit ids, phase wiring.
+//! The main meter and the chargers: models, unit ids, phase wiring; their links are checked
+//! in `links`.
 
-use std::collections::HashMap;
-use std::time::Duration;
-
-use super::{check, check_id, check_timeout, num};
+use super::links::{self, LinkKeys};
+use super::{check, check_id, num};
 use crate::config::error::KeyPath;
 use crate::config::models;
-use crate::config::raw::{RawCharger, RawConfig, RawMeter, DEFAULT_TCP_TIMEOUT_MS};
+use crate::config::raw::{RawCharger, RawMeter};
 use crate::config::report::Reporter;
-use crate::config::types::{Charger, Device, Link, PhaseIndex};
-use crate::devices::model::{DeviceKind, ModelSpec, Transport};
+use crate::config::types::{Charger, Device, PhaseIndex};
+use crate::devices::model::{DeviceKind, ModelSpec};
 
 /// Facts from other sections that device checks compare against.
 pub struct Context<'a> {
@@ -18,42 +17,6 @@ pub struct Context<'a> {
     pub grid_limit_a: Option<f64>,
     pub interval_ms: i64,
     pub bus_names: Vec<&'a str>,
-}
-
-/// The link keys a meter and a charger share.
-struct LinkKeys<'a> {
-    model: &'a str,
-    bus: Option<&'a str>,
-    host: Option<&'a str>,
-    port: Option<i64>,
-    timeout_ms: Option<i64>,
-    unit: Option<i64>,
-}
-
-impl<'a> From<&'a RawMeter> for LinkKeys<'a> {
-    fn from(m: &'a RawMeter) -> Self {
-        LinkKeys {
-            model: &m.model,
-            bus: m.bus.as_deref(),
-            host: m.host.as_deref(),
-            port: m.port,
-            timeout_ms: m.timeout_ms,
-            unit: m.unit,
-        }
-    }
-}
-
-impl<'a> From<&'a RawCharger> for LinkKeys<'a> {
-    fn from(c: &'a RawCharger) -> Self {
-        LinkKeys {
-            model: &c.model,
-            bus: c.bus.as_deref(),
-            host: c.host.as_deref(),
-            port: c.port,
-            timeout_ms: c.timeout_ms,
-            unit: c.unit,
-        }
-    }
 }
 
 fn kind_name(kind: DeviceKind) -> &'static str {
@@ -118,112 +81,8 @@ fn device(
 ) -> Option<Device> {
     let before = rep.count();
     let spec = model(rep, path, keys.model, kind);
-    let supports = |t: Transport| spec.is_none_or(|s| s.transports.contains(&t));
-    let transports = |s: Option<&ModelSpec>| {
-        s.map(|s| {
-            let names: Vec<&str> = s
-                .transports
-                .iter()
-                .map(|t| match t {
-                    Transport::Tcp => "tcp (host)",
-                    Transport::Rtu => "rtu (bus)",
-                })
-                .collect();
-            names.join(", ")
-        })
-        .unwrap_or_default()
-    };
-    let link = match (keys.bus, keys.host) {
-        (Some(_), Some(_)) => {
-            rep.error(
-                &path.key("host"),
-                "give either bus (RS-485) or host (TCP), not both",
-            );
-            None
-        }
-        (None, None) => {
-            rep.error(
-                path,
-                "needs a link: bus = \"…\" (RS-485) or host = \"…\" (TCP)",
-            );
-            None
-        }
-        (Some(bus), None) => {
-            let defined = if ctx.bus_names.is_empty() {
-                "no [[bus]] is defined".to_owned()
-            } else {
-                format!("defined: {}", ctx.bus_names.join(", "))
-            };
-            let mut ok = check(
-                rep,
-                ctx.bus_names.contains(&bus),
-                &path.key("bus"),
-                format!("no [[bus]] named {bus:?} ({defined})"),
-            );
-            ok &= check(
-                rep,
-                supports(Transport::Rtu),
-                &path.key("bus"),
-                format!(
-                    "model {:?} cannot be reached over RS-485; it supports {}",
-                    keys.model,
-                    transports(spec)
-                ),
-            );
-            for (key, given) in [
-                ("port", keys.port.is_some()),
-                ("timeout_ms", keys.timeout_ms.is_some()),
-            ] {
-                ok &= check(
-                    rep,
-                    !given,
-                    &path.key(key),
-                    "only applies to TCP devices; an RS-485 device uses its bus's settings".into(),
-                );
-            }
-            ok.then(|| Link::Rtu {
-                bus: bus.to_owned(),
-            })
-        }
-        (None, Some(host)) => {
-            let mut ok = check(
-                rep,
-                !host.trim().is_empty() && !host.contains(char::is_whitespace),
-                &path.key("host"),
-                format!("must be a host name or IP address, got {host:?}"),
-            );
-            ok &= check(
-                rep,
-                supports(Transport::Tcp),
-                &path.key("host"),
-                format!(
-                    "model {:?} cannot be reached over Modbus TCP; it supports {}",
-                    keys.model,
-                    transports(spec)
-                ),
-            );
-            let port = keys.port.or(spec.map(|s| i64::from(s.default_port)));
-            if let Some(port) = keys.port {
-                ok &= check(
-                    rep,
-                    (1..=65_535).contains(&port),
-                    &path.key("port"),
-                    format!("must be 1–65535, got {port}"),
-                );
-            }
-            let timeout_ms = keys.timeout_ms.unwrap_or(DEFAULT_TCP_TIMEOUT_MS);
-            ok &= check_timeout(rep, &path.key("timeout_ms"), timeout_ms, ctx.interval_ms);
-            match port {
-                Some(port) if ok => Some(Link::Tcp {
-                    host: host.to_owned(),
-                    port: port as u16,
-                    timeout: Duration::from_millis(timeout_ms as u64),
-                }),
-                _ => None,
-            }
-        }
-    };
-    let tcp = keys.host.is_some() && keys.bus.is_none();
+    let link = links::link(rep, path, keys, spec, ctx);
+    let tcp = links::unit_255_allowed(keys);
     let unit = keys.unit.or(spec.map(|s| i64::from(s.default_unit)));
     // A model's default unit may be a TCP-only 255, so the defaulted value is checked too.
     if let Some(u) = unit {
@@ -236,7 +95,10 @@ fn device(
         let reason = if u == 0 {
             "must not be 0 (the Modbus broadcast address)".to_owned()
         } else {
-            format!("must be 1–247 (255 is also allowed for TCP devices), {shown}")
+            format!(
+                "must be 1–247 (255 is also allowed for TCP devices, not with rtu-over-tcp), \
+                 {shown}"
+            )
         };
         check(rep, ok, &path.key("unit"), reason);
     }
@@ -405,47 +267,4 @@ fn phase_map(
         }
     }
     ok.then(|| map.iter().map(|&x| (x - 1) as PhaseIndex).collect())
-}
-
-/// No two devices may answer on the same bus and unit, or the same host, port and unit.
-pub fn unique_links(
-    raw: &RawConfig,
-    meter: Option<&Device>,
-    chargers: &[Option<Charger>],
-    rep: &mut Reporter<'_>,
-) {
-    let mut seen: HashMap<(String, Option<u16>, u8), String> = HashMap::new();
-    let named = std::iter::once((KeyPath::root("meter"), "meter".to_owned(), meter)).chain(
-        chargers.iter().enumerate().map(|(i, c)| {
-            let path = KeyPath::root("charger").index(i);
-            let name = format!("charger {:?}", raw.charger[i].id);
-            (path, name, c.as_ref().map(|c| &c.device))
-        }),
-    );
-    for (path, name, device) in named {
-        let Some(device) = device else { continue };
-        let (key, shown) = match &device.link {
-            Link::Rtu { bus } => (
-                (format!("bus:{bus}"), None, device.unit),
-                format!("bus {bus:?} unit {}", device.unit),
-            ),
-            Link::Tcp { host, port, .. } => (
-                (
-                    format!("tcp:{}", host.to_lowercase()),
-                    Some(*port),
-                    device.unit,
-                ),
-                format!("{host}:{port} unit {}", device.unit),
-            ),
-        };
-        match seen.get(&key) {
-            Some(first) => rep.error(
-                &path.key("unit"),
-                format!("{shown} is already used by {first}"),
-            ),
-            None => {
-                seen.insert(key, name);
-            }
-        }
-    }
 }

@@ -17,7 +17,7 @@ pub const COMMS_TIMEOUT_S: u32 = 30;
 
 pub static SPEC: ModelSpec = ModelSpec {
     name: "abb-terra-ac",
-    title: "ABB Terra AC",
+    title: "ABB Terra AC (fw ≥ 1.6.5)",
     kind: DeviceKind::Charger,
     transports: &[Transport::Tcp, Transport::Rtu],
     default_unit: 1,
@@ -63,6 +63,8 @@ pub static SPEC: ModelSpec = ModelSpec {
         },
         setpoint: u32_h(0x4100, 0.001).writable(WriteFn::Multiple),
         min_current_a: 6.0,
+        // mA register; set in 0.1 A steps.
+        setpoint_step_a: 0.1,
         applied_current: None,
         setpoint_validity_s: None,
         enable: None,
@@ -74,7 +76,9 @@ pub static SPEC: ModelSpec = ModelSpec {
         safe_current: None,
         energy_scope: EnergyScope::Session,
         idle_close_s: None,
+        fallback: "stops charging once the comms timeout has run out",
     }),
+    hex_addresses: true,
     confidence: "H (ABB Terra AC Modbus communication v1.7; evcc agrees)",
 };
 
@@ -84,7 +88,8 @@ mod tests {
     use crate::devices::codec::decode_number;
     use crate::devices::model::ChargeState;
     use crate::devices::state::decode_state;
-    use crate::devices::write::{encode_write, WriteOp};
+    use crate::devices::write::encode_write;
+    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -130,7 +135,7 @@ mod tests {
     fn encodes_setpoint_in_ma_with_fc16() {
         assert_eq!(
             encode_write(&charger().setpoint, 16.0).unwrap(),
-            WriteOp::Multiple {
+            Request::WriteMultiple {
                 addr: 0x4100,
                 values: vec![0x0000, 0x3E80]
             }
@@ -138,7 +143,7 @@ mod tests {
         let ct = charger().comms_timeout.unwrap();
         assert_eq!(
             encode_write(&ct.reg, f64::from(ct.default_s)).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 0x4106,
                 value: COMMS_TIMEOUT_S as u16
             }

@@ -34,6 +34,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         setpoint: f32_h(1210).writable(WriteFn::Multiple),
         // IEC 61851 minimum; 0 A pauses.
         min_current_a: 6.0,
+        setpoint_step_a: 1.0,
         applied_current: Some(f32_h(1206)),
         setpoint_validity_s: Some(60),
         enable: None,
@@ -43,7 +44,9 @@ pub static SPEC: ModelSpec = ModelSpec {
         safe_current: Some(f32_h(1212)),
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: Some(60),
+        fallback: "its safe current (read-only, set in the Alfen service installer) once the setpoint's validity has run out",
     }),
+    hex_addresses: false,
     confidence: "H (Alfen Modbus slave manual; evcc agrees)",
 };
 
@@ -53,7 +56,8 @@ mod tests {
     use crate::devices::codec::decode_number;
     use crate::devices::model::ChargeState;
     use crate::devices::state::decode_state;
-    use crate::devices::write::{encode_write, WriteOp};
+    use crate::devices::write::encode_write;
+    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -87,7 +91,7 @@ mod tests {
     fn encodes_setpoint_as_one_fc16_float() {
         assert_eq!(
             encode_write(&charger().setpoint, 16.0).unwrap(),
-            WriteOp::Multiple {
+            Request::WriteMultiple {
                 addr: 1210,
                 values: vec![0x4180, 0x0000]
             }

@@ -13,7 +13,7 @@ const fn u32_h(addr: u16, scale: f64) -> Register {
 
 pub static SPEC: ModelSpec = ModelSpec {
     name: "bender-cc613",
-    title: "Bender CC612/CC613",
+    title: "Bender CC612/CC613 (also AMTRON Professional, Webasto Live, Garo GLB)",
     kind: DeviceKind::Charger,
     transports: &[Transport::Tcp],
     default_unit: 255,
@@ -51,6 +51,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         // HEMS current limit, whole amperes; 0 disables.
         setpoint: Register::holding(1000, DataType::U16).writable(WriteFn::Single),
         min_current_a: 6.0,
+        setpoint_step_a: 1.0,
         applied_current: None,
         setpoint_validity_s: None,
         enable: None,
@@ -59,7 +60,9 @@ pub static SPEC: ModelSpec = ModelSpec {
         safe_current: Some(Register::holding(131, DataType::U16)),
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
+        fallback: "no watchdog known",
     }),
+    hex_addresses: false,
     confidence: "H (Bender CC613 Modbus manual; evcc agrees)",
 };
 
@@ -69,7 +72,8 @@ mod tests {
     use crate::devices::codec::decode_number;
     use crate::devices::model::ChargeState;
     use crate::devices::state::decode_state;
-    use crate::devices::write::{encode_write, WriteOp};
+    use crate::devices::write::encode_write;
+    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -99,7 +103,7 @@ mod tests {
     fn encodes_setpoint_fc6() {
         assert_eq!(
             encode_write(&charger().setpoint, 16.0).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 1000,
                 value: 16
             }

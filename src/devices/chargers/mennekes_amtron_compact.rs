@@ -56,6 +56,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         },
         setpoint: f32_h(0x0302).writable(WriteFn::Multiple),
         min_current_a: 6.0,
+        setpoint_step_a: 1.0,
         applied_current: None,
         setpoint_validity_s: None,
         enable: Some(Enable {
@@ -73,7 +74,9 @@ pub static SPEC: ModelSpec = ModelSpec {
         safe_current: None,
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
+        fallback: "stops without the heartbeat",
     }),
+    hex_addresses: true,
     confidence: "M (one implementation; word order L)",
 };
 
@@ -83,7 +86,8 @@ mod tests {
     use crate::devices::codec::decode_number;
     use crate::devices::model::ChargeState;
     use crate::devices::state::decode_state;
-    use crate::devices::write::{encode_write, WriteOp};
+    use crate::devices::write::encode_write;
+    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -106,7 +110,7 @@ mod tests {
     fn encodes_setpoint_heartbeat_and_release() {
         assert_eq!(
             encode_write(&charger().setpoint, 16.0).unwrap(),
-            WriteOp::Multiple {
+            Request::WriteMultiple {
                 addr: 0x0302,
                 values: vec![0x4180, 0x0000]
             }
@@ -114,7 +118,7 @@ mod tests {
         let hb = charger().heartbeat.unwrap();
         assert_eq!(
             encode_write(&hb.reg, f64::from(hb.value)).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 0x0D00,
                 value: 0x55AA
             }
@@ -122,7 +126,7 @@ mod tests {
         let en = charger().enable.unwrap();
         assert_eq!(
             encode_write(&en.reg, f64::from(en.on)).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 0x0D05,
                 value: 1
             }

@@ -44,6 +44,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         state: StateSpec::Ascii(Register::holding(BASE + 299, DataType::AsciiHigh)),
         setpoint: Register::holding(BASE + 301, DataType::U16).writable(WriteFn::Single),
         min_current_a: 6.0,
+        setpoint_step_a: 1.0,
         applied_current: None,
         setpoint_validity_s: None,
         enable: None,
@@ -52,7 +53,9 @@ pub static SPEC: ModelSpec = ModelSpec {
         safe_current: None,
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
+        fallback: "none known",
     }),
+    hex_addresses: false,
     confidence: "M (one implementation, evcc phoenix-charx; unit id L)",
 };
 
@@ -62,7 +65,8 @@ mod tests {
     use crate::devices::codec::decode_number;
     use crate::devices::model::ChargeState;
     use crate::devices::state::decode_state;
-    use crate::devices::write::{encode_write, WriteOp};
+    use crate::devices::write::encode_write;
+    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -88,7 +92,7 @@ mod tests {
     fn encodes_setpoint_fc6() {
         assert_eq!(
             encode_write(&charger().setpoint, 16.0).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 1301,
                 value: 16
             }

@@ -13,7 +13,7 @@ const fn i32_in(addr: u16) -> Register {
 
 pub static SPEC: ModelSpec = ModelSpec {
     name: "phoenix-ev-eth",
-    title: "Phoenix Contact EV Charge Control EV-ETH",
+    title: "Phoenix Contact EV Charge Control EV-ETH (and Wallbe)",
     kind: DeviceKind::Charger,
     transports: &[Transport::Tcp],
     default_unit: 255,
@@ -33,6 +33,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         // that variant is not covered by this model.
         setpoint: Register::holding(528, DataType::U16).writable(WriteFn::Single),
         min_current_a: 6.0,
+        setpoint_step_a: 1.0,
         applied_current: None,
         setpoint_validity_s: None,
         enable: Some(Enable {
@@ -46,7 +47,9 @@ pub static SPEC: ModelSpec = ModelSpec {
         safe_current: None,
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
+        fallback: "**none known**: a hung controller leaves the last setpoint in force",
     }),
+    hex_addresses: false,
     confidence: "M (one implementation, evcc phoenix-ev-eth)",
 };
 
@@ -56,7 +59,8 @@ mod tests {
     use crate::devices::codec::decode_number;
     use crate::devices::model::ChargeState;
     use crate::devices::state::decode_state;
-    use crate::devices::write::{encode_write, WriteOp};
+    use crate::devices::write::encode_write;
+    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -90,7 +94,7 @@ mod tests {
     fn encodes_setpoint_fc6_and_enable_coil() {
         assert_eq!(
             encode_write(&charger().setpoint, 16.0).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 528,
                 value: 16
             }
@@ -98,7 +102,7 @@ mod tests {
         let en = charger().enable.unwrap();
         assert_eq!(
             encode_write(&en.reg, f64::from(en.on)).unwrap(),
-            WriteOp::Coil {
+            Request::WriteCoil {
                 addr: 400,
                 on: true
             }

@@ -48,6 +48,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         // Whole amperes; 0 disables.
         setpoint: Register::holding(4004, DataType::U16).writable(WriteFn::Single),
         min_current_a: 6.0,
+        setpoint_step_a: 1.0,
         applied_current: None,
         setpoint_validity_s: None,
         enable: None,
@@ -60,7 +61,9 @@ pub static SPEC: ModelSpec = ModelSpec {
         safe_current: None,
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
+        fallback: "the charger's own fallback (only under Modbus supervision: a lifebit that reads 2 means it is not)",
     }),
+    hex_addresses: false,
     confidence: "M (one implementation, evcc schneider-v3; Schneider GEX1969300)",
 };
 
@@ -70,7 +73,8 @@ mod tests {
     use crate::devices::codec::decode_number;
     use crate::devices::model::ChargeState;
     use crate::devices::state::decode_state;
-    use crate::devices::write::{encode_write, WriteOp};
+    use crate::devices::write::encode_write;
+    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -104,7 +108,7 @@ mod tests {
     fn encodes_setpoint_and_lifebit() {
         assert_eq!(
             encode_write(&charger().setpoint, 16.0).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 4004,
                 value: 16
             }
@@ -112,7 +116,7 @@ mod tests {
         let hb = charger().heartbeat.unwrap();
         assert_eq!(
             encode_write(&hb.reg, f64::from(hb.value)).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 4000,
                 value: 1
             }

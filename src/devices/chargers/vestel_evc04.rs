@@ -54,6 +54,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         // Whole amperes; 0 pauses.
         setpoint: u16_rw(5004),
         min_current_a: 6.0,
+        setpoint_step_a: 1.0,
         applied_current: None,
         setpoint_validity_s: None,
         enable: None,
@@ -69,7 +70,9 @@ pub static SPEC: ModelSpec = ModelSpec {
         safe_current: Some(u16_rw(2000)),
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
+        fallback: "its failsafe current once the alive register has not been written within the failsafe timeout",
     }),
+    hex_addresses: false,
     confidence: "H (Vestel EVC04 Modbus document; evcc agrees)",
 };
 
@@ -79,7 +82,8 @@ mod tests {
     use crate::devices::codec::decode_number;
     use crate::devices::model::ChargeState;
     use crate::devices::state::decode_state;
-    use crate::devices::write::{encode_write, WriteOp};
+    use crate::devices::write::encode_write;
+    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -109,7 +113,7 @@ mod tests {
     fn encodes_fc6_writes() {
         assert_eq!(
             encode_write(&charger().setpoint, 16.0).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 5004,
                 value: 16
             }
@@ -117,7 +121,7 @@ mod tests {
         let ct = charger().comms_timeout.unwrap();
         assert_eq!(
             encode_write(&ct.reg, f64::from(ct.default_s)).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 2002,
                 value: COMMS_TIMEOUT_S as u16
             }
@@ -125,7 +129,7 @@ mod tests {
         let hb = charger().heartbeat.unwrap();
         assert_eq!(
             encode_write(&hb.reg, f64::from(hb.value)).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 6000,
                 value: 1
             }

@@ -52,6 +52,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         },
         setpoint: u16_rw(5004),
         min_current_a: 6.0,
+        setpoint_step_a: 1.0,
         applied_current: None,
         setpoint_validity_s: None,
         enable: None,
@@ -67,7 +68,10 @@ pub static SPEC: ModelSpec = ModelSpec {
         safe_current: Some(u16_rw(2000)),
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
+        fallback:
+            "its safe current once the life bit has not been written within the comms timeout",
     }),
+    hex_addresses: false,
     confidence: "H (Webasto NEXT Modbus document; evcc agrees)",
 };
 
@@ -77,7 +81,8 @@ mod tests {
     use crate::devices::codec::decode_number;
     use crate::devices::model::ChargeState;
     use crate::devices::state::decode_state;
-    use crate::devices::write::{encode_write, WriteOp};
+    use crate::devices::write::encode_write;
+    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -99,7 +104,7 @@ mod tests {
     fn encodes_fc6_writes() {
         assert_eq!(
             encode_write(&charger().setpoint, 16.0).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 5004,
                 value: 16
             }
@@ -107,7 +112,7 @@ mod tests {
         let hb = charger().heartbeat.unwrap();
         assert_eq!(
             encode_write(&hb.reg, f64::from(hb.value)).unwrap(),
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 6000,
                 value: 1
             }

@@ -8,14 +8,15 @@ use super::*;
 use crate::devices::codec::encode_number;
 use crate::devices::model::ChargeState;
 use crate::devices::registry;
+use crate::devices::regmap::Table;
 use crate::devices::state::encode_state;
-use crate::modbus::ModbusError;
+use crate::modbus::{ModbusError, Request};
 
 #[derive(Default)]
 struct Bank {
     regs: Mutex<HashMap<(Table, u16), u16>>,
-    reads: Mutex<Vec<(Table, u16, u16)>>,
-    writes: Mutex<Vec<WriteOp>>,
+    reads: Mutex<Vec<Request>>,
+    writes: Mutex<Vec<Request>>,
     fail_reads: Mutex<Option<ModbusError>>,
 }
 
@@ -44,54 +45,30 @@ impl Bank {
             .collect()
     }
 
-    fn apply(&self, op: &WriteOp) {
+    fn apply(&self, op: &Request) {
         lock(&self.writes).push(op.clone());
         let mut regs = lock(&self.regs);
-        match op {
-            WriteOp::Single { addr, value } => {
-                regs.insert((Table::Holding, *addr), *value);
-            }
-            WriteOp::Multiple { addr, values } => {
-                for (i, v) in values.iter().enumerate() {
-                    regs.insert((Table::Holding, addr + i as u16), *v);
-                }
-            }
-            WriteOp::Coil { addr, on } => {
-                regs.insert((Table::Coil, *addr), u16::from(*on));
-            }
+        for (i, v) in op.written().unwrap_or_default().into_iter().enumerate() {
+            regs.insert((op.table(), op.addr() + i as u16), v);
         }
     }
 }
 
 impl RegisterIo for Bank {
-    async fn read(&self, table: Table, addr: u16, count: u16) -> Result<Vec<u16>, ModbusError> {
+    async fn call(&self, request: Request) -> Result<Vec<u16>, ModbusError> {
+        let Request::Read { table, addr, count } = request else {
+            self.apply(&request);
+            return Ok(Vec::new());
+        };
         if let Some(e) = lock(&self.fail_reads).clone() {
             return Err(e);
         }
-        lock(&self.reads).push((table, addr, count));
+        lock(&self.reads).push(request.clone());
         let regs = lock(&self.regs);
         // Unused addresses inside a coalesced read answer 0, as most devices do.
         Ok((0..count)
             .map(|i| regs.get(&(table, addr + i)).copied().unwrap_or(0))
             .collect())
-    }
-
-    async fn write_single(&self, addr: u16, value: u16) -> Result<(), ModbusError> {
-        self.apply(&WriteOp::Single { addr, value });
-        Ok(())
-    }
-
-    async fn write_multiple(&self, addr: u16, values: &[u16]) -> Result<(), ModbusError> {
-        self.apply(&WriteOp::Multiple {
-            addr,
-            values: values.to_vec(),
-        });
-        Ok(())
-    }
-
-    async fn write_coil(&self, addr: u16, on: bool) -> Result<(), ModbusError> {
-        self.apply(&WriteOp::Coil { addr, on });
-        Ok(())
     }
 }
 
@@ -172,12 +149,7 @@ async fn read_all_every_model_in_planned_reads() {
             None => assert_eq!(snap.state, None),
         }
         let reads = lock(&dev.io().reads).clone();
-        let planned: Vec<_> = dev
-            .plan()
-            .iter()
-            .map(|b| (b.table, b.addr, b.count))
-            .collect();
-        assert_eq!(reads, planned, "{} reads exactly its plan", spec.name);
+        assert_eq!(reads, dev.plan(), "{} reads exactly its plan", spec.name);
     }
 }
 
@@ -269,7 +241,7 @@ async fn integer_setpoints_round_down() {
     dev.set_current_limit(16.9).await.unwrap();
     assert_eq!(
         lock(&dev.io().writes).last(),
-        Some(&WriteOp::Single {
+        Some(&Request::WriteSingle {
             addr: 5004,
             value: 16
         })
@@ -278,7 +250,7 @@ async fn integer_setpoints_round_down() {
     abb.set_current_limit(6.0).await.unwrap();
     assert_eq!(
         lock(&abb.io().writes).last(),
-        Some(&WriteOp::Multiple {
+        Some(&Request::WriteMultiple {
             addr: 0x4100,
             values: vec![0x0000, 6000]
         })
@@ -295,15 +267,15 @@ async fn heartbeat_and_comms_timeout_writes() {
     assert_eq!(
         *lock(&vestel.io().writes),
         vec![
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 6000,
                 value: 1
             },
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 2002,
                 value: timeout.as_secs() as u16
             },
-            WriteOp::Single {
+            Request::WriteSingle {
                 addr: 2000,
                 value: 6
             },
@@ -319,7 +291,7 @@ async fn heartbeat_and_comms_timeout_writes() {
     mennekes.heartbeat().await.unwrap();
     assert_eq!(
         lock(&mennekes.io().writes).last(),
-        Some(&WriteOp::Single {
+        Some(&Request::WriteSingle {
             addr: 0x0D00,
             value: 0x55AA
         })
@@ -371,6 +343,10 @@ async fn single_capability_reads() {
     // The three currents come from one read.
     assert_eq!(
         lock(&dev.io().reads).last(),
-        Some(&(Table::Holding, 0x4010, 6))
+        Some(&Request::Read {
+            table: Table::Holding,
+            addr: 0x4010,
+            count: 6
+        })
     );
 }

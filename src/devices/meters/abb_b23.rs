@@ -49,6 +49,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         ),
     },
     charger: None,
+    hex_addresses: true,
     confidence: "M (one public implementation, mbmd; serial defaults L)",
 };
 

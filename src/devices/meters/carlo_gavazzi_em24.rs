@@ -40,6 +40,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         energy: Some(i32_in(0x42, 100.0)),
     },
     charger: None,
+    hex_addresses: true,
     confidence: "H (Carlo Gavazzi EM24 protocol document and mbmd agree)",
 };
 

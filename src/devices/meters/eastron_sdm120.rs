@@ -28,6 +28,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         energy: Some(f32_in(0x48).scale(1000.0)),
     },
     charger: None,
+    hex_addresses: true,
     confidence: "H (Eastron protocol document and mbmd agree)",
 };
 

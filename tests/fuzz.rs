@@ -1,0 +1,363 @@
+//! Property-based fuzzing of everything that takes input from outside: the config loader,
+//! every cloud command through the real handler (with a real store), register decoding of
+//! every model, and the store's recovery from truncated or corrupted files. Inputs start from
+//! the seed corpus in `tests/fuzz/` and are mutated (truncated, bytes flipped, spliced,
+//! random). Every target must never panic and must answer bad input with a reason.
+//!
+//! Cases per target: `EVSITE_FUZZ_CASES` (default 200, as the test command runs it); each
+//! target prints how many inputs it executed.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config as RunnerConfig, TestRunner};
+
+use evsite::clock::Clock;
+use evsite::commands::{handle, CommandContext};
+use evsite::devices::codec::decode;
+use evsite::devices::registry;
+use evsite::devices::state::{decode_state, state_registers};
+use evsite::store::{SessionFilter, Store};
+
+fn cases() -> u32 {
+    std::env::var("EVSITE_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+}
+
+fn runner(cases: u32) -> TestRunner {
+    TestRunner::new(RunnerConfig {
+        cases,
+        failure_persistence: None,
+        ..RunnerConfig::default()
+    })
+}
+
+fn corpus(dir: &str) -> Vec<Vec<u8>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut out: Vec<Vec<u8>> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .map(|e| std::fs::read(e.expect("corpus entry").path()).expect("corpus file"))
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "a seed corpus in {}", root.display());
+    out
+}
+
+/// One mutation of a seed: what a fuzzer does to it.
+#[derive(Debug, Clone)]
+enum Mutation {
+    Truncate(usize),
+    Flip(usize, u8),
+    Insert(usize, Vec<u8>),
+    Delete(usize, usize),
+    Replace(Vec<u8>),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        any::<usize>().prop_map(Mutation::Truncate),
+        (any::<usize>(), 1u8..=255).prop_map(|(i, b)| Mutation::Flip(i, b)),
+        (
+            any::<usize>(),
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..16),
+                // Tokens that make syntax go wrong in interesting ways.
+                prop::sample::select(vec![
+                    b"\"".to_vec(),
+                    b"]".to_vec(),
+                    b"[[".to_vec(),
+                    b"=".to_vec(),
+                    b"\n[site]\n".to_vec(),
+                    b"nan".to_vec(),
+                    b"-inf".to_vec(),
+                    b"1e400".to_vec(),
+                    b"{".to_vec(),
+                    b"null".to_vec(),
+                    b"\xff\xfe".to_vec(),
+                    b"-1".to_vec(),
+                    b"99999999999999999999".to_vec(),
+                ]),
+            ]
+        )
+            .prop_map(|(i, b)| Mutation::Insert(i, b)),
+        (any::<usize>(), 1usize..64).prop_map(|(i, n)| Mutation::Delete(i, n)),
+        proptest::collection::vec(any::<u8>(), 0..256).prop_map(Mutation::Replace),
+    ]
+}
+
+fn apply(seed: &[u8], muts: &[Mutation]) -> Vec<u8> {
+    let mut b = seed.to_vec();
+    for m in muts {
+        let at = |i: usize, len: usize| if len == 0 { 0 } else { i % (len + 1) };
+        match m {
+            Mutation::Truncate(i) => b.truncate(at(*i, b.len())),
+            Mutation::Flip(i, x) => {
+                if !b.is_empty() {
+                    let j = i % b.len();
+                    b[j] ^= x;
+                }
+            }
+            Mutation::Insert(i, bytes) => {
+                let j = at(*i, b.len());
+                b.splice(j..j, bytes.iter().copied());
+            }
+            Mutation::Delete(i, n) => {
+                let j = at(*i, b.len());
+                let end = (j + n).min(b.len());
+                b.drain(j..end);
+            }
+            Mutation::Replace(bytes) => b = bytes.clone(),
+        }
+    }
+    b
+}
+
+fn mutated(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
+    (
+        prop::sample::select(seeds),
+        proptest::collection::vec(mutation(), 0..4),
+    )
+        .prop_map(|(seed, muts)| apply(&seed, &muts))
+}
+
+fn report(target: &str, runs: &AtomicU64) {
+    println!(
+        "fuzz: {target}: {} inputs executed, 0 panics",
+        runs.load(Ordering::Relaxed)
+    );
+}
+
+#[test]
+fn the_config_loader_answers_every_input_with_a_config_or_located_errors() {
+    let mut seeds = corpus("tests/fuzz/config");
+    seeds.extend(corpus("tests/fixtures/config"));
+    let runs = AtomicU64::new(0);
+    runner(cases() * 5)
+        .run(&mutated(seeds), |bytes| {
+            runs.fetch_add(1, Ordering::Relaxed);
+            let text = String::from_utf8_lossy(&bytes);
+            if let Err(errors) = evsite::config::load_str(&text, "fuzz.toml") {
+                let shown = errors.to_string();
+                prop_assert!(!shown.trim().is_empty(), "an error says why");
+                let first = shown.lines().next().unwrap_or_default();
+                prop_assert!(
+                    first.starts_with("fuzz.toml"),
+                    "an error names the file (and where): {shown:?}"
+                );
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    report("config loader", &runs);
+}
+
+#[test]
+fn every_cloud_command_gets_a_reply_saying_why() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/config/full.toml"),
+        )
+        .expect("seed config");
+        Arc::new(evsite::config::load_str(&text, "full.toml").expect("the seed config is valid"))
+    };
+    let (store, _) = Store::open(dir.path().join("db")).expect("store");
+    let (control, mut applied) = tokio::sync::mpsc::unbounded_channel();
+    let ctx = CommandContext {
+        cfg: cfg.clone(),
+        store,
+        control,
+        clock: Clock::system(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let names = vec![
+        "set_site_limit",
+        "set_charger",
+        "set_profile",
+        "resync",
+        "reboot",
+        "",
+    ];
+    let runs = AtomicU64::new(0);
+    let strategy = (
+        prop::sample::select(names),
+        mutated(corpus("tests/fuzz/commands")),
+    );
+    runner(cases() * 5)
+        .run(&strategy, |(name, payload)| {
+            runs.fetch_add(1, Ordering::Relaxed);
+            let reply = rt.block_on(handle(&ctx, name, &payload));
+            prop_assert!(reply["ok"].is_boolean(), "a reply: {reply}");
+            if reply["ok"] == false {
+                prop_assert!(
+                    reply["error"].as_str().is_some_and(|e| !e.is_empty()),
+                    "a refusal says why: {reply}"
+                );
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Whatever was applied stays within the installer's limits (invariant 1).
+    while let Ok(cmd) = applied.try_recv() {
+        if let evsite::control::command::ControlCommand::SetSiteLimit {
+            limit_a: Some(l), ..
+        } = cmd
+        {
+            assert!(l <= cfg.site.grid_limit_a, "a commanded limit {l} A");
+        }
+    }
+    report("cloud commands", &runs);
+}
+
+#[test]
+fn register_decoding_of_every_model_survives_any_words() {
+    let runs = AtomicU64::new(0);
+    for model in registry::all() {
+        let mut regs: Vec<_> = evsite::devices::plan::snapshot_registers(model);
+        if let Some(c) = &model.charger {
+            regs.extend(state_registers(&c.state));
+            regs.push(c.setpoint);
+        }
+        let words = proptest::collection::vec(any::<u16>(), 0..8);
+        runner(cases())
+            .run(&words, |w| {
+                for reg in &regs {
+                    runs.fetch_add(1, Ordering::Relaxed);
+                    let n = usize::from(reg.words());
+                    // The right length and whatever else a device may answer.
+                    for words in [&w[..w.len().min(n)], &w[..]] {
+                        let mut padded = words.to_vec();
+                        if padded.len() < n && words.len() == w.len().min(n) {
+                            padded.resize(n, 0xFFFF);
+                        }
+                        if let Ok(Some(evsite::devices::codec::Value::Number(v))) =
+                            decode(reg, &padded)
+                        {
+                            prop_assert!(
+                                v.is_finite(),
+                                "{}: register {} decodes {padded:04x?} to {v}",
+                                model.name,
+                                reg.addr
+                            );
+                        }
+                    }
+                }
+                if let Some(c) = &model.charger {
+                    let regs = state_registers(&c.state);
+                    let parts: Vec<Vec<u16>> = regs
+                        .iter()
+                        .map(|r| {
+                            let n = usize::from(r.words());
+                            let mut v = w.clone();
+                            v.resize(n, 0xFFFF);
+                            v
+                        })
+                        .collect();
+                    let refs: Vec<&[u16]> = parts.iter().map(Vec::as_slice).collect();
+                    let _ = decode_state(&c.state, &refs);
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{}: {e}", model.name));
+    }
+    report("register decoding (all models)", &runs);
+}
+
+/// A store with a few sessions and alerts in it, closed.
+fn filled_store(path: &Path) {
+    let (store, _) = Store::open(path).expect("store");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        for i in 0..5 {
+            let alert = serde_json::json!({"alert_id": format!("a-{i}"), "kind": "overload"});
+            store
+                .put_alert(&format!("a-{i}"), &alert, None)
+                .await
+                .expect("alert stored");
+        }
+        store.flush().await.expect("flushed");
+    });
+}
+
+#[test]
+fn the_store_recovers_from_truncated_and_corrupted_files() {
+    let pristine = tempfile::tempdir().expect("temp dir");
+    let db = pristine.path().join("db");
+    filled_store(&db);
+    let files: Vec<std::path::PathBuf> = walk(&db);
+    assert!(!files.is_empty(), "sled wrote files");
+    let runs = AtomicU64::new(0);
+    let strategy = (
+        prop::sample::select(files.clone()),
+        proptest::collection::vec(mutation(), 1..3),
+    );
+    // Opening a database is slow next to parsing: fewer cases.
+    runner((cases() / 4).max(10))
+        .run(&strategy, |(file, muts)| {
+            runs.fetch_add(1, Ordering::Relaxed);
+            let work = tempfile::tempdir().expect("temp dir");
+            let copy = work.path().join("db");
+            copy_dir(&db, &copy);
+            let target = copy.join(file.strip_prefix(&db).expect("inside the db"));
+            let bytes = std::fs::read(&target).expect("db file");
+            std::fs::write(&target, apply(&bytes, &muts)).expect("corrupted");
+            // Either it opens and reads, or it refuses with an error: never a panic, and a
+            // refusal leaves what it could not read where it was (moved aside, not deleted).
+            match Store::open(&copy) {
+                Ok((store, _)) => {
+                    let _ = store.sessions(&SessionFilter::default());
+                    let _ = store.active_alerts();
+                    let _ = store.open_sessions();
+                }
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+            let left: u64 = walk(work.path())
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum();
+            prop_assert!(left > 0, "nothing deleted");
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    report("store recovery", &runs);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("dir");
+    for e in std::fs::read_dir(from).expect("read dir").flatten() {
+        let p = e.path();
+        let dest = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).expect("copy");
+        }
+    }
+}
