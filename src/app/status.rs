@@ -103,13 +103,19 @@ pub fn table(st: &Value) -> String {
         text(&c["seq"]),
     );
     let limit = &c["limit"];
-    let _ = writeln!(
+    let source = text(&limit["source"]);
+    let _ = write!(
         out,
-        "limit {} per phase ({}; installer {})",
-        num(&limit["limit_a"], " A"),
-        text(&limit["source"]),
-        num(&site["grid_limit_a"], " A"),
+        "limit {} per phase from the {source}",
+        num(&limit["limit_a"], " A")
     );
+    if source != "installer" {
+        if !limit["expires_at"].is_null() {
+            let _ = write!(out, " until {}", text(&limit["expires_at"]));
+        }
+        let _ = write!(out, " (installer {})", num(&site["grid_limit_a"], " A"));
+    }
+    out.push('\n');
     let phases = site["phases"].as_u64().unwrap_or(3) as usize;
     let grid: Vec<String> = (0..phases)
         .map(|p| format!("L{} {}", p + 1, num(&c["grid"]["current_a"][p], " A")))
