@@ -257,9 +257,12 @@ async fn the_daemon_serves_its_live_state_history_metrics_and_health() {
         "{table}"
     );
     assert!(
-        table.contains("limit 63.0 A per phase (installer"),
+        table.contains("\nlimit 63.0 A per phase from the installer\n"),
         "{table}"
     );
+    if let Ok(keep) = std::env::var("EVSITE_KEEP_SCREENSHOTS") {
+        let _ = std::fs::write(std::path::Path::new(&keep).join("status.txt"), &table);
+    }
     assert!(
         table
             .lines()
