@@ -6,7 +6,7 @@
 //! Layout: `observe` (what the API keeps of the cycles it saw: last cycle time, the cycle
 //! duration histogram, an hour of grid current), `state` (`/api/state`, `/api/grid`,
 //! `/healthz`), `events` (`/api/events`), `history` (`/api/sessions`, `/api/report`),
-//! `metrics` (`/metrics`), `auth` (the bearer token), `page` (`/`), `client` (a GET for
+//! `metrics` (`/metrics`), `auth` (the bearer token), `page` (`/`, the status page), `client` (a GET for
 //! `evsite status`).
 
 mod auth;
