@@ -5,6 +5,8 @@
 //! time so cars arrive, charge and complete within a couple of minutes. The site is wired as
 //! the daemon's is ([`crate::site::SiteBuilder`]), on the simulated site's clock; sessions
 //! and alerts stay in memory unless `--mqtt` gives them a (temporary) store to sync from.
+//! The local API and its live page are served as the daemon serves them, on `--api` (or a
+//! free port beside it when that one is taken), and the page's URL is printed at start.
 
 mod dilate;
 mod ledger;
