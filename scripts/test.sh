@@ -12,6 +12,8 @@ command -v socat >/dev/null 2>&1 || need+=(socat)
 # scratch root, systemd-analyze to verify the unit.
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v systemd-sysusers >/dev/null 2>&1 || need+=(systemd)
+# The status page test (tests/api.rs) renders the page in headless Chromium.
+command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "missing ${need[*]}: run this as root (or install them) first" >&2

@@ -4,11 +4,12 @@
 //! actor per RS-485 line), `devices` (register maps as data, one generic codec, capability
 //! traits), `control` (the load management loop around the pure allocator), `simulator` (a
 //! simulated site serving the same register maps, for `evsite demo`, tests and `evsite-sim`),
-//! `sync` (the cloud link over MQTT).
+//! `sync` (the cloud link over MQTT), `api` (the local HTTP API and status page).
 #![forbid(unsafe_code)]
 
 pub mod alerts;
 pub mod anomaly;
+pub mod api;
 pub mod app;
 pub mod clock;
 pub mod commands;

@@ -45,6 +45,16 @@ enum Command {
     Sessions(evsite::app::history::HistoryArgs),
     /// Usage report: energy, cost and sessions per charger and day, peak hours, utilisation.
     Report(evsite::app::history::HistoryArgs),
+    /// The live state from the running daemon (its local API on `[api] listen`).
+    Status(StatusArgs),
+}
+
+#[derive(clap::Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[arg(long, value_enum, default_value_t = evsite::app::status::StatusFormat::Table)]
+    format: evsite::app::status::StatusFormat,
 }
 
 #[derive(clap::Args)]
@@ -72,6 +82,9 @@ struct DemoArgs {
     /// (mqtt://host:port or mqtts://host:port), and take commands from it.
     #[arg(long, value_name = "URL")]
     mqtt: Option<String>,
+    /// Where the live page and the local API listen (a taken port falls back to a free one).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8787")]
+    api: std::net::SocketAddr,
 }
 
 fn main() -> ExitCode {
@@ -104,6 +117,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => runtime().and_then(|rt| {
             let mut opts = evsite::app::demo::Options::new(a.run_for, a.speed);
             opts.mqtt = a.mqtt;
+            opts.api = a.api;
             let summary = rt.block_on(evsite::app::demo::run(opts))?;
             print!("{summary}");
             Ok(ExitCode::SUCCESS)
@@ -113,6 +127,20 @@ fn main() -> ExitCode {
             &a,
             chrono::Utc::now(),
         ))),
+        Command::Status(a) => with_config(&a.config.config, |cfg| {
+            runtime()?.block_on(async {
+                match evsite::app::status::status(&cfg, a.format).await {
+                    Ok(text) => {
+                        print!("{text}");
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(e) => {
+                        eprintln!("evsite: {e}");
+                        Ok(ExitCode::from(e.exit_code()))
+                    }
+                }
+            })
+        }),
         Command::Run(a) => with_config(&a.config, |cfg| {
             runtime()?.block_on(evsite::app::run::run(cfg, a.config.clone()))?;
             Ok(ExitCode::SUCCESS)

@@ -5,6 +5,8 @@
 //! time so cars arrive, charge and complete within a couple of minutes. The site is wired as
 //! the daemon's is ([`crate::site::SiteBuilder`]), on the simulated site's clock; sessions
 //! and alerts stay in memory unless `--mqtt` gives them a (temporary) store to sync from.
+//! The local API and its live page are served as the daemon serves them, on `--api` (or a
+//! free port beside it when that one is taken), and the page's URL is printed at start.
 
 mod dilate;
 mod ledger;
@@ -14,6 +16,7 @@ mod tally;
 mod uplink;
 
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +25,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::clock::Clock;
+use crate::config::Config;
 use crate::control::record::CycleRecord;
 use crate::modbus::{Links, TcpConnector};
 use crate::simulator::serve::ServeError;
@@ -82,6 +86,8 @@ pub enum DemoError {
     Link(#[from] crate::modbus::LinkError),
     #[error("controller task: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("local API: {0}")]
+    Api(#[from] crate::api::StartError),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +99,8 @@ pub struct Options {
     pub plain: bool,
     /// Also publish to this broker (`mqtt://` or `mqtts://`), as the daemon would.
     pub mqtt: Option<String>,
+    /// Where the live page and the local API listen; a taken port falls back to a free one.
+    pub api: SocketAddr,
 }
 
 impl Options {
@@ -103,6 +111,7 @@ impl Options {
             speed,
             plain: !std::io::stdout().is_terminal(),
             mqtt: None,
+            api: SocketAddr::from(([127, 0, 0, 1], 8787)),
         }
     }
 }
@@ -245,6 +254,9 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
         builder = builder.store(store);
     }
     let (controller, mut built) = builder.build()?;
+    let api = start_api(&cfg, &built, opts.api).await?;
+    let page = format!("live page: http://{}/", api.addr());
+    emit(&format!("{page}\n"));
     let mut events = built.events.take();
     let mut state = built.state.clone();
 
@@ -270,6 +282,7 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
     let stepper = spawn_stepper(site.clone(), opts.speed);
     let mut screen = Screen {
         opts: &opts,
+        page,
         site_id: cfg.site.id.clone(),
         phases: usize::from(cfg.site.phases),
         started,
@@ -299,6 +312,7 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
         screen.state(st);
     }
     screen.finish();
+    drop(api);
     let sessions = screen.ledger.per_charger(&screen.state.sessions);
     built.finish().await;
     if cfg.mqtt.is_some() {
@@ -320,6 +334,8 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
 /// controller has shut down.
 struct Screen<'a> {
     opts: &'a Options,
+    /// The live page's line, kept under the terminal view.
+    page: String,
     site_id: String,
     phases: usize,
     started: Instant,
@@ -461,8 +477,27 @@ impl Screen<'_> {
             let ended: Vec<_> = self.ledger.recent_finished().collect();
             let sessions = records::session_rows(&self.state.sessions, &ended, v);
             let alerts = records::alert_rows(self.state.alerts.len(), self.ledger.recent_alerts());
-            emit(&render::frame(&h, v, &self.tally, &sessions, &alerts));
+            let frame = render::frame(&h, v, &self.tally, &sessions, &alerts);
+            emit(&format!("{frame}{}\x1b[K\n", self.page));
         }
+    }
+}
+
+/// The local API on `addr`, or on a free port of the same address when that one is taken:
+/// a second demo, or a daemon already on the default port, must not stop the demo.
+async fn start_api(
+    cfg: &Arc<Config>,
+    site: &crate::site::Site,
+    addr: SocketAddr,
+) -> Result<crate::api::ApiServer, DemoError> {
+    let ctx = crate::api::ApiContext::for_site(cfg.clone(), site)?;
+    match crate::api::start(ctx.clone(), addr).await {
+        Err(crate::api::StartError::Bind { source, .. })
+            if source.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            Ok(crate::api::start(ctx, SocketAddr::new(addr.ip(), 0)).await?)
+        }
+        other => Ok(other?),
     }
 }
 

@@ -7,4 +7,5 @@ pub mod notify;
 pub mod probe;
 pub mod reload;
 pub mod run;
+pub mod status;
 pub mod table;

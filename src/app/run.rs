@@ -1,7 +1,7 @@
 //! `evsite run`: the daemon. The site as [`SiteBuilder`] wires it, on the system clock and
 //! the configured store; SIGHUP reloads the config ([`super::reload`]); on SIGTERM or Ctrl-C,
 //! safe currents, then everything recorded is flushed before exit. systemd hears of it all
-//! ([`super::notify`]).
+//! ([`super::notify`]). The local API ([`crate::api`]) serves the live state beside it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,6 +58,8 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), RunError> {
     }
     let (controller, site) = builder.build()?;
     tracing::info!(site = %cfg.site.id, chargers = cfg.chargers.len(), log = ?log.sink(), "evsite started");
+    // Held to the end: dropping it stops the server.
+    let _api = crate::api::start_logged(cfg.clone(), &site).await;
     let reloader = Reloader::new(
         config_path,
         site.configs.clone(),

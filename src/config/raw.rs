@@ -286,12 +286,15 @@ impl Default for RawStorage {
 #[serde(deny_unknown_fields, default)]
 pub struct RawApi {
     pub listen: String,
+    /// A file holding the bearer token every request must carry (required off loopback).
+    pub token_file: Option<String>,
 }
 
 impl Default for RawApi {
     fn default() -> Self {
         RawApi {
             listen: "127.0.0.1:8787".into(),
+            token_file: None,
         }
     }
 }

@@ -174,7 +174,9 @@ pub struct Storage {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Api {
-    pub listen: String,
+    pub listen: std::net::SocketAddr,
+    /// The bearer token's file: with one, every request needs `Authorization: Bearer`.
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 
 use crate::config::ConfigErrors;
-use crate::store::{OpenExistingError, SessionFilter, StoreError};
+use crate::store::{OpenExistingError, SessionFilter, Store, StoreError};
 
 pub use range::Bound;
 pub use report::Report;
@@ -106,8 +106,16 @@ pub struct HistoryArgs {
 /// `evsite sessions`: the matching sessions in the chosen format.
 pub fn sessions(args: &HistoryArgs) -> Result<String, HistoryError> {
     let source = Source::resolve(args)?;
-    let store = source.open()?;
-    let filter = filter(args, &source)?;
+    sessions_in(&source.open()?, &source, args)
+}
+
+/// The session list from an open store (the command's, or the daemon's for the local API).
+pub fn sessions_in(
+    store: &Store,
+    source: &Source,
+    args: &HistoryArgs,
+) -> Result<String, HistoryError> {
+    let filter = filter(args, source)?;
     let records = store.sessions(&filter)?;
     list::render(&records, source.zone, args.format)
 }
@@ -115,8 +123,17 @@ pub fn sessions(args: &HistoryArgs) -> Result<String, HistoryError> {
 /// `evsite report`: the usage report over the matching sessions, as of `now`.
 pub fn report(args: &HistoryArgs, now: DateTime<Utc>) -> Result<String, HistoryError> {
     let source = Source::resolve(args)?;
-    let store = source.open()?;
-    let filter = filter(args, &source)?;
+    report_in(&source.open()?, &source, args, now)
+}
+
+/// The usage report from an open store.
+pub fn report_in(
+    store: &Store,
+    source: &Source,
+    args: &HistoryArgs,
+    now: DateTime<Utc>,
+) -> Result<String, HistoryError> {
+    let filter = filter(args, source)?;
     let records = store.sessions(&filter)?;
     let mut sessions = Vec::with_capacity(records.len());
     for record in records {

@@ -45,6 +45,20 @@ impl Source {
         })
     }
 
+    /// The source of a running site: its config's database, chargers and zone (`tz`, else
+    /// the tariff's, else UTC).
+    pub fn of_config(cfg: &crate::config::Config, tz: Option<Tz>) -> Result<Source, HistoryError> {
+        let tariff_zone = match &cfg.tariff {
+            Some(t) => Some(parse_zone(&t.timezone).map_err(HistoryError::Usage)?),
+            None => None,
+        };
+        Ok(Source {
+            db: cfg.storage.path.clone(),
+            zone: tz.or(tariff_zone).unwrap_or(Tz::UTC),
+            chargers: cfg.chargers.iter().map(|c| c.id.clone()).collect(),
+        })
+    }
+
     /// Opens the database without creating, migrating or moving anything.
     pub fn open(&self) -> Result<Store, HistoryError> {
         Ok(Store::open_existing(&self.db)?)

@@ -257,17 +257,41 @@ pub fn storage(raw: &RawStorage, rep: &mut Reporter<'_>) -> Option<Storage> {
 }
 
 pub fn api(raw: &RawApi, rep: &mut Reporter<'_>) -> Option<Api> {
-    let ok = check(
+    let p = KeyPath::root("api");
+    let before = rep.count();
+    let listen = raw.listen.parse::<SocketAddr>().ok();
+    check(
         rep,
-        raw.listen.parse::<SocketAddr>().is_ok(),
-        &KeyPath::root("api").key("listen"),
+        listen.is_some(),
+        &p.key("listen"),
         format!(
             "must be an address and port such as \"127.0.0.1:8787\", got {:?}",
             raw.listen
         ),
     );
-    ok.then(|| Api {
-        listen: raw.listen.clone(),
+    if let Some(file) = &raw.token_file {
+        check(
+            rep,
+            !file.trim().is_empty(),
+            &p.key("token_file"),
+            "must name a file holding the bearer token".into(),
+        );
+    }
+    // Off loopback anyone on the network could read the site: only with a token.
+    if let Some(addr) = listen {
+        check(
+            rep,
+            addr.ip().is_loopback() || raw.token_file.is_some(),
+            &p.key("token_file"),
+            format!(
+                "required when api.listen ({addr}) is not a loopback address: a file holding the bearer token clients must send"
+            ),
+        );
+    }
+    let listen = listen.filter(|_| rep.count() == before)?;
+    Some(Api {
+        listen,
+        token_file: raw.token_file.as_ref().map(PathBuf::from),
     })
 }
 

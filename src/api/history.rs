@@ -1,0 +1,151 @@
+//! `/api/sessions` and `/api/report`: the history commands' own code (`app::history`) over
+//! the store the daemon holds, with the commands' filters as query parameters — `charger`,
+//! `from`, `to`, `tz` — and `format` `json` (default), `csv` or `table`.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiContext, ApiError};
+use crate::app::history::{self, Bound, Format, HistoryArgs, HistoryError, Source};
+
+type RawQuery = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+pub async fn sessions(State(ctx): State<ApiContext>, query: RawQuery) -> Response {
+    answer(ctx, query, |store, source, args| {
+        history::sessions_in(store, source, args)
+    })
+    .await
+}
+
+pub async fn report(State(ctx): State<ApiContext>, query: RawQuery) -> Response {
+    answer(ctx, query, |store, source, args| {
+        history::report_in(store, source, args, chrono::Utc::now())
+    })
+    .await
+}
+
+async fn answer(
+    ctx: ApiContext,
+    query: RawQuery,
+    run: impl FnOnce(&crate::store::Store, &Source, &HistoryArgs) -> Result<String, HistoryError>
+        + Send
+        + 'static,
+) -> Response {
+    let args = match query
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+        .and_then(|Query(pairs)| args(&pairs))
+    {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let Some(store) = ctx.store.clone() else {
+        return ApiError::unavailable("this site keeps no history (no store)").into_response();
+    };
+    let format = args.format;
+    let cfg = ctx.cfg.clone();
+    // sled reads block: off the runtime's workers.
+    let result = tokio::task::spawn_blocking(move || {
+        let source = Source::of_config(&cfg, args.tz)?;
+        run(&store, &source, &args)
+    })
+    .await;
+    match result {
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, content_type(format))], body).into_response(),
+        Ok(Err(e)) => from_history(e).into_response(),
+        Err(e) => ApiError::internal(format!("history task: {e}")).into_response(),
+    }
+}
+
+fn content_type(format: Format) -> &'static str {
+    match format {
+        Format::Json => "application/json",
+        Format::Csv => "text/csv; charset=utf-8",
+        Format::Table => "text/plain; charset=utf-8",
+    }
+}
+
+fn from_history(e: HistoryError) -> ApiError {
+    match e {
+        HistoryError::Usage(m) => ApiError::bad_request(m),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// The query as the commands' arguments; anything they would not take is a 400.
+fn args(pairs: &[(String, String)]) -> Result<HistoryArgs, ApiError> {
+    let mut args = HistoryArgs {
+        config: None,
+        db: None,
+        charger: None,
+        from: None,
+        to: None,
+        tz: None,
+        format: Format::Json,
+    };
+    for (key, value) in pairs {
+        let bad = |m: String| ApiError::bad_request(format!("{key}: {m}"));
+        match key.as_str() {
+            "charger" => args.charger = Some(value.clone()),
+            "from" => args.from = Some(Bound::parse(value).map_err(bad)?),
+            "to" => args.to = Some(Bound::parse(value).map_err(bad)?),
+            "tz" => args.tz = Some(history::source::parse_zone(value).map_err(bad)?),
+            "format" => {
+                args.format = match value.as_str() {
+                    "json" => Format::Json,
+                    "csv" => Format::Csv,
+                    "table" => Format::Table,
+                    _ => {
+                        return Err(bad(format!(
+                            "unknown format {value:?} (expected json, csv or table)"
+                        )))
+                    }
+                }
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown filter {other:?} (expected charger, from, to, tz or format)"
+                )))
+            }
+        }
+    }
+    Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
+        q.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn filters_parse_as_the_commands_do() {
+        let a = args(&pairs(&[
+            ("charger", "cp-1"),
+            ("from", "2026-11-01"),
+            ("format", "csv"),
+        ]))
+        .expect("valid");
+        assert_eq!(a.charger.as_deref(), Some("cp-1"));
+        assert!(a.from.is_some());
+        assert_eq!(a.format, Format::Csv);
+    }
+
+    #[test]
+    fn unknown_filters_and_bad_times_are_refused() {
+        let e = args(&pairs(&[("site", "x")])).expect_err("unknown");
+        assert!(
+            e.message.contains("unknown filter \"site\""),
+            "{}",
+            e.message
+        );
+        let e = args(&pairs(&[("from", "yesterday")])).expect_err("bad time");
+        assert!(e.message.starts_with("from: "), "{}", e.message);
+        assert!(args(&pairs(&[("format", "xml")])).is_err());
+    }
+}

@@ -1,0 +1,529 @@
+//! The local API end to end: the real daemon (and the demo) on a simulated site served on
+//! loopback, asked over real HTTP — the live state valid against schemas/state.json, Server-
+//! Sent Events per cycle and at a pace, history and the report from the store the daemon
+//! holds, Prometheus metrics, health, JSON errors, the bearer token, `evsite status` with a
+//! daemon and with none, and the status page in a real headless Chromium.
+
+#[path = "support/daemon.rs"]
+mod daemon;
+#[path = "support/http.rs"]
+mod http;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use daemon::{field, Daemon, Served};
+use http::{get, get_with, until_json, Sse};
+
+fn schema() -> jsonschema::Validator {
+    let path = format!("{}/schemas/state.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("schema file");
+    let value: Value = serde_json::from_str(&text).expect("schema JSON");
+    jsonschema::validator_for(&value).expect("a valid schema")
+}
+
+fn assert_valid(v: &jsonschema::Validator, instance: &Value) {
+    let errors: Vec<String> = v
+        .iter_errors(instance)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "invalid against state.json: {errors:#?}\n{instance:#}"
+    );
+}
+
+/// A two-charger site served on loopback, the daemon running against it with its API on
+/// `listen`; returns the address the daemon says it listens on.
+async fn daemon_on(listen: &str, extra: &str) -> (Served, Daemon, SocketAddr) {
+    let scenario = daemon::site_scenario(
+        "api-site",
+        "2026-11-21T08:00:00Z",
+        &[
+            ("cp-1", "alfen-eve", "1, 2, 3", 3600),
+            ("cp-2", "abb-terra-ac", "2, 3, 1", 3600),
+        ],
+    );
+    let served = Served::start(&scenario).await;
+    served.add_config(&format!("\n[api]\nlisten = \"{listen}\"\n{extra}"));
+    let mut d = Daemon::start(&served.config);
+    let line = d.line_with(&["local API listening"]).await;
+    let addr: SocketAddr = field(&line, "addr").parse().expect("the logged address");
+    (served, d, addr)
+}
+
+async fn evsite(args: &[&str]) -> std::process::Output {
+    let run = Command::new(env!("CARGO_BIN_EXE_evsite"))
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("evsite ends within 30 s")
+        .expect("evsite runs")
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_serves_its_live_state_history_metrics_and_health() {
+    let port = http::free_port();
+    let (served, d, addr) = daemon_on(&format!("127.0.0.1:{port}"), "").await;
+    assert_eq!(addr.port(), port);
+    let schema = schema();
+
+    // The live state: both chargers charging, their sessions running.
+    let st = until_json(addr, "/api/state", "both cars charge", |v| {
+        v["sessions"].as_array().is_some_and(|s| s.len() == 2)
+            && v["cycle"]["chargers"].as_array().is_some_and(|c| {
+                c.iter().all(|c| {
+                    c["state"] == "C" && c["current_a"][0].as_f64().is_some_and(|a| a >= 5.0)
+                })
+            })
+    })
+    .await;
+    assert_valid(&schema, &st);
+    assert_eq!(st["site"]["id"], "api-site");
+    assert_eq!(st["healthy"], true);
+    let cycle = &st["cycle"];
+    assert_eq!(cycle["mode"], "normal");
+    assert_eq!(cycle["limit"]["limit_a"], 63.0);
+    assert_eq!(cycle["limit"]["source"], "installer");
+    let ids: Vec<&str> = cycle["chargers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["cp-1", "cp-2"]);
+    assert!(
+        cycle["grid"]["current_a"][0]
+            .as_f64()
+            .is_some_and(|a| a > 4.0),
+        "base load and cars: {cycle}"
+    );
+    assert!(cycle["chargers"][0]["link"]["ok"]
+        .as_u64()
+        .is_some_and(|n| n > 0));
+    assert!(st["sessions"][0]["session_id"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
+
+    // A client that opens the event stream and never reads holds nothing up.
+    let stuck = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stuck = stuck;
+        stuck
+            .write_all(b"GET /api/events HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("request sent");
+        // Events: one per cycle, in order, each a valid state.
+        let mut sse = Sse::open(addr, "/api/events").await;
+        assert_eq!(sse.status, 200);
+        assert!(
+            sse.content_type.starts_with("text/event-stream"),
+            "{}",
+            sse.content_type
+        );
+        let mut seqs = Vec::new();
+        for _ in 0..3 {
+            let (event, data) = sse.next().await;
+            assert_eq!(event, "state");
+            let v: Value = serde_json::from_str(&data).expect("event JSON");
+            assert_valid(&schema, &v);
+            seqs.push(v["cycle"]["seq"].as_u64().expect("seq"));
+        }
+        assert!(
+            seqs.windows(2).all(|w| w[1] > w[0]),
+            "a new cycle per event: {seqs:?}"
+        );
+        // At a pace the client asks: the latest state every 200 ms, cycles or not.
+        let mut paced = Sse::open(addr, "/api/events?every_ms=200").await;
+        let started = tokio::time::Instant::now();
+        for _ in 0..4 {
+            assert_eq!(paced.next().await.0, "state");
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "4 paced events took {:?}",
+            started.elapsed()
+        );
+        let bad = get(addr, "/api/events?every_ms=5").await;
+        assert_eq!(bad.status, 400);
+        assert!(bad.json()["error"].as_str().unwrap().contains("every_ms"));
+        drop(stuck);
+    }
+
+    // Health and metrics.
+    let h = get(addr, "/healthz").await;
+    assert_eq!(h.status, 200, "{}", h.body);
+    let m = get(addr, "/metrics").await;
+    assert_eq!(m.status, 200);
+    assert!(m.content_type().starts_with("text/plain; version=0.0.4"));
+    for want in [
+        "evsite_grid_current_amperes{phase=\"L1\"} ",
+        "evsite_site_limit_amperes{source=\"installer\"} 63\n",
+        "evsite_charger_setpoint_amperes{charger=\"cp-1\"} ",
+        "evsite_charger_current_amperes{charger=\"cp-2\",phase=\"L1\"} ",
+        "evsite_charger_energy_joules_total{charger=\"cp-1\"} ",
+        "evsite_modbus_requests_total{device=\"meter\"} ",
+        "evsite_modbus_errors_total{device=\"cp-1\",kind=\"timeout\"} 0\n",
+        "# TYPE evsite_control_cycle_duration_seconds histogram\n",
+        "evsite_control_cycle_duration_seconds_count ",
+        "evsite_outbox_messages ",
+        "evsite_alerts_open{kind=\"overload\"} 0\n",
+        "evsite_sessions_active 2\n",
+    ] {
+        assert!(m.body.contains(want), "metrics lack {want:?}:\n{}", m.body);
+    }
+
+    // History from the store the daemon holds, with the commands' filters and formats. A
+    // session's first record is stored within a minute; poll for it.
+    let sessions = until_json(
+        addr,
+        "/api/sessions?charger=cp-1",
+        "cp-1's session is stored",
+        |v| v.as_array().is_some_and(|a| !a.is_empty()),
+    )
+    .await;
+    assert!(sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["charger"] == "cp-1"));
+    let csv = get(addr, "/api/sessions?format=csv&from=2026-11-21").await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.content_type().starts_with("text/csv"));
+    assert!(
+        csv.body.starts_with("session_id,charger,state,"),
+        "{}",
+        csv.body
+    );
+    let none = get(addr, "/api/sessions?to=2026-11-01").await;
+    assert_eq!(
+        none.json(),
+        serde_json::json!([]),
+        "nothing plugged in before November"
+    );
+    let report = get(addr, "/api/report?format=json").await;
+    assert_eq!(report.status, 200, "{}", report.body);
+    assert!(report.json().is_object());
+    for (path, says) in [
+        ("/api/sessions?site=x", "unknown filter \"site\""),
+        ("/api/sessions?from=yesterday", "from: "),
+        ("/api/report?format=xml", "unknown format"),
+        (
+            "/api/sessions?from=2026-11-22&to=2026-11-21",
+            "must be before",
+        ),
+    ] {
+        let r = get(addr, path).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert!(
+            r.json()["error"].as_str().unwrap().contains(says),
+            "{path}: {}",
+            r.body
+        );
+    }
+    let missing = get(addr, "/api/nothing").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("/api/nothing"));
+
+    // `evsite status` asks the same daemon.
+    let config = served.config.to_str().unwrap();
+    let out = evsite(&["status", "--config", config, "--format", "json"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_valid(&schema, &v);
+    assert_eq!(v["site"]["id"], "api-site");
+    let out = evsite(&["status", "--config", config]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(
+        table.starts_with("site api-site  mode normal  cycling"),
+        "{table}"
+    );
+    assert!(
+        table.contains("\nlimit 63.0 A per phase from the installer\n"),
+        "{table}"
+    );
+    if let Ok(keep) = std::env::var("EVSITE_KEEP_SCREENSHOTS") {
+        let _ = std::fs::write(std::path::Path::new(&keep).join("status.txt"), &table);
+    }
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("cp-2") && l.contains("charging")),
+        "{table}"
+    );
+
+    d.signal("-TERM");
+    assert!(d.exit().await.success());
+}
+
+/// The shipped example config with `[api] listen` set to `listen`, in `dir`.
+fn example_config(dir: &std::path::Path, listen: &str) -> (std::path::PathBuf, String) {
+    let example = std::fs::read_to_string(format!(
+        "{}/config/example.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("the example config");
+    let from = "listen = \"127.0.0.1:8787\"";
+    assert!(example.contains(from), "the example sets api.listen");
+    let text = example.replace(from, &format!("listen = \"{listen}\""));
+    let path = dir.join("evsite.toml");
+    std::fs::write(&path, &text).expect("config written");
+    (path, text)
+}
+
+#[tokio::test]
+async fn status_with_no_daemon_says_so_and_exits_69() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = http::free_port();
+    let (config, _) = example_config(dir.path(), &format!("127.0.0.1:{port}"));
+    let out = evsite(&["status", "--config", config.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(69), "EX_UNAVAILABLE");
+    assert_eq!(
+        text(&out.stderr).trim(),
+        format!("evsite: no evsite daemon answers on 127.0.0.1:{port}: is it running?")
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn off_loopback_the_api_needs_a_token_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (config, text_cfg) = example_config(dir.path(), "0.0.0.0:8787");
+    let line = text_cfg.lines().position(|l| l == "[api]").unwrap() + 1;
+    for command in ["check-config", "run"] {
+        let out = evsite(&[command, "--config", config.to_str().unwrap()]).await;
+        assert_eq!(out.status.code(), Some(78), "{command}: EX_CONFIG");
+        let err = text(&out.stderr);
+        let want = format!("{}:{line}:", config.display());
+        assert!(
+            err.starts_with(&want),
+            "{command}: located at the [api] table ({want}): {err}"
+        );
+        assert!(
+            err.contains(": api.token_file: required when api.listen (0.0.0.0:8787) is not a loopback address"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_every_request_needs_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token_file = dir.path().join("api-token");
+    std::fs::write(&token_file, "s3cret-token\n").unwrap();
+    let (_served, d, addr) = daemon_on(
+        "0.0.0.0:0",
+        &format!("token_file = \"{}\"\n", token_file.display()),
+    )
+    .await;
+    assert!(
+        addr.ip().is_unspecified(),
+        "listening on every address: {addr}"
+    );
+    // Only ever connected to over loopback.
+    let addr = SocketAddr::from(([127, 0, 0, 1], addr.port()));
+    for path in [
+        "/api/state",
+        "/metrics",
+        "/healthz",
+        "/",
+        "/api/events",
+        "/nothing",
+    ] {
+        let r = get(addr, path).await;
+        assert_eq!(r.status, 401, "{path}");
+        assert!(r.json()["error"].as_str().unwrap().contains("bearer token"));
+        let wrong = get_with(addr, path, Some("s3cret-tokem")).await;
+        assert_eq!(wrong.status, 401, "{path} with a wrong token");
+    }
+    let st = get_with(addr, "/api/state", Some("s3cret-token")).await;
+    assert_eq!(st.status, 200);
+    assert_eq!(st.json()["site"]["id"], "api-site");
+    d.signal("-TERM");
+    assert!(d.exit().await.success());
+}
+
+#[tokio::test]
+async fn health_is_503_until_the_loop_cycles() {
+    // The API over a site whose loop has not cycled (nothing sends on its channel).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_, text_cfg) = example_config(dir.path(), "127.0.0.1:0");
+    let cfg = evsite::config::load_str(&text_cfg, "example").expect("the example config loads");
+    let (_tx, state) = tokio::sync::watch::channel(Arc::new(evsite::site::SiteState::default()));
+    let ctx = evsite::api::ApiContext {
+        observed: Arc::new(evsite::api::Observed::new(cfg.control.interval)),
+        cfg: Arc::new(cfg),
+        state,
+        store: None,
+        link: None,
+        token: None,
+    };
+    let server = evsite::api::start(ctx, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("serving");
+    let h = get(server.addr(), "/healthz").await;
+    assert_eq!(h.status, 503);
+    assert_eq!(h.json()["ok"], false);
+    let st = get(server.addr(), "/api/state").await.json();
+    assert_valid(&schema(), &st);
+    assert_eq!(st["cycle"], Value::Null);
+    assert_eq!(st["healthy"], false);
+    let s = get(server.addr(), "/api/sessions").await;
+    assert_eq!(s.status, 503, "no store, no history: {}", s.body);
+}
+
+/// Runs headless Chromium on `url` with `args` (a screenshot or the DOM), bounded.
+async fn chromium(url: &str, args: &[&str]) -> std::process::Output {
+    let profile = tempfile::tempdir().expect("profile dir");
+    let run = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("chromium ends within 60 s")
+        .expect("chromium runs (scripts/test.sh installs it)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_shows_the_live_site_in_chromium() {
+    let (_served, d, addr) = daemon_on("127.0.0.1:0", "").await;
+    // Steady: both cars charging at their 16 A, so the grid current holds still.
+    let steady = |v: &Value| {
+        v["cycle"]["chargers"].as_array().is_some_and(|c| {
+            c.iter()
+                .all(|c| c["current_a"][0].as_f64().is_some_and(|a| a >= 15.5))
+        })
+    };
+    let before = until_json(addr, "/api/state", "both cars draw 16 A", steady).await;
+    let url = format!("http://{addr}/");
+    let dom = chromium(&url, &["--dump-dom"]).await;
+    let after = get(addr, "/api/state").await.json();
+    let dom = text(&dom.stdout);
+    for id in ["cp-1", "cp-2"] {
+        assert!(
+            dom.contains(&format!("<tr data-charger=\"{id}\">")),
+            "a row for {id}:\n{dom}"
+        );
+    }
+    let shown: f64 = dom
+        .split("id=\"grid-l1\" data-a=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("L1's current in the DOM:\n{dom}"));
+    let l1 = |v: &Value| v["cycle"]["grid"]["current_a"][0].as_f64().expect("L1");
+    let (lo, hi) = (l1(&before).min(l1(&after)), l1(&before).max(l1(&after)));
+    assert!(
+        shown >= lo - 1.0 && shown <= hi + 1.0,
+        "the page shows {shown} A on L1, the API {lo}..{hi}"
+    );
+    assert!(dom.contains("api-site"), "the site id");
+
+    let shots = tempfile::tempdir().expect("shots dir");
+    for (name, size) in [("desktop", "1200,900"), ("phone", "390,1400")] {
+        let png = shots.path().join(format!("{name}.png"));
+        let out = chromium(
+            &url,
+            &[
+                &format!("--screenshot={}", png.display()),
+                &format!("--window-size={size}"),
+                "--timeout=3000",
+            ],
+        )
+        .await;
+        let len = std::fs::metadata(&png)
+            .unwrap_or_else(|e| panic!("{name} screenshot ({e}): {}", text(&out.stderr)))
+            .len();
+        assert!(
+            len > 20_000,
+            "{name} screenshot is {len} bytes: a blank page?"
+        );
+        if let Ok(keep) = std::env::var("EVSITE_KEEP_SCREENSHOTS") {
+            let _ = std::fs::copy(
+                &png,
+                std::path::Path::new(&keep).join(format!("{name}.png")),
+            );
+        }
+    }
+    d.signal("-TERM");
+    assert!(d.exit().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_the_page_on_a_free_port_when_its_own_is_taken() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to take");
+    let port = taken.local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_evsite"))
+        .args(["demo", "--for", "8", "--api", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the demo starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let page = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            if let Some(url) = line.strip_prefix("live page: ") {
+                return url.to_owned();
+            }
+        }
+        panic!("the demo ended without printing its page");
+    })
+    .await
+    .expect("the page URL within 30 s");
+    let addr: SocketAddr = page
+        .strip_prefix("http://")
+        .and_then(|r| r.strip_suffix('/'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("a URL: {page}"));
+    assert_eq!(addr.ip().to_string(), "127.0.0.1");
+    assert_ne!(addr.port(), port, "the taken port is not used");
+    let st = until_json(addr, "/api/state", "the demo has cycled", |v| {
+        !v["cycle"].is_null()
+    })
+    .await;
+    assert_eq!(st["site"]["id"], "demo");
+    let html = get(addr, "/").await;
+    assert!(html.content_type().starts_with("text/html"));
+    assert!(html.body.contains("new EventSource(\"api/events\")"));
+    // Drain the rest of its output so it is never blocked writing, then its end.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("the demo ends")
+        .expect("wait");
+    assert!(status.success());
+    drop(taken);
+}
