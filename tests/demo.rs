@@ -253,7 +253,7 @@ fn check_sessions(stdout: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_shows_cars_charging_under_the_limit_and_sessions_completing() {
     let child = Command::new(env!("CARGO_BIN_EXE_evsite"))
-        .args(["demo", "--for", "20"])
+        .args(["demo", "--for", "30"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

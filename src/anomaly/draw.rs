@@ -49,6 +49,9 @@ pub struct DrawWatch {
     unexpected: Hold,
     stuck: Hold,
     idle: Hold,
+    /// The setpoint of the previous cycle: the one in force when this cycle read the charger
+    /// (the loop reads first and writes after).
+    prev_setpoint_a: Option<f64>,
 }
 
 impl DrawWatch {
@@ -104,10 +107,14 @@ impl DrawWatch {
         // A model that reports the current it applies shows an ignored setpoint directly,
         // even one the car would not draw anyway.
         let tolerance = |a: f64| a * s.setpoint_tolerance_pct / 100.0 + s.setpoint_tolerance_a;
+        let differs =
+            |got: f64, sp: Option<f64>| sp.is_none_or(|sp| (got - sp).abs() > tolerance(sp));
         let applied = match (c.applied_current_a, c.setpoint_a) {
-            (Some(got), Some(sp)) => (got - sp).abs() > tolerance(sp),
+            // Neither the setpoint written this cycle nor the one in force at the read.
+            (Some(got), Some(sp)) => differs(got, Some(sp)) && differs(got, self.prev_setpoint_a),
             _ => false,
         };
+        self.prev_setpoint_a = c.setpoint_a;
         let not_applied = self.unapplied.update(applied, at, s.setpoint_hold_s);
         let over = if held && above_all {
             Verdict::On(format!(
