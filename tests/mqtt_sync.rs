@@ -410,6 +410,22 @@ async fn broker_restart_mid_stream_loses_nothing() {
     run.handle.shutdown().await;
 }
 
+/// Opens the store again once whatever the aborted sync left running (a flush on a blocking
+/// thread) has let go of its lock; bounded.
+async fn reopen(path: &std::path::Path) -> Store {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match Store::open(path) {
+            Ok((store, _)) => return store,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                assert!(e.to_string().contains("lock"), "reopen: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("reopen: {e}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unacknowledged_messages_go_out_after_an_abrupt_stop() {
     let broker = Mosquitto::start(Setup::default()).await;
@@ -430,12 +446,12 @@ async fn unacknowledged_messages_go_out_after_an_abrupt_stop() {
     run.handle.abort().await;
     drop(store);
     let left = {
-        let (store, _) = Store::open(&path).expect("reopen");
+        let store = reopen(&path).await;
         store.outbox_len()
     };
     assert!(left > 0, "stopped too late to test anything");
 
-    let (store, _) = Store::open(&path).expect("reopen");
+    let store = reopen(&path).await;
     let run = start(options(broker.port()), &store, None);
     let rest = sub
         .collect_until(WAIT, |m| count_seqs(&[&msgs[..], m].concat()) >= 1000)
