@@ -126,7 +126,12 @@ pub struct Summary {
     /// Per charger: its sessions' count, energy and cost (the running ones as they stood).
     pub sessions: Vec<(String, ChargerSessions)>,
     pub currency: Option<String>,
+    /// With `--mqtt`: the messages the broker never took before the demo's store was removed.
+    pub unsent: Option<usize>,
 }
+
+/// How long the demo, at its end, keeps trying to hand the broker what it queued.
+const DELIVER_WITHIN: Duration = Duration::from_secs(20);
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -183,7 +188,16 @@ impl std::fmt::Display for Summary {
             } else {
                 "EXCEEDED"
             }
-        )
+        )?;
+        match self.unsent {
+            None => Ok(()),
+            Some(0) => writeln!(f, "mqtt: every queued message delivered"),
+            Some(n) => writeln!(
+                f,
+                "mqtt: {n} queued messages NOT delivered: the broker did not take them within {} s",
+                DELIVER_WITHIN.as_secs()
+            ),
+        }
     }
 }
 
@@ -314,7 +328,14 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
     screen.finish();
     drop(api);
     let sessions = screen.ledger.per_charger(&screen.state.sessions);
-    built.finish().await;
+    // The demo's store goes with it: what it queued for the broker is delivered first.
+    let unsent = if cfg.mqtt.is_some() {
+        let (_, unsent) = built.finish_delivering(Some(DELIVER_WITHIN)).await;
+        Some(unsent)
+    } else {
+        built.finish().await;
+        None
+    };
     if cfg.mqtt.is_some() {
         if let Err(e) = std::fs::remove_dir_all(&cfg.storage.path) {
             tracing::warn!(dir = %cfg.storage.path.display(), error = %e, "demo store not removed");
@@ -327,6 +348,7 @@ pub async fn run(opts: Options) -> Result<Summary, DemoError> {
         tally: screen.tally,
         sessions,
         currency: screen.ledger.currency().map(str::to_owned),
+        unsent,
     })
 }
 

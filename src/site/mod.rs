@@ -225,6 +225,17 @@ impl Site {
     /// last records, the recorder stores what is left and flushes, the sync says goodbye.
     /// Returns the pipeline, with the sessions still running.
     pub async fn finish(self) -> Option<Pipeline> {
+        self.finish_delivering(None).await.0
+    }
+
+    /// As [`Site::finish`], and before the sync says goodbye it tries for up to `within` to
+    /// deliver everything still in the outbox (for a store removed afterwards, as the
+    /// demo's). Returns the messages it could not deliver with the pipeline (0 without a
+    /// sync).
+    pub async fn finish_delivering(
+        self,
+        within: Option<std::time::Duration>,
+    ) -> (Option<Pipeline>, usize) {
         let pipeline = match self.stage.await {
             Ok(p) => Some(p),
             Err(e) => {
@@ -238,10 +249,14 @@ impl Site {
         if let Some(p) = self.pruner {
             p.abort();
         }
+        let mut unsent = 0;
         if let Some(s) = self.sync {
+            if let Some(within) = within {
+                unsent = s.deliver_queued(within).await;
+            }
             s.shutdown().await;
         }
-        pipeline
+        (pipeline, unsent)
     }
 }
 

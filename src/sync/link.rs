@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use rand::Rng;
 use rumqttc::{AsyncClient, ConnectionError, Event, Packet};
-use tokio::sync::{mpsc, watch};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 
 use super::backoff::BackoffState;
@@ -36,12 +38,14 @@ pub struct LinkStatus {
     pub refused: bool,
 }
 
-/// Polls until `stop` turns true (or the receiver of `events` is gone).
+/// Polls until `stop` turns true (or the receiver of `events` is gone). A `retry` cuts the
+/// current backoff short: the next attempt is made at once.
 pub(crate) async fn run(
     opts: SyncOptions,
     events: mpsc::Sender<LinkEvent>,
     status: watch::Sender<LinkStatus>,
     mut stop: watch::Receiver<bool>,
+    retry: Arc<Notify>,
 ) {
     let mut backoff = BackoffState::new(opts.backoff);
     let mut refused_logged = false;
@@ -112,6 +116,7 @@ pub(crate) async fn run(
         );
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
+            _ = retry.notified() => tracing::debug!("reconnecting now"),
             _ = stop.wait_for(|s| *s) => return,
         }
     }

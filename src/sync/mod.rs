@@ -16,6 +16,7 @@ mod task;
 mod window;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
@@ -41,6 +42,8 @@ pub struct SyncHandle {
     task: JoinHandle<()>,
     link: JoinHandle<()>,
     status: watch::Receiver<LinkStatus>,
+    retry: Arc<Notify>,
+    store: Store,
 }
 
 impl SyncHandle {
@@ -64,6 +67,35 @@ impl SyncHandle {
         let _ = self.link.await;
     }
 
+    /// Delivers what waits in the outbox before a store that will not outlive the process is
+    /// removed (the demo's): the link reconnects at once instead of at the end of its backoff,
+    /// and again whenever it loses the broker, until the outbox is empty or `within` has
+    /// passed. Returns the messages still waiting.
+    pub async fn deliver_queued(&self, within: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut status = self.status.clone();
+        loop {
+            match self.store.oldest() {
+                Ok(None) => return 0,
+                Ok(Some(_)) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the outbox");
+                    return self.store.outbox_len();
+                }
+            }
+            if !status.borrow_and_update().connected {
+                self.retry.notify_one();
+            }
+            // Acks leave the store without a signal of their own: look again shortly.
+            let look_again = tokio::time::Instant::now() + Duration::from_millis(100);
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return self.store.outbox_len(),
+                _ = tokio::time::sleep_until(look_again.min(deadline)) => {}
+                _ = status.changed() => {}
+            }
+        }
+    }
+
     /// The link's state as it changes.
     pub fn status(&self) -> watch::Receiver<LinkStatus> {
         self.status.clone()
@@ -83,13 +115,22 @@ pub fn spawn(
     let (status_tx, status_rx) = watch::channel(LinkStatus::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
-    let link = tokio::spawn(link::run(opts.clone(), events_tx, status_tx, stop_rx));
-    let sync = task::Sync::new(opts, store, view, commands);
+    let retry = Arc::new(Notify::new());
+    let link = tokio::spawn(link::run(
+        opts.clone(),
+        events_tx,
+        status_tx,
+        stop_rx,
+        retry.clone(),
+    ));
+    let sync = task::Sync::new(opts, store.clone(), view, commands);
     let task = tokio::spawn(sync.run(events_rx, outbox_wake, shutdown_rx, stop_tx));
     SyncHandle {
         shutdown: shutdown_tx,
         task,
         link,
         status: status_rx,
+        retry,
+        store,
     }
 }
