@@ -11,6 +11,8 @@
 mod daemon;
 #[path = "../tests/support/http.rs"]
 mod http;
+#[path = "support/site.rs"]
+mod site;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,59 +23,19 @@ use tokio::time::{Duration, Instant};
 use evsite::clock::Clock;
 use evsite::modbus::{Links, TcpConnector};
 use evsite::simulator::write_config::config_toml;
-use evsite::simulator::{serve_site, spawn_stepper, Scenario, SiteModel};
+use evsite::simulator::{serve_site, spawn_stepper, SiteModel};
 use evsite::site::SiteBuilder;
+use site::{percentile, scenario, BenchResult};
 
-const MODELS: &[&str] = &[
-    "alfen-eve",
-    "vestel-evc04",
-    "schneider-evlink-pro",
-    "webasto-next",
-    "bender-cc613",
-    "phoenix-charx",
-    "phoenix-ev-eth",
-    "abb-terra-ac",
-];
 /// Cycles measured in each half (at 200 ms: 30 s each).
 const CYCLES: usize = 150;
 const WARMUP: u64 = 20;
+/// The building's load: flat.
+const FLAT_BASE: &str = "[[0, 40, 35, 30]]";
 const SSE_CLIENTS: usize = 50;
 const INTERVAL_MS: u64 = 200;
 /// Modbus timeouts may not exceed the interval.
 const TIMEOUT_MS: u64 = 150;
-
-type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
-
-/// `chargers` TCP chargers (mixed models, a car on 3 of 4) and a TCP meter.
-fn scenario(chargers: usize, limit_a: f64) -> BenchResult<Scenario> {
-    let mut text = format!(
-        "name = \"bench\"\nseed = 11\nduration_s = 86400\nstart = \"2026-01-15T17:00:00Z\"\n\
-         [site]\nid = \"bench\"\ngrid_limit_a = {limit_a}\nphases = 3\nvoltage_v = 230.0\n\
-         margin_a = 2.0\nfailsafe_current_a = 6.0\n[base_load]\npoints = [[0, 40, 35, 30]]\n\
-         [meter]\nmodel = \"carlo-gavazzi-em340\"\ntransport = \"tcp\"\n"
-    );
-    for i in 0..chargers {
-        let map = ["1, 2, 3", "2, 3, 1", "3, 1, 2"][i % 3];
-        text.push_str(&format!(
-            "[[charger]]\nid = \"cp-{i}\"\nmodel = \"{}\"\ntransport = \"tcp\"\nphases = 3\n\
-             phase_map = [{map}]\nmin_current_a = 6.0\nmax_current_a = 32.0\n",
-            MODELS[i % MODELS.len()]
-        ));
-        if i % 4 != 3 {
-            text.push_str(&format!(
-                "[[vehicle]]\ncharger = \"cp-{i}\"\narrive_s = 0\ndepart_s = 86400\n\
-                 capacity_kwh = 100\nsoc_start = 0.1\nsoc_target = 1.0\nmax_current_a = 32\n\
-                 phases = 3\nresponse_delay_s = 1\ntaper_from_soc = 1.0\n"
-            ));
-        }
-    }
-    Ok(Scenario::parse(&text, "bench")?)
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 /// The cycle durations the loop reports, by seq, from the site's live state.
 #[derive(Default)]
@@ -115,7 +77,7 @@ async fn cycles_after(cycles: &Cycles, from: u64, n: usize) -> BenchResult<Vec<f
 
 async fn hundred_chargers() -> BenchResult<()> {
     let dir = tempfile::tempdir()?;
-    let s = scenario(100, 800.0)?;
+    let s = scenario(100, 800.0, FLAT_BASE)?;
     let site = SiteModel::from_registry(&s)?.into_shared();
     let served = serve_site(site.clone()).await?;
     spawn_stepper(site.clone(), 1.0);
@@ -238,7 +200,7 @@ fn rss_kb(pid: u32) -> BenchResult<(u64, u64)> {
 }
 
 async fn daemon_rss() -> BenchResult<()> {
-    let s = scenario(20, 200.0)?;
+    let s = scenario(20, 200.0, FLAT_BASE)?;
     let served = daemon::Served::start(&s).await;
     served.add_config("\n[api]\nlisten = \"127.0.0.1:0\"\n");
     // The daemon as a plain child: its pid for /proc, its log for the API's address.
