@@ -2,6 +2,11 @@
 //! talking Modbus TCP on loopback ports and Modbus RTU on the simulator's pseudo-terminals,
 //! checked against the simulator's own truth (what the site really draws and was told).
 
+#[path = "support/scenario.rs"]
+mod scenario;
+
+use scenario::Head;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,26 +35,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 /// A scenario's head with `meter` as the site meter on `transport`.
 fn head(meter: &str, transport: &str) -> String {
-    format!(
-        r#"
-name = "drivers"
-seed = 3
-duration_s = 3600
-start = "2026-01-15T17:00:00Z"
-[site]
-id = "drivers"
-grid_limit_a = 63.0
-phases = 3
-voltage_v = 230.0
-margin_a = 1.0
-failsafe_current_a = 6.0
-[base_load]
-points = [[0, 3, 5, 7]]
-[meter]
-model = "{meter}"
-transport = "{transport}"
-"#
-    )
+    Head {
+        meter,
+        transport,
+        ..Head::new("drivers", 3)
+    }
+    .toml()
 }
 
 /// Per-request timeout: long enough for a loaded machine, short enough for the timeout test.
@@ -72,7 +63,7 @@ fn vehicle(charger: &str, max_a: f64) -> String {
 }
 
 fn fault(kind: &str, target: &str) -> String {
-    format!("[[fault]]\nat_s = 0\nduration_s = 600\nkind = \"{kind}\"\ntarget = \"{target}\"\n")
+    scenario::fault(kind, target, 0.0, 600.0)
 }
 
 fn shared_site(parts: &[String]) -> SharedSite {

@@ -3,6 +3,11 @@
 //! (`link = "gateway-rtu"`), writes the evsite config for them, and the real validation,
 //! `Links` and driver read them through it.
 
+#[path = "support/scenario.rs"]
+mod scenario;
+
+use scenario::Head;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,26 +23,13 @@ use evsite::simulator::{
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-/// The site, with its SDM630 main meter served behind the gateway `{meter_link}`.
-const HEAD: &str = r#"
-name = "gateways"
-seed = 5
-duration_s = 3600
-start = "2026-01-15T17:00:00Z"
-[site]
-id = "gateways"
-grid_limit_a = 63.0
-phases = 3
-voltage_v = 230.0
-margin_a = 1.0
-failsafe_current_a = 6.0
-[base_load]
-points = [[0, 3, 5, 7]]
-[meter]
-model = "eastron-sdm630"
-transport = "rtu"
-link = "{meter_link}"
-"#;
+/// The site, with its SDM630 main meter served behind the gateway `meter_link`.
+fn head(meter_link: &str) -> String {
+    format!(
+        "{}link = \"{meter_link}\"\n",
+        Head::new("gateways", 5).toml()
+    )
+}
 
 /// An AMTRON (an RS-485-only charger) behind the gateway `link`, with a car drawing 16 A.
 fn amtron(id: &str, link: &str) -> String {
@@ -65,11 +57,7 @@ struct Served {
 }
 
 async fn serve(meter_link: &str, parts: &[String]) -> Served {
-    let text = format!(
-        "{}\n{}",
-        HEAD.replace("{meter_link}", meter_link),
-        parts.join("\n")
-    );
+    let text = format!("{}\n{}", head(meter_link), parts.join("\n"));
     let scenario = Scenario::parse(&text, "gateways").unwrap();
     let site = SiteModel::from_registry(&scenario).unwrap().into_shared();
     site.lock().unwrap().step(5.0);
@@ -249,7 +237,7 @@ fn only_an_rs485_device_sits_behind_a_gateway() {
         "{}\n[[charger]]\nid = \"cp-1\"\nmodel = \"alfen-eve\"\ntransport = \"tcp\"\n\
          link = \"gateway-rtu\"\nphases = 3\nphase_map = [1, 2, 3]\nmin_current_a = 6.0\n\
          max_current_a = 32.0\n",
-        HEAD.replace("{meter_link}", "gateway-tcp")
+        head("gateway-tcp")
     );
     let scenario = Scenario::parse(&text, "gateways").unwrap();
     let err = SiteModel::from_registry(&scenario).err().expect("refused");

@@ -2,6 +2,11 @@
 //! over real TCP, a real pseudo-terminal and in-memory pipes, every fault kind, the models'
 //! own fallbacks, and the evsite config written for a served site.
 
+#[path = "support/scenario.rs"]
+mod scenario;
+
+use scenario::{fault, Head};
+
 use std::time::Duration;
 
 use evsite::config::Link as CfgLink;
@@ -14,24 +19,13 @@ use evsite::simulator::{
 };
 use tokio_modbus::prelude::*;
 
-const HEAD: &str = r#"
-name = "t"
-seed = 9
-duration_s = 3600
-start = "2026-01-15T17:00:00Z"
-[site]
-id = "t"
-grid_limit_a = 32.0
-phases = 3
-voltage_v = 230.0
-margin_a = 1.0
-failsafe_current_a = 6.0
-[base_load]
-points = [[0, 3, 5, 7]]
-[meter]
-model = "eastron-sdm630"
-transport = "rtu"
-"#;
+fn head() -> String {
+    Head {
+        grid_limit_a: 32.0,
+        ..Head::new("t", 9)
+    }
+    .toml()
+}
 
 /// How long a test waits to conclude a device stays silent (a bound, not synchronisation).
 const QUIET: Duration = Duration::from_millis(300);
@@ -52,12 +46,8 @@ fn vehicle(charger: &str, phases: u8, max_a: f64, delay_s: f64) -> String {
     )
 }
 
-fn fault(kind: &str, target: &str, at_s: f64, duration_s: f64) -> String {
-    format!("[[fault]]\nat_s = {at_s}\nduration_s = {duration_s}\nkind = \"{kind}\"\ntarget = \"{target}\"\n")
-}
-
 fn site(parts: &[String]) -> SiteModel {
-    let text = format!("{HEAD}\n{}", parts.join("\n"));
+    let text = format!("{}\n{}", head(), parts.join("\n"));
     let scenario = Scenario::parse(&text, "test").unwrap();
     SiteModel::from_registry(&scenario).unwrap()
 }
