@@ -4,6 +4,8 @@
 //! declares a module for every file there and lists them (`MODELS`), so adding a model is
 //! adding its file. `registry` finds them by name; `driver` implements the capability traits
 //! of `traits` for any model from its spec.
+#[cfg(test)]
+mod checks;
 pub mod codec;
 pub mod describe;
 pub mod docs;

@@ -85,11 +85,8 @@ pub static SPEC: ModelSpec = ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::codec::decode_number;
+    use crate::devices::checks::{charge_state, multiple, number, single, write};
     use crate::devices::model::ChargeState;
-    use crate::devices::state::decode_state;
-    use crate::devices::write::encode_write;
-    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -99,54 +96,31 @@ mod tests {
     fn decodes_recorded_words() {
         let r = SPEC.readings;
         // 16 000 mA = 0x00003E80.
-        assert_eq!(
-            decode_number(&r.current[0].unwrap(), &[0x0000, 0x3E80]).unwrap(),
-            Some(16.0)
-        );
+        assert_eq!(number(r.current[0], &[0x0000, 0x3E80]), Some(16.0));
         // 2301 × 0.1 V.
-        let v = decode_number(&r.voltage[1].unwrap(), &[0x0000, 0x08FD])
-            .unwrap()
-            .unwrap();
+        let v = number(r.voltage[1], &[0x0000, 0x08FD]).unwrap();
         assert!((v - 230.1).abs() < 1e-9, "{v}");
         let state = charger().state;
         // Low word 0x0400: high byte 4 = C2.
-        assert_eq!(
-            decode_state(&state, &[&[0x0000, 0x0400]]).unwrap(),
-            ChargeState::C
-        );
+        assert_eq!(charge_state(&state, &[0x0000, 0x0400]), ChargeState::C);
         // Bit 7 of that byte is masked off: 0x83 → 3 = C1.
-        assert_eq!(
-            decode_state(&state, &[&[0x0000, 0x8300]]).unwrap(),
-            ChargeState::C
-        );
+        assert_eq!(charge_state(&state, &[0x0000, 0x8300]), ChargeState::C);
         // 5 = stopped by the charger with a car connected.
-        assert_eq!(
-            decode_state(&state, &[&[0x0000, 0x0500]]).unwrap(),
-            ChargeState::B
-        );
-        assert_eq!(
-            decode_state(&state, &[&[0x0000, 0x0000]]).unwrap(),
-            ChargeState::A
-        );
+        assert_eq!(charge_state(&state, &[0x0000, 0x0500]), ChargeState::B);
+        assert_eq!(charge_state(&state, &[0x0000, 0x0000]), ChargeState::A);
         assert_eq!(charger().energy_scope, EnergyScope::Session);
     }
 
     #[test]
     fn encodes_setpoint_in_ma_with_fc16() {
         assert_eq!(
-            encode_write(&charger().setpoint, 16.0).unwrap(),
-            Request::WriteMultiple {
-                addr: 0x4100,
-                values: vec![0x0000, 0x3E80]
-            }
+            write(&charger().setpoint, 16.0),
+            multiple(0x4100, &[0x0000, 0x3E80])
         );
         let ct = charger().comms_timeout.unwrap();
         assert_eq!(
-            encode_write(&ct.reg, f64::from(ct.default_s)).unwrap(),
-            Request::WriteSingle {
-                addr: 0x4106,
-                value: COMMS_TIMEOUT_S as u16
-            }
+            write(&ct.reg, f64::from(ct.default_s)),
+            single(0x4106, COMMS_TIMEOUT_S as u16)
         );
     }
 }

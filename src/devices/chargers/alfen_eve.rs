@@ -53,11 +53,8 @@ pub static SPEC: ModelSpec = ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::codec::decode_number;
+    use crate::devices::checks::{charge_state, multiple, number, write};
     use crate::devices::model::ChargeState;
-    use crate::devices::state::decode_state;
-    use crate::devices::write::encode_write;
-    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -67,22 +64,20 @@ mod tests {
     fn decodes_recorded_words() {
         let r = SPEC.readings;
         // 230.1 V as float32 0x4366199A.
-        let v = decode_number(&r.voltage[0].unwrap(), &[0x4366, 0x199A])
-            .unwrap()
-            .unwrap();
+        let v = number(r.voltage[0], &[0x4366, 0x199A]).unwrap();
         assert!((v - 230.1).abs() < 1e-4, "{v}");
         // 12 345 678 Wh as float64 0x41678C29C0000000.
         assert_eq!(
-            decode_number(&r.energy.unwrap(), &[0x4167, 0x8C29, 0xC000, 0x0000]).unwrap(),
+            number(r.energy, &[0x4167, 0x8C29, 0xC000, 0x0000]),
             Some(12_345_678.0)
         );
         // "C2" then NUL padding in 1201–1205.
         assert_eq!(
-            decode_state(&charger().state, &[&[0x4332, 0, 0, 0, 0]]).unwrap(),
+            charge_state(&charger().state, &[0x4332, 0, 0, 0, 0]),
             ChargeState::C
         );
         assert_eq!(
-            decode_state(&charger().state, &[&[0x4231, 0, 0, 0, 0]]).unwrap(),
+            charge_state(&charger().state, &[0x4231, 0, 0, 0, 0]),
             ChargeState::B
         );
     }
@@ -90,11 +85,8 @@ mod tests {
     #[test]
     fn encodes_setpoint_as_one_fc16_float() {
         assert_eq!(
-            encode_write(&charger().setpoint, 16.0).unwrap(),
-            Request::WriteMultiple {
-                addr: 1210,
-                values: vec![0x4180, 0x0000]
-            }
+            write(&charger().setpoint, 16.0),
+            multiple(1210, &[0x4180, 0x0000])
         );
         assert_eq!(charger().setpoint_validity_s, Some(60));
         assert_eq!(charger().idle_close_s, Some(60));

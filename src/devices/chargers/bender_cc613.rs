@@ -69,11 +69,8 @@ pub static SPEC: ModelSpec = ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::codec::decode_number;
+    use crate::devices::checks::{charge_state, number, single, write};
     use crate::devices::model::ChargeState;
-    use crate::devices::state::decode_state;
-    use crate::devices::write::encode_write;
-    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -82,31 +79,16 @@ mod tests {
     #[test]
     fn decodes_recorded_words() {
         let r = SPEC.readings;
-        assert_eq!(
-            decode_number(&r.current[0].unwrap(), &[0x0000, 0x3E80]).unwrap(),
-            Some(16.0)
-        );
-        assert_eq!(
-            decode_number(&r.power.unwrap(), &[0xFFFF, 0xFFFF]).unwrap(),
-            None
-        );
-        assert_eq!(
-            decode_number(&r.power.unwrap(), &[0x0000, 0x0E60]).unwrap(),
-            Some(3680.0)
-        );
+        assert_eq!(number(r.current[0], &[0x0000, 0x3E80]), Some(16.0));
+        assert_eq!(number(r.power, &[0xFFFF, 0xFFFF]), None);
+        assert_eq!(number(r.power, &[0x0000, 0x0E60]), Some(3680.0));
         let s = charger().state;
-        assert_eq!(decode_state(&s, &[&[3]]).unwrap(), ChargeState::C);
-        assert_eq!(decode_state(&s, &[&[5]]).unwrap(), ChargeState::E);
+        assert_eq!(charge_state(&s, &[3]), ChargeState::C);
+        assert_eq!(charge_state(&s, &[5]), ChargeState::E);
     }
 
     #[test]
     fn encodes_setpoint_fc6() {
-        assert_eq!(
-            encode_write(&charger().setpoint, 16.0).unwrap(),
-            Request::WriteSingle {
-                addr: 1000,
-                value: 16
-            }
-        );
+        assert_eq!(write(&charger().setpoint, 16.0), single(1000, 16));
     }
 }

@@ -83,11 +83,8 @@ pub static SPEC: ModelSpec = ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::codec::decode_number;
+    use crate::devices::checks::{charge_state, multiple, number, single, write};
     use crate::devices::model::ChargeState;
-    use crate::devices::state::decode_state;
-    use crate::devices::write::encode_write;
-    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -97,39 +94,24 @@ mod tests {
     fn decodes_recorded_words() {
         // 1234.5 kWh as float32 0x449A5000 → Wh.
         assert_eq!(
-            decode_number(&SPEC.readings.energy.unwrap(), &[0x449A, 0x5000]).unwrap(),
+            number(SPEC.readings.energy, &[0x449A, 0x5000]),
             Some(1_234_500.0)
         );
         let s = charger().state;
-        assert_eq!(decode_state(&s, &[&[5]]).unwrap(), ChargeState::C);
-        assert_eq!(decode_state(&s, &[&[3]]).unwrap(), ChargeState::B);
-        assert_eq!(decode_state(&s, &[&[1]]).unwrap(), ChargeState::A);
+        assert_eq!(charge_state(&s, &[5]), ChargeState::C);
+        assert_eq!(charge_state(&s, &[3]), ChargeState::B);
+        assert_eq!(charge_state(&s, &[1]), ChargeState::A);
     }
 
     #[test]
     fn encodes_setpoint_heartbeat_and_release() {
         assert_eq!(
-            encode_write(&charger().setpoint, 16.0).unwrap(),
-            Request::WriteMultiple {
-                addr: 0x0302,
-                values: vec![0x4180, 0x0000]
-            }
+            write(&charger().setpoint, 16.0),
+            multiple(0x0302, &[0x4180, 0x0000])
         );
         let hb = charger().heartbeat.unwrap();
-        assert_eq!(
-            encode_write(&hb.reg, f64::from(hb.value)).unwrap(),
-            Request::WriteSingle {
-                addr: 0x0D00,
-                value: 0x55AA
-            }
-        );
+        assert_eq!(write(&hb.reg, f64::from(hb.value)), single(0x0D00, 0x55AA));
         let en = charger().enable.unwrap();
-        assert_eq!(
-            encode_write(&en.reg, f64::from(en.on)).unwrap(),
-            Request::WriteSingle {
-                addr: 0x0D05,
-                value: 1
-            }
-        );
+        assert_eq!(write(&en.reg, f64::from(en.on)), single(0x0D05, 1));
     }
 }

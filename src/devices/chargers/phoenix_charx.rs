@@ -62,11 +62,8 @@ pub static SPEC: ModelSpec = ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::codec::decode_number;
+    use crate::devices::checks::{charge_state, number, single, write};
     use crate::devices::model::ChargeState;
-    use crate::devices::state::decode_state;
-    use crate::devices::write::encode_write;
-    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -77,25 +74,13 @@ mod tests {
         let r = SPEC.readings;
         assert_eq!(r.voltage[0].unwrap().addr, 1232, "connector 1 offset");
         // 230 000 mV = 0x00038270.
-        assert_eq!(
-            decode_number(&r.voltage[0].unwrap(), &[0x0003, 0x8270]).unwrap(),
-            Some(230.0)
-        );
+        assert_eq!(number(r.voltage[0], &[0x0003, 0x8270]), Some(230.0));
         // 'B' in the high byte.
-        assert_eq!(
-            decode_state(&charger().state, &[&[0x4200]]).unwrap(),
-            ChargeState::B
-        );
+        assert_eq!(charge_state(&charger().state, &[0x4200]), ChargeState::B);
     }
 
     #[test]
     fn encodes_setpoint_fc6() {
-        assert_eq!(
-            encode_write(&charger().setpoint, 16.0).unwrap(),
-            Request::WriteSingle {
-                addr: 1301,
-                value: 16
-            }
-        );
+        assert_eq!(write(&charger().setpoint, 16.0), single(1301, 16));
     }
 }

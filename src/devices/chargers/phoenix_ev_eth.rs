@@ -56,9 +56,8 @@ pub static SPEC: ModelSpec = ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::codec::decode_number;
+    use crate::devices::checks::{charge_state, number, single, write};
     use crate::devices::model::ChargeState;
-    use crate::devices::state::decode_state;
     use crate::devices::write::encode_write;
     use crate::modbus::Request;
 
@@ -70,35 +69,17 @@ mod tests {
     fn decodes_recorded_words() {
         let r = SPEC.readings;
         // 230 V, low word first.
-        assert_eq!(
-            decode_number(&r.voltage[0].unwrap(), &[0x00E6, 0x0000]).unwrap(),
-            Some(230.0)
-        );
+        assert_eq!(number(r.voltage[0], &[0x00E6, 0x0000]), Some(230.0));
         // 0x12345678 Wh, low word first.
-        assert_eq!(
-            decode_number(&r.energy.unwrap(), &[0x5678, 0x1234]).unwrap(),
-            Some(305_419_896.0)
-        );
+        assert_eq!(number(r.energy, &[0x5678, 0x1234]), Some(305_419_896.0));
         // 'C' in the low byte; the high byte is ignored.
-        assert_eq!(
-            decode_state(&charger().state, &[&[0x0043]]).unwrap(),
-            ChargeState::C
-        );
-        assert_eq!(
-            decode_state(&charger().state, &[&[0x2041]]).unwrap(),
-            ChargeState::A
-        );
+        assert_eq!(charge_state(&charger().state, &[0x0043]), ChargeState::C);
+        assert_eq!(charge_state(&charger().state, &[0x2041]), ChargeState::A);
     }
 
     #[test]
     fn encodes_setpoint_fc6_and_enable_coil() {
-        assert_eq!(
-            encode_write(&charger().setpoint, 16.0).unwrap(),
-            Request::WriteSingle {
-                addr: 528,
-                value: 16
-            }
-        );
+        assert_eq!(write(&charger().setpoint, 16.0), single(528, 16));
         let en = charger().enable.unwrap();
         assert_eq!(
             encode_write(&en.reg, f64::from(en.on)).unwrap(),

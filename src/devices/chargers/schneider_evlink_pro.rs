@@ -70,11 +70,8 @@ pub static SPEC: ModelSpec = ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::codec::decode_number;
+    use crate::devices::checks::{charge_state, number, single, write};
     use crate::devices::model::ChargeState;
-    use crate::devices::state::decode_state;
-    use crate::devices::write::encode_write;
-    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -84,43 +81,26 @@ mod tests {
     fn decodes_recorded_words() {
         let r = SPEC.readings;
         // 16.0 A = float32 0x41800000, low word first.
-        assert_eq!(
-            decode_number(&r.current[0].unwrap(), &[0x0000, 0x4180]).unwrap(),
-            Some(16.0)
-        );
+        assert_eq!(number(r.current[0], &[0x0000, 0x4180]), Some(16.0));
         // 3.68 kW = 0x406B851F, low word first → W.
-        let w = decode_number(&r.power.unwrap(), &[0x851F, 0x406B])
-            .unwrap()
-            .unwrap();
+        let w = number(r.power, &[0x851F, 0x406B]).unwrap();
         assert!((w - 3680.0).abs() < 1e-3, "{w}");
         // 1 234 500 Wh = 0x12D644, u64 low word first.
         assert_eq!(
-            decode_number(&r.energy.unwrap(), &[0xD644, 0x0012, 0x0000, 0x0000]).unwrap(),
+            number(r.energy, &[0xD644, 0x0012, 0x0000, 0x0000]),
             Some(1_234_500.0)
         );
         let s = charger().state;
-        assert_eq!(decode_state(&s, &[&[8]]).unwrap(), ChargeState::C);
-        assert_eq!(decode_state(&s, &[&[7]]).unwrap(), ChargeState::B);
-        assert_eq!(decode_state(&s, &[&[6]]).unwrap(), ChargeState::A);
+        assert_eq!(charge_state(&s, &[8]), ChargeState::C);
+        assert_eq!(charge_state(&s, &[7]), ChargeState::B);
+        assert_eq!(charge_state(&s, &[6]), ChargeState::A);
     }
 
     #[test]
     fn encodes_setpoint_and_lifebit() {
-        assert_eq!(
-            encode_write(&charger().setpoint, 16.0).unwrap(),
-            Request::WriteSingle {
-                addr: 4004,
-                value: 16
-            }
-        );
+        assert_eq!(write(&charger().setpoint, 16.0), single(4004, 16));
         let hb = charger().heartbeat.unwrap();
-        assert_eq!(
-            encode_write(&hb.reg, f64::from(hb.value)).unwrap(),
-            Request::WriteSingle {
-                addr: 4000,
-                value: 1
-            }
-        );
+        assert_eq!(write(&hb.reg, f64::from(hb.value)), single(4000, 1));
         assert_eq!(hb.period_s, 2);
     }
 }

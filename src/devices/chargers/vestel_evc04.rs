@@ -79,11 +79,9 @@ pub static SPEC: ModelSpec = ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::codec::decode_number;
+    use crate::devices::checks::{number, single, write};
     use crate::devices::model::ChargeState;
     use crate::devices::state::decode_state;
-    use crate::devices::write::encode_write;
-    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -93,15 +91,9 @@ mod tests {
     fn decodes_recorded_words() {
         let r = SPEC.readings;
         // 12 345 × 0.1 kWh = 1 234 500 Wh.
-        assert_eq!(
-            decode_number(&r.energy.unwrap(), &[0x0000, 0x3039]).unwrap(),
-            Some(1_234_500.0)
-        );
+        assert_eq!(number(r.energy, &[0x0000, 0x3039]), Some(1_234_500.0));
         // 16 000 mA in one u16.
-        assert_eq!(
-            decode_number(&r.current[0].unwrap(), &[0x3E80]).unwrap(),
-            Some(16.0)
-        );
+        assert_eq!(number(r.current[0], &[0x3E80]), Some(16.0));
         let s = charger().state;
         // Cable state first, then charging state.
         assert_eq!(decode_state(&s, &[&[2], &[1]]).unwrap(), ChargeState::C);
@@ -111,29 +103,14 @@ mod tests {
 
     #[test]
     fn encodes_fc6_writes() {
-        assert_eq!(
-            encode_write(&charger().setpoint, 16.0).unwrap(),
-            Request::WriteSingle {
-                addr: 5004,
-                value: 16
-            }
-        );
+        assert_eq!(write(&charger().setpoint, 16.0), single(5004, 16));
         let ct = charger().comms_timeout.unwrap();
         assert_eq!(
-            encode_write(&ct.reg, f64::from(ct.default_s)).unwrap(),
-            Request::WriteSingle {
-                addr: 2002,
-                value: COMMS_TIMEOUT_S as u16
-            }
+            write(&ct.reg, f64::from(ct.default_s)),
+            single(2002, COMMS_TIMEOUT_S as u16)
         );
         let hb = charger().heartbeat.unwrap();
-        assert_eq!(
-            encode_write(&hb.reg, f64::from(hb.value)).unwrap(),
-            Request::WriteSingle {
-                addr: 6000,
-                value: 1
-            }
-        );
+        assert_eq!(write(&hb.reg, f64::from(hb.value)), single(6000, 1));
         assert_eq!(hb.period_s * 4, ct.default_s);
     }
 }

@@ -78,11 +78,8 @@ pub static SPEC: ModelSpec = ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::codec::decode_number;
+    use crate::devices::checks::{charge_state, number, single, write};
     use crate::devices::model::ChargeState;
-    use crate::devices::state::decode_state;
-    use crate::devices::write::encode_write;
-    use crate::modbus::Request;
 
     fn charger() -> ChargerSpec {
         SPEC.charger.unwrap()
@@ -90,33 +87,18 @@ mod tests {
 
     #[test]
     fn decodes_recorded_words() {
-        assert_eq!(
-            decode_number(&SPEC.readings.current[2].unwrap(), &[0x3E80]).unwrap(),
-            Some(16.0)
-        );
+        assert_eq!(number(SPEC.readings.current[2], &[0x3E80]), Some(16.0));
         let s = charger().state;
-        assert_eq!(decode_state(&s, &[&[3]]).unwrap(), ChargeState::C);
-        assert_eq!(decode_state(&s, &[&[4]]).unwrap(), ChargeState::B);
-        assert_eq!(decode_state(&s, &[&[7]]).unwrap(), ChargeState::E);
+        assert_eq!(charge_state(&s, &[3]), ChargeState::C);
+        assert_eq!(charge_state(&s, &[4]), ChargeState::B);
+        assert_eq!(charge_state(&s, &[7]), ChargeState::E);
     }
 
     #[test]
     fn encodes_fc6_writes() {
-        assert_eq!(
-            encode_write(&charger().setpoint, 16.0).unwrap(),
-            Request::WriteSingle {
-                addr: 5004,
-                value: 16
-            }
-        );
+        assert_eq!(write(&charger().setpoint, 16.0), single(5004, 16));
         let hb = charger().heartbeat.unwrap();
-        assert_eq!(
-            encode_write(&hb.reg, f64::from(hb.value)).unwrap(),
-            Request::WriteSingle {
-                addr: 6000,
-                value: 1
-            }
-        );
+        assert_eq!(write(&hb.reg, f64::from(hb.value)), single(6000, 1));
         assert_eq!(hb.period_s * 2, charger().comms_timeout.unwrap().default_s);
     }
 }

@@ -56,47 +56,30 @@ pub static SPEC: ModelSpec = ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::codec::decode_number;
+    use crate::devices::checks::number;
 
     #[test]
     fn decodes_recorded_words() {
         let r = SPEC.readings;
         // 2301 = 0x000008FD big-endian → 230.1 V.
-        let v = decode_number(&r.voltage[2].unwrap(), &[0x0000, 0x08FD])
-            .unwrap()
-            .unwrap();
+        let v = number(r.voltage[2], &[0x0000, 0x08FD]).unwrap();
         assert!((v - 230.1).abs() < 1e-9, "{v}");
         // 1600 = 0x00000640 → 16.00 A.
-        let a = decode_number(&r.current[0].unwrap(), &[0x0000, 0x0640])
-            .unwrap()
-            .unwrap();
+        let a = number(r.current[0], &[0x0000, 0x0640]).unwrap();
         assert!((a - 16.0).abs() < 1e-9, "{a}");
         // 12 345 678 = 0x0000_0000_00BC_614E → 123 456.78 kWh = 123 456 780 Wh.
-        let e = decode_number(&r.energy.unwrap(), &[0x0000, 0x0000, 0x00BC, 0x614E])
-            .unwrap()
-            .unwrap();
+        let e = number(r.energy, &[0x0000, 0x0000, 0x00BC, 0x614E]).unwrap();
         assert!((e - 123_456_780.0).abs() < 1e-3, "{e}");
     }
 
     #[test]
     fn sentinels_are_no_value() {
         let r = SPEC.readings;
-        assert_eq!(
-            decode_number(&r.voltage[0].unwrap(), &[0xFFFF, 0xFFFF]).unwrap(),
-            None
-        );
-        assert_eq!(
-            decode_number(&r.power.unwrap(), &[0x7FFF, 0xFFFF]).unwrap(),
-            None
-        );
-        assert_eq!(
-            decode_number(&r.energy.unwrap(), &[0xFFFF; 4]).unwrap(),
-            None
-        );
+        assert_eq!(number(r.voltage[0], &[0xFFFF, 0xFFFF]), None);
+        assert_eq!(number(r.power, &[0x7FFF, 0xFFFF]), None);
+        assert_eq!(number(r.energy, &[0xFFFF; 4]), None);
         // A real negative power (export) is not mistaken for a sentinel: -10.00 W = -1000.
-        let w = decode_number(&r.power.unwrap(), &[0xFFFF, 0xFC18])
-            .unwrap()
-            .unwrap();
+        let w = number(r.power, &[0xFFFF, 0xFC18]).unwrap();
         assert!((w + 10.0).abs() < 1e-9, "{w}");
     }
 }

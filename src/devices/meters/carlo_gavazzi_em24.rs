@@ -47,30 +47,22 @@ pub static SPEC: ModelSpec = ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::codec::decode_number;
+    use crate::devices::checks::number;
 
     #[test]
     fn decodes_recorded_words() {
         let r = SPEC.readings;
         // 2301 = 0x000008FD, low word first → 230.1 V.
-        let v = decode_number(&r.voltage[0].unwrap(), &[0x08FD, 0x0000])
-            .unwrap()
-            .unwrap();
+        let v = number(r.voltage[0], &[0x08FD, 0x0000]).unwrap();
         assert!((v - 230.1).abs() < 1e-9, "{v}");
         // 16 000 mA = 0x00003E80 → 16 A.
-        let a = decode_number(&r.current[0].unwrap(), &[0x3E80, 0x0000])
-            .unwrap()
-            .unwrap();
+        let a = number(r.current[0], &[0x3E80, 0x0000]).unwrap();
         assert!((a - 16.0).abs() < 1e-9, "{a}");
         // Export shows as negative power: -1500.0 W = -15000 = 0xFFFFC568.
-        let w = decode_number(&r.power.unwrap(), &[0xC568, 0xFFFF])
-            .unwrap()
-            .unwrap();
+        let w = number(r.power, &[0xC568, 0xFFFF]).unwrap();
         assert!((w + 1500.0).abs() < 1e-9, "{w}");
         // 123 456.7 kWh = 1 234 567 = 0x0012D687 → 123 456 700 Wh.
-        let e = decode_number(&r.energy.unwrap(), &[0xD687, 0x0012])
-            .unwrap()
-            .unwrap();
+        let e = number(r.energy, &[0xD687, 0x0012]).unwrap();
         assert!((e - 123_456_700.0).abs() < 1e-6, "{e}");
     }
 }

@@ -20,7 +20,7 @@ pub static SPEC: ModelSpec = ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::codec::decode_number;
+    use crate::devices::checks::number;
 
     #[test]
     fn decodes_recorded_words() {
@@ -31,14 +31,9 @@ mod tests {
             "EM340 import energy is at 0x34"
         );
         // 4321 mA = 0x000010E1, low word first.
-        let a = decode_number(&r.current[1].unwrap(), &[0x10E1, 0x0000])
-            .unwrap()
-            .unwrap();
+        let a = number(r.current[1], &[0x10E1, 0x0000]).unwrap();
         assert!((a - 4.321).abs() < 1e-9, "{a}");
         // 5.0 kWh = 50 = 0x00000032 → 5000 Wh.
-        assert_eq!(
-            decode_number(&r.energy.unwrap(), &[0x0032, 0x0000]).unwrap(),
-            Some(5000.0)
-        );
+        assert_eq!(number(r.energy, &[0x0032, 0x0000]), Some(5000.0));
     }
 }

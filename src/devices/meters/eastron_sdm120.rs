@@ -35,21 +35,16 @@ pub static SPEC: ModelSpec = ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::codec::decode_number;
+    use crate::devices::checks::number;
 
     #[test]
     fn decodes_recorded_words() {
         let r = SPEC.readings;
-        let v = decode_number(&r.voltage[0].unwrap(), &[0x4366, 0x199A])
-            .unwrap()
-            .unwrap();
+        let v = number(r.voltage[0], &[0x4366, 0x199A]).unwrap();
         assert!((v - 230.1).abs() < 1e-4, "{v}");
         // 3680 W at 0x0C, not the three-phase total at 0x34.
         assert_eq!(SPEC.readings.power.unwrap().addr, 0x0C);
-        assert_eq!(
-            decode_number(&r.power.unwrap(), &[0x4566, 0x0000]).unwrap(),
-            Some(3680.0)
-        );
+        assert_eq!(number(r.power, &[0x4566, 0x0000]), Some(3680.0));
         assert!(r.voltage[1].is_none() && r.current[2].is_none());
     }
 }

@@ -37,25 +37,17 @@ pub static SPEC: ModelSpec = ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::codec::decode_number;
+    use crate::devices::checks::number;
 
     #[test]
     fn decodes_recorded_words() {
         let r = SPEC.readings;
         // 230.1 V as the nearest float32, 0x4366199A.
-        let v = decode_number(&r.voltage[0].unwrap(), &[0x4366, 0x199A])
-            .unwrap()
-            .unwrap();
+        let v = number(r.voltage[0], &[0x4366, 0x199A]).unwrap();
         assert!((v - 230.1).abs() < 1e-4, "{v}");
         // 16.0 A = 0x41800000.
-        assert_eq!(
-            decode_number(&r.current[2].unwrap(), &[0x4180, 0x0000]).unwrap(),
-            Some(16.0)
-        );
+        assert_eq!(number(r.current[2], &[0x4180, 0x0000]), Some(16.0));
         // 1234.5 kWh = 0x449A5000 → 1 234 500 Wh.
-        assert_eq!(
-            decode_number(&r.energy.unwrap(), &[0x449A, 0x5000]).unwrap(),
-            Some(1_234_500.0)
-        );
+        assert_eq!(number(r.energy, &[0x449A, 0x5000]), Some(1_234_500.0));
     }
 }

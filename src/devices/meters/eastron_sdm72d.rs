@@ -16,21 +16,15 @@ pub static SPEC: ModelSpec = ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::codec::decode_number;
+    use crate::devices::checks::number;
 
     #[test]
     fn decodes_recorded_words() {
         let r = SPEC.readings;
         // 3680 W = 0x45660000.
-        assert_eq!(
-            decode_number(&r.power.unwrap(), &[0x4566, 0x0000]).unwrap(),
-            Some(3680.0)
-        );
+        assert_eq!(number(r.power, &[0x4566, 0x0000]), Some(3680.0));
         // 0.5 A = 0x3F000000.
-        assert_eq!(
-            decode_number(&r.current[1].unwrap(), &[0x3F00, 0x0000]).unwrap(),
-            Some(0.5)
-        );
+        assert_eq!(number(r.current[1], &[0x3F00, 0x0000]), Some(0.5));
         assert!(
             r.voltage.iter().all(Option::is_some),
             "v2 has phase voltages"
