@@ -53,6 +53,11 @@ impl Pipeline {
         &mut self.tracker
     }
 
+    /// The anomaly detectors, to prime them (each charger's completed sessions).
+    pub fn anomalies_mut(&mut self) -> &mut Detectors {
+        &mut self.anomalies
+    }
+
     /// Alerts active before a restart continue.
     pub fn restore_alerts(&mut self, active: Vec<Alert>) {
         self.book.restore(active);
@@ -101,9 +106,13 @@ impl Pipeline {
                     .map(SiteEvent::Alert),
             );
         }
+        let mut outliers = Vec::new();
         for o in self.tracker.observe(rec) {
             match o {
-                TrackerOutput::Session(u) => out.push(SiteEvent::Session(u)),
+                TrackerOutput::Session(u) => {
+                    outliers.extend(self.anomalies.session(&u.record));
+                    out.push(SiteEvent::Session(u));
+                }
                 TrackerOutput::Alert(a) => out.extend(
                     self.book
                         .signal(a.kind.into(), Some(&a.charger), a.raised, a.message, a.at)
@@ -112,10 +121,11 @@ impl Pipeline {
                 ),
             }
         }
-        for a in self.anomalies.observe(rec) {
+        outliers.extend(self.anomalies.observe(rec));
+        for a in outliers {
             out.extend(
                 self.book
-                    .signal(a.kind, Some(&a.charger), a.on, a.message, rec.at)
+                    .signal(a.kind, a.charger.as_deref(), a.on, a.message, rec.at)
                     .into_iter()
                     .map(SiteEvent::Alert),
             );
