@@ -183,6 +183,11 @@ async fn the_daemon_serves_its_live_state_history_metrics_and_health() {
         "evsite_outbox_messages ",
         "evsite_alerts_open{kind=\"overload\"} 0\n",
         "evsite_sessions_active 2\n",
+        // Station health: no request to a charger on loopback fails; two chargers are no
+        // site to stand out from.
+        "evsite_charger_error_ratio{charger=\"cp-1\"} 0\n",
+        "evsite_charger_health_outlier{charger=\"cp-2\",measure=\"errors\"} 0\n",
+        "# TYPE evsite_charger_energy_share_ratio gauge\n",
     ] {
         assert!(m.body.contains(want), "metrics lack {want:?}:\n{}", m.body);
     }

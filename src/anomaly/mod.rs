@@ -8,6 +8,7 @@
 
 mod draw;
 mod energy;
+pub mod health;
 mod hold;
 mod outlier;
 mod phases;

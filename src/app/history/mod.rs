@@ -177,6 +177,7 @@ pub fn report_in(
         to: filter.to,
         now,
         chargers,
+        alerts: store.alerts()?,
     };
     let report = report::build(&input, &sessions);
     render::render(&report, args.format)
