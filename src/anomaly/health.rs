@@ -50,6 +50,9 @@ pub struct StationHealth {
     pub flags: Vec<&'static str>,
 }
 
+/// A measure's name, how to read it off a charger's figures, and its floor.
+type Measure = (&'static str, fn(&StationHealth) -> Option<f64>, f64);
+
 /// Every charger of `rows` against the others.
 pub fn compare(rows: &[StationInput]) -> Vec<StationHealth> {
     let total_wh: u64 = rows.iter().filter_map(|r| r.energy_wh).sum();
@@ -70,7 +73,7 @@ pub fn compare(rows: &[StationInput]) -> Vec<StationHealth> {
             flags: Vec::new(),
         })
         .collect();
-    let measures: [(&'static str, fn(&StationHealth) -> Option<f64>, f64); 4] = [
+    let measures: [Measure; 4] = [
         ("energy", |h| h.energy_share_ratio, ENERGY_SHARE_FLOOR),
         ("errors", |h| h.error_ratio, ERROR_RATIO_FLOOR),
         (
