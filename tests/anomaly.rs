@@ -37,7 +37,9 @@ fn every_fault_scenario_detects_its_fault_in_time_with_no_false_alarm_reproducib
             std::thread::spawn(move || {
                 let s = Scenario::from_path(&path).expect("scenario");
                 let a = evsite_sim::run::run(&s).expect("run");
-                let b = twice.contains(&s.name.as_str()).then(|| evsite_sim::run::run(&s).expect("again"));
+                let b = twice
+                    .contains(&s.name.as_str())
+                    .then(|| evsite_sim::run::run(&s).expect("again"));
                 (path, a, b)
             })
         })

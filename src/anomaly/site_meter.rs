@@ -24,6 +24,9 @@ const BASE_SAMPLE_S: f64 = 1.0;
 /// A charger step is the change of the chargers' sum over this long (a ramp over a few
 /// cycles counts as one step).
 const STEP_WINDOW_S: f64 = 5.0;
+/// A step is judged once the chargers' sum moved less than this share of `meter_step_w`
+/// since the cycle before.
+const SETTLED: f64 = 0.1;
 /// Base-load samples needed before a step is judged.
 const MIN_BASE_SAMPLES: usize = 3;
 
@@ -92,6 +95,12 @@ impl MeterWatch {
         }
 
         let mut judged = None;
+        // Judged once settled: the meter and the chargers are read a moment apart, and a
+        // reading taken mid-ramp would count a step as unseen.
+        let settled = self
+            .recent
+            .back()
+            .is_some_and(|(_, prev)| (chargers_w - prev).abs() <= SETTLED * s.meter_step_w);
         self.recent.push_back((at, chargers_w));
         while self
             .recent
@@ -103,7 +112,7 @@ impl MeterWatch {
         if let Some(&(t0, before_w)) = self.recent.front() {
             let step_w = chargers_w - before_w;
             let base = self.base_before(t0);
-            if secs(at - t0) >= STEP_WINDOW_S && step_w.abs() >= s.meter_step_w {
+            if settled && secs(at - t0) >= STEP_WINDOW_S && step_w.abs() >= s.meter_step_w {
                 if let Some(base_w) = base {
                     // What of the step the meter did not see (or saw besides it).
                     let unseen_w = base_w - residual;

@@ -140,3 +140,22 @@ fn a_charger_not_read_is_a_gap_that_changes_nothing() {
     r.grid = None;
     assert_eq!(w.observe(&r, &facts(), 230.0, &s), Verdict::Keep);
 }
+
+#[test]
+fn a_meter_read_behind_a_steep_ramp_is_judged_once_the_ramp_has_settled() {
+    let mut w = MeterWatch::default();
+    // 30 kW ramped up over 10 s and down again every 2 minutes; the meter shows what flowed
+    // 2 s earlier. Judged mid-ramp, each step would look 6 kW short.
+    let ramp = |t: i64| {
+        let phase = t % 240;
+        let up = (phase.min(10) as f64) * 3000.0;
+        let down = if phase >= 120 {
+            ((phase - 120).min(10) as f64) * 3000.0
+        } else {
+            0.0
+        };
+        [up - down, 0.0]
+    };
+    let (on, _) = run(&mut w, 0, 3600, |t| (base(t) + ramp(t - 2)[0], ramp(t)));
+    assert_eq!(on, None);
+}
