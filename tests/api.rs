@@ -183,6 +183,11 @@ async fn the_daemon_serves_its_live_state_history_metrics_and_health() {
         "evsite_outbox_messages ",
         "evsite_alerts_open{kind=\"overload\"} 0\n",
         "evsite_sessions_active 2\n",
+        // Station health: no request to a charger on loopback fails; two chargers are no
+        // site to stand out from.
+        "evsite_charger_error_ratio{charger=\"cp-1\"} 0\n",
+        "evsite_charger_health_outlier{charger=\"cp-2\",measure=\"errors\"} 0\n",
+        "# TYPE evsite_charger_energy_share_ratio gauge\n",
     ] {
         assert!(m.body.contains(want), "metrics lack {want:?}:\n{}", m.body);
     }
@@ -287,6 +292,70 @@ fn example_config(dir: &std::path::Path, listen: &str) -> (std::path::PathBuf, S
     let path = dir.join("evsite.toml");
     std::fs::write(&path, &text).expect("config written");
     (path, text)
+}
+
+/// `evsite sessions` and `evsite report` while the daemon holds the store: read through its
+/// API, byte for byte what the API serves for the same filters. The data moves while cars
+/// charge, so a comparison counts only when the API gave the same answer just before and
+/// just after the command ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_commands_read_through_the_daemon_that_holds_the_store() {
+    let port = http::free_port();
+    let (served, d, addr) = daemon_on(&format!("127.0.0.1:{port}"), "").await;
+    until_json(addr, "/api/sessions", "both sessions are stored", |v| {
+        v.as_array().is_some_and(|a| a.len() == 2)
+    })
+    .await;
+    let config = served.config.to_str().unwrap().to_owned();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["sessions", "--format", "json"],
+            "/api/sessions?tz=UTC&format=json",
+        ),
+        (
+            &["sessions", "--charger", "cp-1", "--from", "2026-11-21"],
+            "/api/sessions?charger=cp-1&from=2026-11-21&tz=UTC&format=table",
+        ),
+        (
+            &["report", "--format", "csv"],
+            "/api/report?tz=UTC&format=csv",
+        ),
+        (
+            // Its `to` is the report's `now` to the nanosecond without a bound of its own.
+            &[
+                "report",
+                "--format",
+                "json",
+                "--charger",
+                "cp-2",
+                "--to",
+                "2030-01-01",
+            ],
+            "/api/report?charger=cp-2&to=2030-01-01&tz=UTC&format=json",
+        ),
+    ];
+    for (args, path) in cases {
+        let mut cmd: Vec<&str> = args.to_vec();
+        cmd.extend(["--config", &config, "--tz", "UTC"]);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let before = get(addr, path).await;
+            let out = evsite(&cmd).await;
+            let after = get(addr, path).await;
+            assert_eq!(out.status.code(), Some(0), "{cmd:?}: {}", text(&out.stderr));
+            assert_eq!(before.status, 200, "{path}: {}", before.body);
+            assert!(!before.body.is_empty());
+            if before.body == after.body {
+                assert_eq!(text(&out.stdout), before.body, "{cmd:?} against {path}");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path} never held still for one command"
+            );
+        }
+    }
+    drop(d);
 }
 
 #[tokio::test]

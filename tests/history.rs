@@ -520,6 +520,30 @@ fn a_database_held_by_the_daemon_is_reported_and_left_alone() {
             "{err}"
         );
     }
+    // With a config, the commands ask the daemon's API instead; none answers there.
+    let config = config_with_storage(dir.path(), &db);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace(
+        "listen = \"127.0.0.1:8787\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(&config, text).unwrap();
+    for command in ["sessions", "report"] {
+        let out = evsite(&[command, "--config", config.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(75), "{command}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("the database is in use by the running evsite daemon")
+                && err.contains(&format!("no evsite daemon answers on 127.0.0.1:{port}")),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
     assert!(aside_dirs(dir.path()).is_empty());
     assert_eq!(store.sessions(&Default::default()).unwrap().len(), 1);
     drop(store);

@@ -279,7 +279,7 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
         &real.vehicle_truth(),
         scenario.duration_s,
     ));
-    scorer.record_anomalies(anomalies.score(&scenario.faults));
+    scorer.record_anomalies(anomalies.score(&scenario.faults, &cfg.anomaly));
     Ok(scorer.into_card())
 }
 

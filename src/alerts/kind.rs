@@ -19,6 +19,8 @@
 //! | `register_jump` | warning | the register jumped or fell back mid-session (one per occurrence) |
 //! | `stuck_session` | warning | a car in state C is offered current and draws nothing |
 //! | `bay_blocked` | info | a car has been plugged in and idle for hours |
+//! | `meter_disagreement` | warning | the site meter does not see what the chargers report: its readings, and the load plan, are off |
+//! | `session_outlier` | info | a session far longer or larger than the charger's history (one per session) |
 //!
 //! The anomaly kinds (from `setpoint_ignored` on) are raised by [`crate::anomaly`]; their
 //! rules are in `docs/anomalies.md`.
@@ -64,10 +66,14 @@ pub enum AlertKind {
     StuckSession,
     /// Plugged in and idle for hours.
     BayBlocked,
+    /// The site meter disagrees with the chargers' summed power.
+    MeterDisagreement,
+    /// A session far outside its charger's history.
+    SessionOutlier,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 16] = [
+    pub const ALL: [AlertKind; 18] = [
         AlertKind::MeterOffline,
         AlertKind::ChargerOffline,
         AlertKind::ChargerFault,
@@ -84,10 +90,12 @@ impl AlertKind {
         AlertKind::RegisterJump,
         AlertKind::StuckSession,
         AlertKind::BayBlocked,
+        AlertKind::MeterDisagreement,
+        AlertKind::SessionOutlier,
     ];
 
     /// The kinds [`crate::anomaly`] raises.
-    pub const ANOMALIES: [AlertKind; 9] = [
+    pub const ANOMALIES: [AlertKind; 11] = [
         AlertKind::SetpointIgnored,
         AlertKind::UnexpectedDraw,
         AlertKind::Overpower,
@@ -97,6 +105,8 @@ impl AlertKind {
         AlertKind::RegisterJump,
         AlertKind::StuckSession,
         AlertKind::BayBlocked,
+        AlertKind::MeterDisagreement,
+        AlertKind::SessionOutlier,
     ];
 
     pub fn is_anomaly(self) -> bool {
@@ -122,6 +132,8 @@ impl AlertKind {
             AlertKind::RegisterJump => "register_jump",
             AlertKind::StuckSession => "stuck_session",
             AlertKind::BayBlocked => "bay_blocked",
+            AlertKind::MeterDisagreement => "meter_disagreement",
+            AlertKind::SessionOutlier => "session_outlier",
         }
     }
 
@@ -141,8 +153,11 @@ impl AlertKind {
             | AlertKind::MeterDrift
             | AlertKind::RegisterFrozen
             | AlertKind::RegisterJump
-            | AlertKind::StuckSession => Severity::Warning,
-            AlertKind::ChargingComplete | AlertKind::BayBlocked => Severity::Info,
+            | AlertKind::StuckSession
+            | AlertKind::MeterDisagreement => Severity::Warning,
+            AlertKind::ChargingComplete | AlertKind::BayBlocked | AlertKind::SessionOutlier => {
+                Severity::Info
+            }
         }
     }
 
@@ -151,7 +166,10 @@ impl AlertKind {
     pub fn is_one_shot(self) -> bool {
         matches!(
             self,
-            AlertKind::SessionInterrupted | AlertKind::StoreRecovered | AlertKind::RegisterJump
+            AlertKind::SessionInterrupted
+                | AlertKind::StoreRecovered
+                | AlertKind::RegisterJump
+                | AlertKind::SessionOutlier
         )
     }
 }

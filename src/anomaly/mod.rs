@@ -1,23 +1,29 @@
 //! Anomaly detection: chargers that ignore their setpoints or draw when they must not,
-//! registers that disagree with the power that flowed, phase maps that look wrong, sessions
-//! that are stuck and bays that are blocked. Pure: every rule is a function of the cycle
+//! registers that disagree with the power that flowed, phase maps that look wrong, a site
+//! meter that does not see what the chargers report, sessions that are stuck or far outside
+//! their charger's history, and bays that are blocked. Pure: every rule is a function of the cycle
 //! records it has seen (time comes from [`CycleRecord::at`]), fed by the site pipeline in
 //! order; what it finds goes through the site's one alert book like every other alert.
 //! The rules, their thresholds and their scored figures are in `docs/anomalies.md`.
 
 mod draw;
 mod energy;
+pub mod health;
 mod hold;
+mod outlier;
 mod phases;
 mod settings;
+mod site_meter;
 
 use std::collections::BTreeSet;
 
+pub use outlier::upper_bound;
 pub use settings::Settings;
 
 use crate::alerts::AlertKind;
 use crate::config::Config;
 use crate::control::record::CycleRecord;
+use crate::sessions::machine::SessionRecord;
 
 /// What a rule knows about a charger from the config.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +51,8 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Signal {
     pub kind: AlertKind,
-    pub charger: String,
+    /// None: a site alert (`meter_disagreement`).
+    pub charger: Option<String>,
     pub on: bool,
     pub message: String,
 }
@@ -60,8 +67,10 @@ pub struct Detectors {
     draw: Vec<draw::DrawWatch>,
     energy: Vec<energy::EnergyWatch>,
     phases: phases::PhaseWatch,
+    meter: site_meter::MeterWatch,
+    sessions: Vec<outlier::SessionWatch>,
     /// Conditions currently signalled on.
-    active: BTreeSet<(AlertKind, String)>,
+    active: BTreeSet<(AlertKind, Option<String>)>,
 }
 
 impl Detectors {
@@ -97,6 +106,11 @@ impl Detectors {
                 .map(|_| energy::EnergyWatch::default())
                 .collect(),
             phases: phases::PhaseWatch::new(facts.len()),
+            meter: site_meter::MeterWatch::default(),
+            sessions: facts
+                .iter()
+                .map(|_| outlier::SessionWatch::default())
+                .collect(),
             facts,
             active: BTreeSet::new(),
         }
@@ -106,6 +120,37 @@ impl Detectors {
     /// changed set of chargers needs a restart, as for the loop).
     pub fn reconfigure(&mut self, cfg: &Config) {
         self.settings = cfg.anomaly.clone();
+    }
+
+    /// Completed sessions from before the start (oldest first): each charger's history for
+    /// `session_outlier`.
+    pub fn learn_sessions<'a>(&mut self, records: impl IntoIterator<Item = &'a SessionRecord>) {
+        for r in records {
+            if let Some(i) = self.facts.iter().position(|f| f.id == r.charger) {
+                self.sessions[i].learn(r, &self.settings);
+            }
+        }
+    }
+
+    /// What a session update of the tracker says (`session_outlier` at completion).
+    pub fn session(&mut self, r: &SessionRecord) -> Vec<Signal> {
+        let Some(i) = self.facts.iter().position(|f| f.id == r.charger) else {
+            return Vec::new();
+        };
+        let found = self.sessions[i].session(r, &self.settings);
+        let mut out = Vec::new();
+        if !self.settings.enabled {
+            return out;
+        }
+        for v in found {
+            self.apply(
+                AlertKind::SessionOutlier,
+                Some(r.charger.clone()),
+                v,
+                &mut out,
+            );
+        }
+        out
     }
 
     /// Every condition that changed with `rec`, in charger order.
@@ -133,29 +178,49 @@ impl Detectors {
             let Some(c) = rec.charger(&f.id) else {
                 continue;
             };
+            let id = Some(f.id.clone());
             found.extend(
                 self.draw[i]
                     .observe(c, f, rec.at, s)
                     .into_iter()
-                    .map(|(k, v)| (k, f.id.clone(), v)),
+                    .map(|(k, v)| (k, id.clone(), v)),
             );
             found.extend(
                 self.energy[i]
                     .observe(c, f, rec.at, voltage_v, s)
                     .into_iter()
-                    .map(|(k, v)| (k, f.id.clone(), v)),
+                    .map(|(k, v)| (k, id.clone(), v)),
             );
+            if let Some(v) = self.sessions[i].tick(&f.id, rec.at, s) {
+                found.push((AlertKind::SessionOutlier, id, v));
+            }
         }
         if self.site_phases == 3 {
-            found.extend(self.phases.observe(rec, &self.facts, s));
+            found.extend(
+                self.phases
+                    .observe(rec, &self.facts, s)
+                    .into_iter()
+                    .map(|(k, c, v)| (k, Some(c), v)),
+            );
         }
+        found.push((
+            AlertKind::MeterDisagreement,
+            None,
+            self.meter.observe(rec, &self.facts, voltage_v, s),
+        ));
         for (kind, charger, verdict) in found {
             self.apply(kind, charger, verdict, &mut out);
         }
         out
     }
 
-    fn apply(&mut self, kind: AlertKind, charger: String, verdict: Verdict, out: &mut Vec<Signal>) {
+    fn apply(
+        &mut self,
+        kind: AlertKind,
+        charger: Option<String>,
+        verdict: Verdict,
+        out: &mut Vec<Signal>,
+    ) {
         match verdict {
             Verdict::On(message) if kind.is_one_shot() => out.push(Signal {
                 kind,

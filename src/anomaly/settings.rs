@@ -44,6 +44,22 @@ pub struct Settings {
     pub phase_step_a: f64,
     /// … and this many more wrong than right ones raise it.
     pub phase_evidence: u32,
+    /// Site meter against the chargers: a difference beyond this much …
+    pub meter_tolerance_w: f64,
+    /// … plus this share of the chargers' power (or of their step) counts.
+    pub meter_tolerance_pct: f64,
+    /// Only a change of the chargers' summed power of at least this much is a step …
+    pub meter_step_w: f64,
+    /// … and this many more unseen than seen steps raise it.
+    pub meter_evidence: u32,
+    /// The chargers reporting more than the site imports must hold this long.
+    pub meter_hold_s: f64,
+    /// Session outliers: judged against this charger's last this many completed sessions …
+    pub outlier_sessions: u32,
+    /// … once it has at least this many …
+    pub outlier_min_sessions: u32,
+    /// … when energy or duration is above the median by more than this many scaled MADs.
+    pub outlier_mads: f64,
 }
 
 impl Default for Settings {
@@ -68,6 +84,14 @@ impl Default for Settings {
             overpower_hold_s: 5.0,
             phase_step_a: 3.0,
             phase_evidence: 3,
+            meter_tolerance_w: 2000.0,
+            meter_tolerance_pct: 20.0,
+            meter_step_w: 3000.0,
+            meter_evidence: 3,
+            meter_hold_s: 30.0,
+            outlier_sessions: 50,
+            outlier_min_sessions: 10,
+            outlier_mads: 5.0,
         }
     }
 }

@@ -45,7 +45,7 @@ fn a_condition_is_signalled_once_on_and_once_off() {
             (AlertKind::SetpointIgnored, false)
         ]
     );
-    assert_eq!(signals[0].charger, "cp-1");
+    assert_eq!(signals[0].charger.as_deref(), Some("cp-1"));
     assert!(
         signals[0].message.contains("25.0 A"),
         "{}",
@@ -89,4 +89,52 @@ fn the_section_has_defaults_and_its_keys_are_checked() {
         .expect_err("an unknown key is refused")
         .to_string();
     assert!(err.contains("setpoint_hold"), "{err}");
+}
+
+#[test]
+fn the_meter_and_outlier_keys_are_checked_where_they_are_written() {
+    let tuned = format!("{BASE}\n[anomaly]\nmeter_step_w = 5000\noutlier_min_sessions = 20\n");
+    let cfg = crate::config::load_str(&tuned, "base.toml").expect("tuned loads");
+    assert_eq!(cfg.anomaly.meter_step_w, 5000.0);
+    assert_eq!(cfg.anomaly.outlier_min_sessions, 20);
+    for (line, key) in [
+        ("meter_step_w = 0", "anomaly.meter_step_w"),
+        ("meter_evidence = 0", "anomaly.meter_evidence"),
+        ("meter_tolerance_pct = 150", "anomaly.meter_tolerance_pct"),
+        ("outlier_min_sessions = 60", "anomaly.outlier_min_sessions"),
+        ("outlier_mads = 0.5", "anomaly.outlier_mads"),
+    ] {
+        let text = format!("{BASE}\n[anomaly]\n{line}\n");
+        let at = text.lines().count();
+        let err = crate::config::load_str(&text, "base.toml")
+            .expect_err(line)
+            .to_string();
+        assert!(
+            err.contains(&format!("base.toml:{at}:")) && err.contains(key),
+            "{line}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_site_alert_has_no_charger() {
+    let mut d = detectors();
+    let mut signals = Vec::new();
+    for t in 0..60 {
+        let mut r = record(t, 16.0, 16.0);
+        // The charger reports 11 kW; the site meter sees 2 kW.
+        r.chargers[0].power_w = Some(11_000.0);
+        r.grid = Some(crate::control::record::GridReading {
+            power_w: Some(2000.0),
+            ..Default::default()
+        });
+        signals.extend(d.observe(&r));
+    }
+    let meter: Vec<&Signal> = signals
+        .iter()
+        .filter(|s| s.kind == AlertKind::MeterDisagreement)
+        .collect();
+    assert_eq!(meter.len(), 1, "{signals:?}");
+    assert_eq!(meter[0].charger, None);
+    assert!(meter[0].on);
 }

@@ -76,6 +76,49 @@ fn modbus(out: &mut Vec<(String, StatsSnapshot)>, device: &str, s: StatsSnapshot
     out.push((device.to_owned(), s));
 }
 
+/// Station health since start: each charger against the site's others.
+fn stations(o: &mut Out, st: &SiteState) {
+    o.family(
+        "evsite_charger_energy_share_ratio",
+        "gauge",
+        "The charger's share of the energy the site's chargers delivered since start.",
+    );
+    for h in &st.stations {
+        if let Some(r) = h.energy_share_ratio {
+            o.sample(
+                "evsite_charger_energy_share_ratio",
+                &[("charger", &h.charger)],
+                r,
+            );
+        }
+    }
+    o.family(
+        "evsite_charger_error_ratio",
+        "gauge",
+        "Failed over sent Modbus requests to the charger since start.",
+    );
+    for h in &st.stations {
+        if let Some(r) = h.error_ratio {
+            o.sample("evsite_charger_error_ratio", &[("charger", &h.charger)], r);
+        }
+    }
+    o.family(
+        "evsite_charger_health_outlier",
+        "gauge",
+        "1 when the charger stands out from the site's others on a measure (above twice their median).",
+    );
+    for h in &st.stations {
+        for m in ["energy", "errors", "link_alerts", "anomaly_alerts"] {
+            let v = f64::from(u8::from(h.flags.contains(&m)));
+            o.sample(
+                "evsite_charger_health_outlier",
+                &[("charger", &h.charger), ("measure", m)],
+                v,
+            );
+        }
+    }
+}
+
 pub fn render(
     st: &SiteState,
     cycles: &Histogram,
@@ -199,6 +242,7 @@ pub fn render(
                 );
             }
         }
+        stations(&mut o, st);
         let mut devices = Vec::with_capacity(c.chargers.len() + 1);
         modbus(&mut devices, "meter", c.meter_link);
         for ch in &c.chargers {
@@ -333,7 +377,17 @@ mod tests {
         ch.setpoint_a = Some(16.0);
         ch.energy_wh = Some(2.0);
         c.chargers.push(ch);
-        let st = SiteState::of_cycle(std::sync::Arc::new(c));
+        let mut st = SiteState::of_cycle(std::sync::Arc::new(c));
+        st.stations = crate::anomaly::health::compare(&[("a", 1), ("b", 1), ("c", 50)].map(
+            |(id, failed)| crate::anomaly::health::StationInput {
+                charger: id.into(),
+                energy_wh: Some(1000),
+                requests: Some(100),
+                failed: Some(failed),
+                link_alerts: None,
+                anomaly_alerts: None,
+            },
+        ));
         let mut h = Histogram::default();
         h.observe(0.003);
         let text = render(&st, &h, Some(4), Some(true), true);
@@ -356,6 +410,14 @@ mod tests {
         assert!(text.contains("evsite_mqtt_connected 1\n"));
         assert!(text.contains("evsite_alerts_open{kind=\"meter_offline\"} 0\n"));
         assert!(text.contains("evsite_modbus_errors_total{device=\"meter\",kind=\"timeout\"} 0\n"));
+        assert!(text.contains("evsite_charger_error_ratio{charger=\"c\"} 0.5\n"));
+        assert!(text.contains("evsite_charger_energy_share_ratio{charger=\"a\"} 0.3333"));
+        assert!(
+            text.contains("evsite_charger_health_outlier{charger=\"c\",measure=\"errors\"} 1\n")
+        );
+        assert!(
+            text.contains("evsite_charger_health_outlier{charger=\"a\",measure=\"errors\"} 0\n")
+        );
         // Every sample line belongs to a family declared before it.
         let mut declared = std::collections::HashSet::new();
         for line in text.lines() {

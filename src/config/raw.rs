@@ -58,6 +58,14 @@ pub struct RawAnomaly {
     pub overpower_hold_s: f64,
     pub phase_step_a: f64,
     pub phase_evidence: i64,
+    pub meter_tolerance_w: f64,
+    pub meter_tolerance_pct: f64,
+    pub meter_step_w: f64,
+    pub meter_evidence: i64,
+    pub meter_hold_s: f64,
+    pub outlier_sessions: i64,
+    pub outlier_min_sessions: i64,
+    pub outlier_mads: f64,
 }
 
 impl Default for RawAnomaly {
@@ -83,6 +91,14 @@ impl Default for RawAnomaly {
             overpower_hold_s: d.overpower_hold_s,
             phase_step_a: d.phase_step_a,
             phase_evidence: i64::from(d.phase_evidence),
+            meter_tolerance_w: d.meter_tolerance_w,
+            meter_tolerance_pct: d.meter_tolerance_pct,
+            meter_step_w: d.meter_step_w,
+            meter_evidence: i64::from(d.meter_evidence),
+            meter_hold_s: d.meter_hold_s,
+            outlier_sessions: i64::from(d.outlier_sessions),
+            outlier_min_sessions: i64::from(d.outlier_min_sessions),
+            outlier_mads: d.outlier_mads,
         }
     }
 }

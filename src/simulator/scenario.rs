@@ -246,6 +246,13 @@ pub enum FaultKind {
     StuckSession,
     /// The charger's power reading is `amount` (default 1.5) times the power drawn.
     PowerHigh,
+    /// The site meter's current and power readings are `amount` (default 0.5) times what
+    /// flows, as behind current transformers of another ratio than configured. Target
+    /// `meter`.
+    SiteMeterScale,
+    /// The car is full: from the onset it takes nothing more, and stays plugged in (state B)
+    /// for the fault's duration.
+    BayBlocked,
     /// Every request is refused with exception 4 (server device failure).
     Exceptions,
     /// Reads answer all-ones words: NaN in float registers, 0xFFFF sentinels in integers.
@@ -263,7 +270,7 @@ pub struct FaultSpec {
     /// A charger id, or "meter".
     pub target: String,
     /// The fault's size, for kinds that have one (`meter_drift`, `register_jump`,
-    /// `power_high`).
+    /// `power_high`, `site_meter_scale`).
     #[serde(default)]
     pub amount: Option<f64>,
 }
@@ -275,6 +282,8 @@ impl FaultSpec {
     pub const DEFAULT_JUMP_WH: f64 = 5000.0;
     /// The power reading's gain of a `power_high` fault.
     pub const DEFAULT_POWER_GAIN: f64 = 1.5;
+    /// The readings' gain of a `site_meter_scale` fault.
+    pub const DEFAULT_METER_SCALE: f64 = 0.5;
 
     pub fn active_at(&self, t_s: f64) -> bool {
         t_s >= self.at_s && t_s < self.at_s + self.duration_s

@@ -332,6 +332,18 @@ impl SiteModel {
             })
     }
 
+    /// What the site meter's current and power readings show of what flows now.
+    fn meter_scale(&self) -> f64 {
+        self.faults
+            .iter()
+            .find(|(f, d, _)| {
+                f.kind == FaultKind::SiteMeterScale && *d == Some(METER) && f.active_at(self.t_s)
+            })
+            .map_or(1.0, |(f, _, _)| {
+                f.amount.unwrap_or(FaultSpec::DEFAULT_METER_SCALE)
+            })
+    }
+
     fn charger_state(&self, ci: usize) -> ChargeState {
         if self.fault_active(ci + 1, FaultKind::ChargerError) {
             return ChargeState::F;
@@ -350,8 +362,10 @@ impl SiteModel {
         for ci in 0..self.chargers.len() {
             let error = self.fault_active(ci + 1, FaultKind::ChargerError);
             let mut offered = self.chargers[ci].offered_a(error);
-            if self.fault_active(ci + 1, FaultKind::StuckSession) {
-                // The charger says it offers; the car never sees it.
+            if self.fault_active(ci + 1, FaultKind::StuckSession)
+                || self.fault_active(ci + 1, FaultKind::BayBlocked)
+            {
+                // The charger says it offers; the car never sees it (or is full).
                 offered = 0.0;
             }
             for v in self
@@ -477,7 +491,8 @@ impl SiteModel {
     fn encode(&mut self) {
         let v = self.site.voltage_v;
         let phases = usize::from(self.site.phases);
-        let grid = self.grid_a;
+        let scale = self.meter_scale();
+        let grid = self.grid_a.map(|a| a * scale);
         encode_meter(&mut self.meter, v, phases, grid);
         for ci in 0..self.chargers.len() {
             let state = self.charger_state(ci);

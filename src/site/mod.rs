@@ -146,6 +146,15 @@ impl SiteBuilder {
             pipeline.restore_alerts(stored_alerts(store));
             // Nothing read back from the store may keep the site from being controlled: what
             // cannot be read is logged and left in the store for inspection.
+            match store.sessions(&crate::store::SessionFilter::default()) {
+                Ok(mut past) => {
+                    past.sort_by_key(|r| r.plugged_in_at);
+                    pipeline.anomalies_mut().learn_sessions(&past);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "past sessions could not be read; session outliers start from none")
+                }
+            }
             match recover_sessions(store, pipeline.tracker_mut(), now) {
                 Ok(closed) => {
                     early.extend(closed.into_iter().map(|u| SiteEvent::Session(Box::new(u))))

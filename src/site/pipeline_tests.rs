@@ -224,3 +224,67 @@ fn estimates_start_from_the_history_given() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A completed 30-minute session of `wh` on cp-1, `days` days before the test's time.
+fn past(days: i64, wh: u64) -> SessionRecord {
+    let plugged = t(0) - TimeDelta::days(days);
+    SessionRecord {
+        session_id: format!("past-{days}"),
+        charger: "cp-1".into(),
+        state: RecordState::Completed,
+        plugged_in_at: plugged,
+        charging_started_at: Some(plugged),
+        charging_completed_at: None,
+        ended_at: Some(plugged + TimeDelta::minutes(30 + days % 3)),
+        energy_wh: wh,
+        meter_start_wh: None,
+        meter_end_wh: None,
+        max_power_w: None,
+        stop_reason: None,
+        energy_source: crate::sessions::energy::EnergySource::Register,
+        energy_notes: Vec::new(),
+        updated_at: None,
+        estimated_end_at: None,
+        cost: None,
+        tariff: None,
+    }
+}
+
+#[test]
+fn a_session_outlasting_the_chargers_primed_history_is_raised_once_and_tallied() {
+    let mut l = Pipeline::new(&cfg());
+    let history: Vec<SessionRecord> = (1..=12).map(|d| past(d, 5_000)).collect();
+    l.anomalies_mut().learn_sessions(&history);
+    let mut notes = Vec::new();
+    let mut wh = 10_000.0;
+    let mut last = view(t(0), B, 0.0, wh);
+    notes.extend(l.observe(&last));
+    // Charging for two hours, against sessions of about half an hour.
+    for s in (10..=7200).step_by(10) {
+        wh += 16.0 * 230.0 * 3.0 * 10.0 / 3600.0;
+        last = view(t(s), C, 16.0, wh);
+        notes.extend(l.observe(&last));
+    }
+    let outliers: Vec<&AlertChange> = notes
+        .iter()
+        .filter_map(|n| match n {
+            SiteEvent::Alert(c) if c.alert().kind == AlertKind::SessionOutlier => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outliers.len(), 1, "{outliers:?}");
+    let a = outliers[0].alert();
+    assert_eq!(a.charger.as_deref(), Some("cp-1"));
+    // Median 31 min, MAD 1 min: the bound is 31 + 5 × 3.1 min (the floor, a tenth of the
+    // median, is above 1.4826 × MAD).
+    let bound = 31.0 * 60.0 + 5.0 * 0.1 * 31.0 * 60.0;
+    let after = (a.raised_at - t(0)).num_seconds() as f64;
+    assert!(
+        after > bound && after <= bound + 10.0,
+        "raised {after} s in, bound {bound} s"
+    );
+    let stations = l.state(&last).stations;
+    assert_eq!(stations.len(), 1);
+    assert_eq!(stations[0].anomaly_alerts, Some(1));
+    assert_eq!(stations[0].energy_share_ratio, Some(1.0));
+}

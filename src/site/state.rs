@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::alerts::Alert;
+use crate::anomaly::health::StationHealth;
 use crate::control::record::CycleRecord;
 use crate::sessions::machine::SessionRecord;
 
@@ -18,6 +19,9 @@ pub struct SiteState {
     pub sessions: Vec<SessionRecord>,
     /// Alerts raised and not yet cleared.
     pub alerts: Vec<Alert>,
+    /// Each charger against the others since the daemon started (`/metrics`).
+    #[serde(skip)]
+    pub stations: Vec<StationHealth>,
 }
 
 impl SiteState {

@@ -143,6 +143,24 @@ impl Store {
             .transpose()
     }
 
+    /// Every stored alert, raised or cleared (within retention), skipping rows that do not
+    /// decode as alerts (logged).
+    pub fn alerts(&self) -> Result<Vec<crate::alerts::Alert>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.alerts.iter() {
+            let (key, raw) = item?;
+            match serde_json::from_slice::<crate::alerts::Alert>(&raw) {
+                Ok(a) => out.push(a),
+                Err(e) => tracing::error!(
+                    alert = %String::from_utf8_lossy(&key),
+                    error = %e,
+                    "stored alert unreadable; skipped"
+                ),
+            }
+        }
+        Ok(out)
+    }
+
     /// Alerts still raised, to carry their lifecycle over a restart. A row that does not
     /// decode as an alert is skipped with an error logged: it must not stop the daemon.
     pub fn active_alerts(&self) -> Result<Vec<crate::alerts::Alert>, StoreError> {

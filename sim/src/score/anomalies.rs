@@ -3,6 +3,10 @@
 //! target from its onset to [`GRACE_S`] after its end; the delay is from the onset. Every
 //! other anomaly alert is a false alarm, except the kinds a fault also explains (a charger
 //! ignoring setpoints that the controller then pauses draws "unexpectedly" too).
+//!
+//! A fault whose rule is a hold by definition (`bay_blocked`: idle for `bay_blocked_s`) is
+//! scored from when its hold has passed: the delay is what the rule took beyond its
+//! threshold, not the threshold itself.
 
 use std::collections::BTreeMap;
 
@@ -10,11 +14,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use evsite::alerts::{AlertChange, AlertKind};
+use evsite::anomaly::Settings;
 use evsite::simulator::scenario::{FaultKind, FaultSpec};
 use evsite::site::SiteEvent;
 
 /// A fault's alert may come this long after the fault ends (the rules need their evidence).
 pub const GRACE_S: f64 = 60.0;
+/// A fault's target that is the site meter.
+const METER: &str = "meter";
 
 /// Per alert kind.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -42,6 +49,8 @@ pub fn expected(kind: FaultKind) -> Option<(AlertKind, &'static [AlertKind])> {
         FaultKind::StuckSession => (A::StuckSession, &[]),
         // The register then disagrees with the power too.
         FaultKind::PowerHigh => (A::Overpower, &[A::MeterDrift]),
+        FaultKind::SiteMeterScale => (A::MeterDisagreement, &[]),
+        FaultKind::BayBlocked => (A::BayBlocked, &[]),
         // Link faults: the controller's own alerts (offline, fail-safe) cover them.
         FaultKind::MeterSilent
         | FaultKind::ChargerError
@@ -50,6 +59,14 @@ pub fn expected(kind: FaultKind) -> Option<(AlertKind, &'static [AlertKind])> {
         | FaultKind::NoValue
         | FaultKind::WrongUnit => return None,
     })
+}
+
+/// How long a fault's rule must see it by definition before it is a finding.
+pub fn hold_s(kind: FaultKind, s: &Settings) -> f64 {
+    match kind {
+        FaultKind::BayBlocked => s.bay_blocked_s,
+        _ => 0.0,
+    }
 }
 
 /// Every anomaly alert raised during a run: (kind, charger, seconds since the start).
@@ -69,13 +86,14 @@ impl AnomalyLog {
     }
 
     /// Every anomaly kind, scored against `faults`.
-    pub fn score(&self, faults: &[FaultSpec]) -> BTreeMap<String, KindScore> {
+    pub fn score(&self, faults: &[FaultSpec], s: &Settings) -> BTreeMap<String, KindScore> {
         let mut out: BTreeMap<String, KindScore> = AlertKind::ANOMALIES
             .iter()
             .map(|k| (k.name().to_string(), KindScore::default()))
             .collect();
+        // A fault on the meter is explained by a site alert (no charger).
         let within = |f: &FaultSpec, charger: &Option<String>, t: f64| {
-            charger.as_deref() == Some(f.target.as_str())
+            charger.as_deref().unwrap_or(METER) == f.target.as_str()
                 && t >= f.at_s
                 && t <= f.at_s + f.duration_s + GRACE_S
         };
@@ -93,7 +111,8 @@ impl AnomalyLog {
             match first {
                 Some(t) => {
                     e.detected += 1;
-                    let delay = ((t - f.at_s) * 1000.0).round() / 1000.0;
+                    let onset = f.at_s + hold_s(f.kind, s);
+                    let delay = ((t - onset) * 1000.0).round() / 1000.0;
                     e.detection_delay_s = Some(e.detection_delay_s.map_or(delay, |d| d.max(delay)));
                 }
                 None => e.missed += 1,

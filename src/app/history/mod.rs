@@ -1,10 +1,12 @@
 //! `evsite sessions` and `evsite report`: session history and a usage report, read straight
-//! from the store when no daemon holds it.
+//! from the store when no daemon holds it, and from the daemon's local API when one does.
 //!
-//! Layout: `source` (which database and time zone, opened without side effects), `range`
+//! Layout: `source` (which database and time zone, opened without side effects), `daemon`
+//! (the same request to the daemon's `/api/sessions` and `/api/report`), `range`
 //! (the `--from`/`--to` bounds), `list` (the session list in three formats), `report` (the
 //! figures, pure), `render` (the report as a table or CSV).
 
+pub mod daemon;
 pub mod list;
 pub mod range;
 pub mod render;
@@ -45,6 +47,14 @@ pub enum HistoryError {
     Store(#[from] StoreError),
     #[error("writing {what}: {detail}")]
     Output { what: &'static str, detail: String },
+    /// The daemon holds the database and its API could not give the answer either.
+    #[error("{held}; and through its local API: {detail}")]
+    Daemon {
+        held: OpenExistingError,
+        detail: String,
+        /// The daemon did not answer at all (rather than answering with an error).
+        unreachable: bool,
+    },
 }
 
 impl HistoryError {
@@ -59,6 +69,10 @@ impl HistoryError {
             HistoryError::Config(_) => EX_CONFIG,
             HistoryError::Usage(_) => EX_USAGE,
             HistoryError::Output { .. } => 1,
+            HistoryError::Daemon {
+                unreachable: true, ..
+            } => EX_TEMPFAIL,
+            HistoryError::Daemon { .. } => 1,
         }
     }
 }
@@ -106,7 +120,13 @@ pub struct HistoryArgs {
 /// `evsite sessions`: the matching sessions in the chosen format.
 pub fn sessions(args: &HistoryArgs) -> Result<String, HistoryError> {
     let source = Source::resolve(args)?;
-    sessions_in(&source.open()?, &source, args)
+    match source.open() {
+        Ok(store) => sessions_in(&store, &source, args),
+        Err(HistoryError::Open(held @ OpenExistingError::InUse { .. })) => {
+            daemon::fetch(&source, held, "/api/sessions", args)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The session list from an open store (the command's, or the daemon's for the local API).
@@ -123,7 +143,14 @@ pub fn sessions_in(
 /// `evsite report`: the usage report over the matching sessions, as of `now`.
 pub fn report(args: &HistoryArgs, now: DateTime<Utc>) -> Result<String, HistoryError> {
     let source = Source::resolve(args)?;
-    report_in(&source.open()?, &source, args, now)
+    match source.open() {
+        Ok(store) => report_in(&store, &source, args, now),
+        // The daemon's report is as of its own clock, which is this machine's.
+        Err(HistoryError::Open(held @ OpenExistingError::InUse { .. })) => {
+            daemon::fetch(&source, held, "/api/report", args)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The usage report from an open store.
@@ -150,6 +177,7 @@ pub fn report_in(
         to: filter.to,
         now,
         chargers,
+        alerts: store.alerts()?,
     };
     let report = report::build(&input, &sessions);
     render::render(&report, args.format)

@@ -10,14 +10,16 @@ use rust_decimal::Decimal;
 use super::list::{duration, kwh, local_minute};
 use super::report::{Figures, Report};
 use super::{Format, HistoryError};
+use crate::anomaly::health;
 use crate::app::table;
 
 /// Width of the longest bar of the peak-hours histogram.
 const BAR_WIDTH: u64 = 40;
 
 /// CSV columns; a row fills those its section has. `section` is `total`, `charger`, `day` or
-/// `hour`. `cost` is `AMOUNT CURRENCY`, several joined by `; `.
-pub const CSV_HEADER: [&str; 12] = [
+/// `hour`. `cost` is `AMOUNT CURRENCY`, several joined by `; `. The last four are station
+/// health, on `charger` rows: `health_flags` joined by `; `.
+pub const CSV_HEADER: [&str; 16] = [
     "section",
     "date",
     "charger",
@@ -30,6 +32,10 @@ pub const CSV_HEADER: [&str; 12] = [
     "charging_share",
     "avg_duration_s",
     "avg_energy_wh",
+    "energy_share",
+    "link_alerts",
+    "anomaly_alerts",
+    "health_flags",
 ];
 
 pub fn render(report: &Report, format: Format) -> Result<String, HistoryError> {
@@ -104,6 +110,36 @@ fn render_table(r: &Report) -> String {
     rows.push(total);
     out.push_str(&table::render(&header, &rows));
 
+    out.push_str("\nStation health (against the other chargers)\n");
+    let rows: Vec<Vec<String>> = r
+        .health
+        .iter()
+        .map(|h| {
+            let count = |n: Option<usize>| n.map(|n| n.to_string()).unwrap_or_default();
+            vec![
+                h.charger.clone(),
+                percent(h.energy_share_ratio),
+                count(h.link_alerts),
+                count(h.anomaly_alerts),
+                if h.flags.is_empty() {
+                    "ok".to_owned()
+                } else {
+                    h.flags.join(", ")
+                },
+            ]
+        })
+        .collect();
+    out.push_str(&table::render(
+        &[
+            "charger",
+            "energy share",
+            "link alerts",
+            "anomaly alerts",
+            "stands out on",
+        ],
+        &rows,
+    ));
+
     out.push('\n');
     if r.days.is_empty() {
         out.push_str("no sessions\n");
@@ -159,11 +195,12 @@ fn render_csv(r: &Report) -> Result<String, HistoryError> {
         detail,
     };
     let mut w = csv::Writer::from_writer(Vec::new());
-    let mut put = |row: [String; 12]| w.write_record(row).map_err(|e| err(e.to_string()));
+    let mut put = |row: [String; 16]| w.write_record(row).map_err(|e| err(e.to_string()));
     put(CSV_HEADER.map(str::to_owned))?;
     let share = |s: Option<f64>| s.map(|s| format!("{s:.6}")).unwrap_or_default();
     let opt = |n: Option<String>| n.unwrap_or_default();
-    let figures = |section: &str, charger: &str, f: &Figures| {
+    let none = health::StationHealth::default();
+    let figures = |section: &str, charger: &str, f: &Figures, h: &health::StationHealth| {
         [
             section.to_owned(),
             String::new(),
@@ -177,11 +214,20 @@ fn render_csv(r: &Report) -> Result<String, HistoryError> {
             share(f.charging_share),
             opt(f.avg_duration_s.map(|s| s.to_string())),
             opt(f.avg_energy_wh.map(|s| s.to_string())),
+            share(h.energy_share_ratio),
+            opt(h.link_alerts.map(|n| n.to_string())),
+            opt(h.anomaly_alerts.map(|n| n.to_string())),
+            h.flags.join("; "),
         ]
     };
-    put(figures("total", "", &r.totals))?;
+    put(figures("total", "", &r.totals, &none))?;
     for c in &r.chargers {
-        put(figures("charger", &c.charger, &c.figures))?;
+        let h = r
+            .health
+            .iter()
+            .find(|h| h.charger == c.charger)
+            .unwrap_or(&none);
+        put(figures("charger", &c.charger, &c.figures, h))?;
     }
     for d in &r.days {
         put([
@@ -197,10 +243,14 @@ fn render_csv(r: &Report) -> Result<String, HistoryError> {
             String::new(),
             String::new(),
             String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
         ])?;
     }
     for h in &r.peak_hours {
-        let mut row: [String; 12] = Default::default();
+        let mut row: [String; 16] = Default::default();
         row[0] = "hour".to_owned();
         row[3] = h.hour.to_string();
         row[6] = h.energy_wh.to_string();

@@ -5,7 +5,9 @@
 //! it was plugged in; sessions still active count with their energy and cost so far and run
 //! until `now`. The histogram adds up the per-minute samples by hour of the local day.
 //! Utilisation is time plugged in (and minutes with energy drawn) inside the range, over the
-//! range's length times the number of chargers.
+//! range's length times the number of chargers. Station health compares each charger's
+//! share of the energy and the alerts raised on it inside the range with the other
+//! chargers' ([`crate::anomaly::health`]).
 
 use std::collections::BTreeMap;
 
@@ -15,6 +17,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::range::{day_start, local_date};
+use crate::alerts::{Alert, AlertKind};
+use crate::anomaly::health::{self, StationHealth, StationInput};
 use crate::sessions::energy::Sample;
 use crate::sessions::machine::{RecordState, SessionRecord};
 
@@ -35,6 +39,8 @@ pub struct Input {
     pub now: DateTime<Utc>,
     /// Chargers to show even without sessions (the configured ones).
     pub chargers: Vec<String>,
+    /// Stored alerts (any range: those raised inside it count).
+    pub alerts: Vec<Alert>,
 }
 
 /// Counts and sums over a set of sessions.
@@ -92,6 +98,8 @@ pub struct Report {
     pub chargers: Vec<ChargerRow>,
     pub days: Vec<DayRow>,
     pub peak_hours: Vec<HourRow>,
+    /// Per charger, in the order of `chargers`: against the other chargers.
+    pub health: Vec<StationHealth>,
 }
 
 pub fn build(input: &Input, sessions: &[SessionData]) -> Report {
@@ -177,6 +185,35 @@ pub fn build(input: &Input, sessions: &[SessionData]) -> Report {
             }
         })
         .collect();
+    let health = health::compare(
+        &chargers
+            .iter()
+            .map(|c| {
+                let count = |pick: fn(AlertKind) -> bool| {
+                    input
+                        .alerts
+                        .iter()
+                        .filter(|a| {
+                            a.charger.as_deref() == Some(c.charger.as_str())
+                                && pick(a.kind)
+                                && a.raised_at >= from
+                                && a.raised_at < to
+                        })
+                        .count()
+                };
+                StationInput {
+                    charger: c.charger.clone(),
+                    energy_wh: Some(c.figures.energy_wh),
+                    requests: None,
+                    failed: None,
+                    link_alerts: Some(count(|k| {
+                        matches!(k, AlertKind::ChargerOffline | AlertKind::ChargerFault)
+                    })),
+                    anomaly_alerts: Some(count(AlertKind::is_anomaly)),
+                }
+            })
+            .collect::<Vec<_>>(),
+    );
     let slots = range_s.saturating_mul(i64::try_from(chargers.len()).unwrap_or(i64::MAX));
     totals.finish(slots);
     Report {
@@ -193,6 +230,7 @@ pub fn build(input: &Input, sessions: &[SessionData]) -> Report {
                 energy_wh: wh.round() as u64,
             })
             .collect(),
+        health,
     }
 }
 

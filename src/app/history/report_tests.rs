@@ -53,6 +53,7 @@ fn input(from: &str, to: &str, now: &str) -> Input {
         to: Some(at(to)),
         now: at(now),
         chargers: vec!["idle".to_owned()],
+        alerts: Vec::new(),
     }
 }
 
@@ -108,4 +109,70 @@ fn nothing_to_report_gives_zeroes_not_divisions_by_zero() {
     assert_eq!(r.totals.avg_duration_s, None);
     assert_eq!(r.peak_hours.len(), 24);
     assert!(r.days.is_empty());
+}
+
+fn alert(charger: &str, kind: crate::alerts::AlertKind, raised: &str) -> crate::alerts::Alert {
+    crate::alerts::Alert {
+        alert_id: format!("{charger}-{raised}"),
+        kind,
+        severity: kind.severity(),
+        charger: Some(charger.to_owned()),
+        state: crate::alerts::AlertState::Cleared,
+        message: String::new(),
+        raised_at: at(raised),
+        cleared_at: None,
+    }
+}
+
+#[test]
+fn station_health_flags_the_charger_that_stands_out_from_its_peers_inside_the_range() {
+    use crate::alerts::AlertKind::{ChargerOffline, MeterDrift};
+    let mut i = input(
+        "2026-11-21T00:00:00Z",
+        "2026-11-22T00:00:00Z",
+        "2026-11-21T12:00:00Z",
+    );
+    i.chargers = vec!["cp-1".into(), "cp-2".into(), "cp-3".into()];
+    let mut sessions = Vec::new();
+    for (n, charger) in ["cp-1", "cp-2", "cp-3", "cp-3", "cp-3", "cp-3"]
+        .iter()
+        .enumerate()
+    {
+        let mut s = data(&format!("s{n}"), "2026-11-21T08:00:00Z", Some(60), 10);
+        s.record.charger = (*charger).into();
+        sessions.push(s);
+    }
+    for hour in 1..=4 {
+        i.alerts.push(alert(
+            "cp-2",
+            ChargerOffline,
+            &format!("2026-11-21T0{hour}:00:00Z"),
+        ));
+    }
+    // Outside the range: not counted.
+    for day in 1..=5 {
+        i.alerts.push(alert(
+            "cp-1",
+            MeterDrift,
+            &format!("2026-11-0{day}T10:00:00Z"),
+        ));
+    }
+    i.alerts
+        .push(alert("cp-1", ChargerOffline, "2026-11-21T03:00:00Z"));
+    let r = build(&i, &sessions);
+    let h: Vec<(&str, Vec<&str>)> = r
+        .health
+        .iter()
+        .map(|h| (h.charger.as_str(), h.flags.clone()))
+        .collect();
+    assert_eq!(
+        h,
+        [
+            ("cp-1", vec![]),
+            ("cp-2", vec!["link_alerts"]),
+            ("cp-3", vec!["energy"])
+        ]
+    );
+    assert_eq!(r.health[0].anomaly_alerts, Some(0));
+    assert_eq!(r.health[2].energy_share_ratio, Some(4.0 / 6.0));
 }

@@ -18,6 +18,9 @@ pub struct Source {
     pub zone: Tz,
     /// The configured chargers, when a config was read: the report shows idle ones too.
     pub chargers: Vec<String>,
+    /// The config's local API, when a config was read: where the daemon holding the
+    /// database answers instead.
+    pub api: Option<crate::config::Api>,
 }
 
 impl Source {
@@ -39,6 +42,7 @@ impl Source {
         Ok(Source {
             db,
             zone: args.tz.or(tariff_zone).unwrap_or(Tz::UTC),
+            api: config.as_ref().map(|c| c.api.clone()),
             chargers: config
                 .map(|c| c.chargers.into_iter().map(|c| c.id).collect())
                 .unwrap_or_default(),
@@ -56,6 +60,7 @@ impl Source {
             db: cfg.storage.path.clone(),
             zone: tz.or(tariff_zone).unwrap_or(Tz::UTC),
             chargers: cfg.chargers.iter().map(|c| c.id.clone()).collect(),
+            api: Some(cfg.api.clone()),
         })
     }
 

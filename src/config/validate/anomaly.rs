@@ -76,6 +76,43 @@ pub(super) fn anomaly(raw: &RawAnomaly, rep: &mut Reporter<'_>) -> Option<Settin
     );
     range("overpower_hold_s", raw.overpower_hold_s, 1.0, 3600.0, " s");
     range("phase_step_a", raw.phase_step_a, 1.0, 32.0, " A");
+    range(
+        "meter_tolerance_w",
+        raw.meter_tolerance_w,
+        0.0,
+        1_000_000.0,
+        " W",
+    );
+    range(
+        "meter_tolerance_pct",
+        raw.meter_tolerance_pct,
+        0.0,
+        100.0,
+        " %",
+    );
+    range("meter_step_w", raw.meter_step_w, 100.0, 1_000_000.0, " W");
+    range("meter_hold_s", raw.meter_hold_s, 1.0, 3600.0, " s");
+    range("outlier_mads", raw.outlier_mads, 1.0, 100.0, "");
+    let mut count = |key: &str, v: i64, lo: i64, hi: i64| {
+        check(
+            rep,
+            (lo..=hi).contains(&v),
+            &p.key(key),
+            format!("must be {lo}–{hi}, got {v}"),
+        );
+    };
+    count("meter_evidence", raw.meter_evidence, 1, 100);
+    count("outlier_sessions", raw.outlier_sessions, 3, 1000);
+    count("outlier_min_sessions", raw.outlier_min_sessions, 3, 1000);
+    check(
+        rep,
+        raw.outlier_min_sessions <= raw.outlier_sessions,
+        &p.key("outlier_min_sessions"),
+        format!(
+            "must not exceed outlier_sessions ({}), got {}",
+            raw.outlier_sessions, raw.outlier_min_sessions
+        ),
+    );
     check(
         rep,
         (1..=100).contains(&raw.phase_evidence),
@@ -102,5 +139,13 @@ pub(super) fn anomaly(raw: &RawAnomaly, rep: &mut Reporter<'_>) -> Option<Settin
         overpower_hold_s: raw.overpower_hold_s,
         phase_step_a: raw.phase_step_a,
         phase_evidence: raw.phase_evidence.clamp(1, 100) as u32,
+        meter_tolerance_w: raw.meter_tolerance_w,
+        meter_tolerance_pct: raw.meter_tolerance_pct,
+        meter_step_w: raw.meter_step_w,
+        meter_evidence: raw.meter_evidence.clamp(1, 100) as u32,
+        meter_hold_s: raw.meter_hold_s,
+        outlier_sessions: raw.outlier_sessions.clamp(3, 1000) as u32,
+        outlier_min_sessions: raw.outlier_min_sessions.clamp(3, 1000) as u32,
+        outlier_mads: raw.outlier_mads,
     })
 }
