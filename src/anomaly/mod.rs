@@ -12,7 +12,7 @@ pub mod health;
 mod hold;
 mod outlier;
 mod phases;
-mod settings;
+pub(crate) mod settings;
 mod site_meter;
 
 use std::collections::BTreeSet;

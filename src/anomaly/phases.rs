@@ -21,7 +21,7 @@ type Snapshot = ([f64; 3], Vec<Option<[f64; 3]>>);
 pub struct PhaseWatch {
     prev: Option<Snapshot>,
     /// Per charger: evidence against the map, less evidence for it (0..=evidence).
-    score: Vec<u32>,
+    score: Vec<i64>,
     raised: Vec<bool>,
 }
 
@@ -91,7 +91,7 @@ impl PhaseWatch {
                 .min_by(|a, b| a.0.total_cmp(&b.0));
             let before = self.score[i];
             if configured <= fit {
-                self.score[i] = self.score[i].saturating_sub(1);
+                self.score[i] = (self.score[i] - 1).max(0);
             } else if better.as_ref().is_some_and(|(m, _)| *m <= fit) {
                 self.score[i] = (self.score[i] + 1).min(s.phase_evidence);
             }

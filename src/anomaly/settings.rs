@@ -1,8 +1,13 @@
 //! The detectors' thresholds: the `[anomaly]` section, checked (see
 //! `docs/anomalies.md` for each rule and why its default is what it is).
 
-/// Thresholds of every anomaly rule. `Default` is what a site gets without `[anomaly]`.
-#[derive(Debug, Clone, PartialEq)]
+use serde::Deserialize;
+
+/// Thresholds of every anomaly rule, as `[anomaly]` spells them. `Default` is what a site
+/// gets without `[anomaly]`, or for any key it leaves out. Counts are `i64` so that a
+/// negative one reaches validation, which holds them to their ranges.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Off: no anomaly alerts at all.
     pub enabled: bool,
@@ -43,7 +48,7 @@ pub struct Settings {
     /// Phase map: only a charger's current steps of at least this much are evidence …
     pub phase_step_a: f64,
     /// … and this many more wrong than right ones raise it.
-    pub phase_evidence: u32,
+    pub phase_evidence: i64,
     /// Site meter against the chargers: a difference beyond this much …
     pub meter_tolerance_w: f64,
     /// … plus this share of the chargers' power (or of their step) counts.
@@ -51,13 +56,13 @@ pub struct Settings {
     /// Only a change of the chargers' summed power of at least this much is a step …
     pub meter_step_w: f64,
     /// … and this many more unseen than seen steps raise it.
-    pub meter_evidence: u32,
+    pub meter_evidence: i64,
     /// The chargers reporting more than the site imports must hold this long.
     pub meter_hold_s: f64,
     /// Session outliers: judged against this charger's last this many completed sessions …
-    pub outlier_sessions: u32,
+    pub outlier_sessions: i64,
     /// … once it has at least this many …
-    pub outlier_min_sessions: u32,
+    pub outlier_min_sessions: i64,
     /// … when energy or duration is above the median by more than this many scaled MADs.
     pub outlier_mads: f64,
 }
@@ -95,3 +100,108 @@ impl Default for Settings {
         }
     }
 }
+
+/// A real-valued key: its name, its value, and the range that keeps its rule meaningful.
+pub(crate) type RealKey = (&'static str, fn(&Settings) -> f64, f64, f64, &'static str);
+/// A count: its name, its value, and its range.
+pub(crate) type CountKey = (&'static str, fn(&Settings) -> i64, i64, i64);
+
+/// Every real-valued key of `[anomaly]` with its range (the unit as the error says it).
+pub(crate) const REAL_KEYS: &[RealKey] = &[
+    ("response_s", |s| s.response_s, 0.0, 60.0, " s"),
+    (
+        "setpoint_tolerance_pct",
+        |s| s.setpoint_tolerance_pct,
+        0.0,
+        100.0,
+        " %",
+    ),
+    (
+        "setpoint_tolerance_a",
+        |s| s.setpoint_tolerance_a,
+        0.0,
+        32.0,
+        " A",
+    ),
+    ("setpoint_hold_s", |s| s.setpoint_hold_s, 1.0, 3600.0, " s"),
+    (
+        "unexpected_draw_a",
+        |s| s.unexpected_draw_a,
+        0.1,
+        32.0,
+        " A",
+    ),
+    (
+        "unexpected_draw_hold_s",
+        |s| s.unexpected_draw_hold_s,
+        1.0,
+        3600.0,
+        " s",
+    ),
+    ("stuck_current_a", |s| s.stuck_current_a, 0.1, 6.0, " A"),
+    ("stuck_hold_s", |s| s.stuck_hold_s, 10.0, 86_400.0, " s"),
+    (
+        "bay_blocked_s",
+        |s| s.bay_blocked_s,
+        60.0,
+        7.0 * 86_400.0,
+        " s",
+    ),
+    ("drift_window_s", |s| s.drift_window_s, 5.0, 3600.0, " s"),
+    ("drift_min_wh", |s| s.drift_min_wh, 1.0, 100_000.0, " Wh"),
+    (
+        "drift_tolerance_pct",
+        |s| s.drift_tolerance_pct,
+        1.0,
+        100.0,
+        " %",
+    ),
+    ("frozen_wh", |s| s.frozen_wh, 1.0, 100_000.0, " Wh"),
+    (
+        "jump_margin_wh",
+        |s| s.jump_margin_wh,
+        0.0,
+        1_000_000.0,
+        " Wh",
+    ),
+    (
+        "overpower_margin_pct",
+        |s| s.overpower_margin_pct,
+        0.0,
+        100.0,
+        " %",
+    ),
+    (
+        "overpower_hold_s",
+        |s| s.overpower_hold_s,
+        1.0,
+        3600.0,
+        " s",
+    ),
+    ("phase_step_a", |s| s.phase_step_a, 1.0, 32.0, " A"),
+    (
+        "meter_tolerance_w",
+        |s| s.meter_tolerance_w,
+        0.0,
+        1_000_000.0,
+        " W",
+    ),
+    (
+        "meter_tolerance_pct",
+        |s| s.meter_tolerance_pct,
+        0.0,
+        100.0,
+        " %",
+    ),
+    ("meter_step_w", |s| s.meter_step_w, 100.0, 1_000_000.0, " W"),
+    ("meter_hold_s", |s| s.meter_hold_s, 1.0, 3600.0, " s"),
+    ("outlier_mads", |s| s.outlier_mads, 1.0, 100.0, ""),
+];
+
+/// Every count of `[anomaly]` with its range.
+pub(crate) const COUNT_KEYS: &[CountKey] = &[
+    ("phase_evidence", |s| s.phase_evidence, 1, 100),
+    ("meter_evidence", |s| s.meter_evidence, 1, 100),
+    ("outlier_sessions", |s| s.outlier_sessions, 3, 1000),
+    ("outlier_min_sessions", |s| s.outlier_min_sessions, 3, 1000),
+];

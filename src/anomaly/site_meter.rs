@@ -38,7 +38,7 @@ pub struct MeterWatch {
     recent: VecDeque<(DateTime<Utc>, f64)>,
     negative: Hold,
     /// Steps the meter did not follow, less steps it did (0..=evidence).
-    score: u32,
+    score: i64,
     steps_raised: bool,
     negative_raised: bool,
 }
@@ -120,7 +120,7 @@ impl MeterWatch {
                     self.score = if miss {
                         (self.score + 1).min(s.meter_evidence)
                     } else {
-                        self.score.saturating_sub(1)
+                        (self.score - 1).max(0)
                     };
                     judged = Some((step_w, step_w - unseen_w));
                 }

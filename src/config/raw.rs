@@ -32,75 +32,9 @@ pub struct RawConfig {
     #[serde(default)]
     pub log: RawLog,
     #[serde(default)]
-    pub anomaly: RawAnomaly,
-}
-
-/// `[anomaly]`: the anomaly rules' thresholds (see `docs/anomalies.md`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawAnomaly {
-    pub enabled: bool,
-    pub response_s: f64,
-    pub setpoint_tolerance_pct: f64,
-    pub setpoint_tolerance_a: f64,
-    pub setpoint_hold_s: f64,
-    pub unexpected_draw_a: f64,
-    pub unexpected_draw_hold_s: f64,
-    pub stuck_current_a: f64,
-    pub stuck_hold_s: f64,
-    pub bay_blocked_s: f64,
-    pub drift_window_s: f64,
-    pub drift_min_wh: f64,
-    pub drift_tolerance_pct: f64,
-    pub frozen_wh: f64,
-    pub jump_margin_wh: f64,
-    pub overpower_margin_pct: f64,
-    pub overpower_hold_s: f64,
-    pub phase_step_a: f64,
-    pub phase_evidence: i64,
-    pub meter_tolerance_w: f64,
-    pub meter_tolerance_pct: f64,
-    pub meter_step_w: f64,
-    pub meter_evidence: i64,
-    pub meter_hold_s: f64,
-    pub outlier_sessions: i64,
-    pub outlier_min_sessions: i64,
-    pub outlier_mads: f64,
-}
-
-impl Default for RawAnomaly {
-    fn default() -> Self {
-        let d = crate::anomaly::Settings::default();
-        RawAnomaly {
-            enabled: d.enabled,
-            response_s: d.response_s,
-            setpoint_tolerance_pct: d.setpoint_tolerance_pct,
-            setpoint_tolerance_a: d.setpoint_tolerance_a,
-            setpoint_hold_s: d.setpoint_hold_s,
-            unexpected_draw_a: d.unexpected_draw_a,
-            unexpected_draw_hold_s: d.unexpected_draw_hold_s,
-            stuck_current_a: d.stuck_current_a,
-            stuck_hold_s: d.stuck_hold_s,
-            bay_blocked_s: d.bay_blocked_s,
-            drift_window_s: d.drift_window_s,
-            drift_min_wh: d.drift_min_wh,
-            drift_tolerance_pct: d.drift_tolerance_pct,
-            frozen_wh: d.frozen_wh,
-            jump_margin_wh: d.jump_margin_wh,
-            overpower_margin_pct: d.overpower_margin_pct,
-            overpower_hold_s: d.overpower_hold_s,
-            phase_step_a: d.phase_step_a,
-            phase_evidence: i64::from(d.phase_evidence),
-            meter_tolerance_w: d.meter_tolerance_w,
-            meter_tolerance_pct: d.meter_tolerance_pct,
-            meter_step_w: d.meter_step_w,
-            meter_evidence: i64::from(d.meter_evidence),
-            meter_hold_s: d.meter_hold_s,
-            outlier_sessions: i64::from(d.outlier_sessions),
-            outlier_min_sessions: i64::from(d.outlier_min_sessions),
-            outlier_mads: d.outlier_mads,
-        }
-    }
+    /// `[anomaly]`: read straight into the rules' settings (their counts are wide, so a
+    /// negative one reaches validation), then range-checked.
+    pub anomaly: crate::anomaly::Settings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
