@@ -47,6 +47,10 @@ enum Command {
     Report(evsite::app::history::HistoryArgs),
     /// The live state from the running daemon (its local API on `[api] listen`).
     Status(StatusArgs),
+    /// The daemon's trial open of its database, in a child process (exit 0, or 65 when sled
+    /// refuses it; a crash means sled cannot read the files).
+    #[command(hide = true)]
+    StoreTrial { path: PathBuf },
 }
 
 #[derive(clap::Args)]
@@ -96,7 +100,7 @@ fn main() -> ExitCode {
         "info"
     };
     // The daemon sets up its own logging (journal or stdout, level from its config).
-    if !matches!(cli.command, Command::Run(_)) {
+    if !matches!(cli.command, Command::Run(_) | Command::StoreTrial { .. }) {
         evsite::app::logging::init_stderr(level);
     }
     let result = match cli.command {
@@ -140,6 +144,10 @@ fn main() -> ExitCode {
                     }
                 }
             })
+        }),
+        Command::StoreTrial { path } => Ok(match evsite::store::schema::trial_open(&path) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(evsite::store::schema::TRIAL_REFUSED as u8),
         }),
         Command::Run(a) => with_config(&a.config, |cfg| {
             runtime()?.block_on(evsite::app::run::run(cfg, a.config.clone()))?;

@@ -5,6 +5,8 @@
 //! as `controller_offline` with the energy its charger's register shows. A corrupt database
 //! is moved aside and the daemon runs on.
 
+#[path = "support/corrupt.rs"]
+mod corrupt;
 #[path = "support/daemon.rs"]
 mod daemon;
 
@@ -113,13 +115,36 @@ async fn sessions_survive_a_kill_9_of_the_daemon() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_database_is_moved_aside_and_the_daemon_runs_on() {
+    // Garbage where the database should be: sled refuses it with an error.
+    moved_aside_and_runs_on(|db: std::path::PathBuf| async move {
+        std::fs::create_dir_all(&db).expect("db dir");
+        std::fs::write(db.join("db"), vec![0xA5u8; 64 * 1024]).expect("garbage written");
+        std::fs::write(db.join("conf"), b"not a sled config").expect("garbage written");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_sled_crashes_on_is_moved_aside_and_the_daemon_runs_on() {
+    // sled panics on this one, and the daemon aborts on any panic: only a trial open in
+    // another process keeps it from dying at every start.
+    moved_aside_and_runs_on(|db: std::path::PathBuf| async move {
+        corrupt::database_sled_crashes_on(&db).await;
+    })
+    .await;
+}
+
+/// The daemon started on the database `spoil` leaves at its storage path: it moves it aside,
+/// records sessions in a fresh one and raises `store_recovered`.
+async fn moved_aside_and_runs_on<F, Fut>(spoil: F)
+where
+    F: FnOnce(std::path::PathBuf) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let served = Served::start(&scenario()).await;
     let (dir, config) = (served.dir.path().to_path_buf(), served.config.clone());
-    // Garbage where the database should be.
     let db = dir.join("data");
-    std::fs::create_dir_all(&db).expect("db dir");
-    std::fs::write(db.join("db"), vec![0xA5u8; 64 * 1024]).expect("garbage written");
-    std::fs::write(db.join("conf"), b"not a sled config").expect("garbage written");
+    spoil(db.clone()).await;
 
     let mut daemon = Daemon::start(&config);
     daemon.line_with(&["moved aside"]).await;

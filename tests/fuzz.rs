@@ -7,6 +7,9 @@
 //! Cases per target: `EVSITE_FUZZ_CASES` (default 200, as the test command runs it); each
 //! target prints how many inputs it executed.
 
+#[path = "support/corrupt.rs"]
+mod corrupt;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -331,6 +334,47 @@ fn the_store_recovers_from_truncated_and_corrupted_files() {
         })
         .unwrap_or_else(|e| panic!("{e}"));
     report("store recovery", &runs);
+}
+
+/// The input the store target found: sled panics opening it. Opened here, where panics unwind,
+/// it is moved aside; the daemon, which aborts on a panic, tries it in a child process first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_sled_crashes_on_is_moved_aside_in_process_and_by_the_trial() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let bad = work.path().join("bad");
+    corrupt::database_sled_crashes_on(&bad).await;
+    let trial = work.path().join("trial");
+    copy_dir(&bad, &trial);
+
+    let (store, report) = Store::open(&bad).expect("opens fresh");
+    let aside = report.moved_aside.expect("moved aside");
+    assert!(
+        walk(&aside).iter().any(|p| p.ends_with("db")),
+        "kept for inspection"
+    );
+    assert!(
+        store.active_alerts().expect("readable").is_empty(),
+        "a fresh store"
+    );
+    drop(store);
+
+    let exe = Path::new(env!("CARGO_BIN_EXE_evsite"));
+    let (store, report) = Store::open_guarded(&trial, exe).await.expect("opens fresh");
+    assert!(report.moved_aside.is_some(), "the trial saw the crash");
+    assert!(store.active_alerts().expect("readable").is_empty());
+    // A sound database passes its trial and is kept.
+    drop(store);
+    let set_aside = || {
+        std::fs::read_dir(work.path())
+            .expect("dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("trial.corrupt-"))
+            .count()
+    };
+    assert_eq!(set_aside(), 1);
+    let (_store, report) = Store::open_guarded(&trial, exe).await.expect("opens");
+    assert_eq!(report.moved_aside, None);
+    assert_eq!(set_aside(), 1, "the sound database stays where it is");
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -50,7 +50,7 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), RunError> {
         .map_err(RunError::Signal)?;
     let notifier = Notifier::from_env();
     let cfg = Arc::new(cfg);
-    let (store, notes) = open_store(&cfg)?;
+    let (store, notes) = open_store(&cfg).await?;
     let links = Links::new(Arc::new(TcpConnector));
     let mut builder = SiteBuilder::new(cfg.clone(), Clock::system(), links).store(store);
     for note in notes {
@@ -112,9 +112,18 @@ fn abort_on_panic() {
 /// a fresh one cannot be made there (disk full, permissions), sessions go to a temporary
 /// database so the site stays controlled: control never waits for storage. Returns what
 /// had to be done, for `store_recovered` alerts.
-fn open_store(cfg: &Config) -> Result<(Store, Vec<String>), StoreError> {
+async fn open_store(cfg: &Config) -> Result<(Store, Vec<String>), StoreError> {
     let mut notes = Vec::new();
-    let (store, opened) = match Store::open(&cfg.storage.path) {
+    // Tried in a child process first where the daemon's own executable is at hand: a panic
+    // in sled on corrupted files must not end the daemon at every start.
+    let opened = match std::env::current_exe() {
+        Ok(exe) => Store::open_guarded(&cfg.storage.path, &exe).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "own executable unknown: database opened without a trial");
+            Store::open(&cfg.storage.path)
+        }
+    };
+    let (store, opened) = match opened {
         Ok(s) => s,
         Err(e) => {
             let fallback = std::env::temp_dir().join(format!("evsite-{}", std::process::id()));

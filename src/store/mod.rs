@@ -26,6 +26,9 @@ pub use schema::{migrate, OpenReport, SCHEMA_VERSION};
 pub use sessions::SessionFilter;
 
 /// The store handle; cheap to clone (all clones share one database).
+/// How long a trial open may take before the database is opened without one.
+const TRIAL_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
+
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
@@ -41,7 +44,31 @@ impl Store {
     /// and a fresh one started (see [`OpenReport::moved_aside`]); one with a newer schema is
     /// refused.
     pub fn open(path: impl AsRef<Path>) -> Result<(Store, OpenReport), StoreError> {
-        let (db, report) = schema::open_db(path.as_ref())?;
+        Self::from_db(schema::open_db(path.as_ref(), None)?)
+    }
+
+    /// As [`Store::open`], for a process that cannot survive a panic (the daemon aborts on
+    /// one): sled panics on some corrupted files instead of returning an error, which would
+    /// end the daemon at every start. So the database is first opened by `exe store-trial`
+    /// in a child process; one the child dies on is moved aside like any database sled cannot
+    /// read.
+    pub async fn open_guarded(
+        path: impl AsRef<Path>,
+        exe: &Path,
+    ) -> Result<(Store, OpenReport), StoreError> {
+        let path = path.as_ref();
+        let known_bad = match schema::run_trial(exe, path, TRIAL_WITHIN).await {
+            schema::Trial::Crashed(problem) => Some(problem),
+            schema::Trial::NotRun(why) => {
+                tracing::warn!(%why, "database not tried in a child process first");
+                None
+            }
+            schema::Trial::Opened | schema::Trial::Refused => None,
+        };
+        Self::from_db(schema::open_db(path, known_bad)?)
+    }
+
+    fn from_db((db, report): (sled::Db, OpenReport)) -> Result<(Store, OpenReport), StoreError> {
         let store = Store {
             meta: db.open_tree(schema::META_TREE)?,
             sessions: db.open_tree("sessions")?,

@@ -41,8 +41,6 @@ pub fn migrate(db: &sled::Db, from: u32, to: u32) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Opens the database at `path`, moving it aside and starting afresh when sled cannot read
-/// it or its schema version is unreadable.
 /// sled's page cache. Its default (1 GiB) would let a long outbox drain or a history query
 /// grow the daemon towards it; a site controller has a few hundred MiB in all, and the
 /// working set (open sessions, the head of the outbox) is far smaller.
@@ -53,23 +51,37 @@ pub(crate) fn db_config(path: &Path) -> sled::Config {
     sled::Config::new().path(path).cache_capacity(CACHE_BYTES)
 }
 
-pub(crate) fn open_db(path: &Path) -> Result<(sled::Db, OpenReport), StoreError> {
+/// Opens the database at `path`, moving it aside and starting afresh when sled cannot read
+/// it (an error, or a panic where panics unwind), its schema version is unreadable, or
+/// `known_bad` says a trial open already failed that way.
+pub(crate) fn open_db(
+    path: &Path,
+    known_bad: Option<String>,
+) -> Result<(sled::Db, OpenReport), StoreError> {
     let mut report = OpenReport::default();
     let existed = has_data(path);
-    let problem = match db_config(path).open() {
-        Ok(db) => match check_schema(&db, existed) {
-            Ok(migrated_from) => {
-                report.migrated_from = migrated_from;
-                return Ok((db, report));
-            }
-            Err(StoreError::Corrupt { what, detail }) => {
-                drop(db);
-                format!("{what}: {detail}")
-            }
-            Err(e) => return Err(e),
+    let opened = match known_bad {
+        Some(problem) if existed => Err(problem),
+        _ => std::panic::catch_unwind(|| db_config(path).open())
+            .map_err(|panic| format!("sled crashed reading it: {}", panic_text(&panic))),
+    };
+    let problem = match opened {
+        Err(problem) => problem,
+        Ok(opened) => match opened {
+            Ok(db) => match check_schema(&db, existed) {
+                Ok(migrated_from) => {
+                    report.migrated_from = migrated_from;
+                    return Ok((db, report));
+                }
+                Err(StoreError::Corrupt { what, detail }) => {
+                    drop(db);
+                    format!("{what}: {detail}")
+                }
+                Err(e) => return Err(e),
+            },
+            Err(e) if unreadable(&e) => e.to_string(),
+            Err(e) => return Err(e.into()),
         },
-        Err(e) if unreadable(&e) => e.to_string(),
-        Err(e) => return Err(e.into()),
     };
     let aside = move_aside(path)?;
     tracing::error!(path = %path.display(), moved_to = %aside.display(), %problem,
@@ -78,6 +90,64 @@ pub(crate) fn open_db(path: &Path) -> Result<(sled::Db, OpenReport), StoreError>
     let db = db_config(path).open()?;
     check_schema(&db, false)?;
     Ok((db, report))
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned())
+}
+
+/// How a trial open of the database in a child process went (see [`super::Store::open_guarded`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trial {
+    /// It opened, or there was nothing to open.
+    Opened,
+    /// sled returned an error: the real open will classify it (a lock held elsewhere is not
+    /// a bad database).
+    Refused,
+    /// The child died opening it: sled crashed on the files.
+    Crashed(String),
+    /// The trial could not be run (no executable to run, or it took too long): open as
+    /// usual.
+    NotRun(String),
+}
+
+/// Exit code of a trial open that sled refused with an error (EX_DATAERR).
+pub const TRIAL_REFUSED: i32 = 65;
+
+/// The child's side of a trial open: opens the database at `path` and closes it again.
+pub fn trial_open(path: &Path) -> Result<(), StoreError> {
+    db_config(path).open()?;
+    Ok(())
+}
+
+/// Runs `exe store-trial PATH` and waits up to `within` for it.
+pub async fn run_trial(exe: &Path, path: &Path, within: std::time::Duration) -> Trial {
+    if !has_data(path) {
+        return Trial::Opened;
+    }
+    let child = tokio::process::Command::new(exe)
+        .arg("store-trial")
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return Trial::NotRun(format!("{}: {e}", exe.display())),
+    };
+    match tokio::time::timeout(within, child.wait()).await {
+        Ok(Ok(status)) if status.success() => Trial::Opened,
+        Ok(Ok(status)) if status.code() == Some(TRIAL_REFUSED) => Trial::Refused,
+        Ok(Ok(status)) => Trial::Crashed(format!("sled crashed reading it ({status})")),
+        Ok(Err(e)) => Trial::NotRun(e.to_string()),
+        Err(_) => Trial::NotRun(format!("no answer within {} s", within.as_secs())),
+    }
 }
 
 /// Errors that mean the files themselves are bad. A lock held by another process, a missing
