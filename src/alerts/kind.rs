@@ -19,6 +19,7 @@
 //! | `register_jump` | warning | the register jumped or fell back mid-session (one per occurrence) |
 //! | `stuck_session` | warning | a car in state C is offered current and draws nothing |
 //! | `bay_blocked` | info | a car has been plugged in and idle for hours |
+//! | `demand_exceeded` | warning | the building alone takes a demand window over the target: every charger is paused and the peak is billed anyway |
 //!
 //! The anomaly kinds (from `setpoint_ignored` on) are raised by [`crate::anomaly`]; their
 //! rules are in `docs/anomalies.md`.
@@ -64,10 +65,12 @@ pub enum AlertKind {
     StuckSession,
     /// Plugged in and idle for hours.
     BayBlocked,
+    /// The building alone will take a demand window over `[demand] limit_kw`.
+    DemandExceeded,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 16] = [
+    pub const ALL: [AlertKind; 17] = [
         AlertKind::MeterOffline,
         AlertKind::ChargerOffline,
         AlertKind::ChargerFault,
@@ -84,6 +87,7 @@ impl AlertKind {
         AlertKind::RegisterJump,
         AlertKind::StuckSession,
         AlertKind::BayBlocked,
+        AlertKind::DemandExceeded,
     ];
 
     /// The kinds [`crate::anomaly`] raises.
@@ -122,6 +126,7 @@ impl AlertKind {
             AlertKind::RegisterJump => "register_jump",
             AlertKind::StuckSession => "stuck_session",
             AlertKind::BayBlocked => "bay_blocked",
+            AlertKind::DemandExceeded => "demand_exceeded",
         }
     }
 
@@ -141,7 +146,8 @@ impl AlertKind {
             | AlertKind::MeterDrift
             | AlertKind::RegisterFrozen
             | AlertKind::RegisterJump
-            | AlertKind::StuckSession => Severity::Warning,
+            | AlertKind::StuckSession
+            | AlertKind::DemandExceeded => Severity::Warning,
             AlertKind::ChargingComplete | AlertKind::BayBlocked => Severity::Info,
         }
     }
@@ -163,6 +169,7 @@ impl From<view::AlertKind> for AlertKind {
             view::AlertKind::ChargerOffline => AlertKind::ChargerOffline,
             view::AlertKind::ChargerFault => AlertKind::ChargerFault,
             view::AlertKind::Overload => AlertKind::Overload,
+            view::AlertKind::DemandExceeded => AlertKind::DemandExceeded,
         }
     }
 }

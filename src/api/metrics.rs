@@ -131,6 +131,8 @@ pub fn render(
             crate::control::record::LimitSource::Installer => "installer",
             crate::control::record::LimitSource::Command => "command",
             crate::control::record::LimitSource::Profile => "profile",
+            crate::control::record::LimitSource::Schedule => "schedule",
+            crate::control::record::LimitSource::Demand => "demand",
         };
         o.sample(
             "evsite_site_limit_amperes",

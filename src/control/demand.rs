@@ -61,7 +61,11 @@ pub struct DemandStatus {
 /// The start of the window holding `at`: windows are aligned to the local clock (a zone with
 /// a half-hour offset still gets its quarter hours at :00, :15, :30 and :45 local time).
 pub fn window_start(at: DateTime<Utc>, len_s: i64, tz: Tz) -> DateTime<Utc> {
-    let offset = i64::from(tz.offset_from_utc_datetime(&at.naive_utc()).fix().local_minus_utc());
+    let offset = i64::from(
+        tz.offset_from_utc_datetime(&at.naive_utc())
+            .fix()
+            .local_minus_utc(),
+    );
     let local = at.timestamp() + offset;
     let start = local - local.rem_euclid(len_s.max(1));
     DateTime::from_timestamp(start - offset, 0).unwrap_or(at)
@@ -198,7 +202,10 @@ impl DemandMeter {
             self.month = Some(month);
             self.month_peak_kw = 0.0;
         }
-        let power = import_w.or(self.last.map(|(_, p)| p)).unwrap_or(0.0).max(0.0);
+        let power = import_w
+            .or(self.last.map(|(_, p)| p))
+            .unwrap_or(0.0)
+            .max(0.0);
         self.last = Some((at, power));
         let limit_kw = self.limit_kw(at);
         let elapsed_s = (at - start).num_milliseconds() as f64 / 1000.0;

@@ -54,7 +54,10 @@ pub fn next_local(after: DateTime<Utc>, minute: u16, tz: Tz) -> DateTime<Utc> {
         let at = tz
             .from_local_datetime(&naive)
             .earliest()
-            .or_else(|| tz.from_local_datetime(&(naive + Duration::hours(1))).earliest())
+            .or_else(|| {
+                tz.from_local_datetime(&(naive + Duration::hours(1)))
+                    .earliest()
+            })
             .map(|t| t.with_timezone(&Utc));
         if let Some(at) = at.filter(|&t| t > after) {
             return at;
@@ -83,9 +86,10 @@ pub fn charge_now(
     let mut slots: Vec<(DateTime<Utc>, f64, Decimal)> = Vec::new();
     let mut t = now;
     while t < depart_at && slots.len() < 7 * 96 {
-        let boundary = DateTime::from_timestamp(t.timestamp() - t.timestamp().rem_euclid(SLOT_S) + SLOT_S, 0)
-            .unwrap_or(depart_at)
-            .min(depart_at);
+        let boundary =
+            DateTime::from_timestamp(t.timestamp() - t.timestamp().rem_euclid(SLOT_S) + SLOT_S, 0)
+                .unwrap_or(depart_at)
+                .min(depart_at);
         let secs = (boundary - t).num_milliseconds() as f64 / 1000.0;
         slots.push((t, secs, price(t)));
         t = boundary;

@@ -114,7 +114,7 @@ mod tests {
         assert_eq!(winter.hour(), 16);
         let winter_1600_utc = Utc.with_ymd_and_hms(2026, 10, 25, 15, 30, 0).unwrap();
         assert!(!in_force(&s, winter_1600_utc, Brussels)); // 16:30 local
-        // Spring: 2026-03-29 02:00 CET → 03:00 CEST; a 22:00–06:00 window spans the gap.
+                                                           // Spring: 2026-03-29 02:00 CET → 03:00 CEST; a 22:00–06:00 window spans the gap.
         let night = sched(&[], 22 * 60, 6 * 60, 6.0);
         assert!(in_force(&night, local(2026, 3, 29, 3, 30), Brussels));
         assert!(!in_force(&night, local(2026, 3, 29, 6, 0), Brussels));
@@ -139,7 +139,10 @@ mod tests {
             limit_a(&all, None, local(2026, 12, 4, 12, 0), Brussels, 230.0, 3),
             Some(40.0)
         );
-        assert_eq!(limit_a(&all, Some("cp-3"), at, Brussels, 230.0, 3), Some(16.0));
+        assert_eq!(
+            limit_a(&all, Some("cp-3"), at, Brussels, 230.0, 3),
+            Some(16.0)
+        );
         assert_eq!(limit_a(&all, Some("cp-1"), at, Brussels, 230.0, 3), None);
     }
 }

@@ -135,7 +135,10 @@ pub fn schedules(
             rep,
             to.is_some(),
             &p.key("to"),
-            format!("must be a local time \"HH:MM\" (00:00–24:00), got {:?}", s.to),
+            format!(
+                "must be a local time \"HH:MM\" (00:00–24:00), got {:?}",
+                s.to
+            ),
         );
         if let (Some(f), Some(t)) = (from, to) {
             check(

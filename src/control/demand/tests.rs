@@ -18,7 +18,10 @@ fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
 #[test]
 fn windows_align_to_the_local_quarter_hours() {
     let at = utc(2026, 12, 3, 14, 22, 10);
-    assert_eq!(window_start(at, 900, chrono_tz::UTC), utc(2026, 12, 3, 14, 15, 0));
+    assert_eq!(
+        window_start(at, 900, chrono_tz::UTC),
+        utc(2026, 12, 3, 14, 15, 0)
+    );
     assert_eq!(
         window_start(at, 900, chrono_tz::Europe::Brussels),
         utc(2026, 12, 3, 14, 15, 0)
