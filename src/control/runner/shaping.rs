@@ -125,7 +125,7 @@ impl Controller {
         };
         let status = dm.observe(self.clock.now(), import_w, building_w);
         if let Some(w) = status.finished {
-            tracing::info!(
+            tracing::debug!(
                 start = %w.start,
                 demand_kw = w.demand_kw,
                 limit_kw = w.limit_kw,
@@ -218,20 +218,19 @@ impl Controller {
     }
 
     /// The cap a plan sets on charger `i` now: 0 while holding for cheaper slots, None while
-    /// charging (or with no plan). `charging_cars`: connected cars sharing the site now.
-    pub(super) fn plan_cap_a(
-        &mut self,
-        i: usize,
-        building_w: f64,
-        charging_cars: usize,
-    ) -> Option<f64> {
+    /// charging (or with no plan). The car is expected to take its maximum, or an equal share
+    /// of the site's target (`[demand]`, else the grid limit) with the other cars that have
+    /// a plan to meet, whichever is less. `plan_cars`: cars with a plan still to meet, sharing the site.
+    pub(super) fn plan_cap_a(&mut self, i: usize, plan_cars: usize) -> Option<f64> {
         let now = self.clock.now();
         let site = &self.cfg.site;
         let mut site_w = site.grid_limit_a * site.voltage_v * f64::from(site.phases);
         if let Some(d) = &self.demand_status {
             site_w = site_w.min(d.limit_kw * 1000.0);
         }
-        let share_w = (site_w - building_w).max(0.0) / charging_cars.max(1) as f64;
+        // The building's load later on is not known: the reserve and the recomputation every
+        // cycle absorb it (a plan falling behind pulls dearer slots in).
+        let share_w = site_w / plan_cars.max(1) as f64;
         let c = &self.chargers[i];
         let plan = c.plan.active?;
         let car_w = c.max_a() * site.voltage_v * c.cfg.phase_map.len() as f64;
@@ -245,21 +244,5 @@ impl Controller {
         };
         self.chargers[i].plan.charging = charge;
         (!charge).then_some(0.0)
-    }
-
-    /// The building's own draw now in W (net import minus the chargers), for the plans.
-    pub(super) fn building_w(&self, grid: [f64; 3]) -> f64 {
-        let v = self.cfg.site.voltage_v;
-        let total: f64 = grid
-            .iter()
-            .take(usize::from(self.cfg.site.phases))
-            .sum::<f64>()
-            * v;
-        let chargers: f64 = self
-            .chargers
-            .iter()
-            .filter_map(|c| Self::online(c).map(|s| draw_w(s, c.cfg.phase_map.len(), v)))
-            .sum();
-        (total - chargers).max(0.0)
     }
 }

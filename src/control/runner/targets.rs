@@ -9,19 +9,14 @@ impl Controller {
         // Usage first: it needs this cycle's measurement and the last setpoint.
         let mut inputs = Vec::with_capacity(self.chargers.len());
         let wall_now = self.clock.now();
-        let building_w = self.building_w(grid);
-        let charging_cars = self
+        // Cars with a plan still to meet share what the site can give them.
+        let plan_cars = self
             .chargers
             .iter()
-            .filter(|c| {
-                !c.idle.idle
-                    && Self::online(c)
-                        .and_then(|s| s.state)
-                        .is_some_and(|s| s.is_connected())
-            })
+            .filter(|c| c.plan.status().is_some_and(|p| !p.met))
             .count();
         let plan_caps: Vec<Option<f64>> = (0..self.chargers.len())
-            .map(|i| self.plan_cap_a(i, building_w, charging_cars))
+            .map(|i| self.plan_cap_a(i, plan_cars))
             .collect();
         let schedule_caps: Vec<Option<f64>> = self
             .chargers
