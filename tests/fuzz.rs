@@ -181,6 +181,8 @@ fn every_cloud_command_gets_a_reply_saying_why() {
         "set_site_limit",
         "set_charger",
         "set_profile",
+        "set_plan",
+        "set_demand_limit",
         "resync",
         "reboot",
         "",
