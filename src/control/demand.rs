@@ -14,7 +14,7 @@
 
 use chrono::{DateTime, Datelike, Duration, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Demand;
 
@@ -22,7 +22,7 @@ use crate::config::Demand;
 pub const MIN_SPREAD_S: f64 = 30.0;
 
 /// One window's measured demand.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct WindowDemand {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,

@@ -94,6 +94,7 @@ impl Ledger {
                 self.recent_alerts.push_back(c.clone());
                 Some(Note::Alert(c))
             }
+            SiteEvent::DemandWindow(_) => None,
         }
     }
 
