@@ -10,6 +10,7 @@ pub mod usage;
 
 // The loop and its pure helpers: fail-safe supervision and the increase gate.
 pub mod base;
+pub mod caps;
 pub mod charger;
 pub mod command;
 pub mod demand;

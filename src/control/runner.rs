@@ -231,14 +231,7 @@ impl Controller {
                 expires_at: None,
             };
         }
-        if let Some(s) = self.schedule_site_a(now).filter(|&s| s < limit.limit_a) {
-            limit = SiteLimit {
-                limit_a: s.max(0.0),
-                source: LimitSource::Schedule,
-                expires_at: None,
-            };
-        }
-        limit
+        super::caps::lower(limit, self.schedule_site_a(now), LimitSource::Schedule)
     }
 
     /// The demand window so far (None: the site has no `[demand]`, or no cycle ran yet).

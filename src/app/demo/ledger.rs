@@ -221,6 +221,7 @@ max_current_a = 32.0
             estimated_end_at: None,
             cost: None,
             tariff: None,
+            plan: None,
         };
         SiteEvent::Session(Box::new(SessionUpdate {
             change,
@@ -269,7 +270,7 @@ max_current_a = 32.0
         ));
         let running = match update(SessionChange::Updated, "cp-1", 250, RecordState::Active) {
             SiteEvent::Session(u) => vec![u.record],
-            SiteEvent::Alert(_) => unreachable!(),
+            _ => unreachable!(),
         };
         let per = l.per_charger(&running);
         assert_eq!(per[0].0, "cp-1");

@@ -51,7 +51,6 @@ impl Controller {
     /// The per-phase limit the allocator works to: the site limit in force, lowered by the
     /// demand window's budget when that is lower. Never above `grid_limit_a`.
     pub(super) fn control_limit(&self) -> SiteLimit {
-        let mut limit = self.site_limit();
         let cap = self.demand_status.map(|d| {
             per_phase_a(
                 d.allowed_kw * 1000.0,
@@ -59,15 +58,7 @@ impl Controller {
                 self.cfg.site.phases,
             )
         });
-        // A NaN never compares lower: it cannot raise anything.
-        if let Some(cap) = cap.filter(|&c| c < limit.limit_a) {
-            limit = SiteLimit {
-                limit_a: cap.max(0.0),
-                source: LimitSource::Demand,
-                expires_at: None,
-            };
-        }
-        limit
+        crate::control::caps::lower(self.site_limit(), cap, LimitSource::Demand)
     }
 
     /// The site's `[[schedule]]` cap at `now`, per phase.

@@ -57,16 +57,12 @@ impl Controller {
             let idle_cap = c.idle.idle.then_some(c.cfg.min_current_a);
             // Every cap is a minimum: the idle watch, cloud caps and profiles, the
             // installer's schedule and the session's plan. None of them can raise another.
-            let profile_limit_a = [
+            let profile_limit_a = crate::control::caps::lowest([
                 idle_cap,
                 Self::command_limit_a(&self.profiles, wall_now, c, connected),
                 schedule_caps[i],
                 plan_caps[i],
-            ]
-            .into_iter()
-            .flatten()
-            .map(|a| if a.is_nan() { 0.0 } else { a.max(0.0) })
-            .reduce(f64::min);
+            ]);
             inputs.push(ChargerInput {
                 phase_map: c.cfg.phase_map.clone(),
                 min_a: c.cfg.min_current_a,
