@@ -143,7 +143,7 @@ pub fn schedules(
         if let (Some(f), Some(t)) = (from, to) {
             check(
                 rep,
-                f != t % 1440,
+                f != t,
                 &p.key("to"),
                 "must differ from `from` (a whole day is \"00:00\" to \"24:00\")".into(),
             );
