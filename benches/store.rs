@@ -83,6 +83,7 @@ fn record(id: &str, minute: i64, tariff: &TariffSnapshot, samples: &[Sample]) ->
         estimated_end_at: Some(now + TimeDelta::minutes(95)),
         cost: cost(tariff, &priced, plugged, None, now).ok(),
         tariff: Some(tariff.clone()),
+        plan: None,
     }
 }
 

@@ -590,3 +590,100 @@ fn load_reads_a_file() {
     let cfg = load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cfg.site.id, "test-site");
 }
+
+/// The base fixture with demand, schedule and plan sections appended.
+fn shaped(extra: &str) -> String {
+    format!("{}\n{extra}", base())
+}
+
+#[test]
+fn demand_schedules_and_plans_load_with_their_defaults() {
+    let text = shaped(
+        r#"
+[demand]
+limit_kw = 25.0
+
+[[schedule]]
+days = ["weekdays", "sat"]
+from = "22:00"
+to = "06:00"
+limit_w = 11000.0
+
+[[schedule]]
+charger = "cp-02"
+from = "00:00"
+to = "24:00"
+limit_a = 10.0
+"#,
+    );
+    let cfg = load_str(&text, ORIGIN).unwrap_or_else(|e| panic!("{e}"));
+    let d = cfg.demand.expect("[demand]");
+    assert_eq!(d.window, Duration::from_secs(900));
+    assert!(d.include_building);
+    assert_eq!(d.margin_pct, 2.0);
+    // No [site] timezone: the tariff's.
+    assert_eq!(cfg.site.timezone, chrono_tz::Europe::Berlin);
+    assert_eq!(cfg.schedules.len(), 2);
+    assert_eq!(cfg.schedules[0].days.len(), 6);
+    assert_eq!(
+        (cfg.schedules[0].from_min, cfg.schedules[0].to_min),
+        (1320, 360)
+    );
+    assert_eq!(cfg.schedules[1].to_min, 1440);
+}
+
+#[test]
+fn bad_demand_schedule_and_plan_values_are_located_and_named() {
+    let text = shaped(
+        r#"
+[demand]
+limit_kw = 0.0
+window_min = 7
+
+[[schedule]]
+charger = "cp-99"
+days = ["monday"]
+from = "25:00"
+to = "20:00"
+limit_a = 16.0
+limit_w = 3000.0
+"#,
+    );
+    let errs = errors(&text);
+    for (line, key) in [
+        ("limit_kw = 0.0", "demand.limit_kw"),
+        ("window_min = 7", "demand.window_min"),
+        ("charger = \"cp-99\"", "schedule[0].charger"),
+        ("days = [\"monday\"]", "schedule[0].days[0]"),
+        ("from = \"25:00\"", "schedule[0].from"),
+        ("limit_w = 3000.0", "schedule[0].limit_w"),
+    ] {
+        let shown = assert_error_at(&errs, line_of(&text, line), key);
+        assert!(
+            shown.contains("must")
+                || shown.contains("no [[charger]]")
+                || shown.contains("not both"),
+            "{shown}"
+        );
+    }
+    // A plan needs both keys, and a time that exists.
+    let (text, at) = edit_at(
+        &base(),
+        "max_current_a = 16.0",
+        "max_current_a = 16.0\nplan_energy_wh = 20000\nplan_depart = \"7:00\"",
+    );
+    let shown = assert_error_at(&errors(&text), at + 2, "charger[1].plan_depart");
+    assert!(shown.contains("HH:MM"), "{shown}");
+    let (text, at) = edit_at(
+        &base(),
+        "max_current_a = 16.0",
+        "max_current_a = 16.0\nplan_energy_wh = 20000",
+    );
+    assert_error_at(&errors(&text), at + 1, "charger[1].plan_energy_wh");
+    let text = base().replacen("[site]\n", "[site]\ntimezone = \"Mars/Olympus\"\n", 1);
+    assert_error_at(
+        &errors(&text),
+        line_of(&text, "timezone = \"Mars/Olympus\""),
+        "site.timezone",
+    );
+}

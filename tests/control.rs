@@ -570,7 +570,7 @@ fn every_shipped_scenario_runs_without_overload_at_high_utilization_with_exact_s
     assert!(!paths.is_empty());
     // One thread per scenario: each run is independent and single-threaded. Reproducibility
     // is checked on two scenarios (one with faults) to keep the debug-build test time sane.
-    let twice = ["small", "meter-silent"];
+    let twice = ["small", "meter-silent", "demand-depot"];
     let runs: Vec<_> = paths
         .into_iter()
         .map(|path| {
@@ -598,6 +598,9 @@ fn every_shipped_scenario_runs_without_overload_at_high_utilization_with_exact_s
         assert!(err <= 10.0, "{}: {a:?}", path.display());
         // The anomaly bar: no anomaly alert that no injected fault explains.
         assert_eq!(a.false_alarms(), 0, "{}: {:?}", path.display(), a.anomalies);
+        if a.demand_limit_kw.is_some() {
+            demand_bar(&path, &a);
+        }
         if let Some(mut b) = b {
             for card in [&mut a, &mut b] {
                 card.cycle_ms_p50 = 0.0;
@@ -608,4 +611,29 @@ fn every_shipped_scenario_runs_without_overload_at_high_utilization_with_exact_s
         }
     }
     assert_eq!(compared, twice.len(), "the reproducibility scenarios exist");
+}
+
+/// The demand bar (issue 13): no window over the target that the building's own load
+/// allowed to keep under it, every feasible plan met, and a cost per kWh within 5 % of the
+/// ideal controller's held to the same demand budget.
+fn demand_bar(path: &std::path::Path, a: &evsite_sim::score::Scorecard) {
+    let p = path.display();
+    assert_eq!(
+        a.demand_overshoot_windows, a.building_over_windows,
+        "{p}: only windows the building alone takes over may exceed: {a:?}"
+    );
+    assert!(a.plans_total > 0, "{p}: the scenario has plans");
+    assert_eq!(a.plans_met, a.plans_feasible, "{p}: {a:?}");
+    let (Some(cost), Some(ideal)) = (a.cost_per_kwh, a.ideal_cost_per_kwh) else {
+        panic!("{p}: a demand scenario with a tariff has costs: {a:?}");
+    };
+    let ratio = cost / ideal;
+    assert!(
+        ratio <= rust_decimal::Decimal::new(105, 2),
+        "{p}: cost per kWh {cost} vs the ideal's {ideal}"
+    );
+    assert!(
+        a.peak_demand_kw > 0.0 && a.energy_cost.is_some(),
+        "{p}: {a:?}"
+    );
 }

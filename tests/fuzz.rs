@@ -184,6 +184,8 @@ fn every_cloud_command_gets_a_reply_saying_why() {
         "set_site_limit",
         "set_charger",
         "set_profile",
+        "set_plan",
+        "set_demand_limit",
         "resync",
         "reboot",
         "",
@@ -368,7 +370,11 @@ async fn a_database_sled_crashes_on_is_moved_aside_in_process_and_by_the_trial()
         std::fs::read_dir(work.path())
             .expect("dir")
             .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().starts_with("trial.corrupt-"))
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("trial.corrupt-")
+            })
             .count()
     };
     assert_eq!(set_aside(), 1);

@@ -67,6 +67,7 @@ fn session(s: &Spec) -> (SessionRecord, Vec<Sample>) {
             lines: Vec::new(),
         }),
         tariff: None,
+        plan: None,
     };
     (record, samples)
 }

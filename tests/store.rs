@@ -43,6 +43,7 @@ fn record(id: &str, charger: &str, plugged: DateTime<Utc>, state: RecordState) -
         estimated_end_at: None,
         cost: None,
         tariff: None,
+        plan: None,
     }
 }
 

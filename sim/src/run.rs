@@ -13,12 +13,8 @@ use tokio::time::{Duration, Instant};
 
 use evsite::clock::Clock;
 use evsite::config::Config;
-use evsite::control::allocate::{
-    allocate, AllocInput, ChargerInput, CircuitInput, LinkState, Turn,
-};
-use evsite::control::charger::setpoint_step_a;
-use evsite::control::usage::Usage;
-use evsite::devices::model::{ChargeState, Transport};
+use evsite::control::allocate::Turn;
+use evsite::devices::model::Transport;
 use evsite::devices::registry;
 use evsite::modbus::{BoxedStream, Connector, Links, RtuBus, RtuSettings};
 use evsite::simulator::write_config::config_toml;
@@ -28,9 +24,12 @@ use evsite::simulator::{
 };
 
 use crate::score::{AnomalyLog, Scorecard, Scorer, SessionLog};
+
+mod ideal;
 use evsite::control::command::ControlCommand;
 use evsite::simulator::FaultKind;
 use evsite::site::SiteBuilder;
+use ideal::{ideal_control, IdealShaping};
 
 /// Physics step of both sites.
 const STEP: Duration = Duration::from_millis(100);
@@ -202,6 +201,7 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
     let world = tokio::spawn(async move {
         let mut tick = tokio::time::interval(STEP);
         let mut turns = vec![Turn::default(); oracle_cfg.chargers.len()];
+        let mut shaping = IdealShaping::new(&oracle_cfg);
         let mut next_oracle = Instant::now();
         let dt = STEP.as_secs_f64();
         loop {
@@ -210,13 +210,15 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
                 break;
             }
             if now >= next_oracle {
-                ideal_control(&oracle_cfg, &mut ideal, &mut turns);
+                ideal_control(&oracle_cfg, &mut ideal, &mut turns, &mut shaping);
                 next_oracle += interval;
             }
             ideal.step(dt);
+            scorer.sample_ideal(&ideal, dt);
             let sample = match world_site.lock() {
                 Ok(mut s) => {
                     s.step(dt);
+                    scorer.sample_shaping(&s, dt);
                     crate::score::Sample::of(&s)
                 }
                 Err(_) => break,
@@ -281,77 +283,4 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
     ));
     scorer.record_anomalies(anomalies.score(&scenario.faults, &cfg.anomaly));
     Ok(scorer.into_card())
-}
-
-/// The ideal controller: the same allocator and limits, with perfect knowledge — true base
-/// load, each car's true acceptance and phases — acting instantly on the twin site.
-fn ideal_control(cfg: &Config, site: &mut SiteModel, turns: &mut [Turn]) {
-    let demand = site.vehicle_demand();
-    let base = site.base_load_a();
-    let now_s = site.time_s();
-    let chargers: Vec<ChargerInput> = cfg
-        .chargers
-        .iter()
-        .zip(&demand)
-        .zip(turns.iter())
-        .map(|((c, d), turn)| {
-            let (state, usage) = match d {
-                Some((accept, phases)) if *accept > 0.05 => {
-                    let mut active = [false; 3];
-                    active
-                        .iter_mut()
-                        .take(usize::from(*phases))
-                        .for_each(|a| *a = true);
-                    (
-                        ChargeState::C,
-                        Usage {
-                            demand_cap_a: Some(*accept),
-                            active,
-                        },
-                    )
-                }
-                _ => (
-                    ChargeState::A,
-                    Usage {
-                        demand_cap_a: None,
-                        active: [true; 3],
-                    },
-                ),
-            };
-            ChargerInput {
-                phase_map: c.phase_map.clone(),
-                min_a: c.min_current_a,
-                max_a: c.max_current_a,
-                priority: c.priority,
-                enabled: c.enabled,
-                profile_limit_a: None,
-                // The same hardware resolution the real controller has to respect.
-                step_a: setpoint_step_a(c.device.model),
-                // Base load is known exactly, so chargers count as drawing nothing.
-                link: LinkState::Online {
-                    state,
-                    measured_a: [0.0; 3],
-                },
-                usage,
-                waiting_since_s: turn.waiting_since_s,
-                charging_since_s: turn.charging_since_s,
-            }
-        })
-        .collect();
-    let input = AllocInput {
-        phases: usize::from(cfg.site.phases),
-        site_limit_a: cfg.site.grid_limit_a,
-        margin_a: cfg.site.margin_a,
-        circuits: CircuitInput::from_config(cfg),
-        grid_a: base,
-        chargers,
-        now_s,
-        rotation_interval_s: cfg.control.rotation_interval.as_secs_f64(),
-    };
-    let decisions = allocate(&input);
-    for (i, d) in decisions.iter().enumerate() {
-        let connected = demand[i].is_some();
-        turns[i] = turns[i].after(d, connected, now_s);
-        site.set_offer_direct(i, d.setpoint_a);
-    }
 }

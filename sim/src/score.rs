@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 pub mod anomalies;
+pub mod demand;
 pub mod sessions;
 
 pub use anomalies::{AnomalyLog, KindScore};
@@ -11,8 +12,13 @@ pub use sessions::{SessionLog, SessionScore};
 
 use std::collections::BTreeMap;
 
+use rust_decimal::prelude::FromPrimitive;
+use rust_decimal::Decimal;
+
 use evsite::config::Config;
 use evsite::simulator::{Scenario, SiteModel};
+
+use demand::{DemandAcc, PlanLog};
 
 /// Vehicles may take this long to follow a lower limit (IEC 61851); only time over a limit
 /// beyond it counts as overload.
@@ -53,6 +59,25 @@ pub struct Scorecard {
     /// longest detection delay (see [`anomalies`]). Not counted in `alerts`, which stays
     /// the controller's own.
     pub anomalies: BTreeMap<String, KindScore>,
+    /// The highest clock-aligned window's average import (kW), as the utility bills it; the
+    /// scenario's `[demand] limit_kw` (null without one); the windows above it, and of those
+    /// the ones whose building load alone was above it (no controller could help those).
+    pub peak_demand_kw: f64,
+    pub demand_limit_kw: Option<f64>,
+    pub demand_overshoot_windows: usize,
+    pub building_over_windows: usize,
+    pub ideal_peak_demand_kw: f64,
+    /// What the chargers' energy cost at the site's tariff (null without one), per kWh, and
+    /// the same for the ideal controller.
+    pub energy_cost: Option<Decimal>,
+    pub cost_per_kwh: Option<Decimal>,
+    pub ideal_energy_cost: Option<Decimal>,
+    pub ideal_cost_per_kwh: Option<Decimal>,
+    /// Visits with a departure plan: how many had their energy (or all the car would take)
+    /// by the deadline, how many the car's power and need allowed, how many there were.
+    pub plans_met: usize,
+    pub plans_feasible: usize,
+    pub plans_total: usize,
 }
 
 impl Scorecard {
@@ -95,6 +120,9 @@ pub struct Scorer {
     over_since: Vec<[Option<f64>; 3]>,
     t_s: f64,
     priorities: Vec<(String, u8)>,
+    demand: DemandAcc,
+    ideal_demand: DemandAcc,
+    plans: PlanLog,
 }
 
 impl Scorer {
@@ -122,7 +150,22 @@ impl Scorer {
                 peak_grid_a: 0.0,
                 grid_limit_a: cfg.site.grid_limit_a,
                 anomalies: BTreeMap::new(),
+                peak_demand_kw: 0.0,
+                demand_limit_kw: cfg.demand.as_ref().map(|d| d.limit_kw),
+                demand_overshoot_windows: 0,
+                building_over_windows: 0,
+                ideal_peak_demand_kw: 0.0,
+                energy_cost: None,
+                cost_per_kwh: None,
+                ideal_energy_cost: None,
+                ideal_cost_per_kwh: None,
+                plans_met: 0,
+                plans_feasible: 0,
+                plans_total: 0,
             },
+            demand: DemandAcc::new(cfg),
+            ideal_demand: DemandAcc::new(cfg),
+            plans: PlanLog::new(scenario, cfg),
             over_since: vec![[None; 3]; limits.len()],
             limits,
             phases: usize::from(cfg.site.phases),
@@ -133,6 +176,17 @@ impl Scorer {
                 .map(|c| (c.id.clone(), c.priority))
                 .collect(),
         }
+    }
+
+    /// Account the real site's demand, cost and plans for a step of `dt_s` ending now.
+    pub fn sample_shaping(&mut self, site: &SiteModel, dt_s: f64) {
+        self.demand.sample(site, site.wall_time(), dt_s);
+        self.plans.observe(site);
+    }
+
+    /// The same for the ideal controller's twin.
+    pub fn sample_ideal(&mut self, site: &SiteModel, dt_s: f64) {
+        self.ideal_demand.sample(site, site.wall_time(), dt_s);
     }
 
     /// Account one step of `dt_s` ending now.
@@ -213,6 +267,29 @@ impl Scorer {
                 .sum::<f64>()
                 / n as f64;
         }
+        self.demand.close();
+        self.ideal_demand.close();
+        self.card.peak_demand_kw = round3(self.demand.peak_kw);
+        self.card.ideal_peak_demand_kw = round3(self.ideal_demand.peak_kw);
+        self.card.demand_overshoot_windows = self.demand.over_windows;
+        self.card.building_over_windows = self.demand.building_over_windows;
+        let per_kwh = |cost: Option<Decimal>, wh: f64| -> Option<Decimal> {
+            let kwh = Decimal::from_f64(wh / 1000.0)?;
+            if kwh.is_zero() {
+                return None;
+            }
+            Some((cost? / kwh).round_dp(4))
+        };
+        self.card.energy_cost = self.demand.cost();
+        self.card.ideal_energy_cost = self.ideal_demand.cost();
+        self.card.cost_per_kwh = per_kwh(self.card.energy_cost, self.card.energy_wh);
+        self.card.ideal_cost_per_kwh =
+            per_kwh(self.card.ideal_energy_cost, self.card.ideal_energy_wh);
+        (
+            self.card.plans_met,
+            self.card.plans_feasible,
+            self.card.plans_total,
+        ) = self.plans.score(real);
         self.card.alerts = alerts;
         self.card.cycles = cycles.len();
         cycles.sort_by(f64::total_cmp);
@@ -235,6 +312,11 @@ impl Scorer {
     pub fn into_card(self) -> Scorecard {
         self.card
     }
+}
+
+/// A figure to the watt: no float noise in the scorecard.
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 /// Jain's fairness index: 1 when all equal, 1/n when one takes all.

@@ -21,6 +21,7 @@
 //! | `bay_blocked` | info | a car has been plugged in and idle for hours |
 //! | `meter_disagreement` | warning | the site meter does not see what the chargers report: its readings, and the load plan, are off |
 //! | `session_outlier` | info | a session far longer or larger than the charger's history (one per session) |
+//! | `demand_exceeded` | warning | the building alone takes a demand window over the target: every charger is paused and the peak is billed anyway |
 //!
 //! The anomaly kinds (from `setpoint_ignored` on) are raised by [`crate::anomaly`]; their
 //! rules are in `docs/anomalies.md`.
@@ -70,10 +71,12 @@ pub enum AlertKind {
     MeterDisagreement,
     /// A session far outside its charger's history.
     SessionOutlier,
+    /// The building alone will take a demand window over `[demand] limit_kw`.
+    DemandExceeded,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 18] = [
+    pub const ALL: [AlertKind; 19] = [
         AlertKind::MeterOffline,
         AlertKind::ChargerOffline,
         AlertKind::ChargerFault,
@@ -92,6 +95,7 @@ impl AlertKind {
         AlertKind::BayBlocked,
         AlertKind::MeterDisagreement,
         AlertKind::SessionOutlier,
+        AlertKind::DemandExceeded,
     ];
 
     /// The kinds [`crate::anomaly`] raises.
@@ -134,6 +138,7 @@ impl AlertKind {
             AlertKind::BayBlocked => "bay_blocked",
             AlertKind::MeterDisagreement => "meter_disagreement",
             AlertKind::SessionOutlier => "session_outlier",
+            AlertKind::DemandExceeded => "demand_exceeded",
         }
     }
 
@@ -154,7 +159,8 @@ impl AlertKind {
             | AlertKind::RegisterFrozen
             | AlertKind::RegisterJump
             | AlertKind::StuckSession
-            | AlertKind::MeterDisagreement => Severity::Warning,
+            | AlertKind::MeterDisagreement
+            | AlertKind::DemandExceeded => Severity::Warning,
             AlertKind::ChargingComplete | AlertKind::BayBlocked | AlertKind::SessionOutlier => {
                 Severity::Info
             }
@@ -181,6 +187,7 @@ impl From<view::AlertKind> for AlertKind {
             view::AlertKind::ChargerOffline => AlertKind::ChargerOffline,
             view::AlertKind::ChargerFault => AlertKind::ChargerFault,
             view::AlertKind::Overload => AlertKind::Overload,
+            view::AlertKind::DemandExceeded => AlertKind::DemandExceeded,
         }
     }
 }

@@ -144,10 +144,13 @@ impl DrawWatch {
             )
         });
 
+        // A car held for a cheaper slot by its departure plan is held back by the site too.
+        let held_by_plan = c.plan.is_some_and(|p| !p.charging && !p.met);
         let idle = !disabled
             && state == Some(ChargeState::B)
             && draw < s.stuck_current_a
-            && !c.reason.is_capacity();
+            && !c.reason.is_capacity()
+            && !held_by_plan;
         let idle_for = self.idle.update(idle, at, s.bay_blocked_s);
         let since = self.idle.since();
         let idle = verdict(idle_for, || match since {

@@ -162,6 +162,22 @@ fn a_car_idle_for_hours_blocks_the_bay_unless_the_site_holds_it_back() {
         let out = w.observe(&waiting, &facts(), at(t), &s);
         assert_eq!(out[3].1, Verdict::Off);
     }
+    // Held for a cheaper slot by its departure plan: the site holds it back too.
+    let mut held = idle.clone();
+    held.setpoint_a = Some(0.0);
+    held.reason = ChargerReason::Limited;
+    held.plan = Some(crate::control::plan::PlanStatus {
+        energy_wh: 25_000,
+        depart_at: at(12 * 3600),
+        delivered_wh: 0.0,
+        met: false,
+        charging: false,
+    });
+    let mut w = DrawWatch::default();
+    for t in (0..=5 * 3600).step_by(60) {
+        let out = w.observe(&held, &facts(), at(t), &s);
+        assert_eq!(out[3].1, Verdict::Off);
+    }
 }
 
 #[test]

@@ -34,6 +34,7 @@ fn session(
         estimated_end_at: None,
         cost: None,
         tariff: None,
+        plan: None,
     }
 }
 

@@ -27,7 +27,8 @@ pub struct Settings {
     pub stuck_current_a: f64,
     /// … for this long.
     pub stuck_hold_s: f64,
-    /// Bay blocked: plugged in, not drawing, not held back by the site, for this long.
+    /// Bay blocked: plugged in, not drawing, not held back by the site (capacity, or a
+    /// departure plan waiting for a cheaper slot), for this long.
     pub bay_blocked_s: f64,
     /// Meter drift: register against integrated power over windows of at least this long …
     pub drift_window_s: f64,

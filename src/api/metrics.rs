@@ -174,12 +174,47 @@ pub fn render(
             crate::control::record::LimitSource::Installer => "installer",
             crate::control::record::LimitSource::Command => "command",
             crate::control::record::LimitSource::Profile => "profile",
+            crate::control::record::LimitSource::Schedule => "schedule",
+            crate::control::record::LimitSource::Demand => "demand",
         };
         o.sample(
             "evsite_site_limit_amperes",
             &[("source", source)],
             c.limit.limit_a,
         );
+        if let Some(d) = &c.demand {
+            let elapsed_s = (c.at - d.window_start).num_milliseconds() as f64 / 1000.0;
+            let so_far_kw = if elapsed_s > 0.0 {
+                d.energy_wh * 3.6 / elapsed_s
+            } else {
+                0.0
+            };
+            for (name, help, v) in [
+                (
+                    "evsite_demand_window_kw",
+                    "The demand window's average import so far.",
+                    so_far_kw,
+                ),
+                (
+                    "evsite_demand_projected_kw",
+                    "The window's average if the rest of it goes on at today's power.",
+                    d.projected_kw,
+                ),
+                (
+                    "evsite_demand_limit_kw",
+                    "The demand target in force.",
+                    d.limit_kw,
+                ),
+                (
+                    "evsite_demand_month_peak_kw",
+                    "The highest finished window of this month.",
+                    d.month_peak_kw,
+                ),
+            ] {
+                o.family(name, "gauge", help);
+                o.sample(name, &[], v);
+            }
+        }
         o.family(
             "evsite_charger_online",
             "gauge",

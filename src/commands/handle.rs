@@ -214,6 +214,22 @@ fn plan(
                 Some(ControlCommand::SetProfiles(ProfileSet::new(profiles))),
             ))
         }
+        // A plan lasts for its session, a demand target for its month: neither is kept
+        // across a restart (the config's apply again).
+        Command::SetPlan { charger, plan } => Ok((
+            CommandChange::None,
+            Some(ControlCommand::SetPlan { charger, plan }),
+        )),
+        Command::SetDemandLimit {
+            year,
+            month,
+            limit_kw,
+        } => Ok((
+            CommandChange::None,
+            Some(ControlCommand::SetDemandLimit(
+                limit_kw.map(|kw| (year, month, kw)),
+            )),
+        )),
         Command::Resync { .. } => Err(CommandError::NotHandledHere),
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::error::CommandError;
 use super::wire;
 use crate::config::Config;
+use crate::control::plan::Plan;
 use crate::control::profile::{ChargingProfile, Kind, Period, Purpose, Recurrency, StoredProfile};
 
 /// Most periods one schedule may hold (OCPP's `ChargingScheduleMaxPeriods` is typically 24–48).
@@ -34,7 +35,20 @@ pub enum Command {
     Resync {
         from_seq: u64,
     },
+    SetPlan {
+        charger: String,
+        plan: Option<Plan>,
+    },
+    /// `(year, month, kW)`; kW None: the config's target again.
+    SetDemandLimit {
+        year: i32,
+        month: u32,
+        limit_kw: Option<f64>,
+    },
 }
+
+/// The furthest ahead a plan's departure may be.
+pub const MAX_PLAN_AHEAD_DAYS: i64 = 7;
 
 /// Checks the body of command `name` (without its `request_id`).
 pub fn parse(
@@ -47,6 +61,8 @@ pub fn parse(
         "set_site_limit" => site_limit(typed(body)?, cfg, now),
         "set_charger" => charger(typed(body)?, cfg),
         "set_profile" => profile(typed(body)?, cfg, now),
+        "set_plan" => plan(typed(body)?, cfg, now),
+        "set_demand_limit" => demand_limit(typed(body)?, cfg),
         "resync" => {
             let r: wire::Resync = typed(body)?;
             Ok(Command::Resync {
@@ -92,6 +108,83 @@ fn site_limit(
     Ok(Command::SetSiteLimit {
         limit_a: w.limit_a,
         expires_at,
+    })
+}
+
+fn plan(w: wire::SetPlan, cfg: &Config, now: DateTime<Utc>) -> Result<Command, CommandError> {
+    if !cfg.chargers.iter().any(|c| c.id == w.charger) {
+        return Err(CommandError::UnknownCharger(w.charger));
+    }
+    let plan = match (w.energy_wh, w.depart_at) {
+        (None, None) => None,
+        (Some(energy_wh), Some(depart)) => {
+            if !(1..=1_000_000).contains(&energy_wh) {
+                return Err(CommandError::invalid(
+                    "energy_wh",
+                    format!("{energy_wh} Wh is outside 1–1000000 Wh"),
+                ));
+            }
+            let depart_at = time("depart_at", &depart)?;
+            if depart_at <= now {
+                return Err(CommandError::invalid(
+                    "depart_at",
+                    format!("{depart} is not in the future"),
+                ));
+            }
+            if depart_at - now > chrono::Duration::days(MAX_PLAN_AHEAD_DAYS) {
+                return Err(CommandError::invalid(
+                    "depart_at",
+                    format!("{depart} is more than {MAX_PLAN_AHEAD_DAYS} days ahead"),
+                ));
+            }
+            Some(Plan {
+                energy_wh,
+                depart_at,
+            })
+        }
+        _ => {
+            return Err(CommandError::invalid(
+                "set_plan",
+                "give energy_wh and depart_at together (both absent: the configured plan)",
+            ))
+        }
+    };
+    Ok(Command::SetPlan {
+        charger: w.charger,
+        plan,
+    })
+}
+
+fn demand_limit(w: wire::SetDemandLimit, cfg: &Config) -> Result<Command, CommandError> {
+    if cfg.demand.is_none() {
+        return Err(CommandError::invalid(
+            "set_demand_limit",
+            "the site has no [demand] limit in its config",
+        ));
+    }
+    let parsed = w.month.split_once('-').and_then(|(y, m)| {
+        let ok = y.len() == 4 && m.len() == 2;
+        let (y, m) = (y.parse::<i32>().ok()?, m.parse::<u32>().ok()?);
+        (ok && (1..=12).contains(&m)).then_some((y, m))
+    });
+    let Some((year, month)) = parsed else {
+        return Err(CommandError::invalid(
+            "month",
+            format!("{:?} is not a month such as \"2026-12\"", w.month),
+        ));
+    };
+    if let Some(kw) = w.limit_kw {
+        if !(kw.is_finite() && kw > 0.0 && kw <= 10_000.0) {
+            return Err(CommandError::invalid(
+                "limit_kw",
+                format!("{kw} kW is outside (0, 10000] kW"),
+            ));
+        }
+    }
+    Ok(Command::SetDemandLimit {
+        year,
+        month,
+        limit_kw: w.limit_kw,
     })
 }
 

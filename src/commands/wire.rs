@@ -97,3 +97,25 @@ pub struct SchedulePeriod {
     #[serde(default)]
     pub number_phases: Option<u8>,
 }
+
+/// `set_plan`: a departure plan for the charger's session (in progress, or the next one).
+/// Both fields null or absent: back to the charger's configured plan, if any.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPlan {
+    pub charger: String,
+    #[serde(default)]
+    pub energy_wh: Option<u64>,
+    #[serde(default)]
+    pub depart_at: Option<String>,
+}
+
+/// `set_demand_limit`: the demand target for one local month ("2026-12"); `limit_kw` null or
+/// absent: back to the config's `[demand] limit_kw`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetDemandLimit {
+    pub month: String,
+    #[serde(default)]
+    pub limit_kw: Option<f64>,
+}

@@ -35,6 +35,48 @@ pub struct RawConfig {
     /// `[anomaly]`: read straight into the rules' settings (their counts are wide, so a
     /// negative one reaches validation), then range-checked.
     pub anomaly: crate::anomaly::Settings,
+    /// `[demand]`: the utility's demand (peak) limit, averaged over clock-aligned windows.
+    #[serde(default)]
+    pub demand: Option<RawDemand>,
+    /// `[[schedule]]`: the installer's time windows capping the site or a charger.
+    #[serde(default)]
+    pub schedule: Vec<RawSchedule>,
+}
+
+/// `[demand]` (see `docs/demand.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDemand {
+    pub limit_kw: f64,
+    /// The utility's averaging window, aligned to the local clock (15: :00, :15, :30, :45).
+    #[serde(default = "default_window_min")]
+    pub window_min: i64,
+    /// Whether the building's own load counts (net import at the main meter, as the
+    /// utility measures it) or only the chargers' draw.
+    #[serde(default = "default_true")]
+    pub include_building: bool,
+    /// Kept free below the limit so that a window ends under it despite the cars' lag.
+    #[serde(default = "default_demand_margin_pct")]
+    pub margin_pct: f64,
+}
+
+/// One `[[schedule]]` entry: on `days`, from `from` to `to` (local time, wrapping past
+/// midnight when `to` is earlier), the site (or `charger`) takes at most `limit_a` per phase
+/// or `limit_w` in all.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    #[serde(default)]
+    pub charger: Option<String>,
+    /// "mon".."sun", or "weekdays"/"weekends"; empty: every day.
+    #[serde(default)]
+    pub days: Vec<String>,
+    pub from: String,
+    pub to: String,
+    #[serde(default)]
+    pub limit_a: Option<f64>,
+    #[serde(default)]
+    pub limit_w: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +92,10 @@ pub struct RawSite {
     pub margin_a: f64,
     #[serde(default = "default_failsafe_current_a")]
     pub failsafe_current_a: f64,
+    /// The site's IANA time zone for `[demand]` windows, `[[schedule]]` and departure plans.
+    /// Default: the tariff's, else UTC.
+    #[serde(default)]
+    pub timezone: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,6 +197,12 @@ pub struct RawCharger {
     pub priority: i64,
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// A departure plan for every session: this much energy by `plan_depart`.
+    #[serde(default)]
+    pub plan_energy_wh: Option<i64>,
+    /// Local time "HH:MM" the vehicle leaves (the next such time after plug-in).
+    #[serde(default)]
+    pub plan_depart: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -298,6 +350,12 @@ fn default_true() -> bool {
 }
 fn default_zero_money() -> String {
     "0.00".into()
+}
+fn default_window_min() -> i64 {
+    15
+}
+fn default_demand_margin_pct() -> f64 {
+    2.0
 }
 fn default_timezone() -> String {
     "UTC".into()

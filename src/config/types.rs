@@ -21,6 +21,10 @@ pub struct Config {
     pub log: Log,
     /// The anomaly rules' thresholds (`[anomaly]`).
     pub anomaly: crate::anomaly::Settings,
+    /// The utility's demand limit (`[demand]`), if the site has one.
+    pub demand: Option<Demand>,
+    /// The installer's `[[schedule]]` caps, in file order.
+    pub schedules: Vec<Schedule>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +39,8 @@ pub struct Site {
     pub margin_a: f64,
     /// Per-charger current when the main meter cannot be read.
     pub failsafe_current_a: f64,
+    /// Local time of the site: demand windows, schedules and departure plans.
+    pub timezone: chrono_tz::Tz,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +124,48 @@ pub struct Charger {
     /// Higher is served first.
     pub priority: u8,
     pub enabled: bool,
+    /// A departure plan every session on this charger carries, if any.
+    pub plan: Option<PlanSpec>,
+}
+
+/// `plan_energy_wh` by `plan_depart`: the next such local time after plug-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanSpec {
+    pub energy_wh: u64,
+    /// Minutes after local midnight.
+    pub depart_min: u16,
+}
+
+/// `[demand]`: keep every clock-aligned window's average import at most `limit_kw`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Demand {
+    pub limit_kw: f64,
+    pub window: Duration,
+    pub include_building: bool,
+    pub margin_pct: f64,
+}
+
+/// What a `[[schedule]]` entry caps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ScheduleCap {
+    /// Per phase.
+    Amps(f64),
+    /// In all (converted per phase with the site's voltage and the phases in use).
+    Watts(f64),
+}
+
+/// One `[[schedule]]` entry, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    /// None: the site.
+    pub charger: Option<String>,
+    /// Empty: every day.
+    pub days: Vec<chrono::Weekday>,
+    /// Minutes after local midnight; `to_min` may be 1440 (24:00) and may be below
+    /// `from_min` (the window wraps past midnight).
+    pub from_min: u16,
+    pub to_min: u16,
+    pub cap: ScheduleCap,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -6,6 +6,7 @@
 
 mod anomaly;
 mod circuits;
+mod demand;
 mod devices;
 mod failsafe;
 mod links;
@@ -25,7 +26,15 @@ pub const BAUD_RATES: [i64; 8] = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 1
 
 /// Checks `raw`, reporting into `rep`; the checked config when nothing was wrong.
 pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
-    let site = site(&raw.site, rep);
+    let timezone = demand::timezone(
+        raw.site.timezone.as_deref(),
+        raw.tariff.as_ref().map(|t| t.timezone.as_str()),
+        rep,
+    );
+    let site = site(&raw.site, rep).zip(timezone).map(|(mut s, tz)| {
+        s.timezone = tz;
+        s
+    });
     let control = control(&raw.control, rep);
     // Later checks compare against these; a broken value is replaced by its default so
     // that one mistake does not hide or multiply others.
@@ -54,6 +63,8 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
     let api = services::api(&raw.api, rep);
     let log = services::log(&raw.log, rep);
     let anomaly = anomaly::anomaly(&raw.anomaly, rep);
+    let demand = raw.demand.as_ref().map(|d| demand::demand(d, rep));
+    let schedules = demand::schedules(&raw.schedule, &raw.charger, rep);
 
     if rep.has_errors() {
         return None;
@@ -71,6 +82,8 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
         api: api?,
         log: log?,
         anomaly: anomaly?,
+        demand: demand.flatten(),
+        schedules,
     })
 }
 
@@ -178,6 +191,7 @@ fn site(raw: &RawSite, rep: &mut Reporter<'_>) -> Option<Site> {
         voltage_v: raw.voltage_v,
         margin_a: margin,
         failsafe_current_a: fs,
+        timezone: chrono_tz::UTC,
     })
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::plan::Plan;
 use super::profile::ProfileSet;
 use crate::config::Config;
 
@@ -29,6 +30,14 @@ pub enum ControlCommand {
     },
     /// Replaces every charging profile in force.
     SetProfiles(ProfileSet),
+    /// A departure plan for a charger's session in progress, or its next (None: the
+    /// config's plan, if any).
+    SetPlan { charger: String, plan: Option<Plan> },
+    /// The demand target for one local month, `(year, month, kW)` (None: the config's).
+    /// The per-phase limits still apply under it.
+    SetDemandLimit(Option<(i32, u32, f64)>),
+    /// The month's peak so far, from the store at start.
+    RestoreMonthPeak { at: DateTime<Utc>, peak_kw: f64 },
     /// A reloaded config's live settings (limits, tuning, charger limits, priorities, phase
     /// maps, circuits). Its devices must be the running ones; a config that changes them is
     /// refused (they are only connected at start). Only the installer's own file can change

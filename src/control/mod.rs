@@ -10,10 +10,14 @@ pub mod usage;
 
 // The loop and its pure helpers: fail-safe supervision and the increase gate.
 pub mod base;
+pub mod caps;
 pub mod charger;
 pub mod command;
+pub mod demand;
 pub mod gate;
+pub mod plan;
 pub mod profile;
 pub mod record;
 pub mod runner;
 pub mod safety;
+pub mod schedule;

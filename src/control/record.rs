@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::allocate::{PauseReason, Reason};
+use super::demand::DemandStatus;
+use super::plan::PlanStatus;
 use super::safety::Mode;
 use crate::devices::model::ChargeState;
 use crate::modbus::StatsSnapshot;
@@ -22,6 +24,8 @@ pub enum AlertKind {
     ChargerFault,
     /// A limit exceeded beyond the vehicles' response window.
     Overload,
+    /// The building alone will take a demand window over the target (`[demand]`).
+    DemandExceeded,
 }
 
 /// A condition switched on (`raised`) or off this cycle, at the record's time.
@@ -43,6 +47,10 @@ pub enum LimitSource {
     Command,
     /// The site's `ChargePointMax` charging profile.
     Profile,
+    /// An installer's `[[schedule]]` for the site.
+    Schedule,
+    /// The demand window's budget (`[demand]`).
+    Demand,
 }
 
 /// The per-phase site limit in force this cycle.
@@ -125,6 +133,8 @@ pub struct ChargerCycle {
     pub enabled: bool,
     /// The charger's Modbus counters so far (requests, timeouts, exceptions, ...).
     pub link: StatsSnapshot,
+    /// The session's departure plan and its progress, if it has one.
+    pub plan: Option<PlanStatus>,
 }
 
 impl ChargerCycle {
@@ -143,6 +153,7 @@ impl ChargerCycle {
             reason: ChargerReason::Offline,
             enabled: true,
             link: StatsSnapshot::default(),
+            plan: None,
         }
     }
 
@@ -169,6 +180,8 @@ pub struct CycleRecord {
     /// the site has was read (phases the site lacks are 0).
     pub grid_a: Option<[f64; 3]>,
     pub limit: SiteLimit,
+    /// The demand window so far, when the site has a `[demand]` limit.
+    pub demand: Option<DemandStatus>,
     pub chargers: Vec<ChargerCycle>,
     /// Conditions raised or cleared this cycle, in the order they were seen.
     pub alerts: Vec<ControlAlert>,
@@ -192,6 +205,7 @@ impl CycleRecord {
                 source: LimitSource::Installer,
                 expires_at: None,
             },
+            demand: None,
             chargers: Vec::new(),
             alerts: Vec::new(),
             cycle_ms: 0.0,

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 
 use super::charger::{prepare_fallback, setpoint_refresh, setpoint_step_a, IdleWatch};
 use super::command::ControlCommand;
+use super::demand::{DemandMeter, DemandStatus};
 use super::gate::{gate, GateCharger, GateConstraint};
 use super::profile::ProfileSet;
 use super::ramp::next_setpoint;
@@ -32,8 +33,10 @@ use crate::devices::model::ChargeState;
 use crate::devices::traits::{CurrentLimit, Heartbeat, ReadAll};
 use crate::devices::{ModbusDevice, Snapshot};
 use crate::modbus::{DeviceLink, Links};
+use crate::sessions::tariff::TariffSnapshot;
 
 mod reconfigure;
+mod shaping;
 mod targets;
 
 /// A charger that fails this many reads in a row is reported offline (it is *counted* as
@@ -62,6 +65,8 @@ struct ChargerRt {
     cloud_enabled: bool,
     /// A cloud cap below the configured maximum.
     cloud_max_a: Option<f64>,
+    /// The session's departure plan.
+    plan: shaping::PlanRt,
 }
 
 impl ChargerRt {
@@ -106,6 +111,12 @@ pub struct Controller {
     records_dropped: u64,
     commands_tx: mpsc::UnboundedSender<ControlCommand>,
     commands_rx: mpsc::UnboundedReceiver<ControlCommand>,
+    /// The demand windows (`[demand]`), and where the current one stands.
+    demand: Option<DemandMeter>,
+    demand_status: Option<DemandStatus>,
+    demand_reported: bool,
+    /// The tariff plans are priced with.
+    tariff: Option<TariffSnapshot>,
 }
 
 impl Controller {
@@ -141,12 +152,12 @@ impl Controller {
                 reason: Reason::Offline,
                 cloud_enabled: true,
                 cloud_max_a: None,
+                plan: shaping::PlanRt::default(),
             });
         }
         let watch = MeterWatch::new(cfg.control.meter_timeout, Instant::now());
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         Ok(Controller {
-            cfg,
             meter,
             chargers,
             watch,
@@ -163,6 +174,14 @@ impl Controller {
             records_dropped: 0,
             commands_tx,
             commands_rx,
+            demand: cfg
+                .demand
+                .clone()
+                .map(|d| DemandMeter::new(d, cfg.site.timezone)),
+            demand_status: None,
+            demand_reported: false,
+            tariff: tariff_of(&cfg),
+            cfg,
         })
     }
 
@@ -212,7 +231,12 @@ impl Controller {
                 expires_at: None,
             };
         }
-        limit
+        super::caps::lower(limit, self.schedule_site_a(now), LimitSource::Schedule)
+    }
+
+    /// The demand window so far (None: the site has no `[demand]`, or no cycle ran yet).
+    pub fn demand_status(&self) -> Option<DemandStatus> {
+        self.demand_status
     }
 
     /// Set (or clear) a commanded site limit with no expiry; it can only ever lower the
@@ -280,6 +304,17 @@ impl Controller {
                     max_current_a,
                 } => self.set_charger(&charger, enabled, max_current_a),
                 ControlCommand::SetProfiles(set) => self.profiles = set,
+                ControlCommand::SetPlan { charger, plan } => self.set_plan(&charger, plan),
+                ControlCommand::SetDemandLimit(month) => {
+                    if let Some(d) = self.demand.as_mut() {
+                        d.set_month_limit(month);
+                    }
+                }
+                ControlCommand::RestoreMonthPeak { at, peak_kw } => {
+                    if let Some(d) = self.demand.as_mut() {
+                        d.restore_month_peak(at, peak_kw);
+                    }
+                }
                 ControlCommand::Reconfigure(cfg) => self.reconfigure(cfg),
             }
         }
@@ -351,6 +386,8 @@ impl Controller {
             }
         }
         self.report_charger_health();
+        self.observe_demand(meter.as_ref(), grid);
+        self.observe_plans();
 
         let targets = match (mode, grid) {
             (Mode::Normal, Some(grid)) => self.normal_targets(grid, now_s),
@@ -577,6 +614,7 @@ impl Controller {
                     reason: c.reason.into(),
                     enabled: c.enabled(),
                     link: c.dev.io().stats(),
+                    plan: c.plan.status(),
                 }
             })
             .collect();
@@ -588,7 +626,8 @@ impl Controller {
             grid,
             meter_link: self.meter.io().stats(),
             grid_a,
-            limit: self.site_limit(),
+            limit: self.control_limit(),
+            demand: self.demand_status,
             chargers,
             alerts: std::mem::take(&mut self.alerts),
             cycle_ms: took.as_secs_f64() * 1000.0,
@@ -658,6 +697,14 @@ impl Controller {
         }
         self.shutdown().await
     }
+}
+
+/// The config's tariff, for pricing plans (an unparsable one prices nothing: plans charge
+/// at once).
+fn tariff_of(cfg: &Config) -> Option<TariffSnapshot> {
+    cfg.tariff
+        .as_ref()
+        .and_then(|t| TariffSnapshot::try_from(t).ok())
 }
 
 /// The meter's phase currents, if every phase the site has was read.

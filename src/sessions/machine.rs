@@ -115,6 +115,18 @@ pub struct SessionRecord {
     /// The tariff in force when the session started: later tariff changes do not touch it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tariff: Option<TariffSnapshot>,
+    /// The departure plan the session carried, and whether it was met.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<SessionPlan>,
+}
+
+/// A session's departure plan as recorded and published (`plan` of `P/sessions` data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SessionPlan {
+    pub energy_wh: u64,
+    pub depart_at: DateTime<Utc>,
+    /// The session's energy reached `energy_wh` by `depart_at` (so far, while before it).
+    pub met: bool,
 }
 
 /// A finished session: its final record and the per-minute energy for cost and history.
@@ -397,6 +409,7 @@ fn record_of(charger: &str, a: &Active) -> SessionRecord {
         energy_notes: a.meter.notes().to_vec(),
         updated_at: a.meter.last_at(),
         estimated_end_at: None,
+        plan: None,
         cost: None,
         tariff: None,
     }

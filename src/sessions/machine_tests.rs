@@ -117,6 +117,7 @@ fn a_full_session_goes_through_every_transition() {
         energy_notes: vec![],
         updated_at: Some(at(2_000)),
         estimated_end_at: None,
+        plan: None,
         cost: None,
         tariff: None,
     };

@@ -15,7 +15,8 @@ use super::cost::cost;
 use super::energy::{MeterConfig, Sample};
 use super::estimate::{expected_energy, EndEstimator, Observation, DEFAULT_STOP_A};
 use super::machine::{
-    MachineConfig, Reading, RecordState, SessionEvent, SessionMachine, SessionRecord, StopReason,
+    MachineConfig, Reading, RecordState, SessionEvent, SessionMachine, SessionPlan, SessionRecord,
+    StopReason,
 };
 use super::tariff::TariffSnapshot;
 use crate::config::{Charger, Config};
@@ -116,6 +117,26 @@ struct Slot {
     voltage_v: f64,
     /// The current a vehicle that tapered stopped at, for the tracker to learn.
     stopped_at_a: Option<f64>,
+    /// The session's departure plan, as the controller last reported it.
+    plan: Option<crate::control::plan::PlanStatus>,
+    /// Whether the plan was met, fixed at its departure time.
+    plan_met_at_depart: Option<bool>,
+}
+
+/// The session's plan for its record: met when its energy reached the plan's by departure.
+fn session_plan(slot: &mut Slot, record: &SessionRecord, at: DateTime<Utc>) -> Option<SessionPlan> {
+    let p = slot.plan?;
+    let met_now = record.energy_wh >= p.energy_wh;
+    let met = match slot.plan_met_at_depart {
+        Some(m) => m,
+        None if at >= p.depart_at => *slot.plan_met_at_depart.insert(met_now),
+        None => met_now,
+    };
+    Some(SessionPlan {
+        energy_wh: p.energy_wh,
+        depart_at: p.depart_at,
+        met,
+    })
 }
 
 /// The sessions of every charger of the site.
@@ -153,6 +174,8 @@ impl SessionTracker {
                     estimator: EndEstimator::new(),
                     voltage_v: cfg.site.voltage_v,
                     stopped_at_a: None,
+                    plan: None,
+                    plan_met_at_depart: None,
                 }
             })
             .collect();
@@ -268,6 +291,13 @@ impl SessionTracker {
                 record.tariff = slot.tariff.clone();
                 record.cost = bill(&record, samples, slot.tariff.as_ref(), at);
                 record.estimated_end_at = estimate_end(&record, &slot.estimator, at, expect);
+                record.plan = slot.plan.map(|p| SessionPlan {
+                    energy_wh: p.energy_wh,
+                    depart_at: p.depart_at,
+                    met: slot
+                        .plan_met_at_depart
+                        .unwrap_or(record.energy_wh >= p.energy_wh),
+                });
                 Some(record)
             })
             .collect()
@@ -341,6 +371,9 @@ fn observe_slot(
     out: &mut Vec<TrackerOutput>,
 ) -> Option<f64> {
     let charger = slot.machine.charger().to_string();
+    if cv.plan.is_some() {
+        slot.plan = cv.plan;
+    }
     if !cv.online {
         let since = *slot.offline_since.get_or_insert(at);
         let id = slot.machine.record().map(|r| r.session_id);
@@ -529,6 +562,7 @@ fn push_update(
     record.estimated_end_at = estimate_end(&record, &slot.estimator, at, expect);
     let new_samples = changed_samples(samples, slot.stored_samples);
     slot.stored_samples = samples.len();
+    record.plan = session_plan(slot, &record, at);
     if publish {
         slot.last_published = Some(at);
     }
@@ -557,6 +591,9 @@ fn finish(
     let end = record.ended_at.unwrap_or(at);
     record.cost = bill(&record, &samples, record.tariff.as_ref(), end);
     record.estimated_end_at = record.charging_completed_at.or(record.estimated_end_at);
+    record.plan = session_plan(slot, &record, end);
+    slot.plan = None;
+    slot.plan_met_at_depart = None;
     let new_samples = changed_samples(&samples, slot.stored_samples);
     if std::mem::replace(&mut slot.complete_alert, false) {
         out.push(alert(

@@ -255,3 +255,60 @@ fn a_session_across_the_autumn_dst_change_bills_the_repeated_hour_in_its_window(
         "{cost:?}"
     );
 }
+
+fn planned(at: i64, state: Option<ChargeState>, amps: f64, wh: f64, depart: i64) -> CycleRecord {
+    let mut v = view(at, state, amps, wh);
+    v.chargers[0].plan = Some(crate::control::plan::PlanStatus {
+        energy_wh: 2_000,
+        depart_at: t(depart),
+        delivered_wh: 0.0,
+        met: false,
+        charging: true,
+    });
+    v
+}
+
+#[test]
+fn a_plan_is_recorded_with_whether_it_was_met_by_departure() {
+    let mut tr = SessionTracker::new(&cfg());
+    let out = tr.observe(&planned(0, Some(B), 0.0, 1_000.0, 600));
+    let plan = sessions(&out)[0]
+        .record
+        .plan
+        .expect("the plan is recorded at plug-in");
+    assert_eq!(
+        (plan.energy_wh, plan.depart_at, plan.met),
+        (2_000, t(600), false)
+    );
+    // 11 kW for 5 minutes: 920 Wh, short of the plan by the departure at 600 s.
+    let mut wh = 1_000.0;
+    for s in 1..=300 {
+        wh += 16.0 * 230.0 * 3.0 / 3600.0;
+        tr.observe(&planned(s, Some(C), 16.0, wh, 600));
+    }
+    for s in 301..=700 {
+        tr.observe(&planned(s, Some(B), 0.0, wh, 600));
+    }
+    // More energy after departure does not make a missed plan met.
+    for s in 701..=1_400 {
+        wh += 16.0 * 230.0 * 3.0 / 3600.0;
+        tr.observe(&planned(s, Some(C), 16.0, wh, 600));
+    }
+    let out = tr.observe(&view(1_401, Some(A), 0.0, wh));
+    let done = sessions(&out);
+    let last = done.last().expect("the session ends at unplug");
+    assert!(last.record.energy_wh > 2_000);
+    assert_eq!(last.record.plan.map(|p| p.met), Some(false));
+
+    // The same plan met before departure stays met.
+    let mut tr = SessionTracker::new(&cfg());
+    tr.observe(&planned(0, Some(B), 0.0, 1_000.0, 3_600));
+    let mut wh = 1_000.0;
+    for s in 1..=900 {
+        wh += 16.0 * 230.0 * 3.0 / 3600.0;
+        tr.observe(&planned(s, Some(C), 16.0, wh, 3_600));
+    }
+    let out = tr.observe(&view(901, Some(A), 0.0, wh));
+    let last = *sessions(&out).last().expect("ended");
+    assert_eq!(last.record.plan.map(|p| p.met), Some(true));
+}

@@ -34,6 +34,8 @@ pub struct SimCharger {
     pub max_current_a: f64,
     pub priority: u8,
     pub circuit: Option<String>,
+    /// `plan_energy_wh` and `plan_depart`, for the written config.
+    pub plan: (Option<u64>, Option<String>),
     pub bank: Bank,
     /// The last setpoint the controller wrote (None: never written).
     pub setpoint_a: Option<f64>,
@@ -76,6 +78,7 @@ impl SimCharger {
             max_current_a: entry.max_current_a,
             priority: entry.priority,
             circuit: entry.circuit.clone(),
+            plan: (entry.plan_energy_wh, entry.plan_depart.clone()),
             bank: Bank::default(),
             setpoint_a: None,
             enabled: true,

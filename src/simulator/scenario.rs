@@ -52,6 +52,14 @@ pub struct Scenario {
     pub arrivals: Vec<Arrivals>,
     #[serde(default, rename = "fault")]
     pub faults: Vec<FaultSpec>,
+    /// Written into the site's config as they are (`[demand]`, `[tariff]`,
+    /// `[[schedule]]`): the daemon's own validation checks them.
+    #[serde(default)]
+    pub demand: Option<toml::Table>,
+    #[serde(default)]
+    pub tariff: Option<toml::Table>,
+    #[serde(default, rename = "schedule")]
+    pub schedules: Vec<toml::Table>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -63,6 +71,8 @@ pub struct SiteSpec {
     pub voltage_v: f64,
     pub margin_a: f64,
     pub failsafe_current_a: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
 }
 
 /// Household / building load per grid phase, linearly interpolated between points.
@@ -156,6 +166,11 @@ pub struct ChargerEntry {
     /// Defaults to the model's factory unit id.
     #[serde(default)]
     pub unit: Option<u8>,
+    /// A departure plan for every session (written into the config as they are).
+    #[serde(default)]
+    pub plan_energy_wh: Option<u64>,
+    #[serde(default)]
+    pub plan_depart: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -96,6 +96,16 @@ pub struct SiteModel {
     visits: Vec<Visit>,
     faults: Vec<(FaultSpec, Option<DeviceId>, bool)>,
     circuits: Vec<(String, f64)>,
+    /// `[demand]`, `[tariff]` and `[[schedule]]` of the scenario, for the written config.
+    shaping: Shaping,
+}
+
+/// The scenario's sections written into the site's config as they are.
+#[derive(Debug, Clone, Default)]
+pub struct Shaping {
+    pub demand: Option<toml::Table>,
+    pub tariff: Option<toml::Table>,
+    pub schedules: Vec<toml::Table>,
 }
 
 fn lookup(
@@ -248,6 +258,11 @@ impl SiteModel {
                 .iter()
                 .map(|c| (c.id.clone(), c.limit_a))
                 .collect(),
+            shaping: Shaping {
+                demand: scenario.demand.clone(),
+                tariff: scenario.tariff.clone(),
+                schedules: scenario.schedules.clone(),
+            },
         };
         // Settle plug-ins and readings at t = 0 so the first read already makes sense.
         model.step(0.0);
@@ -275,6 +290,10 @@ impl SiteModel {
 
     pub fn site(&self) -> &SiteSpec {
         &self.site
+    }
+
+    pub fn shaping(&self) -> &Shaping {
+        &self.shaping
     }
 
     pub fn circuits(&self) -> &[(String, f64)] {

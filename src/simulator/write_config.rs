@@ -37,6 +37,12 @@ struct File {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     circuit: Vec<Circuit>,
     storage: Storage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    demand: Option<toml::Table>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tariff: Option<toml::Table>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    schedule: Vec<toml::Table>,
 }
 
 #[derive(Serialize)]
@@ -73,6 +79,10 @@ struct Charger {
     min_current_a: f64,
     max_current_a: f64,
     priority: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan_energy_wh: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan_depart: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -149,6 +159,8 @@ pub fn config_toml(
                 min_current_a: c.min_current_a,
                 max_current_a: c.max_current_a,
                 priority: c.priority,
+                plan_energy_wh: c.plan.0,
+                plan_depart: c.plan.1.clone(),
             })
         })
         .collect::<Result<Vec<_>, WriteConfigError>>()?;
@@ -175,6 +187,9 @@ pub fn config_toml(
         storage: Storage {
             path: data_dir.join("data"),
         },
+        demand: site.shaping().demand.clone(),
+        tariff: site.shaping().tariff.clone(),
+        schedule: site.shaping().schedules.clone(),
     };
     Ok(toml::to_string(&file)?)
 }

@@ -166,6 +166,21 @@ impl SiteBuilder {
             for note in &self.store_notes {
                 early.extend(pipeline.signal(AlertKind::StoreRecovered, None, true, note, now));
             }
+            // The month's peak so far is what this month is billed at already.
+            if cfg.demand.is_some() {
+                match store.month_peak(now, cfg.site.timezone) {
+                    Ok(Some(w)) => {
+                        let _ = control.send(ControlCommand::RestoreMonthPeak {
+                            at: w.start,
+                            peak_kw: w.demand_kw,
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "stored demand windows could not be read back")
+                    }
+                }
+            }
             // Limits and profiles the cloud set before a restart still hold.
             match load_overrides(store, &cfg, now) {
                 Ok(cmds) => {

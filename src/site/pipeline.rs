@@ -21,6 +21,8 @@ use crate::sessions::tracker::{SessionTracker, SessionUpdate, TrackerOutput};
 pub enum SiteEvent {
     Session(Box<SessionUpdate>),
     Alert(AlertChange),
+    /// A demand window closed (`[demand]`): stored for the month's peak and history.
+    DemandWindow(crate::control::demand::WindowDemand),
 }
 
 /// Sessions and alerts of one site.
@@ -152,6 +154,9 @@ impl Pipeline {
             );
         }
         out.extend(self.book.tick(rec.at).into_iter().map(SiteEvent::Alert));
+        if let Some(w) = rec.demand.and_then(|d| d.finished) {
+            out.push(SiteEvent::DemandWindow(w));
+        }
         for e in &out {
             self.tally(e);
         }
@@ -181,7 +186,7 @@ impl Pipeline {
                     t.link_alerts += 1;
                 }
             }
-            SiteEvent::Alert(_) => {}
+            SiteEvent::Alert(_) | SiteEvent::DemandWindow(_) => {}
         }
     }
 

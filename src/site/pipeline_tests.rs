@@ -247,6 +247,7 @@ fn past(days: i64, wh: u64) -> SessionRecord {
         estimated_end_at: None,
         cost: None,
         tariff: None,
+        plan: None,
     }
 }
 

@@ -48,6 +48,11 @@ impl Recorder {
         match e {
             SiteEvent::Session(u) => self.session(*u).await,
             SiteEvent::Alert(c) => self.alert(c).await,
+            SiteEvent::DemandWindow(w) => {
+                if let Err(e) = self.store.put_demand_window(&w).await {
+                    tracing::error!(error = %e, start = %w.start, "demand window not stored");
+                }
+            }
         }
     }
 

@@ -8,6 +8,7 @@
 //! database for the history commands).
 
 pub mod commands;
+mod demand;
 mod error;
 mod keys;
 pub mod outbox;

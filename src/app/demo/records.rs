@@ -220,6 +220,7 @@ mod tests {
                 lines: Vec::new(),
             }),
             tariff: None,
+            plan: None,
         }
     }
 

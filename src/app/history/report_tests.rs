@@ -36,6 +36,7 @@ fn data(id: &str, plugged: &str, minutes: Option<i64>, drawing: i64) -> SessionD
             estimated_end_at: None,
             cost: None,
             tariff: None,
+            plan: None,
         },
         samples: (0..drawing)
             .map(|i| Sample {

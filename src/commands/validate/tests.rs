@@ -135,3 +135,84 @@ fn zero_pauses_a_charger_and_its_own_maximum_is_the_top_of_the_range() {
     assert!(body(16.1).is_err(), "cp-02 is configured for 16 A");
     assert!(body(5.9).is_err(), "below the charger's minimum");
 }
+
+fn body(v: Value) -> serde_json::Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!("a JSON object"),
+    }
+}
+
+#[test]
+fn set_plan_takes_energy_and_a_future_departure_or_neither() {
+    let ok = parse(
+        "set_plan",
+        body(json!({"charger": "cp-01", "energy_wh": 30000, "depart_at": "2026-03-03T06:00:00Z"})),
+        &cfg(),
+        now(),
+    );
+    assert!(matches!(ok, Ok(Command::SetPlan { plan: Some(p), .. }) if p.energy_wh == 30000));
+    let clear = parse("set_plan", body(json!({"charger": "cp-01"})), &cfg(), now());
+    assert!(matches!(clear, Ok(Command::SetPlan { plan: None, .. })));
+    for (b, says) in [
+        (json!({"charger": "cp-01", "energy_wh": 30000}), "together"),
+        (
+            json!({"charger": "cp-01", "energy_wh": 30000, "depart_at": "2026-03-02T11:00:00Z"}),
+            "not in the future",
+        ),
+        (
+            json!({"charger": "cp-01", "energy_wh": 30000, "depart_at": "2026-04-02T11:00:00Z"}),
+            "days ahead",
+        ),
+        (
+            json!({"charger": "cp-01", "energy_wh": 0, "depart_at": "2026-03-03T06:00:00Z"}),
+            "outside",
+        ),
+        (
+            json!({"charger": "cp-77", "energy_wh": 1, "depart_at": "2026-03-03T06:00:00Z"}),
+            "cp-77",
+        ),
+    ] {
+        let e = parse("set_plan", body(b.clone()), &cfg(), now()).expect_err("refused");
+        assert!(e.to_string().contains(says), "{b}: {e}");
+    }
+}
+
+#[test]
+fn set_demand_limit_needs_a_demand_section_a_month_and_a_sane_target() {
+    let e = parse(
+        "set_demand_limit",
+        body(json!({"month": "2026-03", "limit_kw": 30.0})),
+        &cfg(),
+        now(),
+    )
+    .expect_err("no [demand] in the fixture");
+    assert!(e.to_string().contains("[demand]"), "{e}");
+    let text = format!(
+        "{}\n[demand]\nlimit_kw = 25.0\n",
+        include_str!("../../../tests/fixtures/config/base.toml")
+    );
+    let with = crate::config::load_str(&text, "base.toml").unwrap_or_else(|e| panic!("{e}"));
+    let ok = parse(
+        "set_demand_limit",
+        body(json!({"month": "2026-03", "limit_kw": 30.0})),
+        &with,
+        now(),
+    );
+    assert_eq!(
+        ok.ok(),
+        Some(Command::SetDemandLimit {
+            year: 2026,
+            month: 3,
+            limit_kw: Some(30.0)
+        })
+    );
+    for (b, says) in [
+        (json!({"month": "2026-13", "limit_kw": 30.0}), "not a month"),
+        (json!({"month": "March", "limit_kw": 30.0}), "not a month"),
+        (json!({"month": "2026-03", "limit_kw": -1.0}), "outside"),
+    ] {
+        let e = parse("set_demand_limit", body(b.clone()), &with, now()).expect_err("refused");
+        assert!(e.to_string().contains(says), "{b}: {e}");
+    }
+}

@@ -213,10 +213,12 @@ fn charger(
         &p.key("priority"),
         format!("must be 0–9, got {}", c.priority),
     );
+    let plan = super::demand::plan(c, &p, rep);
     if rep.count() != before {
         return None;
     }
     Some(Charger {
+        plan: plan?,
         id: c.id.clone(),
         device: device?,
         phases: c.phases as u8,

@@ -42,6 +42,20 @@ impl Controller {
             }
             rt.cfg = new.clone();
         }
+        match (&cfg.demand, self.demand.as_mut()) {
+            (Some(d), Some(dm)) => dm.reconfigure(d.clone(), cfg.site.timezone),
+            (Some(d), None) => {
+                self.demand = Some(crate::control::demand::DemandMeter::new(
+                    d.clone(),
+                    cfg.site.timezone,
+                ))
+            }
+            (None, _) => {
+                self.demand = None;
+                self.demand_status = None;
+            }
+        }
+        self.tariff = super::tariff_of(&cfg);
         self.cfg = cfg;
         self.set_site_limit(self.site_limit_override);
     }

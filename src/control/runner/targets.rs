@@ -9,7 +9,21 @@ impl Controller {
         // Usage first: it needs this cycle's measurement and the last setpoint.
         let mut inputs = Vec::with_capacity(self.chargers.len());
         let wall_now = self.clock.now();
-        for c in &mut self.chargers {
+        // Cars with a plan still to meet share what the site can give them.
+        let plan_cars = self
+            .chargers
+            .iter()
+            .filter(|c| c.plan.status().is_some_and(|p| !p.met))
+            .count();
+        let plan_caps: Vec<Option<f64>> = (0..self.chargers.len())
+            .map(|i| self.plan_cap_a(i, plan_cars))
+            .collect();
+        let schedule_caps: Vec<Option<f64>> = self
+            .chargers
+            .iter()
+            .map(|c| self.schedule_charger_a(c, wall_now))
+            .collect();
+        for (i, c) in self.chargers.iter_mut().enumerate() {
             let mut connected = false;
             let link = match Self::online(c).cloned() {
                 Some(s) => {
@@ -41,13 +55,14 @@ impl Controller {
                 },
             };
             let idle_cap = c.idle.idle.then_some(c.cfg.min_current_a);
-            let profile_limit_a = match (
+            // Every cap is a minimum: the idle watch, cloud caps and profiles, the
+            // installer's schedule and the session's plan. None of them can raise another.
+            let profile_limit_a = crate::control::caps::lowest([
                 idle_cap,
                 Self::command_limit_a(&self.profiles, wall_now, c, connected),
-            ) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+                schedule_caps[i],
+                plan_caps[i],
+            ]);
             inputs.push(ChargerInput {
                 phase_map: c.cfg.phase_map.clone(),
                 min_a: c.cfg.min_current_a,
@@ -73,7 +88,7 @@ impl Controller {
         let grid = self.filtered_grid(grid, &inputs);
         let input = AllocInput {
             phases: usize::from(self.cfg.site.phases),
-            site_limit_a: self.site_limit_a(),
+            site_limit_a: self.control_limit().limit_a,
             margin_a: self.cfg.site.margin_a,
             circuits,
             grid_a: grid,
@@ -101,7 +116,7 @@ impl Controller {
     fn filtered_grid(&mut self, grid: [f64; 3], inputs: &[ChargerInput]) -> [f64; 3] {
         let chargers = online_draw_a(inputs);
         let raw: [f64; 3] = std::array::from_fn(|p| grid[p] - chargers[p]);
-        let threshold = self.site_limit_a() - self.cfg.site.margin_a;
+        let threshold = self.control_limit().limit_a - self.cfg.site.margin_a;
         let base = self.base.update(raw, grid, threshold);
         std::array::from_fn(|p| base[p] + chargers[p])
     }

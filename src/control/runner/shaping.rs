@@ -1,0 +1,239 @@
+//! Shaping over time, fed from each cycle: the demand window's budget, the installer's
+//! schedules and the sessions' departure plans. Each only ever adds a lower cap to what the
+//! allocator gets; the rules themselves are pure (see [`crate::control::demand`],
+//! [`crate::control::schedule`], [`crate::control::plan`]).
+
+use chrono::{DateTime, Utc};
+
+use super::{charger_currents, ChargerRt, Controller};
+use crate::control::demand::per_phase_a;
+use crate::control::plan::{self, Plan, PlanStatus};
+use crate::control::record::{AlertKind, LimitSource, SiteLimit};
+use crate::control::schedule;
+use crate::devices::Snapshot;
+
+/// What a plan's car is expected to take, as a share of what it could.
+const PLAN_POWER_SHARE: f64 = 0.9;
+
+/// A session's plan and what it has had so far.
+#[derive(Debug, Clone, Default)]
+pub(super) struct PlanRt {
+    /// A plan set by command for this (or the next) session, replacing the config's.
+    pub commanded: Option<Plan>,
+    /// The plan of the session in progress.
+    pub active: Option<Plan>,
+    pub delivered_wh: f64,
+    pub last: Option<(DateTime<Utc>, f64)>,
+    pub charging: bool,
+    pub connected: bool,
+}
+
+impl PlanRt {
+    pub fn status(&self) -> Option<PlanStatus> {
+        self.active.map(|p| PlanStatus {
+            energy_wh: p.energy_wh,
+            depart_at: p.depart_at,
+            delivered_wh: self.delivered_wh,
+            met: self.delivered_wh >= p.energy_wh as f64,
+            charging: self.charging,
+        })
+    }
+}
+
+/// A charger's draw in W: its power register, else its currents at the site's voltage.
+fn draw_w(s: &Snapshot, phases: usize, voltage_v: f64) -> f64 {
+    s.power_w
+        .unwrap_or_else(|| charger_currents(s, phases).iter().sum::<f64>() * voltage_v)
+        .max(0.0)
+}
+
+impl Controller {
+    /// The per-phase limit the allocator works to: the site limit in force, lowered by the
+    /// demand window's budget when that is lower. Never above `grid_limit_a`.
+    pub(super) fn control_limit(&self) -> SiteLimit {
+        let cap = self.demand_status.map(|d| {
+            per_phase_a(
+                d.allowed_kw * 1000.0,
+                self.cfg.site.voltage_v,
+                self.cfg.site.phases,
+            )
+        });
+        crate::control::caps::lower(self.site_limit(), cap, LimitSource::Demand)
+    }
+
+    /// The site's `[[schedule]]` cap at `now`, per phase.
+    pub(super) fn schedule_site_a(&self, now: DateTime<Utc>) -> Option<f64> {
+        schedule::limit_a(
+            &self.cfg.schedules,
+            None,
+            now,
+            self.cfg.site.timezone,
+            self.cfg.site.voltage_v,
+            usize::from(self.cfg.site.phases),
+        )
+    }
+
+    /// A charger's `[[schedule]]` cap at `now`, per phase.
+    pub(super) fn schedule_charger_a(&self, c: &ChargerRt, now: DateTime<Utc>) -> Option<f64> {
+        schedule::limit_a(
+            &self.cfg.schedules,
+            Some(&c.cfg.id),
+            now,
+            self.cfg.site.timezone,
+            self.cfg.site.voltage_v,
+            c.cfg.phase_map.len(),
+        )
+    }
+
+    /// Account the window's import from this cycle's readings; raise or clear
+    /// `demand_exceeded`. `grid`: the meter's complete phase currents, if read.
+    pub(super) fn observe_demand(&mut self, meter: Option<&Snapshot>, grid: Option<[f64; 3]>) {
+        let Some(dm) = self.demand.as_mut() else {
+            return;
+        };
+        let v = self.cfg.site.voltage_v;
+        let chargers_w: f64 = self
+            .chargers
+            .iter()
+            .filter_map(|c| Self::online(c).map(|s| draw_w(s, c.cfg.phase_map.len(), v)))
+            .sum();
+        let import_w = meter.and_then(|s| s.power_w).or_else(|| {
+            grid.map(|g| {
+                g.iter()
+                    .take(usize::from(self.cfg.site.phases))
+                    .sum::<f64>()
+                    * v
+            })
+        });
+        let include_building = dm.settings().include_building;
+        let (import_w, building_w) = if include_building {
+            (
+                import_w,
+                import_w.map_or(0.0, |p| (p - chargers_w).max(0.0)),
+            )
+        } else {
+            (Some(chargers_w), 0.0)
+        };
+        let status = dm.observe(self.clock.now(), import_w, building_w);
+        if let Some(w) = status.finished {
+            tracing::debug!(
+                start = %w.start,
+                demand_kw = w.demand_kw,
+                limit_kw = w.limit_kw,
+                "demand window closed"
+            );
+        }
+        let raise = status.building_exceeds && !self.demand_reported;
+        // Cleared at a window's start when the building alone fits again: not every cycle,
+        // so a building load near the target does not flap the alert.
+        let clear = self.demand_reported && !status.building_exceeds && status.finished.is_some();
+        self.demand_status = Some(status);
+        if raise {
+            self.demand_reported = true;
+            self.alert(
+                AlertKind::DemandExceeded,
+                true,
+                None,
+                format!(
+                    "the building alone will take the demand window over {} kW, every charger paused",
+                    status.limit_kw
+                ),
+            );
+        } else if clear {
+            self.demand_reported = false;
+            self.alert(
+                AlertKind::DemandExceeded,
+                false,
+                None,
+                "the building's load fits the demand window again".into(),
+            );
+        }
+    }
+
+    /// Follow every charger's session plan: start one at plug-in, count what it delivered,
+    /// end it at unplug.
+    pub(super) fn observe_plans(&mut self) {
+        let now = self.clock.now();
+        let tz = self.cfg.site.timezone;
+        let v = self.cfg.site.voltage_v;
+        for c in &mut self.chargers {
+            let Some(s) = Self::online(c).cloned() else {
+                continue;
+            };
+            let connected = s.state.is_some_and(|st| st.is_connected());
+            let p = &mut c.plan;
+            if connected && !p.connected {
+                p.active = p.commanded.or_else(|| {
+                    c.cfg.plan.map(|spec| Plan {
+                        energy_wh: spec.energy_wh,
+                        depart_at: plan::next_local(now, spec.depart_min, tz),
+                    })
+                });
+                p.delivered_wh = 0.0;
+                p.last = None;
+            } else if !connected && p.connected {
+                p.active = None;
+                p.commanded = None;
+                p.charging = false;
+            }
+            p.connected = connected;
+            if connected {
+                let w = draw_w(&s, c.cfg.phase_map.len(), v);
+                if let Some((t0, w0)) = p.last {
+                    let dt = (now - t0).num_milliseconds().max(0) as f64 / 1000.0;
+                    p.delivered_wh += w0 * dt / 3600.0;
+                }
+                p.last = Some((now, w));
+            }
+        }
+    }
+
+    /// A cloud plan for a charger's session (None: back to the config's, if any). With a car
+    /// connected it replaces the plan in force at once; otherwise it waits for the next one.
+    pub(super) fn set_plan(&mut self, charger: &str, plan: Option<Plan>) {
+        let Some(c) = self.chargers.iter_mut().find(|c| c.cfg.id == charger) else {
+            tracing::warn!(charger, "set_plan for a charger not in the config");
+            return;
+        };
+        c.plan.commanded = plan;
+        if c.plan.connected {
+            let tz = self.cfg.site.timezone;
+            let now = self.clock.now();
+            c.plan.active = plan.or_else(|| {
+                c.cfg.plan.map(|spec| Plan {
+                    energy_wh: spec.energy_wh,
+                    depart_at: plan::next_local(now, spec.depart_min, tz),
+                })
+            });
+        }
+    }
+
+    /// The cap a plan sets on charger `i` now: 0 while holding for cheaper slots, None while
+    /// charging (or with no plan). The car is expected to take its maximum, or an equal share
+    /// of the site's target (`[demand]`, else the grid limit) with the other cars that have
+    /// a plan to meet, whichever is less. `plan_cars`: cars with a plan still to meet, sharing the site.
+    pub(super) fn plan_cap_a(&mut self, i: usize, plan_cars: usize) -> Option<f64> {
+        let now = self.clock.now();
+        let site = &self.cfg.site;
+        let mut site_w = site.grid_limit_a * site.voltage_v * f64::from(site.phases);
+        if let Some(d) = &self.demand_status {
+            site_w = site_w.min(d.limit_kw * 1000.0);
+        }
+        // The building's load later on is not known: the reserve and the recomputation every
+        // cycle absorb it (a plan falling behind pulls dearer slots in).
+        let share_w = site_w / plan_cars.max(1) as f64;
+        let c = &self.chargers[i];
+        let plan = c.plan.active?;
+        let car_w = c.max_a() * site.voltage_v * c.cfg.phase_map.len() as f64;
+        let power_w = car_w.min(share_w) * PLAN_POWER_SHARE;
+        let missing = plan.energy_wh as f64 - c.plan.delivered_wh;
+        let charge = match &self.tariff {
+            Some(t) => plan::charge_now(now, plan.depart_at, missing, power_w, &|at| {
+                t.price_at(at).1
+            }),
+            None => true,
+        };
+        self.chargers[i].plan.charging = charge;
+        (!charge).then_some(0.0)
+    }
+}
