@@ -94,6 +94,7 @@ impl Ledger {
                 self.recent_alerts.push_back(c.clone());
                 Some(Note::Alert(c))
             }
+            SiteEvent::LinkTally(_) => None,
         }
     }
 
@@ -268,7 +269,7 @@ max_current_a = 32.0
         ));
         let running = match update(SessionChange::Updated, "cp-1", 250, RecordState::Active) {
             SiteEvent::Session(u) => vec![u.record],
-            SiteEvent::Alert(_) => unreachable!(),
+            _ => unreachable!(),
         };
         let per = l.per_charger(&running);
         assert_eq!(per[0].0, "cp-1");
