@@ -19,6 +19,9 @@ pub struct LinkHour {
     pub failed: u64,
 }
 
+/// Per charger, its stored hours (each by its start) in time order.
+pub type LinkHours = BTreeMap<String, Vec<(DateTime<Utc>, LinkHour)>>;
+
 /// Key: charger id, NUL, the UTC hour since the epoch (big-endian, so hours sort in order).
 fn key(charger: &str, hour: i64) -> Result<Vec<u8>, StoreError> {
     if charger.is_empty() || charger.contains('\0') {
@@ -120,8 +123,8 @@ impl Store {
         &self,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
-    ) -> Result<BTreeMap<String, Vec<(DateTime<Utc>, LinkHour)>>, StoreError> {
-        let mut out: BTreeMap<String, Vec<(DateTime<Utc>, LinkHour)>> = BTreeMap::new();
+    ) -> Result<LinkHours, StoreError> {
+        let mut out = LinkHours::new();
         // The read-only open must not write, and opening a missing tree creates it.
         if !self
             .db

@@ -21,7 +21,7 @@ pub mod sessions;
 use std::path::Path;
 
 pub use error::StoreError;
-pub use links::LinkHour;
+pub use links::{LinkHour, LinkHours};
 pub use outbox::{Envelope, OutboxEvent, OutboxTopic, StoredMessage, ALERT_SCHEMA, SESSION_SCHEMA};
 pub use readonly::OpenExistingError;
 pub use retention::PruneReport;

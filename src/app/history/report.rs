@@ -22,7 +22,7 @@ use crate::alerts::{Alert, AlertKind};
 use crate::anomaly::health::{self, StationHealth, StationInput};
 use crate::sessions::energy::Sample;
 use crate::sessions::machine::{RecordState, SessionRecord};
-use crate::store::LinkHour;
+use crate::store::{LinkHour, LinkHours};
 
 /// A session and its per-minute energy.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +45,7 @@ pub struct Input {
     pub alerts: Vec<Alert>,
     /// Stored Modbus counts per charger and UTC hour (any range: hours starting inside it
     /// count).
-    pub links: BTreeMap<String, Vec<(DateTime<Utc>, LinkHour)>>,
+    pub links: LinkHours,
 }
 
 /// Counts and sums over a set of sessions.
