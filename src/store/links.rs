@@ -189,6 +189,19 @@ mod tests {
         assert_eq!(decode(&encode(v)).unwrap(), v);
     }
 
+    /// sled drops its file lock on background threads some time after the last handle goes:
+    /// wait (bounded) for the lock itself, as the next opener takes it.
+    fn wait_released(path: &std::path::Path) {
+        use fs2::FileExt;
+        let file = std::fs::File::open(path.join("db")).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while file.try_lock_exclusive().is_err() {
+            assert!(std::time::Instant::now() < deadline, "sled kept its lock");
+            std::thread::yield_now();
+        }
+        FileExt::unlock(&file).unwrap();
+    }
+
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
@@ -228,6 +241,7 @@ mod tests {
                 .unwrap();
         });
         // Dropped (the daemon stopped); the history commands open it read-only.
+        wait_released(&path);
         let store = Store::open_existing(&path).unwrap();
         let all = store.link_hours(None, None).unwrap();
         assert_eq!(
@@ -244,6 +258,7 @@ mod tests {
         assert_eq!(later["cp-1"], [(at("2026-11-21T11:00:00Z"), c(10, 1))]);
         assert!(!later.contains_key("cp-2"));
         drop(store);
+        wait_released(&path);
         rt.block_on(async {
             let (store, _) = Store::open(&path).unwrap();
             let r = store
