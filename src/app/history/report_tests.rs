@@ -207,6 +207,25 @@ fn a_charger_whose_modbus_requests_fail_far_more_often_is_flagged_on_errors_insi
         ],
     );
     let r = build(&i, &[]);
+    let csv = crate::app::history::render::render(&r, crate::app::history::Format::Csv).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "error_ratio").unwrap();
+    let cp3: Vec<&str> = csv
+        .lines()
+        .find(|l| l.starts_with("charger,,cp-3,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    assert_eq!((cp3[col], cp3[cp3.len() - 1]), ("0.100000", "errors"));
+    let table =
+        crate::app::history::render::render(&r, crate::app::history::Format::Table).unwrap();
+    assert!(table.contains("Modbus errors"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("cp-3") && l.contains("10.00%")),
+        "{table}"
+    );
     let flags: Vec<(&str, Vec<&str>)> = r
         .health
         .iter()
