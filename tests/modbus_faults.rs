@@ -148,4 +148,39 @@ async fn faults_are_counted_logged_once_and_survived() {
         "logged once per episode, not per request: {} lines for {failures} failures",
         failed.len()
     );
+
+    // The failed requests were stored as the daemon stopped: the report has cp-1's error
+    // ratio, and cp-2's (which never failed) below it.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_evsite"))
+        .args([
+            "report",
+            "--format",
+            "json",
+            "--from",
+            "2020-01-01",
+            "--config",
+        ])
+        .arg(&served.config)
+        .output()
+        .await
+        .expect("evsite report runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let ratio = |id: &str| {
+        report["health"]
+            .as_array()
+            .and_then(|h| h.iter().find(|h| h["charger"] == id))
+            .and_then(|h| h["error_ratio"].as_f64())
+    };
+    let (cp1_ratio, cp2_ratio) = (ratio("cp-1"), ratio("cp-2"));
+    println!("error ratio: cp-1 {cp1_ratio:?}, cp-2 {cp2_ratio:?}");
+    assert!(cp1_ratio.is_some_and(|r| r > 0.0), "{report:#}");
+    assert!(
+        cp2_ratio.is_some_and(|r| r < cp1_ratio.unwrap_or(0.0)),
+        "{report:#}"
+    );
 }

@@ -1,6 +1,6 @@
 //! Station health: each charger against the site's other chargers over a period. Pure: the
-//! report feeds it what the store holds (energy, alerts), `/metrics` what the daemon counted
-//! since it started (Modbus requests and failures). A charger is flagged on a measure when it
+//! report feeds it what the store holds over its range (energy, alerts, the hourly Modbus
+//! request counts), `/metrics` what the daemon counted since it started. A charger is flagged on a measure when it
 //! is above [`PEER_FACTOR`] × the median of its peers' values and above the measure's floor,
 //! so two chargers that both failed once are not each other's outlier.
 

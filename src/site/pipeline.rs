@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::state::SiteState;
 use crate::alerts::{Alert, AlertBook, AlertChange, AlertKind, AlertPolicy};
@@ -23,6 +23,31 @@ pub enum SiteEvent {
     Alert(AlertChange),
     /// A demand window closed (`[demand]`): stored for the month's peak and history.
     DemandWindow(crate::control::demand::WindowDemand),
+    /// Modbus requests to the chargers over a quarter of an hour, for the store to add up.
+    LinkTally(LinkTally),
+}
+
+/// How often the Modbus counts are handed on: every quarter of an hour of record time (UTC),
+/// so a tally never straddles the hours the store keeps them by.
+pub const LINK_TALLY_PERIOD: TimeDelta = TimeDelta::minutes(15);
+
+/// Each charger's Modbus requests, and those that failed, between two records' times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkTally {
+    /// The start of the quarter hour the counts fall in.
+    pub from: DateTime<Utc>,
+    /// The time of the last record counted.
+    pub to: DateTime<Utc>,
+    /// Only chargers that sent requests, in config order.
+    pub chargers: Vec<LinkCount>,
+}
+
+/// One charger's part of a [`LinkTally`]. "Failed" is as `/metrics` has it: sent, not ok.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkCount {
+    pub charger: String,
+    pub requests: u64,
+    pub failed: u64,
 }
 
 /// Sessions and alerts of one site.
@@ -39,6 +64,74 @@ pub struct Pipeline {
     stations: BTreeMap<String, Tally>,
     /// Energy of each running session as last seen, so only what it added counts.
     session_wh: HashMap<String, u64>,
+    /// Modbus counts since the last tally was handed on.
+    links: LinkCounter,
+}
+
+/// The chargers' Modbus counters as last seen and what they added since the last tally.
+#[derive(Debug, Clone, Default)]
+struct LinkCounter {
+    /// The quarter hour being counted (None: no record yet, or just handed on).
+    quarter: Option<DateTime<Utc>>,
+    last_at: Option<DateTime<Utc>>,
+    /// Per charger: (requests, failed) as the last record had them …
+    seen: BTreeMap<String, (u64, u64)>,
+    /// … and what they grew by in this quarter, in the order chargers were first seen.
+    added: Vec<LinkCount>,
+}
+
+/// The start of the UTC quarter hour `at` falls in.
+fn quarter_of(at: DateTime<Utc>) -> DateTime<Utc> {
+    let period = LINK_TALLY_PERIOD.num_seconds();
+    let s = at.timestamp().div_euclid(period) * period;
+    DateTime::from_timestamp(s, 0).unwrap_or(at)
+}
+
+impl LinkCounter {
+    /// Counts what `rec`'s counters grew by since the last record; hands on the quarter
+    /// before it first if `rec` starts a new one.
+    fn observe(&mut self, rec: &CycleRecord) -> Option<LinkTally> {
+        let quarter = quarter_of(rec.at);
+        let done = match self.quarter {
+            Some(q) if q != quarter => self.take(),
+            _ => None,
+        };
+        self.quarter = Some(quarter);
+        self.last_at = Some(rec.at);
+        for c in &rec.chargers {
+            let now = (c.link.requests, c.link.requests.saturating_sub(c.link.ok));
+            let before = self.seen.insert(c.id.clone(), now);
+            // Counters are cumulative since the link was made: a first sight, or counters
+            // lower than last seen (the process or the link started again), count from zero.
+            let (requests, failed) = match before {
+                Some((r, f)) if now.0 >= r && now.1 >= f => (now.0 - r, now.1 - f),
+                _ => now,
+            };
+            if requests == 0 && failed == 0 {
+                continue;
+            }
+            match self.added.iter_mut().find(|a| a.charger == c.id) {
+                Some(a) => {
+                    a.requests += requests;
+                    a.failed += failed;
+                }
+                None => self.added.push(LinkCount {
+                    charger: c.id.clone(),
+                    requests,
+                    failed,
+                }),
+            }
+        }
+        done
+    }
+
+    /// The counts so far, if any, as a tally; counting goes on from the counters last seen.
+    fn take(&mut self) -> Option<LinkTally> {
+        let from = self.quarter.take()?;
+        let to = self.last_at?;
+        let chargers = std::mem::take(&mut self.added);
+        (!chargers.is_empty()).then_some(LinkTally { from, to, chargers })
+    }
 }
 
 /// One charger since start.
@@ -63,7 +156,18 @@ impl Pipeline {
                 .map(|c| (c.id.clone(), Tally::default()))
                 .collect(),
             session_wh: HashMap::new(),
+            links: LinkCounter::default(),
         }
+    }
+
+    /// The records have ended: what is left to hand on (the Modbus counts of the last
+    /// quarter hour).
+    pub fn finish(&mut self) -> Vec<SiteEvent> {
+        self.links
+            .take()
+            .map(SiteEvent::LinkTally)
+            .into_iter()
+            .collect()
     }
 
     /// How many cycle records it has observed, and the `seq` of the last one.
@@ -108,13 +212,17 @@ impl Pipeline {
             .collect()
     }
 
-    /// Everything one cycle changed: its control alerts as the loop saw them, then what the
+    /// Everything one cycle changed: the Modbus counts of the quarter hour it leaves behind,
+    /// then its control alerts as the loop saw them, then what the
     /// sessions did, then the anomalies found, then alerts whose hold-off ran out by the
     /// record's time.
     pub fn observe(&mut self, rec: &CycleRecord) -> Vec<SiteEvent> {
         self.observed += 1;
         self.last_seq = rec.seq;
         let mut out = Vec::new();
+        if let Some(t) = self.links.observe(rec) {
+            out.push(SiteEvent::LinkTally(t));
+        }
         for a in &rec.alerts {
             out.extend(
                 self.book
@@ -186,7 +294,7 @@ impl Pipeline {
                     t.link_alerts += 1;
                 }
             }
-            SiteEvent::Alert(_) | SiteEvent::DemandWindow(_) => {}
+            SiteEvent::Alert(_) | SiteEvent::DemandWindow(_) | SiteEvent::LinkTally(_) => {}
         }
     }
 

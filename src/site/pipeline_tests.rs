@@ -289,3 +289,68 @@ fn a_session_outlasting_the_chargers_primed_history_is_raised_once_and_tallied()
     assert_eq!(stations[0].anomaly_alerts, Some(1));
     assert_eq!(stations[0].energy_share_ratio, Some(1.0));
 }
+
+/// One cycle at `at` with cp-1's Modbus counters at `requests` sent, `ok` answered well.
+fn linked(at: DateTime<Utc>, requests: u64, ok: u64) -> Arc<CycleRecord> {
+    let mut rec = (*view(at, A, 0.0, 0.0)).clone();
+    rec.chargers[0].link.requests = requests;
+    rec.chargers[0].link.ok = ok;
+    Arc::new(rec)
+}
+
+fn tallies(events: &[SiteEvent]) -> Vec<&LinkTally> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SiteEvent::LinkTally(t) => Some(t),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn modbus_counts_are_handed_on_per_quarter_hour_and_a_counter_restart_counts_from_zero() {
+    let mut p = Pipeline::new(&cfg());
+    let mut out = Vec::new();
+    // 17:00–17:15: 40 requests in all (the first record counts from zero), 4 failed.
+    for (s, req, ok) in [(0, 10, 10), (300, 20, 18), (600, 40, 36)] {
+        out.extend(p.observe(&linked(t(s), req, ok)));
+    }
+    assert!(tallies(&out).is_empty(), "nothing before the quarter ends");
+    // 17:15: the quarter before is handed on; this record's 5 requests (1 failed) count in
+    // the next. Then the counters restart (the link was made again): 3 sent, 2 failed.
+    out.extend(p.observe(&linked(t(900), 45, 40)));
+    out.extend(p.observe(&linked(t(960), 3, 1)));
+    out.extend(p.observe(&linked(t(1020), 6, 4)));
+    let first = tallies(&out);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].from, t(0));
+    assert_eq!(first[0].to, t(600));
+    assert_eq!(
+        first[0].chargers,
+        [LinkCount {
+            charger: "cp-1".into(),
+            requests: 40,
+            failed: 4
+        }]
+    );
+    // At the end, the quarter under way: 5 + 3 + 3 sent, 1 + 2 + 0 failed.
+    let last = p.finish();
+    assert_eq!(
+        last,
+        [SiteEvent::LinkTally(LinkTally {
+            from: t(900),
+            to: t(1020),
+            chargers: vec![LinkCount {
+                charger: "cp-1".into(),
+                requests: 11,
+                failed: 3
+            }]
+        })]
+    );
+    assert!(p.finish().is_empty(), "handed on once");
+    // A quarter without requests hands nothing on.
+    out = p.observe(&linked(t(1800), 6, 4));
+    out.extend(p.observe(&linked(t(2700), 6, 4)));
+    assert!(tallies(&out).is_empty(), "{out:?}");
+}

@@ -1,18 +1,19 @@
 //! The site's ledger on disk: every session update and alert change from the pipeline,
 //! each stored in one flushed write together with the outbox message announcing it, before
-//! anyone is told. Then the sync is woken.
+//! anyone is told. Then the sync is woken. The chargers' Modbus counts are added up per
+//! hour, for the report's station health; they are not announced.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::{mpsc, Notify};
 
-use super::pipeline::SiteEvent;
+use super::pipeline::{LinkTally, SiteEvent};
 use crate::alerts::{Alert, AlertChange};
 use crate::config::Config;
 use crate::sessions::machine::{RecordState, SessionRecord, StopReason};
 use crate::sessions::tracker::{SessionChange, SessionTracker, SessionUpdate};
-use crate::store::{OutboxEvent, Store, StoreError};
+use crate::store::{LinkHour, OutboxEvent, Store, StoreError};
 
 /// Stores sessions and alerts; wakes the sync after each outbox write.
 pub struct Recorder {
@@ -53,6 +54,27 @@ impl Recorder {
                     tracing::error!(error = %e, start = %w.start, "demand window not stored");
                 }
             }
+            SiteEvent::LinkTally(t) => self.links(t).await,
+        }
+    }
+
+    /// Adds a quarter hour's Modbus counts into the store's hourly rows.
+    async fn links(&mut self, t: LinkTally) {
+        let counts: Vec<(&str, LinkHour)> = t
+            .chargers
+            .iter()
+            .map(|c| {
+                (
+                    c.charger.as_str(),
+                    LinkHour {
+                        requests: c.requests,
+                        failed: c.failed,
+                    },
+                )
+            })
+            .collect();
+        if let Err(e) = self.store.add_link_counts(t.from, &counts).await {
+            tracing::error!(from = %t.from, error = %e, "Modbus request counts not stored");
         }
     }
 
@@ -185,9 +207,10 @@ pub async fn prune_forever(store: Store, retention_days: u32, max_size_mb: u64) 
             .prune(Utc::now(), retention, max_size_mb.saturating_mul(1 << 20))
             .await
         {
-            Ok(r) if r.expired + r.for_size > 0 => tracing::info!(
+            Ok(r) if r.expired + r.for_size + r.link_hours > 0 => tracing::info!(
                 expired = r.expired,
                 for_size = r.for_size,
+                link_hours = r.link_hours,
                 size_on_disk = r.size_on_disk,
                 "old samples pruned"
             ),

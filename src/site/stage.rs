@@ -1,7 +1,8 @@
 //! The task between the control loop and everything that follows it: takes every cycle
 //! record in order, runs the [`Pipeline`] on it, hands the events to each sink (the
-//! recorder, a display) and publishes the live [`SiteState`]. Ends when the loop stops, and
-//! returns the pipeline so its last sessions can be read.
+//! recorder, a display) and publishes the live [`SiteState`]. Ends when the loop stops, after
+//! handing on what the pipeline still holds, and returns the pipeline so its last sessions
+//! can be read.
 
 use std::sync::Arc;
 
@@ -40,7 +41,11 @@ impl Stage {
                         last_seq = Some(rec.seq);
                         self.observe(&rec);
                     }
-                    None => break,
+                    None => {
+                        let last = self.pipeline.finish();
+                        self.hand_on(last);
+                        break;
+                    }
                 },
                 Ok(()) = self.config.changed() => {
                     let cfg = self.config.borrow_and_update().clone();

@@ -3,7 +3,8 @@
 //!
 //! Layout: `schema` (opening, schema version, migration, recovery of an unreadable database),
 //! `keys` (byte layouts), `sessions` (session, sample and alert writes and queries), `outbox`
-//! (the gap-free message queue for the sync), `retention` (pruning and the size cap),
+//! (the gap-free message queue for the sync), `links` (Modbus request counts per charger
+//! and hour, for station health), `retention` (pruning and the size cap),
 //! `commands` (cloud command replies, profiles and limits), `readonly` (opening an existing
 //! database for the history commands).
 
@@ -11,6 +12,7 @@ pub mod commands;
 mod demand;
 mod error;
 mod keys;
+mod links;
 pub mod outbox;
 mod readonly;
 pub mod retention;
@@ -20,6 +22,7 @@ pub mod sessions;
 use std::path::Path;
 
 pub use error::StoreError;
+pub use links::{LinkHour, LinkHours};
 pub use outbox::{Envelope, OutboxEvent, OutboxTopic, StoredMessage, ALERT_SCHEMA, SESSION_SCHEMA};
 pub use readonly::OpenExistingError;
 pub use retention::PruneReport;

@@ -1,5 +1,6 @@
 //! Retention and the size cap. Only samples of sessions that are synced and no longer active
-//! are ever deleted; session rows, unsynced data and the outbox are never pruned.
+//! are ever deleted, and hours of Modbus counts (kept only locally) past the retention;
+//! session rows, unsynced data and the outbox are never pruned.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sled::transaction::ConflictableTransactionError;
@@ -17,6 +18,8 @@ pub struct PruneReport {
     pub expired: usize,
     /// Samples deleted to get under the size cap.
     pub for_size: usize,
+    /// Hours of Modbus counts deleted for being older than the retention.
+    pub link_hours: usize,
     /// Size on disk after pruning.
     pub size_on_disk: u64,
 }
@@ -56,7 +59,7 @@ impl Store {
 
     /// Deletes samples of synced, finished sessions older than `now - retention`; then, while
     /// the database is over `max_bytes`, the remaining samples of such sessions, oldest
-    /// session first.
+    /// session first. Hours of Modbus counts that ended before `now - retention` go too.
     ///
     /// sled reclaims space lazily, so the size on disk may stay over the cap after deletions;
     /// the cap pass then removes every prunable sample, and never anything else.
@@ -87,6 +90,7 @@ impl Store {
                 candidates.push((oldest, id));
             }
         }
+        report.link_hours = self.prune_link_hours(cutoff)?;
         self.db.flush_async().await?;
         report.size_on_disk = self.size_on_disk()?;
 
@@ -104,10 +108,11 @@ impl Store {
             self.db.flush_async().await?;
             report.size_on_disk = self.size_on_disk()?;
         }
-        if report.expired + report.for_size > 0 {
+        if report.expired + report.for_size + report.link_hours > 0 {
             tracing::info!(
                 expired = report.expired,
                 for_size = report.for_size,
+                link_hours = report.link_hours,
                 size_on_disk = report.size_on_disk,
                 "samples pruned"
             );

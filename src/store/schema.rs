@@ -7,7 +7,9 @@ use chrono::Utc;
 
 use super::StoreError;
 
-/// The layout this build writes. Bump it with a step in [`migrate`].
+/// The layout this build writes. Bump it with a step in [`migrate`] when data already stored
+/// must be read differently; a tree added alongside (`link_hours`) needs none, since a
+/// database without it reads as having nothing there and an older build ignores it.
 pub const SCHEMA_VERSION: u32 = 2;
 
 pub(crate) const META_TREE: &str = "meta";

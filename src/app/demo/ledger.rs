@@ -95,6 +95,7 @@ impl Ledger {
                 Some(Note::Alert(c))
             }
             SiteEvent::DemandWindow(_) => None,
+            SiteEvent::LinkTally(_) => None,
         }
     }
 

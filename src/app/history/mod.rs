@@ -178,6 +178,7 @@ pub fn report_in(
         now,
         chargers,
         alerts: store.alerts()?,
+        links: store.link_hours(filter.from, filter.to)?,
     };
     let report = report::build(&input, &sessions);
     render::render(&report, args.format)

@@ -17,9 +17,9 @@ use crate::app::table;
 const BAR_WIDTH: u64 = 40;
 
 /// CSV columns; a row fills those its section has. `section` is `total`, `charger`, `day` or
-/// `hour`. `cost` is `AMOUNT CURRENCY`, several joined by `; `. The last four are station
+/// `hour`. `cost` is `AMOUNT CURRENCY`, several joined by `; `. The last five are station
 /// health, on `charger` rows: `health_flags` joined by `; `.
-pub const CSV_HEADER: [&str; 16] = [
+pub const CSV_HEADER: [&str; 17] = [
     "section",
     "date",
     "charger",
@@ -33,6 +33,7 @@ pub const CSV_HEADER: [&str; 16] = [
     "avg_duration_s",
     "avg_energy_wh",
     "energy_share",
+    "error_ratio",
     "link_alerts",
     "anomaly_alerts",
     "health_flags",
@@ -119,6 +120,9 @@ fn render_table(r: &Report) -> String {
             vec![
                 h.charger.clone(),
                 percent(h.energy_share_ratio),
+                h.error_ratio
+                    .map(|r| format!("{:.2}%", r * 100.0))
+                    .unwrap_or_default(),
                 count(h.link_alerts),
                 count(h.anomaly_alerts),
                 if h.flags.is_empty() {
@@ -133,6 +137,7 @@ fn render_table(r: &Report) -> String {
         &[
             "charger",
             "energy share",
+            "Modbus errors",
             "link alerts",
             "anomaly alerts",
             "stands out on",
@@ -195,7 +200,7 @@ fn render_csv(r: &Report) -> Result<String, HistoryError> {
         detail,
     };
     let mut w = csv::Writer::from_writer(Vec::new());
-    let mut put = |row: [String; 16]| w.write_record(row).map_err(|e| err(e.to_string()));
+    let mut put = |row: [String; 17]| w.write_record(row).map_err(|e| err(e.to_string()));
     put(CSV_HEADER.map(str::to_owned))?;
     let share = |s: Option<f64>| s.map(|s| format!("{s:.6}")).unwrap_or_default();
     let opt = |n: Option<String>| n.unwrap_or_default();
@@ -215,6 +220,7 @@ fn render_csv(r: &Report) -> Result<String, HistoryError> {
             opt(f.avg_duration_s.map(|s| s.to_string())),
             opt(f.avg_energy_wh.map(|s| s.to_string())),
             share(h.energy_share_ratio),
+            share(h.error_ratio),
             opt(h.link_alerts.map(|n| n.to_string())),
             opt(h.anomaly_alerts.map(|n| n.to_string())),
             h.flags.join("; "),
@@ -247,10 +253,11 @@ fn render_csv(r: &Report) -> Result<String, HistoryError> {
             String::new(),
             String::new(),
             String::new(),
+            String::new(),
         ])?;
     }
     for h in &r.peak_hours {
-        let mut row: [String; 16] = Default::default();
+        let mut row: [String; 17] = Default::default();
         row[0] = "hour".to_owned();
         row[3] = h.hour.to_string();
         row[6] = h.energy_wh.to_string();

@@ -6,8 +6,9 @@
 //! until `now`. The histogram adds up the per-minute samples by hour of the local day.
 //! Utilisation is time plugged in (and minutes with energy drawn) inside the range, over the
 //! range's length times the number of chargers. Station health compares each charger's
-//! share of the energy and the alerts raised on it inside the range with the other
-//! chargers' ([`crate::anomaly::health`]).
+//! share of the energy, its Modbus error ratio (over the stored UTC hours that start inside
+//! the range) and the alerts raised on it inside the range with the other chargers'
+//! ([`crate::anomaly::health`]).
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,7 @@ use crate::alerts::{Alert, AlertKind};
 use crate::anomaly::health::{self, StationHealth, StationInput};
 use crate::sessions::energy::Sample;
 use crate::sessions::machine::{RecordState, SessionRecord};
+use crate::store::{LinkHour, LinkHours};
 
 /// A session and its per-minute energy.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +43,9 @@ pub struct Input {
     pub chargers: Vec<String>,
     /// Stored alerts (any range: those raised inside it count).
     pub alerts: Vec<Alert>,
+    /// Stored Modbus counts per charger and UTC hour (any range: hours starting inside it
+    /// count).
+    pub links: LinkHours,
 }
 
 /// Counts and sums over a set of sessions.
@@ -201,11 +206,20 @@ pub fn build(input: &Input, sessions: &[SessionData]) -> Report {
                         })
                         .count()
                 };
+                let link = input.links.get(&c.charger).map(|hours| {
+                    hours.iter().filter(|(at, _)| *at >= from && *at < to).fold(
+                        LinkHour::default(),
+                        |sum, (_, h)| LinkHour {
+                            requests: sum.requests + h.requests,
+                            failed: sum.failed + h.failed,
+                        },
+                    )
+                });
                 StationInput {
                     charger: c.charger.clone(),
                     energy_wh: Some(c.figures.energy_wh),
-                    requests: None,
-                    failed: None,
+                    requests: link.map(|l| l.requests),
+                    failed: link.map(|l| l.failed),
                     link_alerts: Some(count(|k| {
                         matches!(k, AlertKind::ChargerOffline | AlertKind::ChargerFault)
                     })),

@@ -55,6 +55,7 @@ fn input(from: &str, to: &str, now: &str) -> Input {
         now: at(now),
         chargers: vec!["idle".to_owned()],
         alerts: Vec::new(),
+        links: Default::default(),
     }
 }
 
@@ -176,4 +177,77 @@ fn station_health_flags_the_charger_that_stands_out_from_its_peers_inside_the_ra
     );
     assert_eq!(r.health[0].anomaly_alerts, Some(0));
     assert_eq!(r.health[2].energy_share_ratio, Some(4.0 / 6.0));
+}
+
+#[test]
+fn a_charger_whose_modbus_requests_fail_far_more_often_is_flagged_on_errors_inside_the_range() {
+    let mut i = input(
+        "2026-11-21T00:00:00Z",
+        "2026-11-22T00:00:00Z",
+        "2026-11-21T12:00:00Z",
+    );
+    i.chargers = vec!["cp-1".into(), "cp-2".into(), "cp-3".into()];
+    let hour = |at: &str, requests, failed| (self::at(at), LinkHour { requests, failed });
+    i.links.insert(
+        "cp-1".into(),
+        vec![
+            hour("2026-11-21T08:00:00Z", 1000, 5),
+            // Before the range: a bad day that is over.
+            hour("2026-11-20T08:00:00Z", 1000, 900),
+        ],
+    );
+    i.links
+        .insert("cp-2".into(), vec![hour("2026-11-21T09:00:00Z", 1000, 4)]);
+    i.links.insert(
+        "cp-3".into(),
+        vec![
+            hour("2026-11-21T08:00:00Z", 500, 60),
+            hour("2026-11-21T23:00:00Z", 500, 40),
+            // After the range.
+            hour("2026-11-22T00:00:00Z", 1000, 0),
+        ],
+    );
+    let r = build(&i, &[]);
+    let csv = crate::app::history::render::render(&r, crate::app::history::Format::Csv).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "error_ratio").unwrap();
+    let cp3: Vec<&str> = csv
+        .lines()
+        .find(|l| l.starts_with("charger,,cp-3,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    assert_eq!((cp3[col], cp3[cp3.len() - 1]), ("0.100000", "errors"));
+    let table =
+        crate::app::history::render::render(&r, crate::app::history::Format::Table).unwrap();
+    assert!(table.contains("Modbus errors"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("cp-3") && l.contains("10.00%")),
+        "{table}"
+    );
+    let flags: Vec<(&str, Vec<&str>)> = r
+        .health
+        .iter()
+        .map(|h| (h.charger.as_str(), h.flags.clone()))
+        .collect();
+    assert_eq!(
+        flags,
+        [("cp-1", vec![]), ("cp-2", vec![]), ("cp-3", vec!["errors"])]
+    );
+    assert_eq!(r.health[0].error_ratio, Some(0.005));
+    assert_eq!(r.health[2].error_ratio, Some(0.1));
+    // The day before: cp-1 failed most requests, but only it sent any there: no peers.
+    let mut before = i.clone();
+    before.from = Some(at("2026-11-20T00:00:00Z"));
+    before.to = Some(at("2026-11-21T00:00:00Z"));
+    let r = build(&before, &[]);
+    assert_eq!(r.health[0].error_ratio, Some(0.9));
+    assert_eq!(r.health[2].error_ratio, None);
+    assert!(
+        r.health.iter().all(|h| h.flags.is_empty()),
+        "one charger with counts has no peers: {:?}",
+        r.health
+    );
 }
