@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use evsite::config::{Tariff, TariffWindow};
 use evsite::sessions::cost::cost;
-use evsite::sessions::energy::{EnergySource, Sample};
-use evsite::sessions::machine::{RecordState, SessionRecord};
+use evsite::sessions::energy::Sample;
+use evsite::sessions::machine::SessionRecord;
 use evsite::sessions::tariff::TariffSnapshot;
 use evsite::store::{OutboxEvent, Store};
 
@@ -65,25 +65,16 @@ fn record(id: &str, minute: i64, tariff: &TariffSnapshot, samples: &[Sample]) ->
         .map(|s| (s.minute_start, s.energy_wh))
         .collect();
     SessionRecord {
-        session_id: id.to_owned(),
-        charger: "cp-07".to_owned(),
-        state: RecordState::Active,
-        plugged_in_at: plugged,
         charging_started_at: Some(plugged + TimeDelta::seconds(20)),
-        charging_completed_at: None,
-        ended_at: None,
         energy_wh: energy.round() as u64,
         meter_start_wh: Some(4_812_345),
         meter_end_wh: Some(4_812_345 + energy.round() as u64),
         max_power_w: Some(11_040),
-        stop_reason: None,
-        energy_source: EnergySource::Register,
-        energy_notes: Vec::new(),
         updated_at: Some(now),
         estimated_end_at: Some(now + TimeDelta::minutes(95)),
         cost: cost(tariff, &priced, plugged, None, now).ok(),
         tariff: Some(tariff.clone()),
-        plan: None,
+        ..SessionRecord::new(id.to_owned(), "cp-07".to_owned(), plugged)
     }
 }
 

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 use evsite::sessions::cost::Cost;
-use evsite::sessions::energy::{EnergySource, Sample};
+use evsite::sessions::energy::Sample;
 use evsite::sessions::machine::{RecordState, SessionRecord, StopReason};
 use evsite::store::Store;
 use rust_decimal::Decimal;
@@ -41,33 +41,25 @@ fn session(s: &Spec) -> (SessionRecord, Vec<Sample>) {
     let energy_wh = samples.iter().map(|x| x.energy_wh).sum::<f64>().round() as u64;
     let ended = s.minutes.map(|m| plugged + TimeDelta::minutes(m));
     let record = SessionRecord {
-        session_id: s.id.to_owned(),
-        charger: s.charger.to_owned(),
         state: if ended.is_some() {
             RecordState::Completed
         } else {
             RecordState::Active
         },
-        plugged_in_at: plugged,
         charging_started_at: Some(plugged),
-        charging_completed_at: None,
         ended_at: ended,
         energy_wh,
         meter_start_wh: Some(500_000),
         meter_end_wh: ended.map(|_| 500_000 + energy_wh),
         max_power_w: Some((s.wh_per_min * 60.0) as u64),
         stop_reason: ended.map(|_| StopReason::Unplugged),
-        energy_source: EnergySource::Register,
-        energy_notes: Vec::new(),
         updated_at: ended.or(Some(plugged + TimeDelta::minutes(drawn))),
-        estimated_end_at: None,
         cost: s.cost.map(|total| Cost {
             currency: "EUR".to_owned(),
             total: total.parse().unwrap(),
             lines: Vec::new(),
         }),
-        tariff: None,
-        plan: None,
+        ..SessionRecord::new(s.id.to_owned(), s.charger.to_owned(), plugged)
     };
     (record, samples)
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use evsite::sessions::energy::{EnergySource, Sample};
+use evsite::sessions::energy::Sample;
 use evsite::sessions::machine::{RecordState, SessionRecord, StopReason};
 use evsite::store::{
     OutboxEvent, OutboxTopic, SessionFilter, Store, StoreError, ALERT_SCHEMA, SCHEMA_VERSION,
@@ -25,25 +25,15 @@ fn t(h: u32, m: u32) -> DateTime<Utc> {
 fn record(id: &str, charger: &str, plugged: DateTime<Utc>, state: RecordState) -> SessionRecord {
     let ended = state != RecordState::Active;
     SessionRecord {
-        session_id: id.to_owned(),
-        charger: charger.to_owned(),
         state,
-        plugged_in_at: plugged,
         charging_started_at: Some(plugged + TimeDelta::minutes(1)),
-        charging_completed_at: None,
         ended_at: ended.then(|| plugged + TimeDelta::hours(2)),
         energy_wh: 12_345,
         meter_start_wh: Some(1_000_000),
         meter_end_wh: ended.then_some(1_012_345),
         max_power_w: Some(11_000),
         stop_reason: ended.then_some(StopReason::Unplugged),
-        energy_source: EnergySource::Register,
-        energy_notes: Vec::new(),
-        updated_at: None,
-        estimated_end_at: None,
-        cost: None,
-        tariff: None,
-        plan: None,
+        ..SessionRecord::new(id.to_owned(), charger.to_owned(), plugged)
     }
 }
 

@@ -1,7 +1,6 @@
 use chrono::{DateTime, TimeDelta};
 
 use super::*;
-use crate::sessions::energy::EnergySource;
 use crate::sessions::machine::{RecordState, SessionRecord};
 
 fn t(s: i64) -> DateTime<Utc> {
@@ -16,25 +15,11 @@ fn session(
     state: RecordState,
 ) -> SessionRecord {
     SessionRecord {
-        session_id: id.into(),
-        charger: "cp-1".into(),
         state,
-        plugged_in_at: t(start_s),
         charging_started_at: Some(t(start_s)),
-        charging_completed_at: None,
         ended_at: (state != RecordState::Active).then(|| t(start_s + (hours * 3600.0) as i64)),
         energy_wh,
-        meter_start_wh: None,
-        meter_end_wh: None,
-        max_power_w: None,
-        stop_reason: None,
-        energy_source: EnergySource::Register,
-        energy_notes: Vec::new(),
-        updated_at: None,
-        estimated_end_at: None,
-        cost: None,
-        tariff: None,
-        plan: None,
+        ..SessionRecord::new(id.into(), "cp-1".into(), t(start_s))
     }
 }
 

@@ -120,6 +120,34 @@ pub struct SessionRecord {
     pub plan: Option<SessionPlan>,
 }
 
+impl SessionRecord {
+    /// A session just plugged in on `charger`: active, nothing measured or priced yet, its
+    /// energy to come from the charger's register.
+    pub fn new(session_id: String, charger: String, plugged_in_at: DateTime<Utc>) -> Self {
+        SessionRecord {
+            session_id,
+            charger,
+            state: RecordState::Active,
+            plugged_in_at,
+            charging_started_at: None,
+            charging_completed_at: None,
+            ended_at: None,
+            energy_wh: 0,
+            meter_start_wh: None,
+            meter_end_wh: None,
+            max_power_w: None,
+            stop_reason: None,
+            energy_source: EnergySource::Register,
+            energy_notes: Vec::new(),
+            updated_at: None,
+            estimated_end_at: None,
+            plan: None,
+            cost: None,
+            tariff: None,
+        }
+    }
+}
+
 /// A session's departure plan as recorded and published (`plan` of `P/sessions` data).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionPlan {

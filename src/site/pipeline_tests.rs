@@ -229,25 +229,11 @@ fn estimates_start_from_the_history_given() {
 fn past(days: i64, wh: u64) -> SessionRecord {
     let plugged = t(0) - TimeDelta::days(days);
     SessionRecord {
-        session_id: format!("past-{days}"),
-        charger: "cp-1".into(),
         state: RecordState::Completed,
-        plugged_in_at: plugged,
         charging_started_at: Some(plugged),
-        charging_completed_at: None,
         ended_at: Some(plugged + TimeDelta::minutes(30 + days % 3)),
         energy_wh: wh,
-        meter_start_wh: None,
-        meter_end_wh: None,
-        max_power_w: None,
-        stop_reason: None,
-        energy_source: crate::sessions::energy::EnergySource::Register,
-        energy_notes: Vec::new(),
-        updated_at: None,
-        estimated_end_at: None,
-        cost: None,
-        tariff: None,
-        plan: None,
+        ..SessionRecord::new(format!("past-{days}"), "cp-1".into(), plugged)
     }
 }
 

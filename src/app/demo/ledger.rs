@@ -204,25 +204,9 @@ max_current_a = 32.0
     fn update(change: SessionChange, charger: &str, wh: u64, state: RecordState) -> SiteEvent {
         let at = Utc.with_ymd_and_hms(2026, 1, 15, 17, 0, 0).unwrap();
         let record = SessionRecord {
-            session_id: format!("{charger}-{wh}"),
-            charger: charger.into(),
             state,
-            plugged_in_at: at,
-            charging_started_at: None,
-            charging_completed_at: None,
-            ended_at: None,
             energy_wh: wh,
-            meter_start_wh: None,
-            meter_end_wh: None,
-            max_power_w: None,
-            stop_reason: None,
-            energy_source: crate::sessions::energy::EnergySource::Register,
-            energy_notes: Vec::new(),
-            updated_at: None,
-            estimated_end_at: None,
-            cost: None,
-            tariff: None,
-            plan: None,
+            ..SessionRecord::new(format!("{charger}-{wh}"), charger.into(), at)
         };
         SiteEvent::Session(Box::new(SessionUpdate {
             change,

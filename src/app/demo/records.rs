@@ -188,7 +188,6 @@ mod tests {
     use crate::alerts::{AlertKind, Severity};
     use crate::control::record::ChargerCycle;
     use crate::sessions::cost::Cost;
-    use crate::sessions::energy::EnergySource;
     use chrono::TimeZone;
     use rust_decimal::Decimal;
 
@@ -198,29 +197,15 @@ mod tests {
 
     fn record() -> SessionRecord {
         SessionRecord {
-            session_id: "0123456789abcdef".into(),
-            charger: "cp-1".into(),
-            state: RecordState::Active,
-            plugged_in_at: at(17, 0, 30),
             charging_started_at: Some(at(17, 1, 0)),
-            charging_completed_at: None,
-            ended_at: None,
             energy_wh: 1234,
-            meter_start_wh: None,
-            meter_end_wh: None,
-            max_power_w: None,
-            stop_reason: None,
-            energy_source: EnergySource::Register,
-            energy_notes: Vec::new(),
-            updated_at: None,
             estimated_end_at: Some(at(17, 12, 0)),
             cost: Some(Cost {
                 currency: "EUR".into(),
                 total: Decimal::new(35, 2),
                 lines: Vec::new(),
             }),
-            tariff: None,
-            plan: None,
+            ..SessionRecord::new("0123456789abcdef".into(), "cp-1".into(), at(17, 0, 30))
         }
     }
 

@@ -4,7 +4,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
 use super::*;
-use crate::sessions::energy::EnergySource;
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -14,29 +13,14 @@ fn data(id: &str, plugged: &str, minutes: Option<i64>, drawing: i64) -> SessionD
     let plugged = at(plugged);
     SessionData {
         record: SessionRecord {
-            session_id: id.to_owned(),
-            charger: "cp".to_owned(),
             state: if minutes.is_some() {
                 RecordState::Completed
             } else {
                 RecordState::Active
             },
-            plugged_in_at: plugged,
-            charging_started_at: None,
-            charging_completed_at: None,
             ended_at: minutes.map(|m| plugged + TimeDelta::minutes(m)),
             energy_wh: 1_000,
-            meter_start_wh: None,
-            meter_end_wh: None,
-            max_power_w: None,
-            stop_reason: None,
-            energy_source: EnergySource::Register,
-            energy_notes: Vec::new(),
-            updated_at: None,
-            estimated_end_at: None,
-            cost: None,
-            tariff: None,
-            plan: None,
+            ..SessionRecord::new(id.to_owned(), "cp".to_owned(), plugged)
         },
         samples: (0..drawing)
             .map(|i| Sample {
