@@ -551,6 +551,41 @@ async fn a_restart_keeps_the_cloud_limits() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_restart_keeps_a_month_demand_target_until_it_is_cleared() {
+    let (sim, db) = dirs();
+    let rig = Rig::new(sim.path(), db.path());
+    let cmds = rig.serve();
+    let restored = || -> Vec<Option<(i32, u32, f64)>> {
+        load_overrides(&rig.store, &rig.cfg, rig.clock.now())
+            .expect("read")
+            .iter()
+            .filter_map(|c| match c {
+                ControlCommand::SetDemandLimit(m) => Some(*m),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(restored().is_empty(), "nothing commanded yet");
+    let r = cmds
+        .json(
+            "set_demand_limit",
+            json!({"request_id": "d1", "month": "2026-01", "limit_kw": 18.5}),
+        )
+        .await;
+    assert!(ok(&r), "{r}");
+    assert_eq!(restored(), vec![Some((2026, 1, 18.5))]);
+    let r = cmds
+        .json(
+            "set_demand_limit",
+            json!({"request_id": "d2", "month": "2026-01"}),
+        )
+        .await;
+    assert!(ok(&r), "{r}");
+    assert!(restored().is_empty(), "cleared: the config's target again");
+    cmds.close().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn old_replies_are_pruned() {
     let db = tempfile::tempdir().expect("dir");
     let (store, _) = Store::open(db.path()).expect("opens");

@@ -9,7 +9,7 @@ use super::validate::{parse, Command};
 use super::CommandContext;
 use crate::control::command::ControlCommand;
 use crate::control::profile::{ProfileSet, StoredProfile};
-use crate::store::commands::{ChargerOverride, CommandChange, SiteLimitOverride};
+use crate::store::commands::{ChargerOverride, CommandChange, DemandOverride, SiteLimitOverride};
 
 /// Most profiles the site holds at once.
 pub const MAX_PROFILES: usize = 32;
@@ -214,8 +214,8 @@ fn plan(
                 Some(ControlCommand::SetProfiles(ProfileSet::new(profiles))),
             ))
         }
-        // A plan lasts for its session, a demand target for its month: neither is kept
-        // across a restart (the config's apply again).
+        // A plan lasts for its session and is not kept across a restart (the config's
+        // applies again); a month's demand target is.
         Command::SetPlan { charger, plan } => Ok((
             CommandChange::None,
             Some(ControlCommand::SetPlan { charger, plan }),
@@ -225,7 +225,11 @@ fn plan(
             month,
             limit_kw,
         } => Ok((
-            CommandChange::None,
+            CommandChange::DemandLimit(limit_kw.map(|limit_kw| DemandOverride {
+                year,
+                month,
+                limit_kw,
+            })),
             Some(ControlCommand::SetDemandLimit(
                 limit_kw.map(|kw| (year, month, kw)),
             )),

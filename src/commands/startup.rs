@@ -1,5 +1,6 @@
 //! What the daemon applies at start so a restart does not lift a cloud-imposed limit: the
-//! stored profiles, an unexpired site limit and each configured charger's cloud settings.
+//! stored profiles, an unexpired site limit, each configured charger's cloud settings and a
+//! month's demand target.
 
 use chrono::{DateTime, Utc};
 
@@ -31,6 +32,12 @@ pub fn load_overrides(
                 expires_at: Some(o.expires_at),
             });
         }
+    }
+    if let Some(o) = store.demand_override()? {
+        // The controller applies it only within its month, and only under `[demand]`.
+        out.push(ControlCommand::SetDemandLimit(Some((
+            o.year, o.month, o.limit_kw,
+        ))));
     }
     for (id, o) in store.charger_overrides()? {
         if !cfg.chargers.iter().any(|c| c.id == id) {

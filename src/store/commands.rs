@@ -1,6 +1,6 @@
 //! What cloud commands leave behind: the reply to every request id (so a repeated command is
 //! answered again, not applied twice), the charging profiles, and the site and charger limits
-//! in force — each written in one flushed transaction with the reply, so a restart neither
+//! in force, and a month's demand target — each written in one flushed transaction with the reply, so a restart neither
 //! lifts a cloud-imposed limit nor forgets that a command was already applied.
 
 use chrono::{DateTime, Utc};
@@ -15,6 +15,7 @@ const REPLIES: &str = "cmd_replies";
 const PROFILES: &str = "cmd_profiles";
 const OVERRIDES: &str = "cmd_overrides";
 const SITE_KEY: &[u8] = b"site";
+const DEMAND_KEY: &[u8] = b"demand";
 const CHARGER_PREFIX: &[u8] = b"charger\0";
 
 /// A commanded site limit and when it lapses.
@@ -22,6 +23,15 @@ const CHARGER_PREFIX: &[u8] = b"charger\0";
 pub struct SiteLimitOverride {
     pub limit_a: f64,
     pub expires_at: DateTime<Utc>,
+}
+
+/// A commanded demand target for one local month (`set_demand_limit`); it applies in that
+/// month only, so a stored one from a past month is harmless.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DemandOverride {
+    pub year: i32,
+    pub month: u32,
+    pub limit_kw: f64,
 }
 
 /// A charger's cloud settings (None: as configured).
@@ -55,6 +65,8 @@ pub enum CommandChange {
         replaces: Vec<u32>,
     },
     RemoveProfile(u32),
+    /// The month's demand target from now on (None: the config's).
+    DemandLimit(Option<DemandOverride>),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -110,6 +122,7 @@ impl Store {
                 Some(encode("charger override", state)?)
             }
             CommandChange::PutProfile { profile, .. } => Some(encode("profile", profile)?),
+            CommandChange::DemandLimit(Some(o)) => Some(encode("demand target", o)?),
             _ => None,
         };
         let (replies, profiles, overrides) = (
@@ -148,6 +161,14 @@ impl Store {
                 CommandChange::RemoveProfile(id) => {
                     profiles.remove(&id.to_be_bytes())?;
                 }
+                CommandChange::DemandLimit(_) => match &value {
+                    Some(v) => {
+                        overrides.insert(DEMAND_KEY, v.as_slice())?;
+                    }
+                    None => {
+                        overrides.remove(DEMAND_KEY)?;
+                    }
+                },
             }
             Ok::<_, ConflictableTransactionError<StoreError>>(())
         })?;
@@ -186,6 +207,14 @@ impl Store {
         match self.tree(OVERRIDES)?.get(SITE_KEY)? {
             None => Ok(None),
             Some(raw) => decode("site limit", &raw).map(Some),
+        }
+    }
+
+    /// The commanded demand target, for whichever month it was set.
+    pub fn demand_override(&self) -> Result<Option<DemandOverride>, StoreError> {
+        match self.tree(OVERRIDES)?.get(DEMAND_KEY)? {
+            None => Ok(None),
+            Some(raw) => decode("demand target", &raw).map(Some),
         }
     }
 

@@ -43,6 +43,10 @@ points = [[0, 2, 2, 2]]
 [meter]
 model = "eastron-sdm630"
 transport = "rtu"
+# A demand target far above what the grid limit lets the site draw: it never caps here,
+# but the demand commands have a section to act on.
+[demand]
+limit_kw = 1000.0
 "#
     );
     for (id, model, map) in [
