@@ -6,6 +6,8 @@
 mod props;
 #[path = "commands/rig.rs"]
 mod rig;
+#[path = "support/scenario.rs"]
+mod scenario;
 
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use serde_json::{json, Value};

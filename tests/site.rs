@@ -3,6 +3,11 @@
 //! chargers it could not set to their safe current. Real controller, real simulated site in
 //! memory, tokio's paused clock.
 
+#[path = "support/scenario.rs"]
+mod scenario;
+
+use scenario::Head;
+
 use evsite::clock::Clock;
 use evsite::control::runner::Controller;
 use evsite::simulator::{Scenario, SiteModel};
@@ -19,24 +24,14 @@ fn scenario(extra: &str) -> Scenario {
             )
         })
         .collect();
+    let head = Head {
+        grid_limit_a: 40.0,
+        base_a: [5.0, 5.0, 5.0],
+        ..Head::new("site", 5)
+    }
+    .toml();
     let text = format!(
-        r#"
-name = "site"
-seed = 5
-duration_s = 3600
-start = "2026-01-15T17:00:00Z"
-[site]
-id = "site"
-grid_limit_a = 40.0
-phases = 3
-voltage_v = 230.0
-margin_a = 1.0
-failsafe_current_a = 6.0
-[base_load]
-points = [[0, 5, 5, 5]]
-[meter]
-model = "eastron-sdm630"
-transport = "rtu"
+        r#"{head}
 {chargers}
 [[vehicle]]
 charger = "cp-1"

@@ -272,12 +272,14 @@ impl TryFrom<&config::Tariff> for TariffSnapshot {
     }
 }
 
-/// Weekdays as the configuration spells them (`"mon"` … `"sun"`).
-mod day_names {
+/// Weekdays as the configuration spells them (`"mon"` … `"sun"`): for the tariff's and the
+/// schedules' `days`.
+pub(crate) mod day_names {
     use chrono::Weekday;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    const NAMES: [(&str, Weekday); 7] = [
+    /// Monday first.
+    pub const NAMES: [(&str, Weekday); 7] = [
         ("mon", Weekday::Mon),
         ("tue", Weekday::Tue),
         ("wed", Weekday::Wed),

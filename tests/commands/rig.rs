@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::scenario::Head;
 use evsite::clock::Clock;
 use evsite::commands::{serve, CommandContext, RawCommand};
 use evsite::config::Config;
@@ -25,25 +26,15 @@ const STEP_S: f64 = 0.1;
 
 /// Two 3-phase chargers (6–32 A), each with a car that takes all it is offered.
 pub fn scenario() -> Scenario {
+    let head = Head {
+        duration_s: 7200,
+        grid_limit_a: GRID_A,
+        base_a: [2.0, 2.0, 2.0],
+        ..Head::new("commands", 5)
+    }
+    .toml();
     let mut text = format!(
-        r#"
-name = "commands"
-seed = 5
-duration_s = 7200
-start = "2026-01-15T17:00:00Z"
-[site]
-id = "commands"
-grid_limit_a = {GRID_A}
-phases = 3
-voltage_v = 230.0
-margin_a = 1.0
-failsafe_current_a = 6.0
-[base_load]
-points = [[0, 2, 2, 2]]
-[meter]
-model = "eastron-sdm630"
-transport = "rtu"
-# A demand target far above what the grid limit lets the site draw: it never caps here,
+        r#"{head}# A demand target far above what the grid limit lets the site draw: it never caps here,
 # but the demand commands have a section to act on.
 [demand]
 limit_kw = 1000.0

@@ -11,16 +11,7 @@ use crate::config::error::KeyPath;
 use crate::config::raw::{RawCharger, RawDemand, RawSchedule};
 use crate::config::report::Reporter;
 use crate::config::types::{Demand, PlanSpec, Schedule, ScheduleCap};
-
-const DAYS: [(&str, Weekday); 7] = [
-    ("mon", Weekday::Mon),
-    ("tue", Weekday::Tue),
-    ("wed", Weekday::Wed),
-    ("thu", Weekday::Thu),
-    ("fri", Weekday::Fri),
-    ("sat", Weekday::Sat),
-    ("sun", Weekday::Sun),
-];
+use crate::sessions::tariff::day_names::{self, NAMES};
 
 /// "HH:MM" as minutes after midnight; "24:00" (1440) only where `end_of_day`.
 pub(crate) fn clock_minutes(s: &str, end_of_day: bool) -> Option<u16> {
@@ -78,10 +69,10 @@ fn days(raw: &[String], p: &KeyPath, rep: &mut Reporter<'_>) -> Vec<Weekday> {
     for (j, d) in raw.iter().enumerate() {
         let here = p.index(j);
         let add: Vec<Weekday> = match d.as_str() {
-            "weekdays" => DAYS[..5].iter().map(|(_, w)| *w).collect(),
-            "weekends" => DAYS[5..].iter().map(|(_, w)| *w).collect(),
-            name => match DAYS.iter().find(|(n, _)| *n == name) {
-                Some((_, w)) => vec![*w],
+            "weekdays" => NAMES[..5].iter().map(|(_, w)| *w).collect(),
+            "weekends" => NAMES[5..].iter().map(|(_, w)| *w).collect(),
+            name => match day_names::parse(name) {
+                Some(w) => vec![w],
                 None => {
                     rep.error(
                         &here,
