@@ -277,21 +277,11 @@ fn register_decoding_of_every_model_survives_any_words() {
 
 /// A store with a few sessions and alerts in it, closed.
 fn filled_store(path: &Path) {
-    let (store, _) = Store::open(path).expect("store");
-    let rt = tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("runtime");
-    rt.block_on(async {
-        for i in 0..5 {
-            let alert = serde_json::json!({"alert_id": format!("a-{i}"), "kind": "overload"});
-            store
-                .put_alert(&format!("a-{i}"), &alert, None)
-                .await
-                .expect("alert stored");
-        }
-        store.flush().await.expect("flushed");
-    });
+        .expect("runtime")
+        .block_on(corrupt::store_with_five_alerts(path));
 }
 
 #[test]
