@@ -64,6 +64,7 @@ fn site(chargers: usize) -> AllocInput {
         // Enough for roughly half the chargers at a fair share: the interesting regime.
         site_limit_a: 5.0 * n as f64,
         margin_a: 2.0,
+        total_limit_a: None,
         circuits,
         grid_a: [0.5 * n as f64 * 8.0; 3],
         chargers,

@@ -23,8 +23,12 @@ pub struct AllocInput {
     pub phases: usize,
     /// Per phase: the lower of `grid_limit_a` and any limit commanded by the cloud.
     pub site_limit_a: f64,
-    /// Kept free below every limit, site and circuit.
+    /// Kept free below every per-phase limit, site and circuit.
     pub margin_a: f64,
+    /// The most the site may draw summed over its phases, in amps (a power ÷ the voltage):
+    /// a demand window's budget for now. It only ever lowers what the per-phase limits allow,
+    /// and no margin is kept below it (the budget keeps its own). None: no such limit.
+    pub total_limit_a: Option<f64>,
     pub circuits: Vec<CircuitInput>,
     /// Main meter current per grid phase.
     pub grid_a: [f64; 3],
@@ -209,6 +213,11 @@ fn circuit_constraint(c: usize, p: usize) -> usize {
     MAX_PHASES * (c + 1) + p
 }
 
+/// Constraint index of the total limit over all phases, after every circuit's.
+fn total_constraint(n_circuits: usize) -> usize {
+    MAX_PHASES * (n_circuits + 1)
+}
+
 /// For each charger, the circuits it belongs to (each once; unknown members are ignored).
 fn circuits_of(input: &AllocInput) -> Vec<Vec<usize>> {
     let mut member_of = vec![Vec::new(); input.chargers.len()];
@@ -313,7 +322,7 @@ fn capacities(input: &AllocInput, phases: usize, member_of: &[Vec<usize>]) -> Ve
     }
     let base = base_load(input);
     // Phases the site does not have stay unlimited; no candidate can be mapped onto them.
-    let mut capacity = vec![f64::INFINITY; MAX_PHASES * (n_circuits + 1)];
+    let mut capacity = vec![f64::INFINITY; total_constraint(n_circuits) + 1];
     for p in 0..phases {
         capacity[site_constraint(p)] =
             finite_or_zero(input.site_limit_a) - margin - base[p] - site_reserve[p];
@@ -321,6 +330,10 @@ fn capacities(input: &AllocInput, phases: usize, member_of: &[Vec<usize>]) -> Ve
             capacity[circuit_constraint(c, p)] =
                 finite_or_zero(circuit.limit_a) - margin - circuit_reserve[c][p];
         }
+    }
+    if let Some(total) = input.total_limit_a {
+        let taken: f64 = (0..phases).map(|p| base[p] + site_reserve[p]).sum();
+        capacity[total_constraint(n_circuits)] = finite_or_zero(total) - taken;
     }
     capacity
 }
@@ -390,6 +403,10 @@ fn candidate(
             loads.push((circuit_constraint(c, gp), coef));
         }
     }
+    loads.push((
+        total_constraint(input.circuits.len()),
+        per_phase.iter().sum(),
+    ));
     let (turn_group, turn_key) = turn_order(ch, input.now_s, input.rotation_interval_s);
     Ok(Candidate {
         index,

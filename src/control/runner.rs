@@ -38,6 +38,7 @@ use crate::sessions::tariff::TariffSnapshot;
 mod reconfigure;
 mod shaping;
 mod targets;
+pub use shaping::alloc_priority;
 
 /// A charger that fails this many reads in a row is reported offline (it is *counted* as
 /// offline — at its last setpoint — from the first failed read).

@@ -11,8 +11,9 @@ use evsite::control::allocate::{
     allocate, AllocInput, ChargerInput, CircuitInput, LinkState, Turn,
 };
 use evsite::control::charger::setpoint_step_a;
-use evsite::control::demand::{per_phase_a, DemandMeter};
+use evsite::control::demand::DemandMeter;
 use evsite::control::plan::{self, Plan};
+use evsite::control::runner::alloc_priority;
 use evsite::control::schedule;
 use evsite::control::usage::Usage;
 use evsite::devices::model::ChargeState;
@@ -78,9 +79,10 @@ pub fn ideal_control(
         site_limit_a = site_limit_a.min(s);
     }
     let mut site_w = cfg.site.grid_limit_a * v * phases as f64;
+    let mut total_limit_a = None;
     if let Some(dm) = shaping.demand.as_mut() {
         let st = dm.observe(now, Some(grid_w), base_w);
-        site_limit_a = site_limit_a.min(per_phase_a(st.allowed_kw * 1000.0, v, cfg.site.phases));
+        total_limit_a = Some(st.allowed_kw * 1000.0 / v);
         site_w = site_w.min(st.limit_kw * 1000.0);
     }
     let energy = plugged_energy(site, cfg);
@@ -96,7 +98,7 @@ pub fn ideal_control(
         })
         .count();
     let share_w = site_w / plan_cars.max(1) as f64;
-    let caps: Vec<Option<f64>> = cfg
+    let (caps, due): (Vec<Option<f64>>, Vec<bool>) = cfg
         .chargers
         .iter()
         .enumerate()
@@ -126,22 +128,23 @@ pub fn ideal_control(
                         plan::charge_now(now, p.depart_at, missing, power_w, &|at| t.price_at(at).1)
                     });
                     let hold = (!charge).then_some(0.0);
-                    [sched, hold].into_iter().flatten().reduce(f64::min)
+                    let cap = [sched, hold].into_iter().flatten().reduce(f64::min);
+                    (cap, charge && missing > 0.0)
                 }
                 _ => {
                     *slot = None;
-                    sched
+                    (sched, false)
                 }
             }
         })
-        .collect();
+        .unzip();
     let chargers: Vec<ChargerInput> = cfg
         .chargers
         .iter()
         .zip(&demand)
         .zip(turns.iter())
-        .zip(&caps)
-        .map(|(((c, d), turn), cap)| {
+        .zip(caps.iter().zip(&due))
+        .map(|(((c, d), turn), (cap, due))| {
             let (state, usage) = match d {
                 Some((accept, phases)) if *accept > 0.05 => {
                     let mut active = [false; 3];
@@ -169,7 +172,7 @@ pub fn ideal_control(
                 phase_map: c.phase_map.clone(),
                 min_a: c.min_current_a,
                 max_a: c.max_current_a,
-                priority: c.priority,
+                priority: alloc_priority(false, c.priority, *due),
                 enabled: c.enabled,
                 profile_limit_a: *cap,
                 // The same hardware resolution the real controller has to respect.
@@ -189,6 +192,7 @@ pub fn ideal_control(
         phases: usize::from(cfg.site.phases),
         site_limit_a,
         margin_a: cfg.site.margin_a,
+        total_limit_a,
         circuits: CircuitInput::from_config(cfg),
         grid_a: base,
         chargers,

@@ -71,13 +71,15 @@ fn site(step: impl Strategy<Value = f64> + Clone) -> impl Strategy<Value = Alloc
                     (10.0f64..100.0, prop::collection::vec(0usize..40, 0..8)),
                     0..4,
                 ),
+                prop::option::of(0.0f64..600.0),
             )
         })
         .prop_map(
-            |(phases, (limit, margin), grid_a, chargers, circuits)| AllocInput {
+            |(phases, (limit, margin), grid_a, chargers, circuits, total)| AllocInput {
                 phases,
                 site_limit_a: limit,
                 margin_a: margin,
+                total_limit_a: total,
                 circuits: circuits
                     .into_iter()
                     .map(|(limit_a, members)| CircuitInput { limit_a, members })
@@ -113,6 +115,10 @@ fn limits(input: &AllocInput) -> Vec<Limit> {
         LinkState::Online { .. } => 0.0,
     };
     let mut out = Vec::new();
+    let mut total = Limit {
+        capacity: input.total_limit_a.unwrap_or(f64::INFINITY),
+        coefs: vec![0.0; n],
+    };
     for p in 0..input.phases {
         let mut base = input.grid_a[p];
         for ch in &input.chargers {
@@ -125,6 +131,11 @@ fn limits(input: &AllocInput) -> Vec<Limit> {
             }
         }
         let reserves: f64 = input.chargers.iter().map(|ch| reserve(ch, p)).sum();
+        // The total over the phases keeps no margin.
+        total.capacity -= base.max(0.0) + reserves;
+        for (c, ch) in total.coefs.iter_mut().zip(&input.chargers) {
+            *c += coef(ch, p);
+        }
         out.push(Limit {
             capacity: input.site_limit_a - input.margin_a - base.max(0.0) - reserves,
             coefs: input.chargers.iter().map(|ch| coef(ch, p)).collect(),
@@ -148,6 +159,7 @@ fn limits(input: &AllocInput) -> Vec<Limit> {
             });
         }
     }
+    out.push(total);
     out
 }
 

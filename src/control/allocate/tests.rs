@@ -8,6 +8,7 @@ fn site(limit: f64, chargers: Vec<ChargerInput>) -> AllocInput {
         phases: 3,
         site_limit_a: limit,
         margin_a: 0.0,
+        total_limit_a: None,
         circuits: Vec::new(),
         grid_a: [0.0; 3],
         chargers,
@@ -213,6 +214,35 @@ fn margin_is_kept_free() {
     let mut input = site(32.0, vec![charger(&[0])]);
     input.margin_a = 2.5;
     assert_eq!(setpoints(&input), vec![29.0]);
+}
+
+#[test]
+fn a_total_limit_is_shared_over_the_phases_the_building_leaves_free_without_a_margin() {
+    // A demand budget of 60 A summed over the phases, the building at 10/4/4 A: 42 A are
+    // left, and no margin is kept below the budget. Spread evenly as 20 A per phase less the
+    // margin, the cars would get 8 + 14 + 14 = 36 A of it.
+    let chargers = vec![charger(&[0]), charger(&[1]), charger(&[2])];
+    let mut input = site(63.0, chargers);
+    input.grid_a = [10.0, 4.0, 4.0];
+    input.margin_a = 2.0;
+    input.total_limit_a = Some(60.0);
+    assert_eq!(setpoints(&input), vec![14.0, 14.0, 14.0]);
+    // A three-phase car counts three times over.
+    let mut input = site(63.0, vec![charger(&[0, 1, 2])]);
+    input.grid_a = [10.0, 4.0, 4.0];
+    input.margin_a = 2.0;
+    input.total_limit_a = Some(60.0);
+    assert_eq!(setpoints(&input), vec![14.0]);
+    // It never raises a per-phase limit: the margin still holds below the site's.
+    input.total_limit_a = Some(1000.0);
+    assert_eq!(setpoints(&input), vec![32.0]);
+    input.site_limit_a = 30.0;
+    assert_eq!(setpoints(&input), vec![18.0]);
+    // Below the minimum nothing charges; a nonsensical total gives nothing.
+    input.total_limit_a = Some(18.0 + 17.0);
+    assert_eq!(setpoints(&input), vec![0.0]);
+    input.total_limit_a = Some(f64::NAN);
+    assert_eq!(setpoints(&input), vec![0.0]);
 }
 
 #[test]

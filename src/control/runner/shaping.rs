@@ -29,6 +29,11 @@ pub(super) struct PlanRt {
 }
 
 impl PlanRt {
+    /// A plan whose energy is not in yet, in a slot where it charges.
+    pub fn due(&self) -> bool {
+        self.charging && self.status().is_some_and(|p| !p.met)
+    }
+
     pub fn status(&self) -> Option<PlanStatus> {
         self.active.map(|p| PlanStatus {
             energy_wh: p.energy_wh,
@@ -40,6 +45,22 @@ impl PlanRt {
     }
 }
 
+/// The allocator's priority class of a charger. A car that took nothing when offered current
+/// (charging complete, or not ready) is served after every car that charges, and only at its
+/// minimum: it keeps the chance to resume without holding capacity others can use. The others
+/// go by the installer's priority (0–9) and, inside it, a car whose plan is due first: the
+/// plan's energy can only be in by the deadline if the car gets the room its slots assumed,
+/// not an equal share with every car that can wait.
+pub fn alloc_priority(idle: bool, installer: u8, plan_due: bool) -> u8 {
+    if idle {
+        0
+    } else {
+        installer
+            .saturating_mul(2)
+            .saturating_add(1 + u8::from(plan_due))
+    }
+}
+
 /// A charger's draw in W: its power register, else its currents at the site's voltage.
 fn draw_w(s: &Snapshot, phases: usize, voltage_v: f64) -> f64 {
     s.power_w
@@ -48,8 +69,18 @@ fn draw_w(s: &Snapshot, phases: usize, voltage_v: f64) -> f64 {
 }
 
 impl Controller {
-    /// The per-phase limit the allocator works to: the site limit in force, lowered by the
-    /// demand window's budget when that is lower. Never above `grid_limit_a`.
+    /// What the demand window's budget lets the site draw now, summed over its phases (A):
+    /// the allocator's total limit. It keeps no per-phase margin (the budget has its own) and
+    /// spreads over the phases as the building's load leaves room, so an unbalanced building
+    /// does not waste the budget on its lighter phases.
+    pub(super) fn demand_total_a(&self) -> Option<f64> {
+        self.demand_status
+            .map(|d| (d.allowed_kw * 1000.0 / self.cfg.site.voltage_v).max(0.0))
+    }
+
+    /// The limit in force as the cycle record shows it: the site limit, lowered to the
+    /// demand window's budget spread evenly over the phases when that is lower. Never above
+    /// `grid_limit_a`. (The allocator takes the budget as a total, [`Self::demand_total_a`].)
     pub(super) fn control_limit(&self) -> SiteLimit {
         let cap = self.demand_status.map(|d| {
             per_phase_a(
@@ -235,5 +266,24 @@ impl Controller {
         };
         self.chargers[i].plan.charging = charge;
         (!charge).then_some(0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::alloc_priority;
+
+    #[test]
+    fn a_due_plan_goes_first_inside_the_installers_priority_never_above_it() {
+        // Idle cars last, whatever else holds.
+        assert_eq!(alloc_priority(true, 9, true), 0);
+        for p in 0..=9u8 {
+            let plain = alloc_priority(false, p, false);
+            let due = alloc_priority(false, p, true);
+            assert!(plain > 0 && due > plain);
+            if p < 9 {
+                assert!(alloc_priority(false, p + 1, false) > due, "priority {p}");
+            }
+        }
     }
 }

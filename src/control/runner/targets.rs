@@ -67,14 +67,7 @@ impl Controller {
                 phase_map: c.cfg.phase_map.clone(),
                 min_a: c.cfg.min_current_a,
                 max_a: c.cfg.max_current_a,
-                // A car that took nothing when offered current (charging complete, or not
-                // ready) is served after every car that charges, and only at its minimum:
-                // it keeps the chance to resume without holding capacity others can use.
-                priority: if c.idle.idle {
-                    0
-                } else {
-                    c.cfg.priority.saturating_add(1)
-                },
+                priority: alloc_priority(c.idle.idle, c.cfg.priority, c.plan.due()),
                 enabled: c.enabled(),
                 profile_limit_a,
                 step_a: setpoint_step_a(c.dev.spec()),
@@ -88,8 +81,9 @@ impl Controller {
         let grid = self.filtered_grid(grid, &inputs);
         let input = AllocInput {
             phases: usize::from(self.cfg.site.phases),
-            site_limit_a: self.control_limit().limit_a,
+            site_limit_a: self.site_limit().limit_a,
             margin_a: self.cfg.site.margin_a,
+            total_limit_a: self.demand_total_a(),
             circuits,
             grid_a: grid,
             chargers: inputs,
