@@ -23,6 +23,7 @@ use evsite::simulator::{
     Units,
 };
 
+use crate::optimum::{optimum, BaseTrace};
 use crate::score::{AnomalyLog, Scorecard, Scorer, SessionLog};
 
 mod ideal;
@@ -204,6 +205,8 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
         let mut shaping = IdealShaping::new(&oracle_cfg);
         let mut next_oracle = Instant::now();
         let dt = STEP.as_secs_f64();
+        let mut trace = BaseTrace::default();
+        let mut steps: u64 = 0;
         loop {
             let now = tick.tick().await;
             if now >= end {
@@ -218,6 +221,15 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
             let sample = match world_site.lock() {
                 Ok(mut s) => {
                     s.step(dt);
+                    let site = s.site();
+                    trace.sample(
+                        steps as f64 * dt,
+                        dt,
+                        s.base_load_a(),
+                        site.voltage_v,
+                        site.phases,
+                    );
+                    steps += 1;
                     scorer.sample_shaping(&s, dt);
                     crate::score::Sample::of(&s)
                 }
@@ -225,7 +237,7 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
             };
             scorer.sample(&sample, dt);
         }
-        (scorer, ideal)
+        (scorer, ideal, trace)
     });
 
     controller.start().await;
@@ -270,7 +282,7 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
         .finish()
         .await
         .ok_or_else(|| io::Error::other("the session pipeline failed"))?;
-    let (mut scorer, ideal) = world.await.map_err(|e| io::Error::other(e.to_string()))?;
+    let (mut scorer, ideal, trace) = world.await.map_err(|e| io::Error::other(e.to_string()))?;
     let real = site
         .lock()
         .map_err(|_| io::Error::other("site lock poisoned"))?;
@@ -282,5 +294,24 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
         scenario.duration_s,
     ));
     scorer.record_anomalies(anomalies.score(&scenario.faults, &cfg.anomaly));
+    if shaped(&cfg) {
+        let solving = std::time::Instant::now();
+        let best = optimum(scenario, &cfg, &trace).map_err(|e| io::Error::other(e.to_string()))?;
+        if std::env::var_os("EVSITE_SIM_DEBUG").is_some() {
+            eprintln!(
+                "optimum: {best:?} in {:.1} s",
+                solving.elapsed().as_secs_f64()
+            );
+        }
+        scorer.record_optimum(&best);
+    }
     Ok(scorer.into_card())
+}
+
+/// Whether the run is judged against the offline optimum: a site with a demand target, a
+/// departure plan or a schedule, where how the controller spends energy over time matters.
+fn shaped(cfg: &Config) -> bool {
+    cfg.demand.is_some()
+        || !cfg.schedules.is_empty()
+        || cfg.chargers.iter().any(|c| c.plan.is_some())
 }

@@ -78,6 +78,14 @@ pub struct Scorecard {
     pub plans_met: usize,
     pub plans_feasible: usize,
     pub plans_total: usize,
+    /// The offline optimum of a shaped run (a demand target, plans or schedules; null
+    /// otherwise, see [`crate::optimum`]): its energy, the real energy's share of it, what
+    /// its energy cost and per kWh, and the plans it was held to.
+    pub optimum_energy_wh: Option<f64>,
+    pub optimum_utilization: Option<f64>,
+    pub optimum_energy_cost: Option<Decimal>,
+    pub optimum_cost_per_kwh: Option<Decimal>,
+    pub optimum_plans_held: Option<usize>,
 }
 
 impl Scorecard {
@@ -159,6 +167,11 @@ impl Scorer {
                 cost_per_kwh: None,
                 ideal_energy_cost: None,
                 ideal_cost_per_kwh: None,
+                optimum_energy_wh: None,
+                optimum_utilization: None,
+                optimum_energy_cost: None,
+                optimum_cost_per_kwh: None,
+                optimum_plans_held: None,
                 plans_met: 0,
                 plans_feasible: 0,
                 plans_total: 0,
@@ -273,13 +286,6 @@ impl Scorer {
         self.card.ideal_peak_demand_kw = round3(self.ideal_demand.peak_kw);
         self.card.demand_overshoot_windows = self.demand.over_windows;
         self.card.building_over_windows = self.demand.building_over_windows;
-        let per_kwh = |cost: Option<Decimal>, wh: f64| -> Option<Decimal> {
-            let kwh = Decimal::from_f64(wh / 1000.0)?;
-            if kwh.is_zero() {
-                return None;
-            }
-            Some((cost? / kwh).round_dp(4))
-        };
         self.card.energy_cost = self.demand.cost();
         self.card.ideal_energy_cost = self.ideal_demand.cost();
         self.card.cost_per_kwh = per_kwh(self.card.energy_cost, self.card.energy_wh);
@@ -304,6 +310,20 @@ impl Scorer {
         self.card.end_time_mae_s = s.end_time_mae_s;
     }
 
+    /// The offline optimum's fields, once [`Scorer::finish`] has the real energy.
+    pub fn record_optimum(&mut self, o: &crate::optimum::Optimum) {
+        let wh = o.energy_wh.round();
+        self.card.optimum_energy_wh = Some(wh);
+        self.card.optimum_utilization = Some(if wh > 0.0 {
+            (self.card.energy_wh / wh * 1e4).round() / 1e4
+        } else {
+            1.0
+        });
+        self.card.optimum_energy_cost = o.cost;
+        self.card.optimum_cost_per_kwh = per_kwh(o.cost, wh);
+        self.card.optimum_plans_held = Some(o.plans_held);
+    }
+
     /// The anomaly fields.
     pub fn record_anomalies(&mut self, a: BTreeMap<String, KindScore>) {
         self.card.anomalies = a;
@@ -312,6 +332,15 @@ impl Scorer {
     pub fn into_card(self) -> Scorecard {
         self.card
     }
+}
+
+/// A cost per kWh to a hundredth of a cent (None without a cost or without energy).
+fn per_kwh(cost: Option<Decimal>, wh: f64) -> Option<Decimal> {
+    let kwh = Decimal::from_f64(wh / 1000.0)?;
+    if kwh.is_zero() {
+        return None;
+    }
+    Some((cost? / kwh).round_dp(4))
 }
 
 /// A figure to the watt: no float noise in the scorecard.
