@@ -82,3 +82,29 @@ pub fn parse_zone(name: &str) -> Result<Tz, String> {
         format!("unknown time zone {name:?} (expected an IANA name such as Europe/Berlin)")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(edit: impl Fn(String) -> String) -> crate::config::Config {
+        let base = include_str!("../../../tests/fixtures/config/base.toml");
+        crate::config::load_str(&edit(base.to_owned()), "base").expect("a valid config")
+    }
+
+    #[test]
+    fn the_site_zone_wins_over_the_tariffs_and_tz_over_both() {
+        let cfg = config(|t| {
+            t.replace("[site]\n", "[site]\ntimezone = \"Europe/London\"\n")
+                + "\n[demand]\nlimit_kw = 25.0\n"
+        });
+        let s = Source::of_config(&cfg, None);
+        assert_eq!(s.zone, chrono_tz::Europe::London);
+        assert_eq!(s.demand_limit_kw, Some(25.0));
+        assert_eq!(Source::of_config(&cfg, Some(Tz::UTC)).zone, Tz::UTC);
+        // Without its own zone the site keeps the tariff's; without [demand], no target.
+        let s = Source::of_config(&config(|t| t), None);
+        assert_eq!(s.zone, chrono_tz::Europe::Berlin);
+        assert_eq!(s.demand_limit_kw, None);
+    }
+}
