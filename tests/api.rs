@@ -519,6 +519,10 @@ async fn the_status_page_shows_the_live_site_in_chromium() {
         "the page shows {shown} A on L1, the API {lo}..{hi}"
     );
     assert!(dom.contains("api-site"), "the site id");
+    assert!(
+        !rendered(&dom).contains("kW target"),
+        "no [demand], no demand window:\n{dom}"
+    );
 
     let shots = tempfile::tempdir().expect("shots dir");
     for (name, size) in [("desktop", "1200,900"), ("phone", "390,1400")] {
@@ -546,6 +550,77 @@ async fn the_status_page_shows_the_live_site_in_chromium() {
             );
         }
     }
+    d.signal("-TERM");
+    assert!(d.exit().await.success());
+}
+
+/// The page's DOM as rendered, without its script (which spells out every template).
+fn rendered(dom: &str) -> &str {
+    dom.split("<script>").next().unwrap_or(dom)
+}
+
+/// The number in the rendered DOM's first `attr="…"`.
+fn dom_number(dom: &str, attr: &str) -> f64 {
+    rendered(dom)
+        .split(&format!("{attr}=\""))
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{attr} in the DOM:\n{dom}"))
+}
+
+/// The same site with a `[demand]` target: the page in Chromium and `evsite status` show the
+/// window under way against the target, with the figures the API serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demand_target_shows_on_the_page_and_in_status() {
+    let port = http::free_port();
+    let (served, d, addr) =
+        daemon_on(&format!("127.0.0.1:{port}"), "[demand]\nlimit_kw = 25.0\n").await;
+    let before = until_json(addr, "/api/state", "a demand window", |v| {
+        v["cycle"]["demand"]["projected_kw"].is_number()
+    })
+    .await;
+    assert_valid(&schema(), &before);
+    let dom = text(
+        &chromium(&format!("http://{addr}/"), &["--dump-dom"])
+            .await
+            .stdout,
+    );
+    let after = get(addr, "/api/state").await.json();
+    assert!(
+        rendered(&dom).contains("kW projected of 25.0 kW target · month peak "),
+        "the demand line:\n{dom}"
+    );
+    assert!(
+        rendered(&dom).contains("<section id=\"demand-card\">"),
+        "the demand card is shown:\n{dom}"
+    );
+    let shown = dom_number(&dom, "data-projected-kw");
+    let demand = |v: &Value| v["cycle"]["demand"].clone();
+    let projected = |v: &Value| demand(v)["projected_kw"].as_f64().expect("projected");
+    // Within one window the projection moves with the draw only; a new window starts over.
+    if demand(&before)["window_start"] == demand(&after)["window_start"] {
+        let (lo, hi) = (
+            projected(&before).min(projected(&after)),
+            projected(&before).max(projected(&after)),
+        );
+        assert!(
+            shown >= lo - 1.0 && shown <= hi + 1.0,
+            "the page shows {shown} kW projected, the API {lo}..{hi}"
+        );
+    }
+
+    let out = evsite(&["status", "--config", served.config.to_str().unwrap()]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("demand  "))
+        .unwrap_or_else(|| panic!("a demand line:\n{table}"));
+    assert!(
+        line.contains(" kW projected of 25.0 kW target · month peak "),
+        "{line}"
+    );
     d.signal("-TERM");
     assert!(d.exit().await.success());
 }

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
+use evsite::control::demand::WindowDemand;
 use evsite::sessions::cost::Cost;
 use evsite::sessions::energy::Sample;
 use evsite::sessions::machine::{RecordState, SessionRecord, StopReason};
@@ -82,6 +83,24 @@ fn write_db(path: &Path, specs: &[Spec]) -> Vec<(SessionRecord, Vec<Sample>)> {
     });
     wait_released(path);
     sessions
+}
+
+/// Adds finished demand windows of `kw` each, 15 minutes apart from `first`.
+fn write_windows(path: &Path, first: &str, limit_kw: f64, kw: &[f64]) {
+    runtime().block_on(async {
+        let (store, _) = Store::open(path).unwrap();
+        for (i, &demand_kw) in kw.iter().enumerate() {
+            let start = utc(first) + TimeDelta::minutes(15 * i as i64);
+            let w = WindowDemand {
+                start,
+                end: start + TimeDelta::minutes(15),
+                demand_kw,
+                limit_kw,
+            };
+            store.put_demand_window(&w).await.unwrap();
+        }
+    });
+    wait_released(path);
 }
 
 /// sled closes its data file, and so drops its lock, on background threads some time after
@@ -372,6 +391,34 @@ fn report_totals_are_the_sums_of_the_records() {
     let cp1 = report_json(&["--db", &db, "--charger", "cp-01"]);
     assert_eq!(cp1["totals"]["sessions"], 2);
     assert_eq!(cp1["chargers"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn the_report_has_a_demand_section_when_the_store_holds_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    write_db(&db, &specs());
+    write_windows(&db, "2026-11-18T17:00:00Z", 25.0, &[21.0, 26.5, 24.0, 25.5]);
+    let db = db_arg(&db);
+    let range = ["--from", "2026-11-18", "--to", "2026-11-20"];
+    let table = ok_stdout(&[&["report", "--db", &db][..], &range].concat());
+    assert!(table.contains("\nDemand ("), "{table}");
+    assert!(
+        table.lines().any(|l| l.starts_with("2026-11  25.00 kW  26.50 kW")
+            && l.contains("2026-11-18 17:15")),
+        "November's target and peak:\n{table}"
+    );
+    let report = report_json(&[&["--db", &db][..], &range].concat());
+    let nov = &report["demand"][0];
+    assert_eq!(
+        (&nov["windows"], &nov["over_target"]),
+        (&Value::from(4), &Value::from(2))
+    );
+    // Without windows or a [demand] config there is no section.
+    let empty = dir.path().join("empty");
+    write_db(&empty, &specs());
+    let table = ok_stdout(&["report", "--db", &db_arg(&empty)]);
+    assert!(!table.contains("Demand"), "{table}");
 }
 
 /// A config naming the database and the tariff's zone, from the shared valid fixture.

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use evsite::commands::RawCommand;
+use evsite::control::demand::DemandStatus;
 use evsite::control::record::{ChargerCycle, CycleRecord};
 use evsite::devices::model::ChargeState;
 use evsite::sessions::machine::SessionRecord;
@@ -143,6 +144,17 @@ fn view() -> SiteState {
             setpoint_a: Some(16.0),
             ..ChargerCycle::unread("cp-1")
         }],
+        demand: Some(DemandStatus {
+            window_start: t0(),
+            window_end: t0() + TimeDelta::minutes(15),
+            energy_wh: 1_520.0,
+            limit_kw: 25.0,
+            projected_kw: 18.2,
+            allowed_kw: 26.1,
+            month_peak_kw: 23.9,
+            finished: None,
+            building_exceeds: false,
+        }),
         cycle_ms: 1.0,
         ..CycleRecord::blank(t0(), 61.0)
     }))
@@ -310,7 +322,24 @@ async fn sessions_and_alerts_arrive_in_order_with_every_field() {
         assert_valid(&telemetry_schema, &v);
         assert_eq!(v["chargers"][0]["setpoint_a"], 16.0);
         assert_eq!(v["grid"]["current_a"], json!([20.0, 18.5, 22.0]));
+        assert_eq!(v["demand"]["projected_kw"], 18.2);
+        assert_eq!(v["demand"]["window_end"], "2026-11-21T17:15:00Z");
     }
+    // A site without [demand] has no demand object, and the schema holds one that has it
+    // to its types.
+    let plain = sync::telemetry(SITE, 230.0, &CycleRecord::blank(t0(), 61.0));
+    assert!(plain.get("demand").is_none());
+    assert_valid(&telemetry_schema, &plain);
+    let mut bad = live_msgs
+        .iter()
+        .find(|m| m.topic == topic("telemetry"))
+        .expect("telemetry")
+        .json();
+    bad["demand"]["limit_kw"] = json!("25");
+    assert!(
+        !telemetry_schema.is_valid(&bad),
+        "a demand with a string limit"
+    );
 
     // A new message is published as soon as the daemon wakes the sync.
     fill(&store, 40, 1).await;

@@ -47,7 +47,7 @@ async fn answer(
     let cfg = ctx.cfg.clone();
     // sled reads block: off the runtime's workers.
     let result = tokio::task::spawn_blocking(move || {
-        let source = Source::of_config(&cfg, args.tz)?;
+        let source = Source::of_config(&cfg, args.tz);
         run(&store, &source, &args)
     })
     .await;

@@ -5,10 +5,12 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::client::{self, ClientError};
 use crate::config::Config;
+use crate::control::demand::DemandStatus;
 
 /// sysexits.h EX_UNAVAILABLE: the daemon does not answer.
 pub const EX_UNAVAILABLE: u8 = 69;
@@ -84,8 +86,9 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// The state for a terminal: the site line, grid per phase against the limit, one row per
-/// charger, the running sessions and the open alerts.
+/// The state for a terminal: the site line, grid per phase against the limit, the demand
+/// window (a site with `[demand]`), one row per charger, the running sessions and the open
+/// alerts.
 pub fn table(st: &Value) -> String {
     let mut out = String::new();
     let site = &st["site"];
@@ -121,6 +124,9 @@ pub fn table(st: &Value) -> String {
         .map(|p| format!("L{} {}", p + 1, num(&c["grid"]["current_a"][p], " A")))
         .collect();
     let _ = writeln!(out, "grid  {}", grid.join("  "));
+    if let Ok(d) = DemandStatus::deserialize(&c["demand"]) {
+        let _ = writeln!(out, "demand  {}", d.summary());
+    }
     if let Some(m) = st["mqtt"].as_object() {
         let up = m.get("connected").and_then(Value::as_bool) == Some(true);
         let _ = writeln!(

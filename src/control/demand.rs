@@ -38,7 +38,7 @@ impl WindowDemand {
 }
 
 /// The demand state after a cycle: what the record, displays and metrics show.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DemandStatus {
     pub window_start: DateTime<Utc>,
     pub window_end: DateTime<Utc>,
@@ -56,6 +56,22 @@ pub struct DemandStatus {
     pub finished: Option<WindowDemand>,
     /// The building alone (chargers at nothing) will take this window over the target.
     pub building_exceeds: bool,
+}
+
+impl DemandStatus {
+    /// The window in one line, as the terminal views show it: `18.2 kW projected of 25.0 kW
+    /// target · month peak 23.9 kW`, and a warning when the building alone will take the
+    /// window over the target.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{:.1} kW projected of {:.1} kW target · month peak {:.1} kW",
+            self.projected_kw, self.limit_kw, self.month_peak_kw
+        );
+        if self.building_exceeds {
+            s.push_str(" · the building alone is over the target");
+        }
+        s
+    }
 }
 
 /// The start of the window holding `at`: windows are aligned to the local clock (a zone with

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use crate::control::demand::DemandStatus;
 use crate::control::record::CycleRecord;
 
 pub const TELEMETRY_SCHEMA: &str = "evsite.telemetry.v1";
@@ -34,9 +35,10 @@ fn finite(v: Option<f64>, dp: i32) -> Value {
 }
 
 /// `P/telemetry`: grid current and power per phase (power from the nominal voltage: the
-/// main meter's currents are what the limit is about), the limit in force and each
-/// charger's state, current per phase, power, setpoint and energy register. Nothing before
-/// the first cycle: there is nothing true to say yet.
+/// main meter's currents are what the limit is about), the limit in force, each charger's
+/// state, current per phase, power, setpoint and energy register, and the demand window so
+/// far when the site has a `[demand]` target. Nothing before the first cycle: there is
+/// nothing true to say yet.
 pub fn telemetry(site: &str, voltage_v: f64, view: &CycleRecord) -> Value {
     let grid = match view.grid_a {
         Some(a) => json!({
@@ -60,7 +62,7 @@ pub fn telemetry(site: &str, voltage_v: f64, view: &CycleRecord) -> Value {
             })
         })
         .collect();
-    json!({
+    let mut t = json!({
         "schema": TELEMETRY_SCHEMA,
         "site": site,
         "ts": view.at,
@@ -68,6 +70,24 @@ pub fn telemetry(site: &str, voltage_v: f64, view: &CycleRecord) -> Value {
         "grid": grid,
         "limit_a": round(view.limit.limit_a, 2),
         "chargers": chargers,
+    });
+    if let (Some(d), Some(obj)) = (&view.demand, t.as_object_mut()) {
+        obj.insert("demand".into(), demand(d));
+    }
+    t
+}
+
+/// The demand window so far: energy in whole Wh, powers to 10 W.
+fn demand(d: &DemandStatus) -> Value {
+    json!({
+        "window_start": d.window_start,
+        "window_end": d.window_end,
+        "energy_wh": finite(Some(d.energy_wh.floor()), 0),
+        "limit_kw": finite(Some(d.limit_kw), 2),
+        "projected_kw": finite(Some(d.projected_kw), 2),
+        "allowed_kw": finite(Some(d.allowed_kw), 2),
+        "month_peak_kw": finite(Some(d.month_peak_kw), 2),
+        "building_exceeds": d.building_exceeds,
     })
 }
 
@@ -102,6 +122,41 @@ mod tests {
         assert_eq!(t["chargers"][0]["state"], "C");
         assert_eq!(t["chargers"][0]["energy_wh"], json!(123456.0));
         assert_eq!(t["chargers"][0]["power_w"], json!(11040.0));
+        assert!(t.get("demand").is_none(), "no [demand], no demand: {t}");
+    }
+
+    #[test]
+    fn telemetry_carries_the_demand_window_when_the_site_has_a_target() {
+        let at: DateTime<Utc> = "2026-11-21T18:04:05Z".parse().unwrap();
+        let start = "2026-11-21T18:00:00Z".parse().unwrap();
+        let view = CycleRecord {
+            demand: Some(DemandStatus {
+                window_start: start,
+                window_end: "2026-11-21T18:15:00Z".parse().unwrap(),
+                energy_wh: 1234.56,
+                limit_kw: 25.0,
+                projected_kw: 18.23456,
+                allowed_kw: 27.000000001,
+                month_peak_kw: 23.9,
+                finished: None,
+                building_exceeds: false,
+            }),
+            ..CycleRecord::blank(at, 32.0)
+        };
+        let t = telemetry("depot-7", 230.0, &view);
+        assert_eq!(
+            t["demand"],
+            json!({
+                "window_start": "2026-11-21T18:00:00Z",
+                "window_end": "2026-11-21T18:15:00Z",
+                "energy_wh": 1234.0,
+                "limit_kw": 25.0,
+                "projected_kw": 18.23,
+                "allowed_kw": 27.0,
+                "month_peak_kw": 23.9,
+                "building_exceeds": false,
+            })
+        );
     }
 
     #[test]

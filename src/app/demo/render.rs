@@ -99,6 +99,9 @@ pub fn frame(
         tally.peak_a(),
         v.limit.limit_a
     ));
+    if let Some(d) = &v.demand {
+        lines.push(format!("demand  {}", d.summary()));
+    }
     lines.push(String::new());
     for p in 0..3 {
         let a = v.grid_a.map(|g| g[p]);
@@ -262,5 +265,39 @@ mod tests {
         assert!(f.contains("paused: no capacity"));
         assert!(f.contains("\ncp-1     17:00:30\x1b[K\n"));
         assert!(f.contains("  17:00:03 raised  critical overload"));
+        assert!(!f.contains("demand"), "no [demand], no demand line");
+    }
+
+    #[test]
+    fn the_frame_shows_the_demand_window_of_a_site_with_a_target() {
+        let h = Header {
+            site_id: "demo",
+            speed: 30.0,
+            elapsed_s: 12.0,
+            site_s: 60.0,
+            site_now: chrono::DateTime::from_timestamp(1_768_500_000, 0).unwrap_or_default(),
+        };
+        let at = chrono::DateTime::from_timestamp(1_768_500_000, 0).unwrap_or_default();
+        let v = CycleRecord {
+            demand: Some(crate::control::demand::DemandStatus {
+                window_start: at,
+                window_end: at + chrono::TimeDelta::minutes(15),
+                energy_wh: 0.0,
+                limit_kw: 25.0,
+                projected_kw: 18.24,
+                allowed_kw: 25.0,
+                month_peak_kw: 23.9,
+                finished: None,
+                building_exceeds: false,
+            }),
+            ..view()
+        };
+        let f = frame(&h, &v, &Tally::default(), &[], &[]);
+        assert!(
+            f.contains(
+                "\ndemand  18.2 kW projected of 25.0 kW target · month peak 23.9 kW\x1b[K\n"
+            ),
+            "{f}"
+        );
     }
 }

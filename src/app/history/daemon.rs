@@ -134,6 +134,7 @@ mod tests {
             zone: chrono_tz::Europe::Berlin,
             chargers: Vec::new(),
             api: None,
+            demand_limit_kw: None,
         };
         let q = query(&args(), &source);
         assert_eq!(

@@ -4,9 +4,11 @@
 //! Layout: `source` (which database and time zone, opened without side effects), `daemon`
 //! (the same request to the daemon's `/api/sessions` and `/api/report`), `range`
 //! (the `--from`/`--to` bounds), `list` (the session list in three formats), `report` (the
-//! figures, pure), `render` (the report as a table or CSV).
+//! figures, pure), `demand` (the report's demand section, pure), `render` (the report as a
+//! table or CSV).
 
 pub mod daemon;
+pub mod demand;
 pub mod list;
 pub mod range;
 pub mod render;
@@ -179,6 +181,13 @@ pub fn report_in(
         chargers,
         alerts: store.alerts()?,
         links: store.link_hours(filter.from, filter.to)?,
+        demand_windows: store.demand_windows(
+            filter.from.map_or(DateTime::UNIX_EPOCH, |t| {
+                demand::month_start(t, source.zone)
+            }),
+            demand::next_month_start(filter.to.unwrap_or(now), source.zone),
+        )?,
+        demand_limit_kw: source.demand_limit_kw,
     };
     let report = report::build(&input, &sessions);
     render::render(&report, args.format)

@@ -8,7 +8,7 @@
 //! range's length times the number of chargers. Station health compares each charger's
 //! share of the energy, its Modbus error ratio (over the stored UTC hours that start inside
 //! the range) and the alerts raised on it inside the range with the other chargers'
-//! ([`crate::anomaly::health`]).
+//! ([`crate::anomaly::health`]). The demand section is [`super::demand`]'s.
 
 use std::collections::BTreeMap;
 
@@ -17,9 +17,11 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use super::demand::{self, DemandMonth};
 use super::range::{day_start, local_date};
 use crate::alerts::{Alert, AlertKind};
 use crate::anomaly::health::{self, StationHealth, StationInput};
+use crate::control::demand::WindowDemand;
 use crate::sessions::energy::Sample;
 use crate::sessions::machine::{RecordState, SessionRecord};
 use crate::store::{LinkHour, LinkHours};
@@ -34,7 +36,7 @@ pub struct SessionData {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Input {
     pub zone: Tz,
-    /// `None`: from the start of the local day of the first session.
+    /// `None`: from the start of the local day of the first session or demand window.
     pub from: Option<DateTime<Utc>>,
     /// `None`: until `now`.
     pub to: Option<DateTime<Utc>>,
@@ -46,6 +48,11 @@ pub struct Input {
     /// Stored Modbus counts per charger and UTC hour (any range: hours starting inside it
     /// count).
     pub links: LinkHours,
+    /// Stored demand windows, in time order, of every whole local month the range touches
+    /// (a month's peak counts its windows outside the range too).
+    pub demand_windows: Vec<WindowDemand>,
+    /// The config's `[demand]` target, when it has one.
+    pub demand_limit_kw: Option<f64>,
 }
 
 /// Counts and sums over a set of sessions.
@@ -105,11 +112,18 @@ pub struct Report {
     pub peak_hours: Vec<HourRow>,
     /// Per charger, in the order of `chargers`: against the other chargers.
     pub health: Vec<StationHealth>,
+    /// Per local month the range touches, when the site has a demand target or stored
+    /// windows inside the range; empty otherwise.
+    pub demand: Vec<DemandMonth>,
 }
 
 pub fn build(input: &Input, sessions: &[SessionData]) -> Report {
     let zone = input.zone;
-    let first = sessions.iter().map(|s| s.record.plugged_in_at).min();
+    let first = sessions
+        .iter()
+        .map(|s| s.record.plugged_in_at)
+        .chain(input.demand_windows.first().map(|w| w.start))
+        .min();
     let from = input
         .from
         .or_else(|| first.and_then(|t| day_start(local_date(t, zone), zone)))
@@ -245,6 +259,7 @@ pub fn build(input: &Input, sessions: &[SessionData]) -> Report {
             })
             .collect(),
         health,
+        demand: demand::months(&input.demand_windows, from, to, zone, input.demand_limit_kw),
     }
 }
 

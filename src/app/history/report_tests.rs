@@ -40,6 +40,8 @@ fn input(from: &str, to: &str, now: &str) -> Input {
         chargers: vec!["idle".to_owned()],
         alerts: Vec::new(),
         links: Default::default(),
+        demand_windows: Vec::new(),
+        demand_limit_kw: None,
     }
 }
 
@@ -194,14 +196,17 @@ fn a_charger_whose_modbus_requests_fail_far_more_often_is_flagged_on_errors_insi
     let r = build(&i, &[]);
     let csv = crate::app::history::render::render(&r, crate::app::history::Format::Csv).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-    let col = header.iter().position(|h| *h == "error_ratio").unwrap();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
     let cp3: Vec<&str> = csv
         .lines()
         .find(|l| l.starts_with("charger,,cp-3,"))
         .unwrap()
         .split(',')
         .collect();
-    assert_eq!((cp3[col], cp3[cp3.len() - 1]), ("0.100000", "errors"));
+    assert_eq!(
+        (cp3[col("error_ratio")], cp3[col("health_flags")]),
+        ("0.100000", "errors")
+    );
     let table =
         crate::app::history::render::render(&r, crate::app::history::Format::Table).unwrap();
     assert!(table.contains("Modbus errors"), "{table}");
@@ -234,4 +239,165 @@ fn a_charger_whose_modbus_requests_fail_far_more_often_is_flagged_on_errors_insi
         "one charger with counts has no peers: {:?}",
         r.health
     );
+}
+
+/// A finished window of 15 minutes from `start` at `kw` against `limit_kw`.
+fn window(start: &str, kw: f64, limit_kw: f64) -> WindowDemand {
+    WindowDemand {
+        start: at(start),
+        end: at(start) + TimeDelta::minutes(15),
+        demand_kw: kw,
+        limit_kw,
+    }
+}
+
+/// The report of `store` as the command computes it, in `format`, for local dates
+/// `from`..=`to` in Brussels.
+fn stored_report(
+    store: &crate::store::Store,
+    limit_kw: Option<f64>,
+    from: &str,
+    to: &str,
+    format: crate::app::history::Format,
+) -> String {
+    use crate::app::history::{report_in, Bound, HistoryArgs, Source};
+    let source = Source {
+        db: "/unused".into(),
+        zone: chrono_tz::Europe::Brussels,
+        chargers: Vec::new(),
+        api: None,
+        demand_limit_kw: limit_kw,
+    };
+    let args = HistoryArgs {
+        config: None,
+        db: None,
+        charger: None,
+        from: Some(Bound::parse(from).unwrap()),
+        to: Some(Bound::parse(to).unwrap()),
+        tz: None,
+        format,
+    };
+    report_in(store, &source, &args, at("2026-12-15T12:00:00Z")).unwrap()
+}
+
+#[tokio::test]
+async fn the_demand_section_has_each_local_months_target_peak_and_windows_over_it() {
+    use crate::app::history::Format;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = crate::store::Store::open(dir.path().join("db")).unwrap();
+    for w in [
+        // 00:30 on 1 November in Brussels (still October in UTC).
+        window("2026-10-31T23:30:00Z", 20.0, 25.0),
+        // The month's peak, before the range.
+        window("2026-11-03T16:00:00Z", 28.5, 25.0),
+        window("2026-11-10T17:00:00Z", 26.4, 25.0),
+        // At the target exactly: not over it.
+        window("2026-11-10T17:15:00Z", 25.0, 25.0),
+        window("2026-11-20T08:00:00Z", 24.9, 25.0),
+        // The month's target was raised to 30 kW by command: 27.8 is under it.
+        window("2026-11-25T12:00:00Z", 27.8, 30.0),
+        // 00:00 on 1 December in Brussels (still November in UTC).
+        window("2026-11-30T23:00:00Z", 29.0, 25.0),
+    ] {
+        store.put_demand_window(&w).await.unwrap();
+    }
+
+    let json = stored_report(&store, None, "2026-11-10", "2026-11-30", Format::Json);
+    let r: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let months = r["demand"].as_array().unwrap();
+    assert_eq!(months.len(), 1, "{months:?}");
+    let nov = &months[0];
+    assert_eq!(nov["month"], "2026-11");
+    assert_eq!(nov["limit_kw"], 30.0, "the latest window's target");
+    assert_eq!(nov["peak"]["demand_kw"], 28.5);
+    assert_eq!(nov["peak"]["start"], "2026-11-03T16:00:00Z");
+    assert_eq!(nov["windows"], 4, "the range's windows");
+    assert_eq!(
+        nov["over_target"], 1,
+        "26.4 against 25; 25.0 and 27.8 are not"
+    );
+    let highest: Vec<f64> = nov["highest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["demand_kw"].as_f64().unwrap())
+        .collect();
+    assert_eq!(highest, [27.8, 26.4, 25.0]);
+
+    let table = stored_report(&store, None, "2026-11-10", "2026-11-30", Format::Table);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("2026-11  "))
+        .unwrap_or_else(|| panic!("a row for November:\n{table}"));
+    let cells: Vec<&str> = row
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            "2026-11",
+            "30.00 kW",
+            "28.50 kW",
+            "2026-11-03 17:00",
+            "4",
+            "1"
+        ],
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("2026-11  2026-11-10 18:00  26.40 kW  25.00 kW  over")),
+        "{table}"
+    );
+
+    // All of November and December: months split at local midnight.
+    let csv = stored_report(&store, None, "2026-11-01", "2026-12-31", Format::Csv);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let rows: Vec<std::collections::BTreeMap<String, String>> =
+        reader.deserialize().map(|r| r.unwrap()).collect();
+    let month = |m: &str| {
+        rows.iter()
+            .find(|r| r["section"] == "demand" && r["month"] == m)
+            .unwrap_or_else(|| panic!("a demand row for {m}: {csv}"))
+    };
+    let (nov, dec) = (month("2026-11"), month("2026-12"));
+    assert_eq!(
+        (nov["windows"].as_str(), nov["over_target"].as_str()),
+        ("6", "2")
+    );
+    assert_eq!(nov["demand_kw"], "28.500");
+    assert_eq!(nov["window_start"], "2026-11-03T17:00:00+01:00");
+    assert_eq!(
+        (dec["windows"].as_str(), dec["demand_kw"].as_str()),
+        ("1", "29.000")
+    );
+    assert_eq!(dec["window_start"], "2026-12-01T00:00:00+01:00");
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["section"] == "demand_window" && r["month"] == "2026-11")
+            .count(),
+        demand::HIGHEST
+    );
+}
+
+#[tokio::test]
+async fn a_configured_target_gives_months_without_windows_a_row_and_no_target_gives_none() {
+    use crate::app::history::Format;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = crate::store::Store::open(dir.path().join("db")).unwrap();
+    let json = stored_report(&store, Some(25.0), "2026-11-01", "2026-11-30", Format::Json);
+    let r: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        r["demand"],
+        serde_json::json!([{"month": "2026-11", "limit_kw": 25.0, "peak": null,
+            "windows": 0, "over_target": 0, "highest": []}])
+    );
+    let none = stored_report(&store, None, "2026-11-01", "2026-11-30", Format::Table);
+    assert!(!none.contains("Demand"), "{none}");
+    let json = stored_report(&store, None, "2026-11-01", "2026-11-30", Format::Json);
+    let r: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(r["demand"], serde_json::json!([]));
 }

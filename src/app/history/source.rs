@@ -1,6 +1,7 @@
 //! Where the history commands read from: the database named by `--db` or by the config's
-//! `[storage] path`, and the time zone days are counted in (`--tz`, else the tariff's, else
-//! UTC).
+//! `[storage] path`, the time zone days and months are counted in (`--tz`, else the site's
+//! `[site] timezone`, which defaults to the tariff's, else UTC), and the config's `[demand]`
+//! target.
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,9 @@ pub struct Source {
     /// The config's local API, when a config was read: where the daemon holding the
     /// database answers instead.
     pub api: Option<crate::config::Api>,
+    /// The config's `[demand]` target, when a config with one was read: the report then
+    /// has a demand section even for months with no window stored.
+    pub demand_limit_kw: Option<f64>,
 }
 
 impl Source {
@@ -35,33 +39,31 @@ impl Source {
                 (cfg.storage.path.clone(), Some(cfg))
             }
         };
-        let tariff_zone = match config.as_ref().and_then(|c| c.tariff.as_ref()) {
-            Some(t) => Some(parse_zone(&t.timezone).map_err(HistoryError::Usage)?),
-            None => None,
-        };
-        Ok(Source {
-            db,
-            zone: args.tz.or(tariff_zone).unwrap_or(Tz::UTC),
-            api: config.as_ref().map(|c| c.api.clone()),
-            chargers: config
-                .map(|c| c.chargers.into_iter().map(|c| c.id).collect())
-                .unwrap_or_default(),
+        Ok(match config {
+            Some(cfg) => Source {
+                db,
+                ..Source::of_config(&cfg, args.tz)
+            },
+            None => Source {
+                db,
+                zone: args.tz.unwrap_or(Tz::UTC),
+                chargers: Vec::new(),
+                api: None,
+                demand_limit_kw: None,
+            },
         })
     }
 
-    /// The source of a running site: its config's database, chargers and zone (`tz`, else
-    /// the tariff's, else UTC).
-    pub fn of_config(cfg: &crate::config::Config, tz: Option<Tz>) -> Result<Source, HistoryError> {
-        let tariff_zone = match &cfg.tariff {
-            Some(t) => Some(parse_zone(&t.timezone).map_err(HistoryError::Usage)?),
-            None => None,
-        };
-        Ok(Source {
+    /// The source of a running site: its config's database, chargers, demand target and zone
+    /// (`tz`, else the site's).
+    pub fn of_config(cfg: &crate::config::Config, tz: Option<Tz>) -> Source {
+        Source {
             db: cfg.storage.path.clone(),
-            zone: tz.or(tariff_zone).unwrap_or(Tz::UTC),
+            zone: tz.unwrap_or(cfg.site.timezone),
             chargers: cfg.chargers.iter().map(|c| c.id.clone()).collect(),
             api: Some(cfg.api.clone()),
-        })
+            demand_limit_kw: cfg.demand.as_ref().map(|d| d.limit_kw),
+        }
     }
 
     /// Opens the database without creating, migrating or moving anything.
@@ -79,4 +81,30 @@ pub fn parse_zone(name: &str) -> Result<Tz, String> {
     name.parse::<Tz>().map_err(|_| {
         format!("unknown time zone {name:?} (expected an IANA name such as Europe/Berlin)")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(edit: impl Fn(String) -> String) -> crate::config::Config {
+        let base = include_str!("../../../tests/fixtures/config/base.toml");
+        crate::config::load_str(&edit(base.to_owned()), "base").expect("a valid config")
+    }
+
+    #[test]
+    fn the_site_zone_wins_over_the_tariffs_and_tz_over_both() {
+        let cfg = config(|t| {
+            t.replace("[site]\n", "[site]\ntimezone = \"Europe/London\"\n")
+                + "\n[demand]\nlimit_kw = 25.0\n"
+        });
+        let s = Source::of_config(&cfg, None);
+        assert_eq!(s.zone, chrono_tz::Europe::London);
+        assert_eq!(s.demand_limit_kw, Some(25.0));
+        assert_eq!(Source::of_config(&cfg, Some(Tz::UTC)).zone, Tz::UTC);
+        // Without its own zone the site keeps the tariff's; without [demand], no target.
+        let s = Source::of_config(&config(|t| t), None);
+        assert_eq!(s.zone, chrono_tz::Europe::Berlin);
+        assert_eq!(s.demand_limit_kw, None);
+    }
 }

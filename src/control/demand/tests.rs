@@ -130,3 +130,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_summary_reads_projection_target_and_peak_and_warns_of_the_building() {
+    let mut m = DemandMeter::new(settings(25.0), chrono_tz::UTC);
+    let t = utc(2026, 11, 21, 17, 0, 0);
+    m.restore_month_peak(t, 23.94);
+    m.observe(t, Some(18_200.0), 5_000.0);
+    let s = m.observe(t + Duration::seconds(60), Some(18_200.0), 5_000.0);
+    assert_eq!(
+        s.summary(),
+        "18.2 kW projected of 25.0 kW target · month peak 23.9 kW"
+    );
+    let over = DemandStatus {
+        building_exceeds: true,
+        ..s
+    };
+    assert!(over
+        .summary()
+        .ends_with("month peak 23.9 kW · the building alone is over the target"));
+}
