@@ -238,15 +238,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_frame_shows_grid_chargers_and_alerts() {
-        let h = Header {
+    /// The demo's header `site_s` into the run, 12 s of wall time in at 30×.
+    fn header(site_s: f64) -> Header<'static> {
+        Header {
             site_id: "demo",
             speed: 30.0,
             elapsed_s: 12.0,
-            site_s: 3725.0,
+            site_s,
             site_now: chrono::DateTime::from_timestamp(1_768_500_000, 0).unwrap_or_default(),
-        };
+        }
+    }
+
+    #[test]
+    fn the_frame_shows_grid_chargers_and_alerts() {
+        let h = header(3725.0);
         let f = frame(
             &h,
             &view(),
@@ -270,13 +275,7 @@ mod tests {
 
     #[test]
     fn the_frame_shows_the_demand_window_of_a_site_with_a_target() {
-        let h = Header {
-            site_id: "demo",
-            speed: 30.0,
-            elapsed_s: 12.0,
-            site_s: 60.0,
-            site_now: chrono::DateTime::from_timestamp(1_768_500_000, 0).unwrap_or_default(),
-        };
+        let h = header(60.0);
         let at = chrono::DateTime::from_timestamp(1_768_500_000, 0).unwrap_or_default();
         let v = CycleRecord {
             demand: Some(crate::control::demand::DemandStatus {
