@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use evsite::commands::{handle, load_overrides, CommandContext};
 use evsite::control::command::ControlCommand;
 use evsite::store::Store;
-use rig::{error, ok, Rig, GRID_A, TOL};
+use rig::{error, ok, scenario_with_cars, Rig, GRID_A, TOL};
 
 fn rfc(t: DateTime<Utc>) -> String {
     t.to_rfc3339()
@@ -584,6 +584,149 @@ async fn a_restart_keeps_a_month_demand_target_until_it_is_cleared() {
         .await;
     assert!(ok(&r), "{r}");
     assert!(restored().is_empty(), "cleared: the config's target again");
+    cmds.close().await;
+}
+
+/// The plan commands `load_overrides` queues for a new controller, by charger.
+fn restored_plans(rig: &Rig) -> Vec<ControlCommand> {
+    load_overrides(&rig.store, &rig.cfg, rig.clock.now())
+        .expect("read")
+        .into_iter()
+        .filter(|c| {
+            matches!(
+                c,
+                ControlCommand::SetPlan { .. } | ControlCommand::RestorePlan { .. }
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_commanded_plan_survives_a_restart_with_its_session_and_goes_when_the_session_ends() {
+    let (sim, db) = dirs();
+    let depart;
+    {
+        let mut rig = Rig::new(sim.path(), db.path());
+        let cmds = rig.serve();
+        depart = rig.clock.now() + TimeDelta::hours(6);
+        for (request_id, charger) in [("pl1", "cp-1"), ("pl2", "cp-2")] {
+            let r = cmds
+                .json(
+                    "set_plan",
+                    json!({"request_id": request_id, "charger": charger, "energy_wh": 20000, "depart_at": rfc(depart)}),
+                )
+                .await;
+            assert!(ok(&r), "{r}");
+        }
+        rig.cycles(3).await;
+        // The sessions in progress, as the recorder keeps them: 3 and 1 kWh so far.
+        for (charger, wh) in [("cp-1", 3000), ("cp-2", 1000)] {
+            let mut s = evsite::sessions::machine::SessionRecord::new(
+                format!("s-{charger}"),
+                charger.into(),
+                rig.clock.now(),
+            );
+            s.energy_wh = wh;
+            rig.store.put_session(&s, &[], None).await.expect("stored");
+        }
+        cmds.close().await;
+    }
+    // Back up: cp-1's car is still plugged in; cp-2's left while evsite was down, and
+    // another car comes 20 s later.
+    let sim2 = tempfile::tempdir().expect("dir");
+    let mut rig = Rig::on(
+        scenario_with_cars(&[("cp-1", 0), ("cp-2", 20)]),
+        sim2.path(),
+        db.path(),
+    );
+    let restored = restored_plans(&rig);
+    let delivered: Vec<(String, f64)> = restored
+        .iter()
+        .filter_map(|c| match c {
+            ControlCommand::RestorePlan {
+                charger,
+                plan,
+                delivered_wh,
+            } if plan.depart_at == depart && plan.energy_wh == 20000 => {
+                Some((charger.clone(), *delivered_wh))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        delivered,
+        vec![("cp-1".into(), 3000.0), ("cp-2".into(), 1000.0)],
+        "{restored:?}"
+    );
+    let tx = rig.ctl.commands();
+    for c in restored {
+        tx.send(c).expect("controller queue");
+    }
+    rig.ctl.start().await;
+    rig.cycles(5).await;
+    let view = rig.view.clone().expect("a cycle ran");
+    let plan = view
+        .charger("cp-1")
+        .and_then(|c| c.plan)
+        .expect("cp-1's session keeps its plan");
+    assert_eq!((plan.energy_wh, plan.depart_at), (20000, depart));
+    // What it had before the restart counts: at most 32 A × 3 × 230 V for 5 s more.
+    assert!(
+        (3000.0..3000.0 + 31.0).contains(&plan.delivered_wh),
+        "{plan:?}"
+    );
+    rig.cycles(25).await;
+    let cp2 = rig.view.as_ref().and_then(|v| v.charger("cp-2").cloned());
+    assert!(
+        cp2.as_ref()
+            .is_some_and(|c| c.state.is_some_and(|s| s.is_connected())),
+        "the next car is plugged in: {cp2:?}"
+    );
+    assert_eq!(
+        cp2.and_then(|c| c.plan),
+        None,
+        "cp-2's plan went with the session that ended while evsite was down, not to the next car"
+    );
+    // cp-1's session ends: its plan goes from the store with it.
+    assert!(rig
+        .store
+        .end_plan("cp-1", rig.clock.now())
+        .await
+        .expect("write"));
+    let cp1 = |c: &ControlCommand| matches!(c, ControlCommand::SetPlan { charger, .. } | ControlCommand::RestorePlan { charger, .. } if charger == "cp-1");
+    assert!(!restored_plans(&rig).iter().any(cp1));
+    // A plan set after a session ended is the next session's: that end leaves it, and with
+    // no session open on the charger it waits for the next car.
+    let ended = rig.clock.now();
+    rig.cycles(2).await;
+    let cmds = rig.serve();
+    let r = cmds
+        .json(
+            "set_plan",
+            json!({"request_id": "pl3", "charger": "cp-1", "energy_wh": 5000, "depart_at": rfc(depart)}),
+        )
+        .await;
+    assert!(ok(&r), "{r}");
+    let mut s = evsite::sessions::machine::SessionRecord::new(
+        "s-cp-1".into(),
+        "cp-1".into(),
+        ended - TimeDelta::hours(1),
+    );
+    s.state = evsite::sessions::machine::RecordState::Completed;
+    s.ended_at = Some(ended);
+    rig.store.put_session(&s, &[], None).await.expect("stored");
+    assert!(!rig.store.end_plan("cp-1", ended).await.expect("write"));
+    let next: Vec<_> = restored_plans(&rig).into_iter().filter(cp1).collect();
+    assert!(
+        matches!(next.as_slice(), [ControlCommand::SetPlan { plan: Some(p), .. }] if p.energy_wh == 5000),
+        "{next:?}"
+    );
+    // Cleared by command: the config's plan again, nothing stored.
+    let r = cmds
+        .json("set_plan", json!({"request_id": "pl4", "charger": "cp-1"}))
+        .await;
+    assert!(ok(&r), "{r}");
+    assert!(!restored_plans(&rig).iter().any(cp1));
     cmds.close().await;
 }
 

@@ -9,7 +9,9 @@ use super::validate::{parse, Command};
 use super::CommandContext;
 use crate::control::command::ControlCommand;
 use crate::control::profile::{ProfileSet, StoredProfile};
-use crate::store::commands::{ChargerOverride, CommandChange, DemandOverride, SiteLimitOverride};
+use crate::store::commands::{
+    ChargerOverride, CommandChange, DemandOverride, PlanOverride, SiteLimitOverride,
+};
 
 /// Most profiles the site holds at once.
 pub const MAX_PROFILES: usize = 32;
@@ -214,10 +216,16 @@ fn plan(
                 Some(ControlCommand::SetProfiles(ProfileSet::new(profiles))),
             ))
         }
-        // A plan lasts for its session and is not kept across a restart (the config's
-        // applies again); a month's demand target is.
+        // A plan is kept until its session ends (the recorder drops it then), so a restart
+        // in the middle of the session keeps it.
         Command::SetPlan { charger, plan } => Ok((
-            CommandChange::None,
+            CommandChange::Plan {
+                charger: charger.clone(),
+                plan: plan.map(|plan| PlanOverride {
+                    plan,
+                    set_at: ctx.clock.now(),
+                }),
+            },
             Some(ControlCommand::SetPlan { charger, plan }),
         )),
         Command::SetDemandLimit {

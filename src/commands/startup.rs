@@ -1,6 +1,6 @@
-//! What the daemon applies at start so a restart does not lift a cloud-imposed limit: the
-//! stored profiles, an unexpired site limit, each configured charger's cloud settings and a
-//! month's demand target.
+//! What the daemon applies at start so a restart does not lift a cloud-imposed limit nor drop
+//! a driver's plan: the stored profiles, an unexpired site limit, each configured charger's
+//! cloud settings, a month's demand target and the commanded departure plans.
 
 use chrono::{DateTime, Utc};
 
@@ -38,6 +38,25 @@ pub fn load_overrides(
         out.push(ControlCommand::SetDemandLimit(Some((
             o.year, o.month, o.limit_kw,
         ))));
+    }
+    let open = store.open_sessions()?;
+    for (id, o) in store.plan_overrides()? {
+        if o.plan.depart_at <= now || !cfg.chargers.iter().any(|c| c.id == id) {
+            continue;
+        }
+        // A session still open on the charger is the plan's (it would have taken the plan
+        // with it had it ended); otherwise the plan waits for the next one.
+        out.push(match open.iter().find(|r| r.charger == id) {
+            Some(r) => ControlCommand::RestorePlan {
+                charger: id,
+                plan: o.plan,
+                delivered_wh: r.energy_wh as f64,
+            },
+            None => ControlCommand::SetPlan {
+                charger: id,
+                plan: Some(o.plan),
+            },
+        });
     }
     for (id, o) in store.charger_overrides()? {
         if !cfg.chargers.iter().any(|c| c.id == id) {

@@ -33,6 +33,14 @@ pub enum ControlCommand {
     /// A departure plan for a charger's session in progress, or its next (None: the
     /// config's plan, if any).
     SetPlan { charger: String, plan: Option<Plan> },
+    /// A plan commanded for a session that was in progress when evsite last stopped, with
+    /// the session's energy so far: applied if the first reading still finds a car plugged
+    /// in, dropped if it left meanwhile (from the store at start).
+    RestorePlan {
+        charger: String,
+        plan: Plan,
+        delivered_wh: f64,
+    },
     /// The demand target for one local month, `(year, month, kW)` (None: the config's).
     /// The per-phase limits still apply under it.
     SetDemandLimit(Option<(i32, u32, f64)>),

@@ -306,6 +306,11 @@ impl Controller {
                 } => self.set_charger(&charger, enabled, max_current_a),
                 ControlCommand::SetProfiles(set) => self.profiles = set,
                 ControlCommand::SetPlan { charger, plan } => self.set_plan(&charger, plan),
+                ControlCommand::RestorePlan {
+                    charger,
+                    plan,
+                    delivered_wh,
+                } => self.restore_plan(&charger, plan, delivered_wh),
                 ControlCommand::SetDemandLimit(month) => {
                     if let Some(d) = self.demand.as_mut() {
                         d.set_month_limit(month);

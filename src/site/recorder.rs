@@ -117,6 +117,10 @@ impl Recorder {
                         stop_reason = ?u.record.stop_reason,
                         "session ended"
                     );
+                    let ended_at = u.record.ended_at.unwrap_or(u.record.plugged_in_at);
+                    if let Err(e) = self.store.end_plan(&u.record.charger, ended_at).await {
+                        tracing::error!(charger = %u.record.charger, error = %e, "the session's commanded plan could not be dropped");
+                    }
                 }
             }
             // Nothing else can be done here: the tracker still holds the session, and the
@@ -217,5 +221,64 @@ pub async fn prune_forever(store: Store, retention_days: u32, max_size_mb: u64) 
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "pruning failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::plan::Plan;
+    use crate::store::commands::{CommandChange, PlanOverride};
+
+    #[tokio::test]
+    async fn a_session_that_ends_takes_its_commanded_plan_with_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, _) = Store::open(dir.path()).expect("store opens");
+        let cfg = crate::config::load_str(
+            include_str!("../../tests/fixtures/config/base.toml"),
+            "base",
+        )
+        .expect("a valid config");
+        let charger = cfg.chargers[0].id.clone();
+        let t0: DateTime<Utc> = "2026-01-15T17:00:00Z".parse().expect("time");
+        let plan = PlanOverride {
+            plan: Plan {
+                energy_wh: 20_000,
+                depart_at: t0 + TimeDelta::hours(12),
+            },
+            set_at: t0 + TimeDelta::minutes(5),
+        };
+        let change = CommandChange::Plan {
+            charger: charger.clone(),
+            plan: Some(plan),
+        };
+        let ok = serde_json::json!({"ok": true});
+        store
+            .commit_command("p1", t0, &ok, &change)
+            .await
+            .expect("stored");
+        let mut rec = Recorder::new(&cfg, store.clone(), Arc::new(Notify::new()));
+        let mut s = SessionRecord::new("s-1".into(), charger.clone(), t0);
+        let update = |s: &SessionRecord| {
+            SiteEvent::Session(Box::new(SessionUpdate {
+                change: SessionChange::Completed,
+                record: s.clone(),
+                new_samples: Vec::new(),
+                publish: false,
+            }))
+        };
+        // A session that ended before the plan was set leaves it for the next one.
+        s.state = RecordState::Completed;
+        s.ended_at = Some(t0 + TimeDelta::minutes(1));
+        rec.handle(update(&s)).await;
+        assert_eq!(
+            store.plan_overrides().expect("read"),
+            vec![(charger.clone(), plan)]
+        );
+        // The session the plan was set in ends: it goes.
+        s.session_id = "s-2".into();
+        s.ended_at = Some(t0 + TimeDelta::hours(2));
+        rec.handle(update(&s)).await;
+        assert!(store.plan_overrides().expect("read").is_empty());
     }
 }

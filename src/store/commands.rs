@@ -1,7 +1,8 @@
 //! What cloud commands leave behind: the reply to every request id (so a repeated command is
-//! answered again, not applied twice), the charging profiles, and the site and charger limits
-//! in force, and a month's demand target — each written in one flushed transaction with the reply, so a restart neither
-//! lifts a cloud-imposed limit nor forgets that a command was already applied.
+//! answered again, not applied twice), the charging profiles, the site and charger limits in
+//! force, a month's demand target and each charger's commanded departure plan — each written
+//! in one flushed transaction with the reply, so a restart neither lifts a cloud-imposed limit,
+//! nor drops a driver's plan, nor forgets that a command was already applied.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,7 @@ use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
 use super::{Store, StoreError};
+use crate::control::plan::Plan;
 use crate::control::profile::StoredProfile;
 
 const REPLIES: &str = "cmd_replies";
@@ -17,6 +19,7 @@ const OVERRIDES: &str = "cmd_overrides";
 const SITE_KEY: &[u8] = b"site";
 const DEMAND_KEY: &[u8] = b"demand";
 const CHARGER_PREFIX: &[u8] = b"charger\0";
+const PLAN_PREFIX: &[u8] = b"plan\0";
 
 /// A commanded site limit and when it lapses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +35,14 @@ pub struct DemandOverride {
     pub year: i32,
     pub month: u32,
     pub limit_kw: f64,
+}
+
+/// A departure plan set by `set_plan` for a charger's session in progress or its next, and
+/// when it was set: the session that ends after that takes it with it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlanOverride {
+    pub plan: Plan,
+    pub set_at: DateTime<Utc>,
 }
 
 /// A charger's cloud settings (None: as configured).
@@ -67,6 +78,11 @@ pub enum CommandChange {
     RemoveProfile(u32),
     /// The month's demand target from now on (None: the config's).
     DemandLimit(Option<DemandOverride>),
+    /// A charger's commanded plan from now on (None: the config's).
+    Plan {
+        charger: String,
+        plan: Option<PlanOverride>,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -85,6 +101,10 @@ fn decode<'a, T: Deserialize<'a>>(what: &'static str, raw: &'a [u8]) -> Result<T
 
 fn charger_key(id: &str) -> Vec<u8> {
     [CHARGER_PREFIX, id.as_bytes()].concat()
+}
+
+fn plan_key(id: &str) -> Vec<u8> {
+    [PLAN_PREFIX, id.as_bytes()].concat()
 }
 
 impl Store {
@@ -123,6 +143,7 @@ impl Store {
             }
             CommandChange::PutProfile { profile, .. } => Some(encode("profile", profile)?),
             CommandChange::DemandLimit(Some(o)) => Some(encode("demand target", o)?),
+            CommandChange::Plan { plan: Some(p), .. } => Some(encode("plan", p)?),
             _ => None,
         };
         let (replies, profiles, overrides) = (
@@ -167,6 +188,14 @@ impl Store {
                     }
                     None => {
                         overrides.remove(DEMAND_KEY)?;
+                    }
+                },
+                CommandChange::Plan { charger, .. } => match &value {
+                    Some(v) => {
+                        overrides.insert(plan_key(charger), v.as_slice())?;
+                    }
+                    None => {
+                        overrides.remove(plan_key(charger))?;
                     }
                 },
             }
@@ -220,13 +249,53 @@ impl Store {
 
     /// Every charger's cloud settings, by charger id.
     pub fn charger_overrides(&self) -> Result<Vec<(String, ChargerOverride)>, StoreError> {
+        self.per_charger(CHARGER_PREFIX, "charger override")
+    }
+
+    /// The entries under `prefix` (then a charger id), by charger id.
+    fn per_charger<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+        what: &'static str,
+    ) -> Result<Vec<(String, T)>, StoreError> {
         let mut out = Vec::new();
-        for item in self.tree(OVERRIDES)?.scan_prefix(CHARGER_PREFIX) {
+        for item in self.tree(OVERRIDES)?.scan_prefix(prefix) {
             let (key, raw) = item?;
-            let id = String::from_utf8_lossy(&key[CHARGER_PREFIX.len()..]).into_owned();
-            out.push((id, decode("charger override", &raw)?));
+            let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            out.push((id, decode(what, &raw)?));
         }
         Ok(out)
+    }
+
+    /// Every charger's commanded plan, by charger id.
+    pub fn plan_overrides(&self) -> Result<Vec<(String, PlanOverride)>, StoreError> {
+        self.per_charger(PLAN_PREFIX, "plan")
+    }
+
+    /// A session on `charger` ended at `ended_at`: a plan commanded before then was that
+    /// session's (or was waiting for it) and goes with it; one set later, for the next
+    /// session, stays. Flushed when something went.
+    pub async fn end_plan(
+        &self,
+        charger: &str,
+        ended_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let tree = self.tree(OVERRIDES)?;
+        let key = plan_key(charger);
+        let Some(raw) = tree.get(&key)? else {
+            return Ok(false);
+        };
+        // An unreadable entry cannot be applied either: it goes too.
+        let ended = decode::<PlanOverride>("plan", &raw).map_or(true, |p| p.set_at <= ended_at);
+        if ended {
+            // Removed only if unchanged: a plan committed meanwhile is the next session's.
+            let gone = tree
+                .compare_and_swap(&key, Some(raw), None::<&[u8]>)?
+                .is_ok();
+            self.db.flush_async().await?;
+            return Ok(gone);
+        }
+        Ok(false)
     }
 
     /// One charger's cloud settings (default: none).

@@ -26,6 +26,11 @@ const STEP_S: f64 = 0.1;
 
 /// Two 3-phase chargers (6–32 A), each with a car that takes all it is offered.
 pub fn scenario() -> Scenario {
+    scenario_with_cars(&[("cp-1", 0), ("cp-2", 0)])
+}
+
+/// The same two chargers, with a car only at those of `cars`, arriving `arrive_s` in.
+pub fn scenario_with_cars(cars: &[(&str, u32)]) -> Scenario {
     let head = Head {
         duration_s: 7200,
         grid_limit_a: GRID_A,
@@ -46,8 +51,13 @@ limit_kw = 1000.0
     ] {
         text.push_str(&format!(
             "[[charger]]\nid = \"{id}\"\nmodel = \"{model}\"\ntransport = \"tcp\"\nphases = 3\n\
-             phase_map = [{map}]\nmin_current_a = 6.0\nmax_current_a = 32.0\n\
-             [[vehicle]]\ncharger = \"{id}\"\narrive_s = 0\ndepart_s = 7200\ncapacity_kwh = 100\n\
+             phase_map = [{map}]\nmin_current_a = 6.0\nmax_current_a = 32.0\n"
+        ));
+        let Some((_, arrive_s)) = cars.iter().find(|(c, _)| *c == id) else {
+            continue;
+        };
+        text.push_str(&format!(
+            "[[vehicle]]\ncharger = \"{id}\"\narrive_s = {arrive_s}\ndepart_s = 7200\ncapacity_kwh = 100\n\
              soc_start = 0.1\nsoc_target = 1.0\nmax_current_a = 32\nphases = 3\n\
              response_delay_s = 2\ntaper_from_soc = 1.0\n"
         ));
@@ -70,7 +80,11 @@ pub struct Rig {
 impl Rig {
     /// A rig whose store lives at `store_dir` (reopened by a restart test).
     pub fn new(sim_dir: &Path, store_dir: &Path) -> Rig {
-        let s = scenario();
+        Rig::on(scenario(), sim_dir, store_dir)
+    }
+
+    /// A rig on scenario `s`.
+    pub fn on(s: Scenario, sim_dir: &Path, store_dir: &Path) -> Rig {
         let model = SiteModel::from_registry(&s).expect("site builds");
         let InMemory { site, cfg, links } = in_memory(model, sim_dir).expect("wired");
         let clock = Clock::starting_at(s.start);

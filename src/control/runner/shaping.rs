@@ -26,6 +26,9 @@ pub(super) struct PlanRt {
     pub last: Option<(DateTime<Utc>, f64)>,
     pub charging: bool,
     pub connected: bool,
+    /// `commanded` was restored for the session in progress at the last stop, with its
+    /// energy so far: kept only if the first reading still finds a car plugged in.
+    pub restored: Option<f64>,
 }
 
 impl PlanRt {
@@ -193,6 +196,18 @@ impl Controller {
             };
             let connected = s.state.is_some_and(|st| st.is_connected());
             let p = &mut c.plan;
+            if let Some(delivered) = p.restored.take() {
+                if connected {
+                    // The session goes on: its plan with what it already had.
+                    p.active = p.commanded;
+                    p.delivered_wh = delivered;
+                    p.last = None;
+                    p.connected = true;
+                } else {
+                    // The car left while evsite was down: the plan went with its session.
+                    p.commanded = None;
+                }
+            }
             if connected && !p.connected {
                 p.active = p.commanded.or_else(|| {
                     c.cfg.plan.map(|spec| Plan {
@@ -227,6 +242,8 @@ impl Controller {
             return;
         };
         c.plan.commanded = plan;
+        // A new command replaces a plan restored at start, and is applied as any other.
+        c.plan.restored = None;
         if c.plan.connected {
             let tz = self.cfg.site.timezone;
             let now = self.clock.now();
@@ -237,6 +254,16 @@ impl Controller {
                 })
             });
         }
+    }
+
+    /// A commanded plan of the session that was in progress at the last stop (see
+    /// [`ControlCommand::RestorePlan`](crate::control::command::ControlCommand)).
+    pub(super) fn restore_plan(&mut self, charger: &str, plan: Plan, delivered_wh: f64) {
+        let Some(c) = self.chargers.iter_mut().find(|c| c.cfg.id == charger) else {
+            return;
+        };
+        c.plan.commanded = Some(plan);
+        c.plan.restored = Some(delivered_wh.max(0.0));
     }
 
     /// The cap a plan sets on charger `i` now: 0 while holding for cheaper slots, None while
