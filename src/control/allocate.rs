@@ -403,10 +403,12 @@ fn candidate(
             loads.push((circuit_constraint(c, gp), coef));
         }
     }
-    loads.push((
-        total_constraint(input.circuits.len()),
-        per_phase.iter().sum(),
-    ));
+    if input.total_limit_a.is_some() {
+        loads.push((
+            total_constraint(input.circuits.len()),
+            per_phase.iter().sum(),
+        ));
+    }
     let (turn_group, turn_key) = turn_order(ch, input.now_s, input.rotation_interval_s);
     Ok(Candidate {
         index,
