@@ -731,6 +731,43 @@ async fn a_commanded_plan_survives_a_restart_with_its_session_and_goes_when_the_
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_session_open_with_the_configs_plan_goes_on_with_what_it_had_after_a_restart() {
+    let (sim, db) = dirs();
+    let rig = Rig::new(sim.path(), db.path());
+    let now = rig.clock.now();
+    let depart = now + TimeDelta::hours(8);
+    let mut s = evsite::sessions::machine::SessionRecord::new(
+        "s-cp-2".into(),
+        "cp-2".into(),
+        now - TimeDelta::hours(1),
+    );
+    s.energy_wh = 7000;
+    s.plan = Some(evsite::sessions::machine::SessionPlan {
+        energy_wh: 25000,
+        depart_at: depart,
+        met: false,
+    });
+    rig.store.put_session(&s, &[], None).await.expect("stored");
+    let restored = restored_plans(&rig);
+    assert!(
+        matches!(
+            restored.as_slice(),
+            [ControlCommand::RestorePlan { charger, plan, delivered_wh }]
+                if charger == "cp-2" && plan.energy_wh == 25000 && plan.depart_at == depart
+                    && *delivered_wh == 7000.0
+        ),
+        "{restored:?}"
+    );
+    // A plan whose departure has passed is not carried over.
+    s.plan = s.plan.map(|p| evsite::sessions::machine::SessionPlan {
+        depart_at: now - TimeDelta::minutes(1),
+        ..p
+    });
+    rig.store.put_session(&s, &[], None).await.expect("stored");
+    assert!(restored_plans(&rig).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
 async fn old_replies_are_pruned() {
     let db = tempfile::tempdir().expect("dir");
     let (store, _) = Store::open(db.path()).expect("opens");

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Config;
 use crate::control::command::ControlCommand;
+use crate::control::plan::Plan;
 use crate::control::profile::{ProfileSet, StoredProfile};
 use crate::store::{Store, StoreError};
 
@@ -39,14 +40,39 @@ pub fn load_overrides(
             o.year, o.month, o.limit_kw,
         ))));
     }
-    let open = store.open_sessions()?;
-    for (id, o) in store.plan_overrides()? {
-        if o.plan.depart_at <= now || !cfg.chargers.iter().any(|c| c.id == id) {
+    out.extend(plans(store, cfg, now)?);
+    for (id, o) in store.charger_overrides()? {
+        if !cfg.chargers.iter().any(|c| c.id == id) {
+            tracing::warn!(charger = %id, "stored cloud settings for a charger no longer configured");
             continue;
         }
-        // A session still open on the charger is the plan's (it would have taken the plan
-        // with it had it ended); otherwise the plan waits for the next one.
-        out.push(match open.iter().find(|r| r.charger == id) {
+        out.push(ControlCommand::SetCharger {
+            charger: id,
+            enabled: o.enabled,
+            max_current_a: o.max_current_a,
+        });
+    }
+    Ok(out)
+}
+
+/// The departure plans to carry over a restart. A commanded plan: a session still open on its
+/// charger is the plan's (it would have taken the plan with it had it ended), which goes on
+/// with the energy it had; otherwise the plan waits for the next car. A session open with a
+/// plan from the config goes on with what it had too, rather than starting the plan again.
+fn plans(
+    store: &Store,
+    cfg: &Config,
+    now: DateTime<Utc>,
+) -> Result<Vec<ControlCommand>, StoreError> {
+    let configured = |id: &str| cfg.chargers.iter().any(|c| c.id == id);
+    let open = store.open_sessions()?;
+    let session = |id: &str| open.iter().find(|r| r.charger == id);
+    let mut out = Vec::new();
+    for (id, o) in store.plan_overrides()? {
+        if o.plan.depart_at <= now || !configured(&id) {
+            continue;
+        }
+        out.push(match session(&id) {
             Some(r) => ControlCommand::RestorePlan {
                 charger: id,
                 plan: o.plan,
@@ -58,15 +84,26 @@ pub fn load_overrides(
             },
         });
     }
-    for (id, o) in store.charger_overrides()? {
-        if !cfg.chargers.iter().any(|c| c.id == id) {
-            tracing::warn!(charger = %id, "stored cloud settings for a charger no longer configured");
+    let covered: Vec<String> = out
+        .iter()
+        .filter_map(|c| match c {
+            ControlCommand::RestorePlan { charger, .. }
+            | ControlCommand::SetPlan { charger, .. } => Some(charger.clone()),
+            _ => None,
+        })
+        .collect();
+    for r in &open {
+        let Some(p) = r.plan else { continue };
+        if p.depart_at <= now || !configured(&r.charger) || covered.contains(&r.charger) {
             continue;
         }
-        out.push(ControlCommand::SetCharger {
-            charger: id,
-            enabled: o.enabled,
-            max_current_a: o.max_current_a,
+        out.push(ControlCommand::RestorePlan {
+            charger: r.charger.clone(),
+            plan: Plan {
+                energy_wh: p.energy_wh,
+                depart_at: p.depart_at,
+            },
+            delivered_wh: r.energy_wh as f64,
         });
     }
     Ok(out)
