@@ -21,17 +21,17 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use microlp::{ComparisonOp, LinearExpr, OptimizationDirection, Problem, Variable};
-use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::Decimal;
 
 use evsite::config::Config;
 use evsite::control::demand::window_start;
-use evsite::control::plan::next_local;
 use evsite::control::schedule;
 use evsite::sessions::tariff::TariffSnapshot;
 use evsite::simulator::scenario::VehicleSpec;
 use evsite::simulator::vehicle::TAPER_FLOOR_A;
 use evsite::simulator::Scenario;
+
+use crate::score::demand::{plan_deadline_s, priced};
 
 /// The optimum's time step (s). Tariff windows, schedules and demand windows are whole
 /// minutes, so a step never straddles one of their edges when the run starts on a minute.
@@ -268,9 +268,7 @@ impl Car {
         });
         let kwh_per_a = v * n as f64 * dt_h / 1000.0;
         let plan = c.plan.map(|p| {
-            let arrive = scenario.start + Duration::milliseconds((vh.arrive_s * 1000.0) as i64);
-            let deadline = next_local(arrive, p.depart_min, tz);
-            let deadline_s = (deadline - scenario.start).num_milliseconds() as f64 / 1000.0;
+            let deadline_s = plan_deadline_s(scenario, tz, vh.arrive_s, p.depart_min);
             let until_s = deadline_s.min(depart_s);
             // Whole steps before the deadline, counted from the car's first.
             let before = ((until_s / STEP_S).floor() as usize).saturating_sub(first);
@@ -526,13 +524,12 @@ pub fn optimum(
             }
         }
     }
-    let cost = model.price.first().copied().flatten().map(|_| {
-        kwh_at
-            .iter()
-            .map(|(p, kwh)| *p * Decimal::from_f64(*kwh).unwrap_or_default())
-            .sum::<Decimal>()
-            .round_dp(2)
-    });
+    // Every step has a price, or none does (no tariff).
+    let cost = model
+        .price
+        .iter()
+        .any(Option::is_some)
+        .then(|| priced(&kwh_at));
     Ok(Optimum {
         energy_wh: energy_kwh * 1000.0,
         cost,

@@ -68,10 +68,13 @@ fn plans(
     let open = store.open_sessions()?;
     let session = |id: &str| open.iter().find(|r| r.charger == id);
     let mut out = Vec::new();
+    // Chargers whose plan a command set: the config's plan in their session gave way to it.
+    let mut commanded = Vec::new();
     for (id, o) in store.plan_overrides()? {
         if o.plan.depart_at <= now || !configured(&id) {
             continue;
         }
+        commanded.push(id.clone());
         out.push(match session(&id) {
             Some(r) => ControlCommand::RestorePlan {
                 charger: id,
@@ -84,17 +87,9 @@ fn plans(
             },
         });
     }
-    let covered: Vec<String> = out
-        .iter()
-        .filter_map(|c| match c {
-            ControlCommand::RestorePlan { charger, .. }
-            | ControlCommand::SetPlan { charger, .. } => Some(charger.clone()),
-            _ => None,
-        })
-        .collect();
     for r in &open {
         let Some(p) = r.plan else { continue };
-        if p.depart_at <= now || !configured(&r.charger) || covered.contains(&r.charger) {
+        if p.depart_at <= now || !configured(&r.charger) || commanded.contains(&r.charger) {
             continue;
         }
         out.push(ControlCommand::RestorePlan {

@@ -102,13 +102,25 @@ impl DemandAcc {
     /// What the chargers' energy cost (None without a tariff), to the cent.
     pub fn cost(&self) -> Option<Decimal> {
         self.tariff.as_ref()?;
-        let total: Decimal = self
-            .kwh_at
-            .iter()
-            .map(|(price, kwh)| *price * Decimal::from_f64(*kwh).unwrap_or_default())
-            .sum();
-        Some(total.round_dp(2))
+        Some(priced(&self.kwh_at))
     }
+}
+
+/// Energy summed per price (kWh at each price per kWh), priced to the cent.
+pub fn priced(kwh_at: &BTreeMap<Decimal, f64>) -> Decimal {
+    kwh_at
+        .iter()
+        .map(|(price, kwh)| *price * Decimal::from_f64(*kwh).unwrap_or_default())
+        .sum::<Decimal>()
+        .round_dp(2)
+}
+
+/// When a visit arriving `arrive_s` into the run must have its plan's energy, in seconds into
+/// the run: the next `depart_min` local time after it plugs in.
+pub fn plan_deadline_s(scenario: &Scenario, tz: Tz, arrive_s: f64, depart_min: u16) -> f64 {
+    let arrive = scenario.start + Duration::milliseconds((arrive_s * 1000.0) as i64);
+    let deadline = next_local(arrive, depart_min, tz);
+    (deadline - scenario.start).num_milliseconds() as f64 / 1000.0
 }
 
 /// A visit with a departure plan: what it asked and what it took by its deadline.
@@ -142,9 +154,7 @@ impl PlanLog {
             .filter_map(|vh| {
                 let c = cfg.chargers.iter().find(|c| c.id == vh.charger)?;
                 let plan = c.plan?;
-                let arrive = scenario.start + Duration::milliseconds((vh.arrive_s * 1000.0) as i64);
-                let deadline = next_local(arrive, plan.depart_min, tz);
-                let deadline_s = (deadline - scenario.start).num_milliseconds() as f64 / 1000.0;
+                let deadline_s = plan_deadline_s(scenario, tz, vh.arrive_s, plan.depart_min);
                 let until = deadline_s.min(vh.depart_s) - vh.arrive_s;
                 let phases = f64::from(vh.phases.min(c.phases));
                 let power_w = c.max_current_a.min(vh.max_current_a) * v * phases;
