@@ -2,6 +2,7 @@
 //! controller on a virtual clock and scores the result.
 #![forbid(unsafe_code)]
 
+pub mod fleet;
 pub mod optimum;
 pub mod run;
 pub mod score;

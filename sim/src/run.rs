@@ -293,7 +293,10 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
         &real.vehicle_truth(),
         scenario.duration_s,
     ));
-    scorer.record_anomalies(anomalies.score(&scenario.faults, &cfg.anomaly));
+    scorer.record_anomalies(
+        anomalies.score(&scenario.faults, &cfg.anomaly),
+        anomalies.outcomes(&scenario.faults, &cfg.anomaly),
+    );
     if shaped(&cfg) {
         let solving = std::time::Instant::now();
         let best = optimum(scenario, &cfg, &trace).map_err(|e| io::Error::other(e.to_string()))?;

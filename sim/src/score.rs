@@ -7,7 +7,7 @@ pub mod anomalies;
 pub mod demand;
 pub mod sessions;
 
-pub use anomalies::{AnomalyLog, KindScore};
+pub use anomalies::{AnomalyLog, FaultOutcome, KindScore};
 pub use sessions::{SessionLog, SessionScore};
 
 use std::collections::BTreeMap;
@@ -59,6 +59,10 @@ pub struct Scorecard {
     /// longest detection delay (see [`anomalies`]). Not counted in `alerts`, which stays
     /// the controller's own.
     pub anomalies: BTreeMap<String, KindScore>,
+    /// Each injected fault an anomaly rule should catch, and what became of it (absent on a
+    /// run without such faults).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultOutcome>,
     /// The highest clock-aligned window's average import (kW), as the utility bills it; the
     /// scenario's `[demand] limit_kw` (null without one); the windows above it, and of those
     /// the ones whose building load alone was above it (no controller could help those).
@@ -158,6 +162,7 @@ impl Scorer {
                 peak_grid_a: 0.0,
                 grid_limit_a: cfg.site.grid_limit_a,
                 anomalies: BTreeMap::new(),
+                faults: Vec::new(),
                 peak_demand_kw: 0.0,
                 demand_limit_kw: cfg.demand.as_ref().map(|d| d.limit_kw),
                 demand_overshoot_windows: 0,
@@ -325,8 +330,9 @@ impl Scorer {
     }
 
     /// The anomaly fields.
-    pub fn record_anomalies(&mut self, a: BTreeMap<String, KindScore>) {
+    pub fn record_anomalies(&mut self, a: BTreeMap<String, KindScore>, faults: Vec<FaultOutcome>) {
         self.card.anomalies = a;
+        self.card.faults = faults;
     }
 
     pub fn into_card(self) -> Scorecard {

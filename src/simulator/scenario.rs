@@ -97,13 +97,16 @@ impl BaseLoad {
         if t_s <= first[0] {
             return pick(first);
         }
-        for w in self.points.windows(2) {
-            let (a, b) = (&w[0], &w[1]);
-            if t_s <= b[0] {
-                let span = b[0] - a[0];
-                let f = if span > 0.0 { (t_s - a[0]) / span } else { 1.0 };
-                return [1, 2, 3].map(|i| a[i] + (b[i] - a[i]) * f);
-            }
+        // The first point at or after `t_s` (points are in increasing time): a generated
+        // building has thousands of them, read every physics step.
+        let i = self.points.partition_point(|p| p[0] < t_s);
+        if let (Some(a), Some(b)) = (
+            i.checked_sub(1).map(|j| &self.points[j]),
+            self.points.get(i),
+        ) {
+            let span = b[0] - a[0];
+            let f = if span > 0.0 { (t_s - a[0]) / span } else { 1.0 };
+            return [1, 2, 3].map(|k| a[k] + (b[k] - a[k]) * f);
         }
         self.points.last().map(pick).unwrap_or([0.0; 3])
     }
@@ -234,7 +237,9 @@ fn default_delay_range() -> [f64; 2] {
     [1.0, 5.0]
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// The device does not answer at all.
@@ -346,7 +351,8 @@ impl Scenario {
         Self::parse(&text, &path.display().to_string())
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// Check what the file format cannot: phases, ranges and references.
+    pub fn validate(&self) -> Result<(), String> {
         let s = &self.site;
         if !(s.phases == 1 || s.phases == 3) {
             return Err("site.phases must be 1 or 3".into());

@@ -36,6 +36,30 @@ pub struct KindScore {
     pub detection_delay_s: Option<f64>,
 }
 
+/// One injected fault and what the rules made of it (the fleet report's sensitivity curves
+/// are built from these).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultOutcome {
+    pub fault: FaultKind,
+    /// The alert kind that should catch it.
+    pub alert: String,
+    pub target: String,
+    pub at_s: f64,
+    pub duration_s: f64,
+    /// Its size, for the kinds that have one.
+    pub amount: Option<f64>,
+    /// From its onset (or the end of its rule's hold) to the first alert; `None`: missed.
+    pub delay_s: Option<f64>,
+}
+
+/// Whether an alert on `charger` at `t` falls within fault `f` (a fault on the meter is
+/// explained by a site alert, with no charger).
+fn within(f: &FaultSpec, charger: &Option<String>, t: f64) -> bool {
+    charger.as_deref().unwrap_or(METER) == f.target.as_str()
+        && t >= f.at_s
+        && t <= f.at_s + f.duration_s + GRACE_S
+}
+
 /// The alert kind a fault should raise, and the kinds it may raise besides.
 pub fn expected(kind: FaultKind) -> Option<(AlertKind, &'static [AlertKind])> {
     use AlertKind as A;
@@ -85,34 +109,45 @@ impl AnomalyLog {
         }
     }
 
+    /// What became of each injected fault that an anomaly rule should catch, in the order
+    /// of `faults`: whether an alert of its kind was raised on its target in time, and after
+    /// how long.
+    pub fn outcomes(&self, faults: &[FaultSpec], s: &Settings) -> Vec<FaultOutcome> {
+        faults
+            .iter()
+            .filter_map(|f| {
+                let (kind, _) = expected(f.kind)?;
+                let first = self
+                    .raised
+                    .iter()
+                    .filter(|(k, c, t)| *k == kind && within(f, c, *t))
+                    .map(|(_, _, t)| *t)
+                    .reduce(f64::min);
+                let onset = f.at_s + hold_s(f.kind, s);
+                Some(FaultOutcome {
+                    fault: f.kind,
+                    alert: kind.name().to_string(),
+                    target: f.target.clone(),
+                    at_s: f.at_s,
+                    duration_s: f.duration_s,
+                    amount: f.amount,
+                    delay_s: first.map(|t| ((t - onset) * 1000.0).round() / 1000.0),
+                })
+            })
+            .collect()
+    }
+
     /// Every anomaly kind, scored against `faults`.
     pub fn score(&self, faults: &[FaultSpec], s: &Settings) -> BTreeMap<String, KindScore> {
         let mut out: BTreeMap<String, KindScore> = AlertKind::ANOMALIES
             .iter()
             .map(|k| (k.name().to_string(), KindScore::default()))
             .collect();
-        // A fault on the meter is explained by a site alert (no charger).
-        let within = |f: &FaultSpec, charger: &Option<String>, t: f64| {
-            charger.as_deref().unwrap_or(METER) == f.target.as_str()
-                && t >= f.at_s
-                && t <= f.at_s + f.duration_s + GRACE_S
-        };
-        for f in faults {
-            let Some((kind, _)) = expected(f.kind) else {
-                continue;
-            };
-            let first = self
-                .raised
-                .iter()
-                .filter(|(k, c, t)| *k == kind && within(f, c, *t))
-                .map(|(_, _, t)| *t)
-                .reduce(f64::min);
-            let e = out.entry(kind.name().to_string()).or_default();
-            match first {
-                Some(t) => {
+        for o in self.outcomes(faults, s) {
+            let e = out.entry(o.alert).or_default();
+            match o.delay_s {
+                Some(delay) => {
                     e.detected += 1;
-                    let onset = f.at_s + hold_s(f.kind, s);
-                    let delay = ((t - onset) * 1000.0).round() / 1000.0;
                     e.detection_delay_s = Some(e.detection_delay_s.map_or(delay, |d| d.max(delay)));
                 }
                 None => e.missed += 1,
