@@ -284,11 +284,11 @@ impl SessionTracker {
             let before = out.len();
             // The machine's own time: the clock as it read when its session started.
             let local = at - slot.shift;
-            let was_active = slot.machine.is_active();
-            let ended = observe_slot(slot, cv, local, self.tariff.as_ref(), expect, &mut out);
-            if !was_active && slot.machine.is_active() {
+            if !slot.machine.is_active() {
+                // For a session that starts now (cleared below if none does).
                 slot.provisional = !trusted;
             }
+            let ended = observe_slot(slot, cv, local, self.tariff.as_ref(), expect, &mut out);
             let updated = out[before..]
                 .iter()
                 .any(|o| matches!(o, TrackerOutput::Session(_)));
