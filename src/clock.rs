@@ -71,6 +71,23 @@ impl ClockView {
         self.step_ms.map(TimeDelta::milliseconds)
     }
 
+    /// The clock in one line, as the terminal views show it: `trusted (kernel)`, or
+    /// `NOT SYNCHRONISED for 12 min: times are provisional`, and the steps seen.
+    pub fn summary(&self) -> String {
+        let mut s = match self.trusted_by {
+            Some(by) if self.trusted => format!("trusted ({})", by.name()),
+            _ if self.trusted => "trusted".to_string(),
+            _ => format!(
+                "NOT SYNCHRONISED for {} min: times are provisional",
+                self.untrusted_s / 60
+            ),
+        };
+        if self.steps > 0 {
+            s.push_str(&format!(" · stepped {} time(s) since start", self.steps));
+        }
+        s
+    }
+
     /// Untrusted long enough to say so (`clock_unsynced`).
     pub fn unsynced(&self) -> bool {
         !self.trusted && self.untrusted_s >= UNSYNCED_ALERT_AFTER.as_secs()

@@ -83,7 +83,10 @@ async fn a_live_clock_reads_the_wall_clock_as_it_is_now_and_sees_a_step_once() {
     // A step back is a step too; a clone shares what the original saw.
     let other = clock.clone();
     *step.lock().unwrap() = jump - TimeDelta::seconds(30);
-    assert_eq!(other.now(), t0() + TimeDelta::seconds(11) + jump - TimeDelta::seconds(30));
+    assert_eq!(
+        other.now(),
+        t0() + TimeDelta::seconds(11) + jump - TimeDelta::seconds(30)
+    );
     let view = clock.take_view();
     assert_eq!(view.step(), Some(TimeDelta::seconds(-30)));
     assert_eq!(view.steps, 2);

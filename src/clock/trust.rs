@@ -58,6 +58,17 @@ pub enum TrustSource {
     SyncFile,
 }
 
+impl TrustSource {
+    /// The snake_case name, as `/api/state` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrustSource::Installer => "installer",
+            TrustSource::Kernel => "kernel",
+            TrustSource::SyncFile => "sync_file",
+        }
+    }
+}
+
 /// Asks the sources once, cheapest first.
 pub async fn check(settings: &TrustSettings) -> Option<TrustSource> {
     if settings.trusted {

@@ -154,7 +154,10 @@ mod tests {
         );
         // Untrusted time: the lowest cap any entry could set, per target.
         assert_eq!(lowest_a(&all, None, None, Brussels, 230.0, 3), Some(10.0));
-        assert_eq!(lowest_a(&all, Some("cp-3"), None, Brussels, 230.0, 3), Some(16.0));
+        assert_eq!(
+            lowest_a(&all, Some("cp-3"), None, Brussels, 230.0, 3),
+            Some(16.0)
+        );
         assert_eq!(lowest_a(&all, Some("cp-1"), None, Brussels, 230.0, 3), None);
         assert_eq!(
             limit_a(&all, Some("cp-3"), at, Brussels, 230.0, 3),

@@ -314,7 +314,13 @@ fn a_plan_is_recorded_with_whether_it_was_met_by_departure() {
 }
 
 /// `view` as a cycle sees the clock: `shift` added to the time, `trusted` or not, `step` this cycle.
-fn clocked(at: i64, shift: TimeDelta, state: Option<ChargeState>, amps: f64, wh: f64) -> CycleRecord {
+fn clocked(
+    at: i64,
+    shift: TimeDelta,
+    state: Option<ChargeState>,
+    amps: f64,
+    wh: f64,
+) -> CycleRecord {
     let mut v = view(at, state, amps, wh);
     v.at += shift;
     v
@@ -351,7 +357,10 @@ fn a_session_across_a_clock_step_keeps_its_duration_and_is_restamped() {
     assert!(!r.time_provisional);
     // All its samples, on the corrected clock, replace those stored.
     assert!(u[0].new_samples.len() >= 10);
-    assert!(u[0].new_samples.iter().all(|s| s.minute_start >= t(0) + step));
+    assert!(u[0]
+        .new_samples
+        .iter()
+        .all(|s| s.minute_start >= t(0) + step));
 
     // It ends 5 minutes later: 15 minutes long, not 646 days; priced on the true time.
     for s in 601..900 {
@@ -362,8 +371,15 @@ fn a_session_across_a_clock_step_keeps_its_duration_and_is_restamped() {
     let done = sessions(&out);
     let r = &done.last().expect("ended").record;
     assert_eq!(r.ended_at, Some(t(900) + step));
-    assert_eq!(r.ended_at.unwrap() - r.plugged_in_at, TimeDelta::seconds(900));
-    assert!((r.energy_wh as f64 - (wh - 1000.0)).abs() <= 1.0, "{}", r.energy_wh);
+    assert_eq!(
+        r.ended_at.unwrap() - r.plugged_in_at,
+        TimeDelta::seconds(900)
+    );
+    assert!(
+        (r.energy_wh as f64 - (wh - 1000.0)).abs() <= 1.0,
+        "{}",
+        r.energy_wh
+    );
 
     // The next session starts on the corrected clock, unshifted.
     let out = tr.observe(&clocked(1000, step, Some(B), 0.0, wh));

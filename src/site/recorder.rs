@@ -97,8 +97,7 @@ impl Recorder {
                 .put_session(&u.record, &u.new_samples, event)
                 .await
         };
-        match put
-        {
+        match put {
             Ok(_) => {
                 if self.announce && u.publish {
                     self.wake.notify_one();

@@ -59,16 +59,20 @@ impl Controller {
 /// A step for people: `+646 d 6 h`, `-3 h 20 min`, `+42 s`.
 pub fn describe_step(step: TimeDelta) -> String {
     let sign = if step < TimeDelta::zero() { '-' } else { '+' };
-    let s = step.num_seconds().unsigned_abs();
-    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
-    if d > 0 {
-        format!("{sign}{d} d {h} h")
-    } else if h > 0 {
-        format!("{sign}{h} h {m} min")
-    } else if m > 0 {
-        format!("{sign}{m} min {} s", s % 60)
+    let ms = step.num_milliseconds().unsigned_abs();
+    // Rounded to the smallest unit shown: a step measured a few ms short of 646 days is one.
+    let round = |unit_ms: u64| (ms + unit_ms / 2) / unit_ms;
+    if ms >= 86_400_000 {
+        let h = round(3_600_000);
+        format!("{sign}{} d {} h", h / 24, h % 24)
+    } else if ms >= 3_600_000 {
+        let m = round(60_000);
+        format!("{sign}{} h {} min", m / 60, m % 60)
+    } else if ms >= 60_000 {
+        let s = round(1000);
+        format!("{sign}{} min {} s", s / 60, s % 60)
     } else {
-        format!("{sign}{:.1} s", step.num_milliseconds().unsigned_abs() as f64 / 1000.0)
+        format!("{sign}{:.1} s", ms as f64 / 1000.0)
     }
 }
 
@@ -87,5 +91,9 @@ mod tests {
             "-3 h 20 min"
         );
         assert_eq!(describe_step(TimeDelta::milliseconds(42_500)), "+42.5 s");
+        assert_eq!(
+            describe_step(TimeDelta::days(646) - TimeDelta::milliseconds(3)),
+            "+646 d 0 h"
+        );
     }
 }
