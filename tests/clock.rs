@@ -134,6 +134,23 @@ async fn a_646_day_step_is_seen_and_every_stamp_follows_the_true_time() {
     let provisional = session(&before, "cp-1").expect("cp-1");
     assert_eq!(provisional["time_provisional"], true);
     assert!(at(&provisional["plugged_in_at"]) < started - TimeDelta::days(600));
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_evsite"))
+        .args(["status", "--config"])
+        .arg(&served.config)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), status)
+        .await
+        .expect("evsite status ends")
+        .expect("evsite status runs");
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("clock  NOT SYNCHRONISED for 0 min: times are provisional")),
+        "evsite status shows the untrusted clock:\n{table}"
+    );
     assert!(
         session(&before, "cp-2").is_none(),
         "cp-2's car must arrive after the step"
