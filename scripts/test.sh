@@ -14,6 +14,7 @@ command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v systemd-sysusers >/dev/null 2>&1 || need+=(systemd)
 # The status page test (tests/api.rs) renders the page in headless Chromium.
 command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)
+command -v faketime >/dev/null 2>&1 || need+=(faketime)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "missing ${need[*]}: run this as root (or install them) first" >&2

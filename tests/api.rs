@@ -519,6 +519,11 @@ async fn the_status_page_shows_the_live_site_in_chromium() {
         "the page shows {shown} A on L1, the API {lo}..{hi}"
     );
     assert!(dom.contains("api-site"), "the site id");
+    // The test site's config vouches for the time (`[clock] trusted = true`).
+    assert!(
+        rendered(&dom).contains("data-trusted=\"true\">clock trusted (installer)</span>"),
+        "the clock is shown trusted:\n{dom}"
+    );
     assert!(
         !rendered(&dom).contains("kW target"),
         "no [demand], no demand window:\n{dom}"
@@ -620,6 +625,10 @@ async fn a_demand_target_shows_on_the_page_and_in_status() {
     assert!(
         line.contains(" kW projected of 25.0 kW target · month peak "),
         "{line}"
+    );
+    assert!(
+        table.lines().any(|l| l == "clock  trusted (installer)"),
+        "a clock line:\n{table}"
     );
     d.signal("-TERM");
     assert!(d.exit().await.success());

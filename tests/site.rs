@@ -146,3 +146,66 @@ async fn shutdown_names_the_chargers_it_could_not_reach() {
         truth[0].setpoint_a
     );
 }
+
+/// On time it cannot trust (a controller booted without a real-time clock, before NTP), the
+/// loop applies every `[[schedule]]` at its lowest and says so after 5 minutes with
+/// `clock_unsynced`; once the time is trusted, schedules follow it again and the alert clears.
+#[tokio::test(start_paused = true)]
+async fn untrusted_time_applies_schedules_at_their_lowest_and_is_announced() {
+    use chrono::Timelike;
+    use evsite::clock::{TimeSource, TrustSource};
+    use evsite::config::{Schedule, ScheduleCap};
+    use evsite::control::record::{AlertKind, LimitSource};
+    use std::sync::Arc;
+
+    let s = scenario("");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = SiteModel::from_registry(&s).expect("site");
+    let InMemory { site, cfg, links } = in_memory(model, dir.path()).expect("wired");
+    // An evening cap, twelve hours from the scenario's start: not in force on the true time.
+    let mut with_schedule = (*cfg).clone();
+    let from = ((s.start.hour() + 12) % 24 * 60) as u16;
+    with_schedule.schedules.push(Schedule {
+        charger: None,
+        days: Vec::new(),
+        from_min: from,
+        to_min: from + 60,
+        cap: ScheduleCap::Amps(10.0),
+    });
+    let cfg = Arc::new(with_schedule);
+    let start = tokio::time::Instant::now();
+    let t0 = s.start;
+    let wall: TimeSource =
+        Arc::new(move || t0 + chrono::TimeDelta::from_std(start.elapsed()).unwrap_or_default());
+    let clock = Clock::live(wall);
+    let mut ctl = Controller::new(cfg.clone(), &links, clock.clone()).expect("ctl");
+    ctl.start().await;
+    let mut raised = None;
+    for i in 0..310u64 {
+        tokio::time::sleep(cfg.control.interval).await;
+        site.lock()
+            .expect("site lock")
+            .step(cfg.control.interval.as_secs_f64());
+        let r = ctl.cycle().await;
+        assert!(!r.clock.trusted);
+        assert_eq!(r.limit.source, LimitSource::Schedule, "cycle {i}");
+        assert_eq!(r.limit.limit_a, 10.0);
+        if r.alerts
+            .iter()
+            .any(|a| a.kind == AlertKind::ClockUnsynced && a.raised)
+        {
+            raised.get_or_insert(i);
+        }
+    }
+    let raised = raised.expect("clock_unsynced raised");
+    assert!((295..=301).contains(&raised), "raised at cycle {raised}");
+
+    clock.set_trusted(TrustSource::Installer);
+    let r = ctl.cycle().await;
+    assert!(r.clock.trusted);
+    assert_eq!(r.limit.source, LimitSource::Installer, "{:?}", r.limit);
+    assert!(r
+        .alerts
+        .iter()
+        .any(|a| a.kind == AlertKind::ClockUnsynced && !a.raised));
+}

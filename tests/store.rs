@@ -679,3 +679,47 @@ async fn a_database_sled_silently_emptied_is_moved_aside() {
     let (_, report) = Store::open(&path).unwrap();
     assert_eq!(report.moved_aside, None);
 }
+
+/// A session restamped after a clock step: its corrected record and message, and its samples
+/// on the corrected clock replacing those stored on the stale one, in one write.
+#[tokio::test]
+async fn a_restamped_session_replaces_its_samples_and_announces_the_corrected_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("db"));
+    let step = TimeDelta::days(646);
+    let stale = record("s-1", "cp-1", t(8, 0) - step, RecordState::Active);
+    store
+        .put_session(
+            &stale,
+            &samples(t(8, 1) - step, 3),
+            event("session.started", &stale),
+        )
+        .await
+        .unwrap();
+    let fixed = record("s-1", "cp-1", t(8, 0), RecordState::Active);
+    let seq = store
+        .put_restamped_session(
+            &fixed,
+            &samples(t(8, 1), 4),
+            event("session.updated", &fixed),
+        )
+        .await
+        .unwrap();
+    assert_eq!(seq, Some(2));
+    assert_eq!(store.session("s-1").unwrap(), Some(fixed.clone()));
+    assert_eq!(
+        store.samples("s-1").unwrap(),
+        samples(t(8, 1), 4),
+        "only the corrected samples are left"
+    );
+    let (_, env) = store
+        .outbox_from(2)
+        .next()
+        .expect("the corrected record's message")
+        .unwrap();
+    assert_eq!(env.kind, "session.updated");
+    assert_eq!(
+        env.data["plugged_in_at"],
+        serde_json::to_value(t(8, 0)).unwrap()
+    );
+}

@@ -22,6 +22,8 @@
 //! | `meter_disagreement` | warning | the site meter does not see what the chargers report: its readings, and the load plan, are off |
 //! | `session_outlier` | info | a session far longer or larger than the charger's history (one per session) |
 //! | `demand_exceeded` | warning | the building alone takes a demand window over the target: every charger is paused and the peak is billed anyway |
+//! | `clock_stepped` | info | the system clock was stepped (one per step): stamps follow the corrected clock, running sessions are restamped |
+//! | `clock_unsynced` | warning | the wall time has not been trusted for minutes: schedules at their lowest, demand windows not billed, session times provisional |
 //!
 //! The anomaly kinds (from `setpoint_ignored` on) are raised by [`crate::anomaly`]; their
 //! rules are in `docs/anomalies.md`.
@@ -73,10 +75,14 @@ pub enum AlertKind {
     SessionOutlier,
     /// The building alone will take a demand window over `[demand] limit_kw`.
     DemandExceeded,
+    /// The system clock was stepped.
+    ClockStepped,
+    /// The wall time has not been trusted for a while.
+    ClockUnsynced,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 19] = [
+    pub const ALL: [AlertKind; 21] = [
         AlertKind::MeterOffline,
         AlertKind::ChargerOffline,
         AlertKind::ChargerFault,
@@ -96,6 +102,8 @@ impl AlertKind {
         AlertKind::MeterDisagreement,
         AlertKind::SessionOutlier,
         AlertKind::DemandExceeded,
+        AlertKind::ClockStepped,
+        AlertKind::ClockUnsynced,
     ];
 
     /// The kinds [`crate::anomaly`] raises.
@@ -139,6 +147,8 @@ impl AlertKind {
             AlertKind::MeterDisagreement => "meter_disagreement",
             AlertKind::SessionOutlier => "session_outlier",
             AlertKind::DemandExceeded => "demand_exceeded",
+            AlertKind::ClockStepped => "clock_stepped",
+            AlertKind::ClockUnsynced => "clock_unsynced",
         }
     }
 
@@ -160,10 +170,12 @@ impl AlertKind {
             | AlertKind::RegisterJump
             | AlertKind::StuckSession
             | AlertKind::MeterDisagreement
-            | AlertKind::DemandExceeded => Severity::Warning,
-            AlertKind::ChargingComplete | AlertKind::BayBlocked | AlertKind::SessionOutlier => {
-                Severity::Info
-            }
+            | AlertKind::DemandExceeded
+            | AlertKind::ClockUnsynced => Severity::Warning,
+            AlertKind::ChargingComplete
+            | AlertKind::BayBlocked
+            | AlertKind::SessionOutlier
+            | AlertKind::ClockStepped => Severity::Info,
         }
     }
 
@@ -176,6 +188,7 @@ impl AlertKind {
                 | AlertKind::StoreRecovered
                 | AlertKind::RegisterJump
                 | AlertKind::SessionOutlier
+                | AlertKind::ClockStepped
         )
     }
 }
@@ -188,6 +201,8 @@ impl From<view::AlertKind> for AlertKind {
             view::AlertKind::ChargerFault => AlertKind::ChargerFault,
             view::AlertKind::Overload => AlertKind::Overload,
             view::AlertKind::DemandExceeded => AlertKind::DemandExceeded,
+            view::AlertKind::ClockStepped => AlertKind::ClockStepped,
+            view::AlertKind::ClockUnsynced => AlertKind::ClockUnsynced,
         }
     }
 }

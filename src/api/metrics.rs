@@ -166,6 +166,22 @@ pub fn render(
             o.sample("evsite_grid_power_watts", &[], w);
         }
         o.family(
+            "evsite_clock_trusted",
+            "gauge",
+            "1 when the wall time is trusted (synchronised, or vouched for by the installer).",
+        );
+        o.sample(
+            "evsite_clock_trusted",
+            &[],
+            f64::from(u8::from(c.clock.trusted)),
+        );
+        o.family(
+            "evsite_clock_steps_total",
+            "counter",
+            "Steps of the system clock seen since start.",
+        );
+        o.sample("evsite_clock_steps_total", &[], c.clock.steps as f64);
+        o.family(
             "evsite_site_limit_amperes",
             "gauge",
             "The per-phase site limit in force, by where it comes from.",

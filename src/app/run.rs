@@ -52,7 +52,14 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> Result<(), RunError> {
     let cfg = Arc::new(cfg);
     let (store, notes) = open_store(&cfg).await?;
     let links = Links::new(Arc::new(TcpConnector));
-    let mut builder = SiteBuilder::new(cfg.clone(), Clock::system(), links).store(store);
+    let clock = Clock::system();
+    // Asked once before the first cycle, so a synchronised system starts trusted; then until
+    // a source vouches (see `clock::trust`).
+    if let Some(source) = crate::clock::trust::check(&cfg.clock).await {
+        clock.set_trusted(source);
+    }
+    tokio::spawn(crate::clock::trust::watch(clock.clone(), cfg.clock.clone()));
+    let mut builder = SiteBuilder::new(cfg.clone(), clock, links).store(store);
     for note in notes {
         builder = builder.store_recovered(note);
     }

@@ -127,6 +127,9 @@ pub fn table(st: &Value) -> String {
     if let Ok(d) = DemandStatus::deserialize(&c["demand"]) {
         let _ = writeln!(out, "demand  {}", d.summary());
     }
+    if let Ok(clock) = crate::clock::ClockView::deserialize(&c["clock"]) {
+        let _ = writeln!(out, "clock  {}", clock.summary());
+    }
     if let Some(m) = st["mqtt"].as_object() {
         let up = m.get("connected").and_then(Value::as_bool) == Some(true);
         let _ = writeln!(

@@ -41,6 +41,9 @@ pub struct RawConfig {
     /// `[[schedule]]`: the installer's time windows capping the site or a charger.
     #[serde(default)]
     pub schedule: Vec<RawSchedule>,
+    /// `[clock]`: where trust in the wall time comes from (see `crate::clock::trust`).
+    #[serde(default)]
+    pub clock: crate::clock::TrustSettings,
 }
 
 /// `[demand]` (see `docs/demand.md`).

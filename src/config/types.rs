@@ -25,6 +25,8 @@ pub struct Config {
     pub demand: Option<Demand>,
     /// The installer's `[[schedule]]` caps, in file order.
     pub schedules: Vec<Schedule>,
+    /// Where trust in the wall time comes from (`[clock]`, read at start).
+    pub clock: crate::clock::TrustSettings,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -84,6 +84,7 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
         anomaly: anomaly?,
         demand: demand.flatten(),
         schedules,
+        clock: raw.clock.clone(),
     })
 }
 

@@ -113,6 +113,9 @@ pub struct DemandMeter {
     last: Option<(DateTime<Utc>, f64)>,
     month: Option<(i32, u32)>,
     month_peak_kw: f64,
+    /// The wall time is not trusted: windows roll over for the budget, but none is closed as
+    /// a billing window (see [`DemandMeter::set_provisional`]).
+    provisional: bool,
 }
 
 impl DemandMeter {
@@ -126,6 +129,7 @@ impl DemandMeter {
             last: None,
             month: None,
             month_peak_kw: 0.0,
+            provisional: false,
         }
     }
 
@@ -140,6 +144,21 @@ impl DemandMeter {
         }
         self.settings = settings;
         self.tz = tz;
+    }
+
+    /// Whether the wall time is untrusted. While it is, the budget still follows windows of
+    /// the time as it reads, but no window is closed as a billing window: none is reported
+    /// finished and none counts towards the month's peak.
+    pub fn set_provisional(&mut self, provisional: bool) {
+        self.provisional = provisional;
+    }
+
+    /// The wall clock was stepped by `step`: the window's energy is kept and counts in the
+    /// window of the corrected time, and the power since the last observation is integrated
+    /// over the time that really passed. The window the old time was in is not closed.
+    pub fn clock_stepped(&mut self, step: Duration) {
+        self.last = self.last.map(|(t, p)| (t + step, p));
+        self.window = None;
     }
 
     /// A month's target set by command (None: back to the config's).
@@ -180,13 +199,18 @@ impl DemandMeter {
         let len = self.len_s();
         let start = window_start(at, len, self.tz);
         let mut finished = None;
+        let mut rolled = false;
         // Integrate the last power up to now, splitting it at the window boundary.
         if let Some((t0, p0)) = self.last {
             let dt_before = (start - t0).num_milliseconds().max(0) as f64 / 1000.0;
             let dt_total = (at - t0).num_milliseconds().max(0) as f64 / 1000.0;
             let in_old = dt_before.min(dt_total);
             self.energy_wh += p0 * in_old / 3600.0;
-            if let Some(w) = self.window.filter(|&w| w != start) {
+            if self.provisional && self.window.is_some_and(|w| w != start) {
+                rolled = true;
+                self.energy_wh = 0.0;
+            } else if let Some(w) = self.window.filter(|&w| w != start) {
+                rolled = true;
                 let end = w + Duration::seconds(len);
                 let demand_kw = self.energy_wh * 3600.0 / len as f64 / 1000.0;
                 let done = WindowDemand {
@@ -207,7 +231,7 @@ impl DemandMeter {
             self.energy_wh += p0 * (dt_total - in_old) / 3600.0;
         }
         if self.window != Some(start) {
-            if self.window.is_some() && finished.is_none() {
+            if self.window.is_some() && !rolled {
                 // A gap longer than a window: the old window's energy is lost with it.
                 self.energy_wh = 0.0;
             }

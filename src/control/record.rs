@@ -10,6 +10,7 @@ use super::allocate::{PauseReason, Reason};
 use super::demand::DemandStatus;
 use super::plan::PlanStatus;
 use super::safety::Mode;
+use crate::clock::ClockView;
 use crate::devices::model::ChargeState;
 use crate::modbus::StatsSnapshot;
 
@@ -26,6 +27,10 @@ pub enum AlertKind {
     Overload,
     /// The building alone will take a demand window over the target (`[demand]`).
     DemandExceeded,
+    /// The system clock was stepped (one per step).
+    ClockStepped,
+    /// The wall time has not been trusted for a while.
+    ClockUnsynced,
 }
 
 /// A condition switched on (`raised`) or off this cycle, at the record's time.
@@ -187,6 +192,8 @@ pub struct CycleRecord {
     pub alerts: Vec<ControlAlert>,
     /// Wall time the cycle took.
     pub cycle_ms: f64,
+    /// The wall clock as this cycle saw it: trusted or not, and a step since the last cycle.
+    pub clock: ClockView,
 }
 
 impl CycleRecord {
@@ -209,6 +216,7 @@ impl CycleRecord {
             chargers: Vec::new(),
             alerts: Vec::new(),
             cycle_ms: 0.0,
+            clock: ClockView::default(),
         }
     }
 

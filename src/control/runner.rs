@@ -27,7 +27,7 @@ use super::record::{
 };
 use super::safety::{MeterWatch, Mode, Transition};
 use super::usage::{UsageParams, UsageTracker};
-use crate::clock::Clock;
+use crate::clock::{Clock, ClockView};
 use crate::config::{Charger, Config};
 use crate::devices::model::ChargeState;
 use crate::devices::traits::{CurrentLimit, Heartbeat, ReadAll};
@@ -35,6 +35,7 @@ use crate::devices::{ModbusDevice, Snapshot};
 use crate::modbus::{DeviceLink, Links};
 use crate::sessions::tariff::TariffSnapshot;
 
+mod clock;
 mod reconfigure;
 mod shaping;
 mod targets;
@@ -118,6 +119,9 @@ pub struct Controller {
     demand_reported: bool,
     /// The tariff plans are priced with.
     tariff: Option<TariffSnapshot>,
+    /// The wall clock as this cycle saw it (see `runner/clock.rs`).
+    clock_view: ClockView,
+    unsynced_reported: bool,
 }
 
 impl Controller {
@@ -182,6 +186,8 @@ impl Controller {
             demand_status: None,
             demand_reported: false,
             tariff: tariff_of(&cfg),
+            clock_view: ClockView::default(),
+            unsynced_reported: false,
             cfg,
         })
     }
@@ -349,6 +355,7 @@ impl Controller {
     /// One control cycle. Returns its record, which subscribers have been handed too.
     pub async fn cycle(&mut self) -> Arc<CycleRecord> {
         let started = std::time::Instant::now();
+        self.observe_clock();
         self.apply_commands();
         let now = Instant::now();
         let now_s = self.clock.elapsed_s();
@@ -637,6 +644,7 @@ impl Controller {
             chargers,
             alerts: std::mem::take(&mut self.alerts),
             cycle_ms: took.as_secs_f64() * 1000.0,
+            clock: self.clock_view,
         }
     }
 

@@ -42,9 +42,22 @@ pub fn limit_a(
     voltage_v: f64,
     phases: usize,
 ) -> Option<f64> {
+    lowest_a(schedules, target, Some(at), tz, voltage_v, phases)
+}
+
+/// As [`limit_a`]; with no time to go by (`at` None: the wall time is not trusted), every
+/// entry for `target` is taken as in force: the lowest cap any of them could set.
+pub fn lowest_a(
+    schedules: &[Schedule],
+    target: Option<&str>,
+    at: Option<DateTime<Utc>>,
+    tz: Tz,
+    voltage_v: f64,
+    phases: usize,
+) -> Option<f64> {
     schedules
         .iter()
-        .filter(|s| s.charger.as_deref() == target && in_force(s, at, tz))
+        .filter(|s| s.charger.as_deref() == target && at.is_none_or(|at| in_force(s, at, tz)))
         .map(|s| cap_a(s.cap, voltage_v, phases))
         .reduce(f64::min)
 }
@@ -139,6 +152,13 @@ mod tests {
             limit_a(&all, None, local(2026, 12, 4, 12, 0), Brussels, 230.0, 3),
             Some(40.0)
         );
+        // Untrusted time: the lowest cap any entry could set, per target.
+        assert_eq!(lowest_a(&all, None, None, Brussels, 230.0, 3), Some(10.0));
+        assert_eq!(
+            lowest_a(&all, Some("cp-3"), None, Brussels, 230.0, 3),
+            Some(16.0)
+        );
+        assert_eq!(lowest_a(&all, Some("cp-1"), None, Brussels, 230.0, 3), None);
         assert_eq!(
             limit_a(&all, Some("cp-3"), at, Brussels, 230.0, 3),
             Some(16.0)

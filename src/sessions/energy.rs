@@ -102,6 +102,23 @@ pub enum MeterNote {
     },
 }
 
+impl MeterNote {
+    /// The note with its times moved by `shift` (a record restamped after a clock step).
+    pub fn shifted(mut self, shift: TimeDelta) -> Self {
+        match &mut self {
+            MeterNote::Reset { at, .. }
+            | MeterNote::Rollover { at, .. }
+            | MeterNote::ImplausibleJump { at, .. }
+            | MeterNote::Rebased { at, .. } => *at += shift,
+            MeterNote::Resumed { at, last_seen } => {
+                *at += shift;
+                *last_seen += shift;
+            }
+        }
+        self
+    }
+}
+
 /// A session's stored energy state, to pick it up after a restart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resume {

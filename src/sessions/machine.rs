@@ -118,6 +118,10 @@ pub struct SessionRecord {
     /// The departure plan the session carried, and whether it was met.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<SessionPlan>,
+    /// The session started while the wall time was not trusted: its times may be wrong, and
+    /// a corrected record follows once the time is trusted (or the clock is stepped).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub time_provisional: bool,
 }
 
 impl SessionRecord {
@@ -144,6 +148,7 @@ impl SessionRecord {
             plan: None,
             cost: None,
             tariff: None,
+            time_provisional: false,
         }
     }
 }
@@ -440,6 +445,7 @@ fn record_of(charger: &str, a: &Active) -> SessionRecord {
         plan: None,
         cost: None,
         tariff: None,
+        time_provisional: false,
     }
 }
 

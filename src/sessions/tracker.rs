@@ -69,6 +69,9 @@ pub struct SessionUpdate {
     pub record: SessionRecord,
     pub new_samples: Vec<Sample>,
     pub publish: bool,
+    /// The session was restamped (the clock was stepped, or its time became trusted):
+    /// `new_samples` holds all its samples, which replace those stored.
+    pub restamped: bool,
 }
 
 /// Alerts about sessions.
@@ -121,6 +124,15 @@ struct Slot {
     plan: Option<crate::control::plan::PlanStatus>,
     /// Whether the plan was met, fixed at its departure time.
     plan_met_at_depart: Option<bool>,
+    /// How far the clock was stepped since the active session started. The session's machine
+    /// goes on in the time it started in, so its durations and energy stay true; its records
+    /// are stamped on the corrected clock by adding this.
+    shift: TimeDelta,
+    /// The active session started while the wall time was untrusted: its times are provisional.
+    provisional: bool,
+    /// The active session's times were corrected: its next update is announced, with all of
+    /// its samples.
+    restamp: bool,
 }
 
 /// The session's plan for its record: met when its energy reached the plan's by departure.
@@ -176,6 +188,9 @@ impl SessionTracker {
                     stopped_at_a: None,
                     plan: None,
                     plan_met_at_depart: None,
+                    shift: TimeDelta::zero(),
+                    provisional: false,
+                    restamp: false,
                 }
             })
             .collect();
@@ -235,9 +250,19 @@ impl SessionTracker {
         true
     }
 
+    /// The wall clock was stepped by `step`: the active sessions are restamped by it (see
+    /// [`Slot::shift`]) and their corrected records announced with the next cycle.
+    pub fn clock_stepped(&mut self, step: TimeDelta) {
+        for slot in self.slots.iter_mut().filter(|s| s.machine.is_active()) {
+            slot.shift += step;
+            slot.restamp = true;
+        }
+    }
+
     /// Feeds one controller cycle's record. Chargers are matched by id.
     pub fn observe(&mut self, view: &CycleRecord) -> Vec<TrackerOutput> {
         let at = view.at;
+        let trusted = view.clock.trusted;
         let mut out = Vec::new();
         let mut history: Vec<f64> = self.history.iter().copied().collect();
         history.sort_by(f64::total_cmp);
@@ -251,7 +276,35 @@ impl SessionTracker {
                 stop_a,
             };
             let slot = &mut self.slots[i];
-            let ended = observe_slot(slot, cv, at, self.tariff.as_ref(), expect, &mut out);
+            if trusted && slot.provisional {
+                // The time is trusted now: the session's times stand as they are corrected.
+                slot.provisional = false;
+                slot.restamp = true;
+            }
+            let before = out.len();
+            // The machine's own time: the clock as it read when its session started.
+            let local = at - slot.shift;
+            if !slot.machine.is_active() {
+                // For a session that starts now (cleared below if none does).
+                slot.provisional = !trusted;
+            }
+            let ended = observe_slot(slot, cv, local, self.tariff.as_ref(), expect, &mut out);
+            let updated = out[before..]
+                .iter()
+                .any(|o| matches!(o, TrackerOutput::Session(_)));
+            if slot.restamp && slot.machine.is_active() && !updated {
+                push_update(slot, SessionChange::Updated, true, local, expect, &mut out);
+            }
+            for o in &mut out[before..] {
+                if let TrackerOutput::Alert(a) = o {
+                    a.at += slot.shift;
+                }
+            }
+            if !slot.machine.is_active() {
+                slot.shift = TimeDelta::zero();
+                slot.provisional = false;
+                slot.restamp = false;
+            }
             if let Some(a) = slot.stopped_at_a.take() {
                 if self.stops.len() == HISTORY {
                     self.stops.pop_front();
@@ -269,7 +322,11 @@ impl SessionTracker {
     pub fn active(&self) -> Vec<SessionRecord> {
         self.slots
             .iter()
-            .filter_map(|s| s.machine.record())
+            .filter_map(|s| {
+                let mut r = s.machine.record()?;
+                restamp(&mut r, s.shift, s.provisional);
+                Some(r)
+            })
             .collect()
     }
 
@@ -287,10 +344,12 @@ impl SessionTracker {
             .iter()
             .filter_map(|slot| {
                 let mut record = slot.machine.record()?;
-                let samples = slot.machine.samples();
+                let local = at - slot.shift;
+                record.estimated_end_at = estimate_end(&record, &slot.estimator, local, expect);
+                restamp(&mut record, slot.shift, slot.provisional);
+                let samples = restamped(slot.machine.samples(), slot.shift);
                 record.tariff = slot.tariff.clone();
-                record.cost = bill(&record, samples, slot.tariff.as_ref(), at);
-                record.estimated_end_at = estimate_end(&record, &slot.estimator, at, expect);
+                record.cost = bill(&record, &samples, slot.tariff.as_ref(), at);
                 record.plan = slot.plan.map(|p| SessionPlan {
                     energy_wh: p.energy_wh,
                     depart_at: p.depart_at,
@@ -556,13 +615,22 @@ fn push_update(
     let Some(mut record) = slot.machine.record() else {
         return;
     };
-    let samples = slot.machine.samples();
-    record.tariff = slot.tariff.clone();
-    record.cost = bill(&record, samples, slot.tariff.as_ref(), at);
     record.estimated_end_at = estimate_end(&record, &slot.estimator, at, expect);
-    let new_samples = changed_samples(samples, slot.stored_samples);
+    // From here on, the corrected clock's time: records, samples, prices and plans.
+    restamp(&mut record, slot.shift, slot.provisional);
+    let true_at = at + slot.shift;
+    let samples = restamped(slot.machine.samples(), slot.shift);
+    record.tariff = slot.tariff.clone();
+    record.cost = bill(&record, &samples, slot.tariff.as_ref(), true_at);
+    let restamped = std::mem::take(&mut slot.restamp);
+    let new_samples = if restamped {
+        samples.to_vec()
+    } else {
+        changed_samples(&samples, slot.stored_samples)
+    };
     slot.stored_samples = samples.len();
-    record.plan = session_plan(slot, &record, at);
+    record.plan = session_plan(slot, &record, true_at);
+    let publish = publish || restamped;
     if publish {
         slot.last_published = Some(at);
     }
@@ -571,6 +639,7 @@ fn push_update(
         record,
         new_samples,
         publish,
+        restamped,
     })));
 }
 
@@ -586,15 +655,21 @@ fn finish(
     };
     let charger = session.record.charger.clone();
     let mut record = session.record;
-    let samples = session.samples;
+    restamp(&mut record, slot.shift, slot.provisional);
+    let samples = restamped(&session.samples, slot.shift).into_owned();
     record.tariff = slot.tariff.take();
-    let end = record.ended_at.unwrap_or(at);
+    let end = record.ended_at.unwrap_or(at + slot.shift);
     record.cost = bill(&record, &samples, record.tariff.as_ref(), end);
     record.estimated_end_at = record.charging_completed_at.or(record.estimated_end_at);
     record.plan = session_plan(slot, &record, end);
     slot.plan = None;
     slot.plan_met_at_depart = None;
-    let new_samples = changed_samples(&samples, slot.stored_samples);
+    let restamped = std::mem::take(&mut slot.restamp);
+    let new_samples = if restamped {
+        samples.clone()
+    } else {
+        changed_samples(&samples, slot.stored_samples)
+    };
     if std::mem::replace(&mut slot.complete_alert, false) {
         out.push(alert(
             SessionAlertKind::ChargingComplete,
@@ -615,8 +690,45 @@ fn finish(
         record,
         new_samples,
         publish: true,
+        restamped,
     })));
     normal.then_some(wh)
+}
+
+/// A record of the machine's time on the corrected clock: every time it holds moved by `shift`
+/// (the plan, from the control loop, is on the corrected clock already).
+fn restamp(record: &mut SessionRecord, shift: TimeDelta, provisional: bool) {
+    record.time_provisional = provisional;
+    if shift == TimeDelta::zero() {
+        return;
+    }
+    record.plugged_in_at += shift;
+    for t in [
+        &mut record.charging_started_at,
+        &mut record.charging_completed_at,
+        &mut record.ended_at,
+        &mut record.updated_at,
+        &mut record.estimated_end_at,
+    ] {
+        *t = t.map(|t| t + shift);
+    }
+    for n in &mut record.energy_notes {
+        *n = n.shifted(shift);
+    }
+}
+
+/// Samples on the corrected clock (borrowed when there is nothing to correct).
+fn restamped(samples: &[Sample], shift: TimeDelta) -> std::borrow::Cow<'_, [Sample]> {
+    if shift == TimeDelta::zero() {
+        return std::borrow::Cow::Borrowed(samples);
+    }
+    samples
+        .iter()
+        .map(|s| Sample {
+            minute_start: s.minute_start + shift,
+            ..*s
+        })
+        .collect()
 }
 
 /// Samples from the last stored one on (it may have grown since).

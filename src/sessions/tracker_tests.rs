@@ -312,3 +312,76 @@ fn a_plan_is_recorded_with_whether_it_was_met_by_departure() {
     let last = *sessions(&out).last().expect("ended");
     assert_eq!(last.record.plan.map(|p| p.met), Some(true));
 }
+
+/// `view` as a cycle sees the clock: `shift` added to the time, `trusted` or not, `step` this cycle.
+fn clocked(
+    at: i64,
+    shift: TimeDelta,
+    state: Option<ChargeState>,
+    amps: f64,
+    wh: f64,
+) -> CycleRecord {
+    let mut v = view(at, state, amps, wh);
+    v.at += shift;
+    v
+}
+
+#[test]
+fn a_session_across_a_clock_step_keeps_its_duration_and_is_restamped() {
+    let mut tr = SessionTracker::new(&cfg());
+    let step = TimeDelta::days(646);
+    let stale = |at, state, amps, wh| {
+        let mut v = view(at, state, amps, wh);
+        v.clock.trusted = false;
+        v
+    };
+    // Plugged in and charging for 10 minutes on the stale time, untrusted.
+    let out = tr.observe(&stale(0, Some(B), 0.0, 1000.0));
+    assert!(sessions(&out)[0].record.time_provisional);
+    let mut wh = 1000.0;
+    for s in 1..600 {
+        wh += 16.0 * 230.0 * 3.0 / 3600.0;
+        tr.observe(&stale(s, Some(C), 16.0, wh));
+    }
+    // NTP steps the clock: the cycle's record carries the step, and the time is trusted.
+    let mut v = clocked(600, step, Some(C), 16.0, wh);
+    v.clock.step_ms = Some(step.num_milliseconds());
+    tr.clock_stepped(step);
+    let out = tr.observe(&v);
+    let u = sessions(&out);
+    assert_eq!(u.len(), 1, "the corrected record is announced at once");
+    assert!(u[0].publish && u[0].restamped);
+    let r = &u[0].record;
+    assert_eq!(r.plugged_in_at, t(0) + step);
+    assert_eq!(r.charging_started_at, Some(t(1) + step));
+    assert!(!r.time_provisional);
+    // All its samples, on the corrected clock, replace those stored.
+    assert!(u[0].new_samples.len() >= 10);
+    assert!(u[0]
+        .new_samples
+        .iter()
+        .all(|s| s.minute_start >= t(0) + step));
+
+    // It ends 5 minutes later: 15 minutes long, not 646 days; priced on the true time.
+    for s in 601..900 {
+        wh += 16.0 * 230.0 * 3.0 / 3600.0;
+        tr.observe(&clocked(s, step, Some(C), 16.0, wh));
+    }
+    let out = tr.observe(&clocked(900, step, Some(A), 0.0, wh));
+    let done = sessions(&out);
+    let r = &done.last().expect("ended").record;
+    assert_eq!(r.ended_at, Some(t(900) + step));
+    assert_eq!(
+        r.ended_at.unwrap() - r.plugged_in_at,
+        TimeDelta::seconds(900)
+    );
+    assert!(
+        (r.energy_wh as f64 - (wh - 1000.0)).abs() <= 1.0,
+        "{}",
+        r.energy_wh
+    );
+
+    // The next session starts on the corrected clock, unshifted.
+    let out = tr.observe(&clocked(1000, step, Some(B), 0.0, wh));
+    assert_eq!(sessions(&out)[0].record.plugged_in_at, t(1000) + step);
+}

@@ -237,6 +237,9 @@ impl Pipeline {
                     .map(SiteEvent::Alert),
             );
         }
+        if let Some(step) = rec.clock.step() {
+            self.tracker.clock_stepped(step);
+        }
         let mut outliers = Vec::new();
         for o in self.tracker.observe(rec) {
             match o {

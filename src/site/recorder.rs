@@ -88,11 +88,16 @@ impl Recorder {
             )
         });
         let id = u.record.session_id.clone();
-        match self
-            .store
-            .put_session(&u.record, &u.new_samples, event)
-            .await
-        {
+        let put = if u.restamped {
+            self.store
+                .put_restamped_session(&u.record, &u.new_samples, event)
+                .await
+        } else {
+            self.store
+                .put_session(&u.record, &u.new_samples, event)
+                .await
+        };
+        match put {
             Ok(_) => {
                 if self.announce && u.publish {
                     self.wake.notify_one();
@@ -188,6 +193,7 @@ pub fn recover_sessions(
                 record,
                 new_samples: Vec::new(),
                 publish: true,
+                restamped: false,
             });
         }
     }
@@ -265,6 +271,7 @@ mod tests {
                 record: s.clone(),
                 new_samples: Vec::new(),
                 publish: false,
+                restamped: false,
             }))
         };
         // A session that ended before the plan was set leaves it for the next one.

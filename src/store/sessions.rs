@@ -68,6 +68,36 @@ impl Store {
         new_samples: &[Sample],
         outbox_event: Option<OutboxEvent>,
     ) -> Result<Option<u64>, StoreError> {
+        self.write_session(record, new_samples, outbox_event, Vec::new())
+            .await
+    }
+
+    /// As [`Store::put_session`], for a session whose times were corrected (the clock was
+    /// stepped): `samples` are all of its samples, and replace those stored, in the same
+    /// transaction.
+    pub async fn put_restamped_session(
+        &self,
+        record: &SessionRecord,
+        samples: &[Sample],
+        outbox_event: Option<OutboxEvent>,
+    ) -> Result<Option<u64>, StoreError> {
+        check_session_id(&record.session_id)?;
+        let stale = self
+            .samples
+            .scan_prefix(samples_prefix(&record.session_id))
+            .keys()
+            .collect::<Result<Vec<_>, _>>()?;
+        self.write_session(record, samples, outbox_event, stale)
+            .await
+    }
+
+    async fn write_session(
+        &self,
+        record: &SessionRecord,
+        new_samples: &[Sample],
+        outbox_event: Option<OutboxEvent>,
+        stale_samples: Vec<sled::IVec>,
+    ) -> Result<Option<u64>, StoreError> {
         check_session_id(&record.session_id)?;
         let id = record.session_id.as_bytes();
         let samples = new_samples
@@ -87,6 +117,9 @@ impl Store {
                     Some(raw) => Some(StoredSession::decode(&raw).map_err(abort)?),
                     None => None,
                 };
+                for key in &stale_samples {
+                    samples_tree.remove(key)?;
+                }
                 for (key, value) in &samples {
                     samples_tree.insert(key.as_slice(), value)?;
                 }

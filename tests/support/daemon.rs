@@ -23,11 +23,17 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: &Path) -> Daemon {
+        Daemon::start_with(config, &[])
+    }
+
+    /// As [`Daemon::start`], with `env` added to its environment (a preloaded library).
+    pub fn start_with(config: &Path, env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_evsite"))
             .arg("run")
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

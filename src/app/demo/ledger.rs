@@ -213,6 +213,7 @@ max_current_a = 32.0
             record,
             new_samples: Vec::new(),
             publish: true,
+            restamped: false,
         }))
     }
 

@@ -150,3 +150,48 @@ fn the_summary_reads_projection_target_and_peak_and_warns_of_the_building() {
         .summary()
         .ends_with("month peak 23.9 kW · the building alone is over the target"));
 }
+
+#[test]
+fn untrusted_windows_roll_over_but_are_never_closed_as_billing_windows() {
+    let mut m = DemandMeter::new(settings(20.0), chrono_tz::UTC);
+    m.set_provisional(true);
+    let t0 = utc(2025, 3, 1, 4, 0, 0);
+    for s in 0..=1800 {
+        let st = m.observe(t0 + Duration::seconds(s), Some(10_000.0), 0.0);
+        assert_eq!(st.finished, None, "closed at {s} s while untrusted");
+        assert_eq!(st.month_peak_kw, 0.0);
+    }
+    // The budget still follows the windows: the third one started with nothing spent.
+    let st = m.observe(t0 + Duration::seconds(1801), Some(10_000.0), 0.0);
+    assert!(st.energy_wh < 10.0, "{}", st.energy_wh);
+}
+
+#[test]
+fn a_clock_step_keeps_the_energy_and_aligns_it_to_the_true_window() {
+    let mut m = DemandMeter::new(settings(20.0), chrono_tz::UTC);
+    m.set_provisional(true);
+    let t0 = utc(2025, 3, 1, 4, 0, 0);
+    // 5 minutes at 12 kW on the stale time: 1 kWh.
+    for s in 0..=300 {
+        m.observe(t0 + Duration::seconds(s), Some(12_000.0), 0.0);
+    }
+    // NTP steps the clock 646 days forward, to 10:07:00 of the true day; it is trusted now.
+    let step = Duration::days(646) + Duration::hours(6) + Duration::minutes(2);
+    m.clock_stepped(step);
+    m.set_provisional(false);
+    let t1 = t0 + Duration::seconds(301) + step;
+    let st = m.observe(t1, Some(12_000.0), 0.0);
+    assert_eq!(st.window_start, utc(2026, 12, 7, 10, 0, 0));
+    assert_eq!(st.finished, None, "the stale window is not billed");
+    // The 1 kWh so far (and one second more), not 646 days of power.
+    assert!((st.energy_wh - 1003.33).abs() < 0.1, "{}", st.energy_wh);
+    // From now on windows close as billing windows, on the true time.
+    let mut closed = None;
+    for s in 1..=600 {
+        let st = m.observe(t1 + Duration::seconds(s), Some(12_000.0), 0.0);
+        closed = closed.or(st.finished);
+    }
+    let w = closed.expect("the true window closed");
+    assert_eq!(w.start, utc(2026, 12, 7, 10, 0, 0));
+    assert_eq!(w.end, utc(2026, 12, 7, 10, 15, 0));
+}

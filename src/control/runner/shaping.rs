@@ -95,24 +95,26 @@ impl Controller {
         crate::control::caps::lower(self.site_limit(), cap, LimitSource::Demand)
     }
 
-    /// The site's `[[schedule]]` cap at `now`, per phase.
+    /// The site's `[[schedule]]` cap at `now`, per phase; while the time is untrusted, the
+    /// lowest any entry could set.
     pub(super) fn schedule_site_a(&self, now: DateTime<Utc>) -> Option<f64> {
-        schedule::limit_a(
+        schedule::lowest_a(
             &self.cfg.schedules,
             None,
-            now,
+            self.clock_view.trusted.then_some(now),
             self.cfg.site.timezone,
             self.cfg.site.voltage_v,
             usize::from(self.cfg.site.phases),
         )
     }
 
-    /// A charger's `[[schedule]]` cap at `now`, per phase.
+    /// A charger's `[[schedule]]` cap at `now`, per phase; while the time is untrusted, the
+    /// lowest any entry could set.
     pub(super) fn schedule_charger_a(&self, c: &ChargerRt, now: DateTime<Utc>) -> Option<f64> {
-        schedule::limit_a(
+        schedule::lowest_a(
             &self.cfg.schedules,
             Some(&c.cfg.id),
-            now,
+            self.clock_view.trusted.then_some(now),
             self.cfg.site.timezone,
             self.cfg.site.voltage_v,
             c.cfg.phase_map.len(),
