@@ -8,11 +8,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use evsite::config::{Tariff, TariffWindow};
 use evsite::sessions::cost::cost;
 use evsite::sessions::energy::Sample;
 use evsite::sessions::machine::SessionRecord;
-use evsite::sessions::tariff::TariffSnapshot;
+use evsite::sessions::tariff::{parse_amount, TariffSnapshot, TouWindow};
 use evsite::store::{OutboxEvent, Store};
 
 /// Timed durable writes.
@@ -32,26 +31,29 @@ fn start() -> DateTime<Utc> {
 }
 
 fn tariff() -> BenchResult<TariffSnapshot> {
-    let window = |start: &str, end: &str, price: &str| TariffWindow {
-        start: start.to_owned(),
-        end: end.to_owned(),
-        energy_price: price.to_owned(),
-        days: Vec::new(),
+    let amount = |s: &str| parse_amount(s).ok_or_else(|| format!("{s:?} is not an amount"));
+    let window = |start: &str, end: &str, price: &str| -> BenchResult<TouWindow> {
+        Ok(TouWindow::new(
+            start.parse().map_err(|()| "bad start")?,
+            end.parse().map_err(|()| "bad end")?,
+            amount(price)?,
+            Vec::new(),
+        ))
     };
-    Ok(TariffSnapshot::try_from(&Tariff {
+    Ok(TariffSnapshot {
         currency: "EUR".to_owned(),
-        energy_price: "0.35".to_owned(),
-        session_fee: "0.50".to_owned(),
-        idle_fee_per_min: "0.10".to_owned(),
+        energy_price: amount("0.35")?,
+        session_fee: amount("0.50")?,
+        idle_fee_per_min: amount("0.10")?,
         idle_grace_min: 30,
-        time_fee_per_hour: "0".to_owned(),
-        timezone: "Europe/Berlin".to_owned(),
+        time_fee_per_hour: amount("0")?,
+        timezone: chrono_tz::Europe::Berlin,
         windows: vec![
-            window("07:00", "09:00", "0.42"),
-            window("17:00", "21:00", "0.45"),
-            window("23:00", "06:00", "0.22"),
+            window("07:00", "09:00", "0.42")?,
+            window("17:00", "21:00", "0.45")?,
+            window("23:00", "06:00", "0.22")?,
         ],
-    })?)
+    })
 }
 
 /// A session record as the daemon writes it mid-session: tariff snapshot, cost so far,

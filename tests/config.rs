@@ -181,6 +181,8 @@ rule!(control_meter_timeout_twice_interval, "meter_timeout_s = 10" => "meter_tim
       "control.meter_timeout_s");
 rule!(control_meter_timeout_at_most_300, "meter_timeout_s = 10" => "meter_timeout_s = 301",
       "control.meter_timeout_s");
+rule!(control_meter_timeout_huge, "meter_timeout_s = 10" => "meter_timeout_s = 9223372036854775807",
+      "control.meter_timeout_s", says "at most 300 s");
 
 // --- buses ------------------------------------------------------------------------------
 
@@ -274,8 +276,24 @@ rule!(tariff_price_decimal, "energy_price = \"0.35\"" => "energy_price = \"0,35\
 rule!(tariff_window_time, "start = \"17:00\"" => "start = \"5pm\"", "tariff.window[0].start");
 rule!(tariff_window_days, "days = [\"mon\", \"fri\"]" => "days = [\"mon\", \"friday\"]",
       "tariff.window[0].days[1]");
+// A mistyped zone would run the site on UTC: refused, with the zone that was meant.
+rule!(tariff_timezone_mistyped, "timezone = \"Europe/Berlin\"" => "timezone = \"Europe/Berln\"",
+      "tariff.timezone", says "unknown time zone \"Europe/Berln\"; did you mean \"Europe/Berlin\"?");
+rule!(tariff_timezone_wrong_case, "timezone = \"Europe/Berlin\"" => "timezone = \"europe/berlin\"",
+      "tariff.timezone", says "did you mean \"Europe/Berlin\"?");
+rule!(tariff_timezone_unknown, "timezone = \"Europe/Berlin\"" => "timezone = \"Nowhere\"",
+      "tariff.timezone", says "unknown time zone \"Nowhere\"; it must be an IANA time zone");
+rule!(tariff_fee_negative, "energy_price = \"0.35\"" => "energy_price = \"0.35\"\nsession_fee = \"-1\"",
+      "tariff.session_fee", at "session_fee = \"-1\"", says "must be a decimal amount");
+rule!(tariff_window_end_past_midnight, "end = \"21:00\"" => "end = \"25:00\"",
+      "tariff.window[0].end", says "00:00–24:00");
 rule!(mqtt_url_scheme, "url = \"mqtt://127.0.0.1:1883\"" => "url = \"http://127.0.0.1:1883\"", "mqtt.url");
 rule!(mqtt_cert_needs_key, "key_file = \"/etc/evsite/client.key\"" => "", "mqtt.key_file", at "[mqtt]");
+// The port is parsed here as the link parses it, not first when the link starts.
+rule!(mqtt_url_port, "url = \"mqtt://127.0.0.1:1883\"" => "url = \"mqtt://127.0.0.1:99999\"", "mqtt.url",
+      says "the port must be a number from 1 to 65535");
+rule!(mqtt_url_path, "url = \"mqtt://127.0.0.1:1883\"" => "url = \"mqtt://127.0.0.1:1883/evsite\"", "mqtt.url",
+      says "no path");
 rule!(api_listen_address, "listen = \"127.0.0.1:8787\"" => "listen = \"localhost\"", "api.listen");
 
 #[test]
@@ -685,5 +703,15 @@ limit_w = 3000.0
         &errors(&text),
         line_of(&text, "timezone = \"Mars/Olympus\""),
         "site.timezone",
+    );
+    let text = base().replacen("[site]\n", "[site]\ntimezone = \"Europe/Brusels\"\n", 1);
+    let shown = assert_error_at(
+        &errors(&text),
+        line_of(&text, "timezone = \"Europe/Brusels\""),
+        "site.timezone",
+    );
+    assert!(
+        shown.contains("did you mean \"Europe/Brussels\"?"),
+        "{shown}"
     );
 }

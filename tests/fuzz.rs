@@ -401,3 +401,283 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The kinds of value a config holds, each with its own pool of values near the edge of
+/// what it takes, valid and not.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Zone,
+    Money,
+    Time,
+    Number,
+    Name,
+    Days,
+    Url,
+    Address,
+    Level,
+}
+
+/// Where a config value sits (tables by name, arrays of tables by `name[i]`, the key last)
+/// and its kind. Optional keys are set even when the seed leaves them out.
+const VALUE_KEYS: &[(&str, Kind)] = &[
+    ("site.id", Kind::Name),
+    ("site.timezone", Kind::Zone),
+    ("control.interval_ms", Kind::Number),
+    ("control.meter_timeout_s", Kind::Number),
+    ("control.rotation_interval_s", Kind::Number),
+    ("bus[0].name", Kind::Name),
+    ("bus[0].parity", Kind::Name),
+    ("bus[0].timeout_ms", Kind::Number),
+    ("meter.bus", Kind::Name),
+    ("charger[0].id", Kind::Name),
+    ("charger[0].plan_depart", Kind::Time),
+    ("charger[0].plan_energy_wh", Kind::Number),
+    ("charger[1].plan_depart", Kind::Time),
+    ("tariff.currency", Kind::Name),
+    ("tariff.energy_price", Kind::Money),
+    ("tariff.session_fee", Kind::Money),
+    ("tariff.idle_fee_per_min", Kind::Money),
+    ("tariff.time_fee_per_hour", Kind::Money),
+    ("tariff.idle_grace_min", Kind::Number),
+    ("tariff.timezone", Kind::Zone),
+    ("tariff.window[0].start", Kind::Time),
+    ("tariff.window[0].end", Kind::Time),
+    ("tariff.window[0].energy_price", Kind::Money),
+    ("tariff.window[0].days", Kind::Days),
+    ("demand.window_min", Kind::Number),
+    ("schedule[0].days", Kind::Days),
+    ("schedule[0].from", Kind::Time),
+    ("schedule[0].to", Kind::Time),
+    ("schedule[1].charger", Kind::Name),
+    ("mqtt.url", Kind::Url),
+    ("mqtt.client_id", Kind::Name),
+    ("mqtt.topic_prefix", Kind::Name),
+    ("mqtt.telemetry_interval_s", Kind::Number),
+    ("api.listen", Kind::Address),
+    ("log.level", Kind::Level),
+    ("storage.retention_days", Kind::Number),
+];
+
+fn strings(values: &[&'static str]) -> BoxedStrategy<toml_edit::Value> {
+    prop::sample::select(values.to_vec())
+        .prop_map(toml_edit::Value::from)
+        .boxed()
+}
+
+/// A value of `kind`, mostly near what it takes, sometimes of another kind altogether.
+fn config_value(kind: Kind) -> BoxedStrategy<toml_edit::Value> {
+    let own = match kind {
+        Kind::Zone => strings(&[
+            "Europe/Berlin",
+            "UTC",
+            "Etc/GMT+5",
+            "America/Argentina/Buenos_Aires",
+            "Asia/Kathmandu",
+            "Australia/Lord_Howe",
+            "Europe/Berln",
+            "europe/berlin",
+            "Mars/Olympus",
+            "Local",
+            "UTC ",
+        ]),
+        Kind::Money => strings(&[
+            "0.35",
+            "0",
+            "12",
+            "0.0000000000000000000000000001",
+            "79228162514264337593543950335",
+            "79228162514264337593543950336",
+            "0.00000000000000000000000000001",
+            "1e3",
+            "-0.30",
+            "0,30",
+            ".5",
+            "1.",
+        ]),
+        Kind::Time => strings(&[
+            "00:00", "06:30", "17:00", "23:59", "24:00", "24:01", "7:00", "12:60", "17:00 ",
+        ]),
+        Kind::Number => prop::sample::select(vec![
+            -1i64,
+            0,
+            1,
+            15,
+            30,
+            60,
+            100,
+            1000,
+            1440,
+            3600,
+            20_000,
+            86_400,
+            i64::MAX,
+        ])
+        .prop_map(toml_edit::Value::from)
+        .boxed(),
+        Kind::Name => strings(&[
+            "cp-01", "cp-02", "rs485-1", "garage", "EUR", "none", "even", "evsite", "", "a/b",
+            "x+y", "eur",
+        ]),
+        Kind::Days => proptest::collection::vec(
+            prop::sample::select(vec!["mon", "fri", "sun", "weekdays", "weekends", "Mon", ""]),
+            0..3,
+        )
+        .prop_map(|d| toml_edit::Value::Array(d.into_iter().collect()))
+        .boxed(),
+        Kind::Url => strings(&[
+            "mqtt://127.0.0.1:1883",
+            "mqtts://[::1]:8883",
+            "mqtt://broker.example.com",
+            "mqtt://host:99999",
+            "mqtt://host:0",
+            "mqtt://host/path",
+            "mqtt://user@host",
+            "mqtt://[::1",
+            "mqtt://",
+        ]),
+        Kind::Address => strings(&["127.0.0.1:8787", "[::1]:8787", "localhost:8787", ""]),
+        Kind::Level => strings(&["info", "evsite=debug", "warn,evsite=trace", "evsite=[", ""]),
+    };
+    let any = strings(&["Europe/Berlin", "0.35", "17:00", "cp-01", "info", ""]);
+    prop_oneof![6 => own, 1 => any].boxed()
+}
+
+fn key_and_value() -> impl Strategy<Value = (&'static str, toml_edit::Value)> {
+    prop::sample::select(VALUE_KEYS.to_vec())
+        .prop_flat_map(|(path, kind)| config_value(kind).prop_map(move |v| (path, v)))
+}
+
+/// Sets `path` (see [`VALUE_KEYS`]) to `value` when its table exists.
+fn set_value(doc: &mut toml_edit::DocumentMut, path: &str, value: toml_edit::Value) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let Some(key) = parts.pop() else { return };
+    let mut table: &mut dyn toml_edit::TableLike = doc.as_table_mut();
+    for part in parts {
+        let (name, index) = match part.split_once('[') {
+            Some((name, i)) => (name, i.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let Some(item) = table.get_mut(name) else {
+            return;
+        };
+        let next: Option<&mut dyn toml_edit::TableLike> = match (item, index) {
+            (toml_edit::Item::ArrayOfTables(a), Some(i)) => {
+                a.get_mut(i).map(|t| t as &mut dyn toml_edit::TableLike)
+            }
+            (toml_edit::Item::Table(t), None) => Some(t),
+            _ => None,
+        };
+        let Some(next) = next else { return };
+        table = next;
+    }
+    table.insert(key, toml_edit::Item::Value(value));
+}
+
+/// Every use of the config's values after validation, as the daemon, the controller, the
+/// session ledger and the cloud link make them. None may fail on a config that validated.
+fn use_everything(cfg: &evsite::config::Config) -> Result<(), String> {
+    use chrono::{DateTime, Utc};
+    use evsite::control::{allocate::CircuitInput, demand, plan, schedule};
+    use evsite::sessions::tariff::TariffSnapshot;
+
+    let tz = cfg.site.timezone;
+    // Across both of Europe's 2026 DST changes, off the minute.
+    let instants: Vec<DateTime<Utc>> = [
+        "2026-03-29T00:59:17Z",
+        "2026-03-29T01:30:17Z",
+        "2026-06-15T12:00:17Z",
+        "2026-10-25T00:30:17Z",
+        "2026-10-25T01:30:17Z",
+        "2026-12-31T23:59:17Z",
+    ]
+    .iter()
+    .map(|s| s.parse().map_err(|e| format!("{s}: {e}")))
+    .collect::<Result<_, String>>()?;
+    if let Some(t) = &cfg.tariff {
+        for &at in &instants {
+            t.price_at(at);
+        }
+        // Frozen into every session record and read back from the store.
+        let json = serde_json::to_string(t).map_err(|e| format!("tariff snapshot: {e}"))?;
+        let back: TariffSnapshot =
+            serde_json::from_str(&json).map_err(|e| format!("tariff snapshot {json}: {e}"))?;
+        if &back != t {
+            return Err(format!("tariff snapshot changed on its way back: {json}"));
+        }
+    }
+    for &at in &instants {
+        schedule::limit_a(&cfg.schedules, None, at, tz, cfg.site.voltage_v, 3);
+        for c in &cfg.chargers {
+            schedule::limit_a(&cfg.schedules, Some(&c.id), at, tz, cfg.site.voltage_v, 3);
+            if let Some(p) = c.plan {
+                let depart = plan::next_local(at, p.depart_min, tz);
+                if depart <= at {
+                    return Err(format!("{}: no departure after {at}", c.id));
+                }
+            }
+        }
+        if let Some(d) = &cfg.demand {
+            let start = demand::window_start(at, d.window.as_secs() as i64, tz);
+            if start > at {
+                return Err(format!("demand window starting {start} after {at}"));
+            }
+            demand::DemandMeter::new(d.clone(), tz).limit_kw(at);
+        }
+    }
+    let circuits = CircuitInput::from_config(cfg);
+    if circuits.len() != cfg.circuits.len() {
+        return Err("a circuit lost on its way to the allocator".into());
+    }
+    if let Some(m) = &cfg.mqtt {
+        evsite::sync::parse_url(&m.url).map_err(|e| e.to_string())?;
+    }
+    evsite::app::logging::parse_level(&cfg.log.level).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Configs mutated value by value (zones, money, local times, durations, names): every one
+/// that validates is used by everything that reads it later without a parse failing. Run
+/// longer with `EVSITE_FUZZ_CASES=20000 cargo test --test fuzz configs_that_validate`.
+#[test]
+fn configs_that_validate_never_fail_to_parse_later() {
+    let mut seeds: Vec<String> = corpus("tests/fuzz/config")
+        .into_iter()
+        .map(|b| String::from_utf8(b).expect("seed configs are text"))
+        .collect();
+    seeds.push(
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/base.toml"),
+        )
+        .expect("base fixture"),
+    );
+    for seed in &seeds {
+        let cfg = evsite::config::load_str(seed, "seed.toml").expect("seeds are valid");
+        use_everything(&cfg).expect("seeds are usable");
+    }
+    let strategy = (
+        prop::sample::select(seeds),
+        proptest::collection::vec(key_and_value(), 1..4),
+    );
+    let (runs, valid) = (AtomicU64::new(0), AtomicU64::new(0));
+    runner(cases() * 5)
+        .run(&strategy, |(seed, edits)| {
+            runs.fetch_add(1, Ordering::Relaxed);
+            let mut doc: toml_edit::DocumentMut = seed.parse().expect("seeds parse");
+            for (path, value) in edits {
+                set_value(&mut doc, path, value);
+            }
+            let text = doc.to_string();
+            if let Ok(cfg) = evsite::config::load_str(&text, "fuzz.toml") {
+                valid.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = use_everything(&cfg) {
+                    prop_assert!(false, "validated, then failed: {e}\n{text}");
+                }
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (runs, valid) = (runs.load(Ordering::Relaxed), valid.load(Ordering::Relaxed));
+    println!("fuzz: configs that validate: {runs} inputs executed, {valid} validated");
+    // Not vacuous: a fair share of the edited configs validate and are used.
+    assert!(valid * 5 >= runs, "only {valid} of {runs} validated");
+}

@@ -1,6 +1,7 @@
 //! The real daemon syncing to a real Mosquitto: sessions recorded while the broker is down and
 //! not yet acknowledged when the daemon is killed with SIGKILL arrive after both come back,
-//! every seq exactly once or with the same msg_id, none missing.
+//! every seq exactly once or with the same msg_id, none missing; a commanded limit with an
+//! expiry lapses at it even when the config is reloaded in between.
 
 #[path = "support/daemon.rs"]
 mod daemon;
@@ -143,6 +144,99 @@ async fn commands_through_the_daemon_are_answered_and_only_valid_ones_act() {
             .all(|t| t.setpoint_a.is_some_and(|a| a <= 8.0 + 1e-6))
     })
     .await;
+    daemon.signal("-TERM");
+    assert!(daemon.exit().await.success());
+}
+
+/// How far out the commanded limit expires: room for the command, the cars coming down and
+/// a reload before it.
+const EXPIRY_S: i64 = 10;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commanded_limit_lapses_at_its_expiry_across_a_reload() {
+    let broker = Mosquitto::start(Setup::default()).await;
+    let served = site_with_mqtt(broker.port()).await;
+    let (site, config) = (served.site.clone(), served.config.clone());
+    let mut cloud = Subscriber::connect(
+        broker.port(),
+        "cloud-expiry",
+        &["evsite/sync-site/cmd/reply", "evsite/sync-site/status"],
+        false,
+    )
+    .await;
+    let mut daemon = Daemon::start(&config);
+    let online = cloud
+        .collect_until(Duration::from_secs(60), |m| {
+            m.iter()
+                .any(|m| m.topic.ends_with("/status") && m.json()["online"] == true)
+        })
+        .await;
+    assert!(!online.is_empty(), "the daemon came online");
+    let above_8 = |s: &evsite::simulator::SiteModel| {
+        s.charger_truth()
+            .iter()
+            .all(|t| t.setpoint_a.is_some_and(|a| a > 8.0))
+    };
+    until(&site, "both cars charge above 8 A", above_8).await;
+
+    let expires = chrono::Utc::now() + chrono::TimeDelta::seconds(EXPIRY_S);
+    cloud
+        .client
+        .publish(
+            "evsite/sync-site/cmd/set_site_limit",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            format!(
+                r#"{{"request_id":"r-brief","limit_a":12,"expires_at":"{}"}}"#,
+                expires.to_rfc3339()
+            ),
+        )
+        .await
+        .expect("publish");
+    let replies = cloud
+        .collect_until(Duration::from_secs(30), |m| {
+            m.iter().any(|m| m.topic.ends_with("/reply"))
+        })
+        .await;
+    let reply = replies
+        .iter()
+        .filter(|m| m.topic.ends_with("/reply"))
+        .map(Msg::json)
+        .find(|r| r["request_id"] == "r-brief")
+        .unwrap_or_else(|| panic!("no reply: {replies:?}"));
+    assert_eq!(reply["ok"], true, "{reply}");
+    until(&site, "the cars follow the commanded limit", |s| {
+        s.charger_truth()
+            .iter()
+            .all(|t| t.setpoint_a.is_some_and(|a| a <= 8.0 + 1e-6))
+    })
+    .await;
+
+    // An edited config, reloaded while the limit is in force.
+    let text = std::fs::read_to_string(&config).expect("config read");
+    let edited: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("margin_a") {
+                "margin_a = 1.5".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    assert!(edited.iter().any(|l| l == "margin_a = 1.5"), "{text}");
+    std::fs::write(&config, edited.join("\n")).expect("config written");
+    daemon.signal("-HUP");
+    let reloaded = daemon.line_with(&["configuration reloaded"]).await;
+    assert!(reloaded.contains("site.margin_a"), "{reloaded}");
+    assert!(
+        chrono::Utc::now() < expires,
+        "the reload must come before the expiry for this test to say anything"
+    );
+    // The reload kept the expiry: the limit lapses at it and the cars take the site again.
+    daemon.line_with(&["commanded site limit expired"]).await;
+    assert!(chrono::Utc::now() >= expires, "lapsed before its expiry");
+    until(&site, "both cars above 8 A again", above_8).await;
     daemon.signal("-TERM");
     assert!(daemon.exit().await.success());
 }

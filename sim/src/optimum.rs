@@ -26,7 +26,6 @@ use rust_decimal::Decimal;
 use evsite::config::Config;
 use evsite::control::demand::window_start;
 use evsite::control::schedule;
-use evsite::sessions::tariff::TariffSnapshot;
 use evsite::simulator::scenario::VehicleSpec;
 use evsite::simulator::vehicle::TAPER_FLOOR_A;
 use evsite::simulator::Scenario;
@@ -203,10 +202,7 @@ impl Model {
                 windows.push((ks, (budget - building).max(0.0)));
             }
         }
-        let tariff = cfg
-            .tariff
-            .as_ref()
-            .and_then(|t| TariffSnapshot::try_from(t).ok());
+        let tariff = cfg.tariff.clone();
         let price = (0..steps)
             .map(|k| {
                 tariff

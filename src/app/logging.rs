@@ -87,7 +87,9 @@ impl DaemonLog {
     }
 }
 
-fn parse_level(level: &str) -> Result<EnvFilter, LogError> {
+/// A log filter such as `"info"` or `"evsite=debug"`: the one parse of `log.level`, run at
+/// validation and again when the daemon sets up its logging, so the two cannot disagree.
+pub fn parse_level(level: &str) -> Result<EnvFilter, LogError> {
     EnvFilter::builder()
         .parse(level)
         .map_err(|e| LogError::Level {

@@ -179,28 +179,10 @@ pub struct Circuit {
     pub chargers: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tariff {
-    pub currency: String,
-    /// Decimal strings, parsed by the sessions code (money is never f64).
-    pub energy_price: String,
-    pub session_fee: String,
-    pub idle_fee_per_min: String,
-    pub idle_grace_min: u32,
-    pub time_fee_per_hour: String,
-    pub timezone: String,
-    pub windows: Vec<TariffWindow>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TariffWindow {
-    /// Local time "HH:MM".
-    pub start: String,
-    pub end: String,
-    pub energy_price: String,
-    /// Days of week this window applies ("mon".."sun"); empty = every day.
-    pub days: Vec<String>,
-}
+/// `[tariff]`, parsed at validation into the snapshot sessions are billed with: money as
+/// exact decimals, the zone and the windows' times and days as values, so nothing parses
+/// the tariff again later (and nothing later can fail to).
+pub type Tariff = crate::sessions::tariff::TariffSnapshot;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mqtt {

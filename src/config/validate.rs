@@ -11,6 +11,7 @@ mod devices;
 mod failsafe;
 mod links;
 mod services;
+mod zone;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -209,7 +210,8 @@ fn control(raw: &RawControl, rep: &mut Reporter<'_>) -> Option<Control> {
     let floor_ms = if interval_ok { 2 * raw.interval_ms } else { 0 };
     check(
         rep,
-        mt >= 1 && mt * 1000 >= floor_ms && mt <= 300,
+        // The range first: a huge value must not overflow the product.
+        (1..=300).contains(&mt) && mt * 1000 >= floor_ms,
         &p.key("meter_timeout_s"),
         format!(
             "must be at least twice interval_ms ({} ms) and at most 300 s, got {mt}",

@@ -713,12 +713,10 @@ impl Controller {
     }
 }
 
-/// The config's tariff, for pricing plans (an unparsable one prices nothing: plans charge
-/// at once).
+/// The config's tariff, for pricing plans (parsed at validation: there is nothing left to
+/// fail here).
 fn tariff_of(cfg: &Config) -> Option<TariffSnapshot> {
-    cfg.tariff
-        .as_ref()
-        .and_then(|t| TariffSnapshot::try_from(t).ok())
+    cfg.tariff.clone()
 }
 
 /// The meter's phase currents, if every phase the site has was read.

@@ -255,30 +255,31 @@ pub fn cost(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config;
+    use crate::sessions::tariff::{parse_amount, TouWindow};
     use chrono::TimeZone;
     use rust_decimal_macros::dec;
 
     fn snapshot(tz: &str, windows: &[(&str, &str, &str)]) -> TariffSnapshot {
-        let cfg = config::Tariff {
+        TariffSnapshot {
             currency: "EUR".into(),
-            energy_price: "0.30".into(),
-            session_fee: "0.00".into(),
-            idle_fee_per_min: "0.00".into(),
+            energy_price: dec!(0.30),
+            session_fee: dec!(0.00),
+            idle_fee_per_min: dec!(0.00),
             idle_grace_min: 0,
-            time_fee_per_hour: "0.00".into(),
-            timezone: tz.into(),
+            time_fee_per_hour: dec!(0.00),
+            timezone: tz.parse().unwrap(),
             windows: windows
                 .iter()
-                .map(|(start, end, price)| config::TariffWindow {
-                    start: start.to_string(),
-                    end: end.to_string(),
-                    energy_price: price.to_string(),
-                    days: vec![],
+                .map(|(start, end, price)| {
+                    TouWindow::new(
+                        start.parse().unwrap(),
+                        end.parse().unwrap(),
+                        parse_amount(price).unwrap(),
+                        vec![],
+                    )
                 })
                 .collect(),
-        };
-        TariffSnapshot::try_from(&cfg).unwrap()
+        }
     }
 
     fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {

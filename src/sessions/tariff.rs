@@ -13,33 +13,8 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::config;
-
 /// Label of the energy price that applies outside every window.
 pub const STANDARD_LABEL: &str = "standard";
-
-/// Why a configured tariff cannot be priced with.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TariffError {
-    #[error("tariff.currency: {0:?} is not an ISO 4217 code such as \"EUR\"")]
-    Currency(String),
-    #[error("tariff.{field}: {value:?} is not a non-negative decimal amount such as \"0.35\"")]
-    Amount { field: String, value: String },
-    #[error("tariff.timezone: {0:?} is not a known IANA time zone such as \"Europe/Berlin\"")]
-    Timezone(String),
-    #[error("tariff.{field}: {value:?} is not a local time \"HH:MM\" ({range})")]
-    Time {
-        field: String,
-        value: String,
-        range: &'static str,
-    },
-    #[error("tariff.window[{index}].end: must differ from start ({time})")]
-    EmptyWindow { index: usize, time: ClockTime },
-    #[error(
-        "tariff.window[{index}].days: {value:?} is not one of mon, tue, wed, thu, fri, sat, sun"
-    )]
-    Day { index: usize, value: String },
-}
 
 /// A local wall-clock time as minutes after midnight; 1440 is "24:00" (end of day).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -181,94 +156,38 @@ impl TariffSnapshot {
     }
 }
 
-fn amount(field: impl Into<String>, value: &str) -> Result<Decimal, TariffError> {
-    let err = || TariffError::Amount {
-        field: field.into(),
-        value: value.to_owned(),
-    };
-    // Only plain digits with an optional fraction: no sign, exponent or separators, so
-    // what the installer wrote is exactly what is charged.
+/// A non-negative amount of money as the configuration writes it, e.g. `"0.35"`: plain
+/// digits with an optional fraction, no sign, exponent or separators, so what the installer
+/// wrote is exactly what is charged.
+pub fn parse_amount(value: &str) -> Option<Decimal> {
     let (whole, frac) = value.split_once('.').unwrap_or((value, "0"));
     let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
     if !digits(whole) || !digits(frac) {
-        return Err(err());
+        return None;
     }
-    Decimal::from_str_exact(value).map_err(|_| err())
+    Decimal::from_str_exact(value).ok()
 }
 
-fn clock(field: String, value: &str, end: bool) -> Result<ClockTime, TariffError> {
-    let range = if end {
-        "00:00–24:00"
-    } else {
-        "00:00–23:59"
-    };
-    match value.parse::<ClockTime>() {
-        Ok(t) if end || t < ClockTime::END_OF_DAY => Ok(t),
-        _ => Err(TariffError::Time {
-            field,
-            value: value.to_owned(),
-            range,
-        }),
-    }
-}
-
-fn window(index: usize, w: &config::TariffWindow) -> Result<TouWindow, TariffError> {
-    let start = clock(format!("window[{index}].start"), &w.start, false)?;
-    let end = clock(format!("window[{index}].end"), &w.end, true)?;
-    if start == end {
-        return Err(TariffError::EmptyWindow { index, time: start });
-    }
-    let days = w
-        .days
-        .iter()
-        .map(|d| {
-            day_names::parse(d).ok_or_else(|| TariffError::Day {
-                index,
-                value: d.clone(),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut label = format!("{start}-{end}");
-    if !days.is_empty() {
-        let names: Vec<&str> = days.iter().map(|d| day_names::name(*d)).collect();
-        label = format!("{label} {}", names.join(","));
-    }
-    Ok(TouWindow {
-        label,
-        start,
-        end,
-        energy_price: amount(format!("window[{index}].energy_price"), &w.energy_price)?,
-        days,
-    })
-}
-
-impl TryFrom<&config::Tariff> for TariffSnapshot {
-    type Error = TariffError;
-
-    fn try_from(t: &config::Tariff) -> Result<Self, TariffError> {
-        if t.currency.len() != 3 || !t.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(TariffError::Currency(t.currency.clone()));
+impl TouWindow {
+    /// A window labelled by its times and days, e.g. `"17:00-21:00 mon,fri"`.
+    pub fn new(
+        start: ClockTime,
+        end: ClockTime,
+        energy_price: Decimal,
+        days: Vec<Weekday>,
+    ) -> Self {
+        let mut label = format!("{start}-{end}");
+        if !days.is_empty() {
+            let names: Vec<&str> = days.iter().map(|d| day_names::name(*d)).collect();
+            label = format!("{label} {}", names.join(","));
         }
-        let timezone = t
-            .timezone
-            .parse::<Tz>()
-            .map_err(|_| TariffError::Timezone(t.timezone.clone()))?;
-        let windows = t
-            .windows
-            .iter()
-            .enumerate()
-            .map(|(i, w)| window(i, w))
-            .collect::<Result<_, _>>()?;
-        Ok(TariffSnapshot {
-            currency: t.currency.clone(),
-            energy_price: amount("energy_price", &t.energy_price)?,
-            session_fee: amount("session_fee", &t.session_fee)?,
-            idle_fee_per_min: amount("idle_fee_per_min", &t.idle_fee_per_min)?,
-            idle_grace_min: t.idle_grace_min,
-            time_fee_per_hour: amount("time_fee_per_hour", &t.time_fee_per_hour)?,
-            timezone,
-            windows,
-        })
+        TouWindow {
+            label,
+            start,
+            end,
+            energy_price,
+            days,
+        }
     }
 }
 
@@ -334,24 +253,24 @@ mod tests {
     use chrono::TimeZone;
     use rust_decimal_macros::dec;
 
-    fn win(start: &str, end: &str, price: &str, days: &[&str]) -> config::TariffWindow {
-        config::TariffWindow {
-            start: start.into(),
-            end: end.into(),
-            energy_price: price.into(),
-            days: days.iter().map(|d| d.to_string()).collect(),
-        }
+    fn win(start: &str, end: &str, price: &str, days: &[&str]) -> TouWindow {
+        TouWindow::new(
+            start.parse().unwrap(),
+            end.parse().unwrap(),
+            parse_amount(price).unwrap(),
+            days.iter().map(|d| day_names::parse(d).unwrap()).collect(),
+        )
     }
 
-    fn tariff(tz: &str, windows: Vec<config::TariffWindow>) -> config::Tariff {
-        config::Tariff {
+    fn tariff(tz: &str, windows: Vec<TouWindow>) -> TariffSnapshot {
+        TariffSnapshot {
             currency: "EUR".into(),
-            energy_price: "0.30".into(),
-            session_fee: "0.00".into(),
-            idle_fee_per_min: "0.00".into(),
+            energy_price: dec!(0.30),
+            session_fee: dec!(0.00),
+            idle_fee_per_min: dec!(0.00),
             idle_grace_min: 0,
-            time_fee_per_hour: "0.00".into(),
-            timezone: tz.into(),
+            time_fee_per_hour: dec!(0.00),
+            timezone: tz.parse().unwrap(),
             windows,
         }
     }
@@ -361,78 +280,36 @@ mod tests {
     }
 
     #[test]
-    fn builds_exact_decimals_and_labels_from_config() {
-        let cfg = tariff(
+    fn labels_windows_by_times_and_days() {
+        let t = tariff(
             "Europe/Berlin",
             vec![win("17:00", "21:00", "0.45", &["mon", "fri"])],
         );
-        let t = TariffSnapshot::try_from(&cfg).unwrap();
-        assert_eq!(t.energy_price, dec!(0.30));
         assert_eq!(t.energy_price.to_string(), "0.30");
-        assert_eq!(t.timezone, chrono_tz::Europe::Berlin);
         assert_eq!(t.windows[0].label, "17:00-21:00 mon,fri");
-        assert_eq!(t.windows[0].days, vec![Weekday::Mon, Weekday::Fri]);
         assert_eq!(t.windows[0].energy_price, dec!(0.45));
+        assert_eq!(
+            tariff("UTC", vec![win("22:00", "06:00", "0.1", &[])]).windows[0].label,
+            "22:00-06:00"
+        );
     }
 
     #[test]
-    fn rejects_bad_config_with_the_key_named() {
-        let mut cfg = tariff("Europe/Berlin", vec![]);
-        cfg.timezone = "Europe/Atlantis".into();
+    fn amounts_are_plain_non_negative_decimals_kept_exact() {
         assert_eq!(
-            TariffSnapshot::try_from(&cfg),
-            Err(TariffError::Timezone("Europe/Atlantis".into()))
+            parse_amount("0.30").map(|d| d.to_string()),
+            Some("0.30".into())
         );
-
-        for bad in ["-0.30", "0,30", "1e3", "", ".5", "0.30 "] {
-            let mut cfg = tariff("UTC", vec![]);
-            cfg.session_fee = bad.into();
-            let err = TariffSnapshot::try_from(&cfg).unwrap_err();
-            assert_eq!(
-                err,
-                TariffError::Amount {
-                    field: "session_fee".into(),
-                    value: bad.into()
-                }
-            );
+        assert_eq!(parse_amount("12"), Some(dec!(12)));
+        for bad in ["-0.30", "0,30", "1e3", "", ".5", "1.", "0.30 ", "+1"] {
+            assert_eq!(parse_amount(bad), None, "{bad:?}");
         }
-
-        let cfg = tariff("UTC", vec![win("24:00", "06:00", "0.1", &[])]);
-        let err = TariffSnapshot::try_from(&cfg).unwrap_err();
-        assert!(err.to_string().contains("window[0].start"), "{err}");
-
-        let cfg = tariff("UTC", vec![win("22:00", "25:00", "0.1", &[])]);
-        let err = TariffSnapshot::try_from(&cfg).unwrap_err();
-        assert!(err.to_string().contains("window[0].end"), "{err}");
-
-        let cfg = tariff("UTC", vec![win("08:00", "08:00", "0.1", &[])]);
-        assert!(matches!(
-            TariffSnapshot::try_from(&cfg),
-            Err(TariffError::EmptyWindow { index: 0, .. })
-        ));
-
-        let cfg = tariff("UTC", vec![win("08:00", "09:00", "0.1", &["Mon"])]);
-        assert_eq!(
-            TariffSnapshot::try_from(&cfg),
-            Err(TariffError::Day {
-                index: 0,
-                value: "Mon".into()
-            })
-        );
-
-        let mut cfg = tariff("UTC", vec![]);
-        cfg.currency = "eur".into();
-        assert!(matches!(
-            TariffSnapshot::try_from(&cfg),
-            Err(TariffError::Currency(_))
-        ));
     }
 
     #[test]
     fn window_over_midnight_belongs_to_the_day_it_starts() {
         // 2026-01-16 is a Friday; UTC keeps local time equal to the instant.
-        let cfg = tariff("UTC", vec![win("22:00", "06:00", "0.12", &["fri"])]);
-        let t = TariffSnapshot::try_from(&cfg).unwrap();
+        let t = tariff("UTC", vec![win("22:00", "06:00", "0.12", &["fri"])]);
         let night = "22:00-06:00 fri";
         assert_eq!(
             t.price_at(utc(2026, 1, 16, 21, 59)),
@@ -453,14 +330,13 @@ mod tests {
 
     #[test]
     fn end_of_day_and_first_window_wins() {
-        let cfg = tariff(
+        let t = tariff(
             "UTC",
             vec![
                 win("18:00", "24:00", "0.50", &[]),
                 win("12:00", "20:00", "0.20", &[]),
             ],
         );
-        let t = TariffSnapshot::try_from(&cfg).unwrap();
         assert_eq!(t.price_at(utc(2026, 1, 16, 23, 59)).1, dec!(0.50));
         assert_eq!(t.price_at(utc(2026, 1, 17, 0, 0)).1, dec!(0.30));
         assert_eq!(t.price_at(utc(2026, 1, 16, 19, 0)).1, dec!(0.50));
@@ -470,8 +346,7 @@ mod tests {
 
     #[test]
     fn windows_follow_local_time_in_the_zone() {
-        let cfg = tariff("Europe/Berlin", vec![win("17:00", "21:00", "0.45", &[])]);
-        let t = TariffSnapshot::try_from(&cfg).unwrap();
+        let t = tariff("Europe/Berlin", vec![win("17:00", "21:00", "0.45", &[])]);
         // Winter: UTC+1, so 17:00 local is 16:00Z; summer: UTC+2, 15:00Z.
         assert_eq!(t.price_at(utc(2026, 1, 16, 15, 59)).1, dec!(0.30));
         assert_eq!(t.price_at(utc(2026, 1, 16, 16, 0)).1, dec!(0.45));
@@ -483,8 +358,7 @@ mod tests {
     fn repeated_local_hour_in_autumn_is_in_the_window_twice() {
         // 2026-10-25: 03:00 CEST (01:00Z) goes back to 02:00 CET; local 02:00–03:00 is both
         // 00:00–01:00Z and 01:00–02:00Z.
-        let cfg = tariff("Europe/Berlin", vec![win("02:00", "03:00", "0.10", &[])]);
-        let t = TariffSnapshot::try_from(&cfg).unwrap();
+        let t = tariff("Europe/Berlin", vec![win("02:00", "03:00", "0.10", &[])]);
         assert_eq!(t.price_at(utc(2026, 10, 24, 23, 59)).1, dec!(0.30));
         assert_eq!(t.price_at(utc(2026, 10, 25, 0, 0)).1, dec!(0.10));
         assert_eq!(t.price_at(utc(2026, 10, 25, 0, 59)).1, dec!(0.10));
@@ -496,8 +370,7 @@ mod tests {
     #[test]
     fn skipped_local_hour_in_spring_is_never_in_the_window() {
         // 2026-03-29: 02:00 CET (01:00Z) jumps to 03:00 CEST; local 02:xx never happens.
-        let cfg = tariff("Europe/Berlin", vec![win("02:00", "03:00", "0.10", &[])]);
-        let t = TariffSnapshot::try_from(&cfg).unwrap();
+        let t = tariff("Europe/Berlin", vec![win("02:00", "03:00", "0.10", &[])]);
         let mut at = utc(2026, 3, 28, 22, 0);
         while at < utc(2026, 3, 29, 6, 0) {
             assert_eq!(t.price_at(at).1, dec!(0.30), "at {at}");
@@ -509,11 +382,10 @@ mod tests {
 
     #[test]
     fn snapshot_serializes_money_as_strings_and_reads_back() {
-        let cfg = tariff(
+        let t = tariff(
             "Europe/Berlin",
             vec![win("22:00", "06:00", "0.12", &["sat"])],
         );
-        let t = TariffSnapshot::try_from(&cfg).unwrap();
         let json = serde_json::to_value(&t).unwrap();
         assert_eq!(json["energy_price"], "0.30");
         assert_eq!(json["timezone"], "Europe/Berlin");

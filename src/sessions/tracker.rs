@@ -39,7 +39,7 @@ const DRAW_FLOOR_W: f64 = 100.0;
 /// The session energy assumed for an estimate before the site has history (Wh).
 const DEFAULT_SESSION_WH: f64 = 15_000.0;
 /// How many finished sessions the estimate learns from.
-const HISTORY: usize = 50;
+pub const HISTORY: usize = 50;
 
 /// What a session update means for the cloud (the outbox message type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,15 +378,10 @@ fn median(values: &VecDeque<f64>) -> Option<f64> {
     v.get(v.len() / 2).copied()
 }
 
+/// The config's tariff, frozen into each session (parsed at validation: nothing can fail
+/// here, so no session goes unpriced for a tariff that passed `check-config`).
 fn snapshot(cfg: &Config) -> Option<TariffSnapshot> {
-    let t = cfg.tariff.as_ref()?;
-    match TariffSnapshot::try_from(t) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::error!(error = %e, "tariff unusable: sessions are recorded without cost");
-            None
-        }
-    }
+    cfg.tariff.clone()
 }
 
 /// How to read a charger's energy register.

@@ -194,7 +194,7 @@ impl SiteBuilder {
             let (tx, rx) = mpsc::unbounded_channel();
             sinks.push(tx);
             recorder = Some(tokio::spawn(
-                Recorder::new(&cfg, store.clone(), wake.clone()).run(rx),
+                Recorder::new(&cfg, store.clone(), wake.clone(), self.clock.clone()).run(rx),
             ));
             pruner = Some(tokio::spawn(prune_forever(
                 store.clone(),

@@ -10,9 +10,10 @@ use tokio::sync::{mpsc, Notify};
 
 use super::pipeline::{LinkTally, SiteEvent};
 use crate::alerts::{Alert, AlertChange};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::sessions::machine::{RecordState, SessionRecord, StopReason};
-use crate::sessions::tracker::{SessionChange, SessionTracker, SessionUpdate};
+use crate::sessions::tracker::{SessionChange, SessionTracker, SessionUpdate, HISTORY};
 use crate::store::{LinkHour, OutboxEvent, Store, StoreError};
 
 /// Stores sessions and alerts; wakes the sync after each outbox write.
@@ -23,15 +24,18 @@ pub struct Recorder {
     /// finished sessions count as synced (so retention applies).
     announce: bool,
     wake: Arc<Notify>,
+    /// Stamps session messages, the one clock alerts are stamped by too.
+    clock: Clock,
 }
 
 impl Recorder {
-    pub fn new(cfg: &Config, store: Store, wake: Arc<Notify>) -> Self {
+    pub fn new(cfg: &Config, store: Store, wake: Arc<Notify>, clock: Clock) -> Self {
         Recorder {
             store,
             site: cfg.site.id.clone(),
             announce: cfg.mqtt.is_some(),
             wake,
+            clock,
         }
     }
 
@@ -83,7 +87,7 @@ impl Recorder {
             OutboxEvent::new(
                 self.site.clone(),
                 u.change.message_type(),
-                Utc::now(),
+                self.clock.now(),
                 serde_json::to_value(&u.record).unwrap_or_default(),
             )
         });
@@ -173,13 +177,7 @@ pub fn recover_sessions(
     tracker: &mut SessionTracker,
     now: DateTime<Utc>,
 ) -> Result<Vec<SessionUpdate>, StoreError> {
-    let finished: Vec<u64> = store
-        .sessions(&Default::default())?
-        .into_iter()
-        .filter(|r| r.state == RecordState::Completed)
-        .map(|r| r.energy_wh)
-        .collect();
-    tracker.learn(finished.iter().rev().take(50).rev().copied());
+    tracker.learn(latest_finished_wh(store)?);
     let mut closed = Vec::new();
     for record in store.open_sessions()? {
         let samples = store.samples(&record.session_id)?;
@@ -198,6 +196,21 @@ pub fn recover_sessions(
         }
     }
     Ok(closed)
+}
+
+/// The energy of the latest completed sessions, oldest first: what the end-time estimator
+/// learns at start. The store lists sessions by id (random UUIDs), so they are put in the
+/// order they ended before the latest are taken.
+pub fn latest_finished_wh(store: &Store) -> Result<Vec<u64>, StoreError> {
+    let mut finished: Vec<(DateTime<Utc>, u64)> = store
+        .sessions(&Default::default())?
+        .into_iter()
+        .filter(|r| r.state == RecordState::Completed && r.energy_wh > 0)
+        .map(|r| (r.ended_at.unwrap_or(r.plugged_in_at), r.energy_wh))
+        .collect();
+    finished.sort_by_key(|(ended, _)| *ended);
+    let skip = finished.len().saturating_sub(HISTORY);
+    Ok(finished.into_iter().skip(skip).map(|(_, wh)| wh).collect())
 }
 
 fn close_orphan(mut r: SessionRecord) -> SessionRecord {
@@ -263,7 +276,12 @@ mod tests {
             .commit_command("p1", t0, &ok, &change)
             .await
             .expect("stored");
-        let mut rec = Recorder::new(&cfg, store.clone(), Arc::new(Notify::new()));
+        let mut rec = Recorder::new(
+            &cfg,
+            store.clone(),
+            Arc::new(Notify::new()),
+            Clock::system(),
+        );
         let mut s = SessionRecord::new("s-1".into(), charger.clone(), t0);
         let update = |s: &SessionRecord| {
             SiteEvent::Session(Box::new(SessionUpdate {
@@ -287,5 +305,60 @@ mod tests {
         s.ended_at = Some(t0 + TimeDelta::hours(2));
         rec.handle(update(&s)).await;
         assert!(store.plan_overrides().expect("read").is_empty());
+    }
+
+    fn base() -> Config {
+        crate::config::load_str(
+            include_str!("../../tests/fixtures/config/base.toml"),
+            "base",
+        )
+        .expect("a valid config")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_message_is_stamped_by_the_site_clock() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, _) = Store::open(dir.path()).expect("store opens");
+        let cfg = base();
+        assert!(cfg.mqtt.is_some(), "announced only with a cloud link");
+        // Months away from the system time, so a stamp from the system clock shows.
+        let t0: DateTime<Utc> = "2024-03-01T09:30:00Z".parse().expect("time");
+        let clock = Clock::starting_at(t0);
+        let mut rec = Recorder::new(&cfg, store.clone(), Arc::new(Notify::new()), clock);
+        tokio::time::advance(std::time::Duration::from_secs(90)).await;
+        let record = SessionRecord::new("s-1".into(), cfg.chargers[0].id.clone(), t0);
+        rec.handle(SiteEvent::Session(Box::new(SessionUpdate {
+            change: SessionChange::Started,
+            record,
+            new_samples: Vec::new(),
+            publish: true,
+        })))
+        .await;
+        let (_, message) = store.oldest().expect("read").expect("a message");
+        assert_eq!(message.kind, "session.started");
+        assert_eq!(message.ts, t0 + TimeDelta::seconds(90));
+    }
+
+    #[tokio::test]
+    async fn the_estimator_learns_the_latest_sessions_not_the_first_ids() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, _) = Store::open(dir.path()).expect("store opens");
+        let cfg = base();
+        let t0: DateTime<Utc> = "2026-01-15T17:00:00Z".parse().expect("time");
+        // 80 sessions, the later ones with the smaller ids: id order is the reverse of
+        // time order, as random UUIDs are to time order in general.
+        let n = HISTORY as i64 + 30;
+        for i in 0..n {
+            let id = format!("{:08x}-0000-4000-8000-000000000000", n - i);
+            let mut r = SessionRecord::new(id, cfg.chargers[0].id.clone(), t0);
+            r.plugged_in_at = t0 + TimeDelta::hours(i);
+            r.ended_at = Some(t0 + TimeDelta::hours(i) + TimeDelta::minutes(50));
+            r.state = RecordState::Completed;
+            r.energy_wh = 1_000 + i as u64;
+            store.put_session(&r, &[], None).await.expect("stored");
+        }
+        let learned = latest_finished_wh(&store).expect("read");
+        let latest: Vec<u64> = (n - HISTORY as i64..n).map(|i| 1_000 + i as u64).collect();
+        assert_eq!(learned, latest);
     }
 }

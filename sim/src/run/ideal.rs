@@ -35,10 +35,7 @@ impl IdealShaping {
                 .demand
                 .clone()
                 .map(|d| DemandMeter::new(d, cfg.site.timezone)),
-            tariff: cfg
-                .tariff
-                .as_ref()
-                .and_then(|t| TariffSnapshot::try_from(t).ok()),
+            tariff: cfg.tariff.clone(),
             plans: vec![None; cfg.chargers.len()],
         }
     }

@@ -50,10 +50,7 @@ impl DemandAcc {
             over_windows: 0,
             building_over_windows: 0,
             kwh_at: BTreeMap::new(),
-            tariff: cfg
-                .tariff
-                .as_ref()
-                .and_then(|t| TariffSnapshot::try_from(t).ok()),
+            tariff: cfg.tariff.clone(),
         }
     }
 

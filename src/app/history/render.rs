@@ -96,7 +96,7 @@ fn figure_cells(f: &Figures) -> Vec<String> {
 }
 
 fn render_table(r: &Report) -> String {
-    let zone: Tz = r.timezone.parse().unwrap_or(Tz::UTC);
+    let zone: Tz = r.timezone;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -286,7 +286,7 @@ fn render_csv(r: &Report) -> Result<String, HistoryError> {
         what: "CSV",
         detail,
     };
-    let zone: Tz = r.timezone.parse().unwrap_or(Tz::UTC);
+    let zone: Tz = r.timezone;
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut put = |row: [String; CSV_COLUMNS]| w.write_record(row).map_err(|e| err(e.to_string()));
     put(CSV_HEADER.map(str::to_owned))?;

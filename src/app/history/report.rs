@@ -103,7 +103,9 @@ pub struct HourRow {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
-    pub timezone: String,
+    /// The zone the report's days and hours are in; shown by its IANA name.
+    #[serde(serialize_with = "zone_name")]
+    pub timezone: Tz,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub totals: Figures,
@@ -245,7 +247,7 @@ pub fn build(input: &Input, sessions: &[SessionData]) -> Report {
     let slots = range_s.saturating_mul(i64::try_from(chargers.len()).unwrap_or(i64::MAX));
     totals.finish(slots);
     Report {
-        timezone: zone.name().to_owned(),
+        timezone: zone,
         from,
         to,
         totals,
@@ -303,6 +305,10 @@ fn overlap(a: DateTime<Utc>, b: DateTime<Utc>, from: DateTime<Utc>, to: DateTime
     let start = a.max(from);
     let end = b.min(to);
     (end - start).max(TimeDelta::zero()).num_seconds()
+}
+
+fn zone_name<S: serde::Serializer>(zone: &Tz, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(zone.name())
 }
 
 #[cfg(test)]

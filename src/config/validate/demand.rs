@@ -6,26 +6,21 @@ use std::time::Duration;
 
 use chrono::Weekday;
 
-use super::{check, num};
+use super::{check, num, zone};
 use crate::config::error::KeyPath;
 use crate::config::raw::{RawCharger, RawDemand, RawSchedule};
 use crate::config::report::Reporter;
 use crate::config::types::{Demand, PlanSpec, Schedule, ScheduleCap};
 use crate::sessions::tariff::day_names::{self, NAMES};
+use crate::sessions::tariff::ClockTime;
 
-/// "HH:MM" as minutes after midnight; "24:00" (1440) only where `end_of_day`.
+/// "HH:MM" as minutes after midnight; "24:00" (1440) only where `end_of_day`. The same
+/// parse as the tariff windows'.
 pub(crate) fn clock_minutes(s: &str, end_of_day: bool) -> Option<u16> {
-    let (h, m) = s.split_once(':')?;
-    let two = |p: &str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit());
-    if !two(h) || !two(m) {
-        return None;
-    }
-    let (h, m) = (h.parse::<u16>().ok()?, m.parse::<u16>().ok()?);
-    if (h < 24 && m < 60) || (end_of_day && h == 24 && m == 0) {
-        Some(h * 60 + m)
-    } else {
-        None
-    }
+    s.parse::<ClockTime>()
+        .ok()
+        .filter(|t| end_of_day || *t < ClockTime::END_OF_DAY)
+        .map(ClockTime::minutes)
 }
 
 pub fn demand(raw: &RawDemand, rep: &mut Reporter<'_>) -> Option<Demand> {
@@ -223,22 +218,10 @@ pub fn timezone(
     tariff: Option<&str>,
     rep: &mut Reporter<'_>,
 ) -> Option<chrono_tz::Tz> {
-    match site {
-        Some(name) => {
-            let tz = name.parse::<chrono_tz::Tz>().ok();
-            check(
-                rep,
-                tz.is_some(),
-                &KeyPath::root("site").key("timezone"),
-                format!("must be an IANA time zone such as \"Europe/Brussels\", got {name:?}"),
-            );
-            tz
-        }
-        // The tariff reports its own bad zone; fall back quietly here.
-        None => Some(
-            tariff
-                .and_then(|t| t.parse::<chrono_tz::Tz>().ok())
-                .unwrap_or(chrono_tz::UTC),
-        ),
+    match (site, tariff) {
+        (Some(name), _) => zone::zone(name, &KeyPath::root("site").key("timezone"), rep),
+        // The tariff reports its own bad zone (and no config is built then).
+        (None, Some(name)) => name.parse::<chrono_tz::Tz>().ok(),
+        (None, None) => Some(chrono_tz::UTC),
     }
 }

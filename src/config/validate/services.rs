@@ -5,45 +5,54 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::check;
+use rust_decimal::Decimal;
+
+use super::{check, zone};
 use crate::config::error::KeyPath;
 use crate::config::raw::{RawApi, RawLog, RawMqtt, RawStorage, RawTariff};
 use crate::config::report::Reporter;
-use crate::config::types::{Api, Log, Mqtt, Storage, Tariff, TariffWindow};
+use crate::config::types::{Api, Log, Mqtt, Storage, Tariff};
+use crate::sessions::tariff::day_names::{self, NAMES};
+use crate::sessions::tariff::{parse_amount, ClockTime, TouWindow};
 
-const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-
-/// A non-negative decimal such as `0.35` (money is parsed exactly later, never as f64).
-fn is_decimal(s: &str) -> bool {
-    let (whole, frac) = s.split_once('.').unwrap_or((s, "0"));
-    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
-    digits(whole) && digits(frac)
-}
-
-/// "HH:MM" local time; "24:00" only where `end_of_day` is allowed.
-fn is_time(s: &str, end_of_day: bool) -> bool {
-    let Some((h, m)) = s.split_once(':') else {
-        return false;
-    };
-    let two = |p: &str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit());
-    if !two(h) || !two(m) {
-        return false;
-    }
-    match (h.parse::<u32>(), m.parse::<u32>()) {
-        (Ok(h), Ok(m)) => (h < 24 && m < 60) || (end_of_day && h == 24 && m == 0),
-        _ => false,
-    }
-}
-
-fn check_decimal(rep: &mut Reporter<'_>, path: &KeyPath, value: &str) {
+/// An amount of money, parsed exactly (never as f64) into what sessions are billed with.
+fn amount(rep: &mut Reporter<'_>, path: &KeyPath, value: &str) -> Option<Decimal> {
+    let amount = parse_amount(value);
     check(
         rep,
-        is_decimal(value),
+        amount.is_some(),
         path,
         format!("must be a decimal amount such as \"0.35\", got {value:?}"),
     );
+    amount
 }
 
+/// A window's local time, "HH:MM"; "24:00" only where `end_of_day` is allowed.
+fn local_time(
+    rep: &mut Reporter<'_>,
+    path: &KeyPath,
+    value: &str,
+    end_of_day: bool,
+) -> Option<ClockTime> {
+    let time = value
+        .parse::<ClockTime>()
+        .ok()
+        .filter(|t| end_of_day || *t < ClockTime::END_OF_DAY);
+    let range = if end_of_day {
+        "00:00–24:00"
+    } else {
+        "00:00–23:59"
+    };
+    check(
+        rep,
+        time.is_some(),
+        path,
+        format!("must be a local time \"HH:MM\" ({range}), got {value:?}"),
+    );
+    time
+}
+
+/// `[tariff]`, parsed into the snapshot sessions are billed with.
 pub fn tariff(raw: &RawTariff, rep: &mut Reporter<'_>) -> Option<Tariff> {
     let p = KeyPath::root("tariff");
     let before = rep.count();
@@ -56,110 +65,75 @@ pub fn tariff(raw: &RawTariff, rep: &mut Reporter<'_>) -> Option<Tariff> {
             raw.currency
         ),
     );
-    check_decimal(rep, &p.key("energy_price"), &raw.energy_price);
-    check_decimal(rep, &p.key("session_fee"), &raw.session_fee);
-    check_decimal(rep, &p.key("idle_fee_per_min"), &raw.idle_fee_per_min);
-    check_decimal(rep, &p.key("time_fee_per_hour"), &raw.time_fee_per_hour);
+    let energy_price = amount(rep, &p.key("energy_price"), &raw.energy_price);
+    let session_fee = amount(rep, &p.key("session_fee"), &raw.session_fee);
+    let idle_fee_per_min = amount(rep, &p.key("idle_fee_per_min"), &raw.idle_fee_per_min);
+    let time_fee_per_hour = amount(rep, &p.key("time_fee_per_hour"), &raw.time_fee_per_hour);
     check(
         rep,
         (0..=10_080).contains(&raw.idle_grace_min),
         &p.key("idle_grace_min"),
         format!("must be 0–10080 minutes, got {}", raw.idle_grace_min),
     );
-    let tz_ok = !raw.timezone.is_empty()
-        && raw
-            .timezone
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
-    check(
-        rep,
-        tz_ok,
-        &p.key("timezone"),
-        format!(
-            "must be an IANA time zone such as \"Europe/Berlin\", got {:?}",
-            raw.timezone
-        ),
-    );
+    let timezone = zone::zone(&raw.timezone, &p.key("timezone"), rep);
+    let mut windows = Vec::new();
     for (i, w) in raw.window.iter().enumerate() {
         let wp = p.key("window").index(i);
-        check(
-            rep,
-            is_time(&w.start, false),
-            &wp.key("start"),
-            format!(
-                "must be a local time \"HH:MM\" (00:00–23:59), got {:?}",
-                w.start
-            ),
-        );
-        check(
-            rep,
-            is_time(&w.end, true),
-            &wp.key("end"),
-            format!(
-                "must be a local time \"HH:MM\" (00:00–24:00), got {:?}",
-                w.end
-            ),
-        );
+        let start = local_time(rep, &wp.key("start"), &w.start, false);
+        let end = local_time(rep, &wp.key("end"), &w.end, true);
         check(
             rep,
             w.start != w.end,
             &wp.key("end"),
             "must differ from start".into(),
         );
-        check_decimal(rep, &wp.key("energy_price"), &w.energy_price);
+        let price = amount(rep, &wp.key("energy_price"), &w.energy_price);
+        let mut days = Vec::new();
         for (j, day) in w.days.iter().enumerate() {
             let dp = wp.key("days").index(j);
-            if !DAYS.contains(&day.as_str()) {
-                rep.error(
-                    &dp,
-                    format!("must be one of {}, got {day:?}", DAYS.join(", ")),
-                );
-            } else if w.days[..j].contains(day) {
-                rep.error(&dp, format!("{day:?} is listed twice"));
+            match day_names::parse(day) {
+                None => {
+                    let names: Vec<&str> = NAMES.iter().map(|(n, _)| *n).collect();
+                    rep.error(
+                        &dp,
+                        format!("must be one of {}, got {day:?}", names.join(", ")),
+                    )
+                }
+                Some(_) if w.days[..j].contains(day) => {
+                    rep.error(&dp, format!("{day:?} is listed twice"))
+                }
+                Some(d) => days.push(d),
             }
         }
+        if let (Some(start), Some(end), Some(price)) = (start, end, price) {
+            windows.push(TouWindow::new(start, end, price, days));
+        }
     }
-    (rep.count() == before).then(|| Tariff {
+    if rep.count() != before {
+        return None;
+    }
+    Some(Tariff {
         currency: raw.currency.clone(),
-        energy_price: raw.energy_price.clone(),
-        session_fee: raw.session_fee.clone(),
-        idle_fee_per_min: raw.idle_fee_per_min.clone(),
-        idle_grace_min: raw.idle_grace_min as u32,
-        time_fee_per_hour: raw.time_fee_per_hour.clone(),
-        timezone: raw.timezone.clone(),
-        windows: raw
-            .window
-            .iter()
-            .map(|w| TariffWindow {
-                start: w.start.clone(),
-                end: w.end.clone(),
-                energy_price: w.energy_price.clone(),
-                days: w.days.clone(),
-            })
-            .collect(),
+        energy_price: energy_price?,
+        session_fee: session_fee?,
+        idle_fee_per_min: idle_fee_per_min?,
+        idle_grace_min: u32::try_from(raw.idle_grace_min).ok()?,
+        time_fee_per_hour: time_fee_per_hour?,
+        timezone: timezone?,
+        windows,
     })
 }
 
 pub fn mqtt(raw: &RawMqtt, site_id: &str, rep: &mut Reporter<'_>) -> Option<Mqtt> {
     let p = KeyPath::root("mqtt");
     let before = rep.count();
-    let host = raw
-        .url
-        .strip_prefix("mqtt://")
-        .or_else(|| raw.url.strip_prefix("mqtts://"));
-    match host {
-        None => rep.error(
-            &p.key("url"),
-            format!("must start with mqtt:// or mqtts://, got {:?}", raw.url),
-        ),
-        Some(rest) => {
-            check(
-                rep,
-                !rest.is_empty() && !rest.starts_with(':') && !rest.starts_with('/'),
-                &p.key("url"),
-                format!("must name the broker host, got {:?}", raw.url),
-            );
+    // The same parse the link connects with, so a URL that passes here cannot fail there.
+    match crate::sync::parse_url(&raw.url) {
+        Err(crate::sync::SyncError::Url { reason, .. }) => {
+            rep.error(&p.key("url"), format!("{reason}, got {:?}", raw.url))
         }
+        Err(e) => rep.error(&p.key("url"), e.to_string()),
+        Ok(_) => {}
     }
     let client_id = raw
         .client_id
@@ -298,7 +272,7 @@ pub fn api(raw: &RawApi, rep: &mut Reporter<'_>) -> Option<Api> {
 pub fn log(raw: &RawLog, rep: &mut Reporter<'_>) -> Option<Log> {
     let ok = check(
         rep,
-        !raw.level.trim().is_empty() && tracing_subscriber::EnvFilter::try_new(&raw.level).is_ok(),
+        !raw.level.trim().is_empty() && crate::app::logging::parse_level(&raw.level).is_ok(),
         &KeyPath::root("log").key("level"),
         format!(
             "must be a log filter such as \"info\" or \"evsite=debug\", got {:?}",
@@ -308,17 +282,4 @@ pub fn log(raw: &RawLog, rep: &mut Reporter<'_>) -> Option<Log> {
     ok.then(|| Log {
         level: raw.level.clone(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimals_and_times() {
-        assert!(is_decimal("0.35") && is_decimal("12") && !is_decimal("-1") && !is_decimal("1."));
-        assert!(!is_decimal("1,5") && !is_decimal(""));
-        assert!(is_time("17:00", false) && !is_time("24:00", false) && is_time("24:00", true));
-        assert!(!is_time("7:00", false) && !is_time("12:60", false));
-    }
 }

@@ -11,7 +11,7 @@ use crate::control::usage::{UsageParams, UsageTracker};
 
 impl Controller {
     /// Take over `cfg`'s live settings. A commanded site limit stays in force, under the new
-    /// `grid_limit_a`.
+    /// `grid_limit_a`, until the expiry it was commanded with.
     pub(super) fn reconfigure(&mut self, cfg: Arc<Config>) {
         let same_devices = cfg.meter == self.cfg.meter
             && cfg.site.phases == self.cfg.site.phases
@@ -57,6 +57,8 @@ impl Controller {
         }
         self.tariff = super::tariff_of(&cfg);
         self.cfg = cfg;
-        self.set_site_limit(self.site_limit_override);
+        // Re-clamped under the new grid limit; the expiry goes with it, or a limit meant
+        // for an hour would hold for ever after a reload.
+        self.set_site_limit_until(self.site_limit_override, self.site_limit_expires);
     }
 }
