@@ -332,6 +332,7 @@ mod tests {
             record,
             new_samples: Vec::new(),
             publish: true,
+            restamped: false,
         })))
         .await;
         let (_, message) = store.oldest().expect("read").expect("a message");
