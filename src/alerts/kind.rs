@@ -22,6 +22,7 @@
 //! | `meter_disagreement` | warning | the site meter does not see what the chargers report: its readings, and the load plan, are off |
 //! | `session_outlier` | info | a session far longer or larger than the charger's history (one per session) |
 //! | `demand_exceeded` | warning | the building alone takes a demand window over the target: every charger is paused and the peak is billed anyway |
+//! | `cloud_link_down` | warning | the MQTT link cannot start (a file it needs is missing, unreadable or wrong): the site runs, sessions wait in the outbox |
 //!
 //! The anomaly kinds (from `setpoint_ignored` on) are raised by [`crate::anomaly`]; their
 //! rules are in `docs/anomalies.md`.
@@ -73,10 +74,12 @@ pub enum AlertKind {
     SessionOutlier,
     /// The building alone will take a demand window over `[demand] limit_kw`.
     DemandExceeded,
+    /// The cloud link cannot start: a file it needs is missing, unreadable or wrong.
+    CloudLinkDown,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 19] = [
+    pub const ALL: [AlertKind; 20] = [
         AlertKind::MeterOffline,
         AlertKind::ChargerOffline,
         AlertKind::ChargerFault,
@@ -96,6 +99,7 @@ impl AlertKind {
         AlertKind::MeterDisagreement,
         AlertKind::SessionOutlier,
         AlertKind::DemandExceeded,
+        AlertKind::CloudLinkDown,
     ];
 
     /// The kinds [`crate::anomaly`] raises.
@@ -139,6 +143,7 @@ impl AlertKind {
             AlertKind::MeterDisagreement => "meter_disagreement",
             AlertKind::SessionOutlier => "session_outlier",
             AlertKind::DemandExceeded => "demand_exceeded",
+            AlertKind::CloudLinkDown => "cloud_link_down",
         }
     }
 
@@ -160,11 +165,18 @@ impl AlertKind {
             | AlertKind::RegisterJump
             | AlertKind::StuckSession
             | AlertKind::MeterDisagreement
-            | AlertKind::DemandExceeded => Severity::Warning,
+            | AlertKind::DemandExceeded
+            | AlertKind::CloudLinkDown => Severity::Warning,
             AlertKind::ChargingComplete | AlertKind::BayBlocked | AlertKind::SessionOutlier => {
                 Severity::Info
             }
         }
+    }
+
+    /// Kinds cleared as soon as the condition is gone, without the hold-off: a link that has
+    /// started is not a flapping device.
+    pub fn clears_at_once(self) -> bool {
+        matches!(self, AlertKind::CloudLinkDown)
     }
 
     /// Kinds that report an occurrence, not an ongoing condition: nothing ever "clears"
