@@ -249,9 +249,7 @@ fn check_config_judges_access_as_the_service_user_and_warns_about_open_secrets()
 
 /// The daemon against a served site and a password-protected broker, its password file not
 /// yet written.
-async fn daemon_with_broken_link(
-    password_file: &str,
-) -> (Served, Mosquitto, Daemon, SocketAddr, PathBuf) {
+async fn daemon_with_broken_link() -> (Served, Mosquitto, Daemon, SocketAddr, PathBuf) {
     let scenario = daemon::site_scenario(
         "link-site",
         "2026-11-21T08:00:00Z",
@@ -266,9 +264,6 @@ async fn daemon_with_broken_link(
     })
     .await;
     let pass = served.dir.path().join("mqtt.pass");
-    if !password_file.is_empty() {
-        write(served.dir.path(), "mqtt.pass", password_file, 0o600);
-    }
     // A fixed address in the config, so `evsite status` finds the daemon.
     let api_port = http::free_port();
     served.add_config(&format!(
@@ -290,7 +285,7 @@ fn link_alert(state: &serde_json::Value) -> Option<&serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_without_its_password_file_raises_cloud_link_down_until_the_file_is_written() {
-    let (served, broker, d, addr, pass) = daemon_with_broken_link("").await;
+    let (served, broker, d, addr, pass) = daemon_with_broken_link().await;
     let state = http::until_json(addr, "/api/state", "cloud_link_down is raised", |s| {
         link_alert(s).is_some()
     })
@@ -361,23 +356,74 @@ async fn run_without_its_password_file_raises_cloud_link_down_until_the_file_is_
     assert!(d.exit().await.success());
 }
 
+/// Every bad MQTT file `check-config` refuses, in `run`: the site is controlled, and
+/// `cloud_link_down` names the key and the reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_with_an_empty_password_file_runs_the_site_and_says_why_the_link_is_down() {
-    let (_served, _broker, d, addr, pass) = daemon_with_broken_link("\n").await;
-    let state = http::until_json(addr, "/api/state", "cloud_link_down is raised", |s| {
-        link_alert(s).is_some()
-    })
-    .await;
-    let message = link_alert(&state).unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        message.contains(&format!("mqtt.password_file: {}: is empty", pass.display())),
-        "{message}"
+async fn run_with_each_bad_mqtt_file_runs_the_site_and_says_why_the_link_is_down() {
+    let not_pem = "-----BEGIN NOTHING-----\nnot base64 at all\n";
+    let cases: [(&str, Option<&str>, &str, &str); 5] = [
+        ("mqtt.pass", None, "mqtt.password_file", "no such file"),
+        ("mqtt.pass", Some("\n"), "mqtt.password_file", "is empty"),
+        (
+            "ca.pem",
+            Some(not_pem),
+            "mqtt.ca_file",
+            "holds no PEM certificate",
+        ),
+        (
+            "client.pem",
+            Some("hello\n"),
+            "mqtt.cert_file",
+            "holds no PEM certificate",
+        ),
+        (
+            "client.key",
+            Some(not_pem),
+            "mqtt.key_file",
+            "holds no PEM private key",
+        ),
+    ];
+    let scenario = daemon::site_scenario(
+        "link-site",
+        "2026-11-21T08:00:00Z",
+        &[("cp-1", "alfen-eve", "1, 2, 3", 3600)],
     );
-    d.signal("-TERM");
-    assert!(d.exit().await.success());
+    let served = Served::start(&scenario).await;
+    let files = Files::new();
+    served.add_config(&format!(
+        "\n[mqtt]\nurl = \"mqtts://127.0.0.1:{}\"\nusername = \"link-site\"\npassword_file = {:?}\nca_file = {:?}\ncert_file = {:?}\nkey_file = {:?}\n\n[api]\nlisten = \"127.0.0.1:0\"\n",
+        http::free_port(),
+        files.path("mqtt.pass"),
+        files.path("ca.pem"),
+        files.path("client.pem"),
+        files.path("client.key"),
+    ));
+    for (file, content, key, reason) in cases {
+        let path = files.path(file);
+        let good = std::fs::read(&path).unwrap();
+        match content {
+            Some(c) => std::fs::write(&path, c).unwrap(),
+            None => std::fs::remove_file(&path).unwrap(),
+        }
+        let mut d = Daemon::start(&served.config);
+        let line = d.line_with(&["local API listening"]).await;
+        let addr: SocketAddr = field(&line, "addr").parse().expect("the logged address");
+        let state = http::until_json(addr, "/api/state", "cloud_link_down is raised", |s| {
+            link_alert(s).is_some() && s["cycle"]["chargers"][0]["online"] == true
+        })
+        .await;
+        let message = link_alert(&state).unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            message.contains(&format!("{key}: {}: {reason}", path.display())),
+            "{file}: {message}"
+        );
+        d.signal("-TERM");
+        assert!(d.exit().await.success(), "{file}");
+        std::fs::write(&path, &good).unwrap();
+    }
 }
 
 #[test]

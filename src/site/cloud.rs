@@ -54,6 +54,12 @@ impl Parts {
         });
     }
 
+    /// Raises `cloud_link_down` with `message`, clearing one raised with another reason.
+    fn replace(&self, message: String) {
+        self.signal(false, String::new());
+        self.signal(true, message);
+    }
+
     fn spawn(&self, opts: SyncOptions) -> SyncHandle {
         sync::spawn(
             opts,
@@ -91,7 +97,8 @@ impl CloudLink {
             Err(e) => {
                 let message = down_message(&e);
                 tracing::error!(error = %e, retry_s = RETRY.as_secs(), "MQTT link not started: the site runs without it, messages wait in the outbox");
-                parts.signal(true, message);
+                // One carried over from before a restart may give an older reason.
+                parts.replace(message);
                 let (status_tx, status) = watch::channel(LinkStatus::default());
                 let running = Arc::new(Mutex::new(None));
                 let retrier = tokio::spawn(retry(parts, running.clone(), status_tx, e));
@@ -140,10 +147,11 @@ async fn retry(
         match SyncOptions::from_config(&parts.cfg, parts.started_at) {
             Ok(opts) => break opts,
             Err(e) => {
-                // The alert keeps its first message; the journal hears of every new reason.
+                // A new reason (one file fixed, another still wrong) replaces the alert.
                 let now = e.to_string();
                 if now != last {
                     tracing::error!(error = %e, "MQTT link still cannot start");
+                    parts.replace(down_message(&e));
                     last = now;
                 }
             }
