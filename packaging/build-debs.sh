@@ -38,6 +38,16 @@ export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc
 
 mkdir -p "$out"
+# The manual pages come from the command definitions of the binary built here (they are the
+# same for every architecture); the package metadata takes them from each target's
+# release/man.
+cargo build --release --locked --bin evsite
+target=${CARGO_TARGET_DIR:-target}
+"$target/release/evsite" manpages "$target/release/man"
+for t in "${cross[@]}"; do
+    mkdir -p "$target/$t/release/man"
+    cp "$target"/release/man/*.1.gz "$target/$t/release/man/"
+done
 # The release profile already strips symbols, so no cross `strip` is needed.
 cargo deb --locked --no-strip --output "$out"
 for t in "${cross[@]}"; do

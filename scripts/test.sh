@@ -11,6 +11,7 @@ command -v socat >/dev/null 2>&1 || need+=(socat)
 # The package tests: dpkg-deb and dpkg-query, systemd-sysusers for the service user in a
 # scratch root, systemd-analyze to verify the unit.
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
+command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v systemd-sysusers >/dev/null 2>&1 || need+=(systemd)
 # The status page test (tests/api.rs) renders the page in headless Chromium.
 command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)

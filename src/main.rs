@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 const DEFAULT_CONFIG: &str = "/etc/evsite/evsite.toml";
 /// sysexits.h EX_CONFIG: the configuration is wrong.
 const EX_CONFIG: u8 = 78;
+/// sysexits.h EX_UNAVAILABLE: a part of the site did not answer as it must.
+const EX_UNAVAILABLE: u8 = 69;
 
 #[derive(Parser)]
 #[command(
@@ -33,8 +35,9 @@ struct ConfigArg {
 enum Command {
     /// Run the site controller (the daemon).
     Run(ConfigArg),
-    /// Validate the config; print every error as file:line:col: key: reason (exit 78).
-    CheckConfig(ConfigArg),
+    /// Validate the config and the files it names; print every error as file:line:col: key:
+    /// reason (exit 78). With --live, then try the site once (exit 69 if a part fails).
+    CheckConfig(CheckConfigArgs),
     /// Read every configured device once and print what it reports.
     Probe(ConfigArg),
     /// List the supported meter and charger models with their link and defaults.
@@ -51,6 +54,22 @@ enum Command {
     /// refuses it; a crash means sled cannot read the files).
     #[command(hide = true)]
     StoreTrial { path: PathBuf },
+    /// Writes the manual pages (evsite.1 and one per subcommand, gzipped) into DIR, from
+    /// these very definitions, so the pages cannot drift from the program. Run when the
+    /// package is built.
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
+}
+
+#[derive(clap::Args)]
+struct CheckConfigArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Also try the site once: read every device (a wrong model or unit is named), connect to
+    /// the MQTT broker with the configured TLS and credentials and publish to P/status and
+    /// read it back, bind the API address. Prints one table; exit 0, or 69 when a part fails.
+    #[arg(long)]
+    live: bool,
 }
 
 #[derive(clap::Args)]
@@ -111,7 +130,7 @@ fn main() -> ExitCode {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::CheckConfig(a) => Ok(check_config(&a.config)),
+        Command::CheckConfig(a) => check_config(&a.config.config, a.live),
         Command::Probe(a) => with_config(&a.config, |cfg| {
             runtime()?.block_on(async {
                 print!("{}", evsite::app::probe::probe(&cfg).await);
@@ -145,19 +164,64 @@ fn main() -> ExitCode {
                 }
             })
         }),
+        Command::Manpages { dir } => manpages(&dir).map(|()| ExitCode::SUCCESS),
         Command::StoreTrial { path } => Ok(match evsite::store::schema::trial_open(&path) {
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::from(evsite::store::schema::TRIAL_REFUSED as u8),
         }),
-        Command::Run(a) => with_config(&a.config, |cfg| {
-            runtime()?.block_on(evsite::app::run::run(cfg, a.config.clone()))?;
-            Ok(ExitCode::SUCCESS)
-        }),
+        Command::Run(a) => {
+            // The cloud link's files are the link's own business: it raises
+            // `cloud_link_down` and retries, while the site runs.
+            let checked = evsite::config::check(&a.config, evsite::config::FileScope::Site);
+            warn(&checked.warnings);
+            match checked.result {
+                Ok(cfg) => runtime()
+                    .and_then(|rt| Ok(rt.block_on(evsite::app::run::run(cfg, a.config.clone()))?))
+                    .map(|()| ExitCode::SUCCESS),
+                Err(errors) => {
+                    eprint!("{errors}");
+                    Ok(ExitCode::from(EX_CONFIG))
+                }
+            }
+        }
     };
     result.unwrap_or_else(|e: anyhow::Error| {
         eprintln!("evsite: {e:#}");
         ExitCode::FAILURE
     })
+}
+
+/// `evsite.1.gz` and `evsite-SUBCOMMAND.1.gz` for every subcommand shown in `--help`, gzipped
+/// as Debian wants them: maximum compression, no name or time in the header, so the same
+/// definitions always give the same bytes.
+fn manpages(dir: &std::path::Path) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let cmd = Cli::command();
+    let version = cmd.get_version().unwrap_or_default().to_owned();
+    let mut pages = vec![(cmd.get_name().to_owned(), cmd.clone())];
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("{}-{}", cmd.get_name(), sub.get_name());
+        pages.push((
+            name.clone(),
+            sub.clone().name(name).version(version.clone()),
+        ));
+    }
+    for (name, page) in pages {
+        let mut roff = Vec::new();
+        clap_mangen::Man::new(page)
+            .source(format!("evsite {version}"))
+            .manual("evsite manual")
+            .render(&mut roff)?;
+        let file = std::fs::File::create(dir.join(format!("{name}.1.gz")))?;
+        let mut gz = flate2::GzBuilder::new()
+            .mtime(0)
+            .write(file, flate2::Compression::best());
+        gz.write_all(&roff)?;
+        gz.finish()?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -185,8 +249,32 @@ fn history(result: Result<String, evsite::app::history::HistoryError>) -> ExitCo
     }
 }
 
-fn check_config(path: &std::path::Path) -> ExitCode {
-    match evsite::config::load(path) {
+/// Prints the warnings of a check, in the errors' `file:line:col: key: warning: reason` shape.
+fn warn(warnings: &[evsite::config::ConfigError]) {
+    for w in warnings {
+        eprintln!("{}: {}: warning: {}", w.location, w.key, w.reason);
+    }
+}
+
+fn check_config(path: &std::path::Path, live: bool) -> anyhow::Result<ExitCode> {
+    let checked = evsite::config::check(path, evsite::config::FileScope::All);
+    warn(&checked.warnings);
+    match checked.result {
+        Ok(cfg) if live => {
+            let parts = runtime()?.block_on(evsite::app::live::check(&cfg));
+            print!("{}", evsite::app::live::render(&parts));
+            Ok(if parts.iter().all(|p| p.ok) {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "{}: {} of {} parts failed",
+                    path.display(),
+                    parts.iter().filter(|p| !p.ok).count(),
+                    parts.len()
+                );
+                ExitCode::from(EX_UNAVAILABLE)
+            })
+        }
         Ok(cfg) => {
             println!(
                 "{}: ok — site {}, {} A per phase, meter {}, {} chargers, {} circuits",
@@ -197,11 +285,11 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                 cfg.chargers.len(),
                 cfg.circuits.len()
             );
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {
             eprint!("{errors}");
-            ExitCode::from(EX_CONFIG)
+            Ok(ExitCode::from(EX_CONFIG))
         }
     }
 }

@@ -113,13 +113,42 @@ fn check_config_reports_every_error_with_its_position_and_exits_78() {
     );
 }
 
+/// The example as an installer completes it: the files it names (under /etc/evsite/ there)
+/// written here, a CA, a client certificate and key made for the test, a password.
 #[test]
 fn check_config_accepts_the_example() {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml"))
+            .unwrap();
+    let files = format!("{}/", dir.path().display());
+    let completed = example.replace("/etc/evsite/", &files);
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .signed_by(&key, &ca_cert, &ca_key)
+        .unwrap();
+    for (name, content) in [
+        ("ca.pem", ca_cert.pem()),
+        ("client.pem", cert.pem()),
+        ("client.key", key.serialize_pem()),
+        ("mqtt.pass", "s3cret\n".to_owned()),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let config = dir.path().join("evsite.toml");
+    std::fs::write(&config, completed).unwrap();
     let out = evsite()
         .arg("check-config")
         .arg("--config")
-        .arg(&example)
+        .arg(&config)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

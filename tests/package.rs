@@ -50,6 +50,11 @@ fn require_cargo_deb() {
 /// Debian revision, so an upgrade can be tested.
 fn build_deb(out: &Path, revision: u32) -> PathBuf {
     require_cargo_deb();
+    // The manual pages, from this binary's own command definitions, where the package
+    // metadata takes them (`target/release/man` stands for the profile's directory).
+    let exe = Path::new(env!("CARGO_BIN_EXE_evsite"));
+    let man = exe.parent().expect("the binary's directory").join("man");
+    run(Command::new(exe).arg("manpages").arg(&man));
     let version = format!("{VERSION}-{revision}");
     let built = run(Command::new("cargo")
         .current_dir(ROOT)
@@ -58,7 +63,7 @@ fn build_deb(out: &Path, revision: u32) -> PathBuf {
             "--no-build",
             "--profile",
             "dev",
-            "--no-strip",
+            // Stripped (a copy) as a release build is, which lintian insists on.
             "--fast",
         ])
         .args(["--deb-version", &version, "--output"])
@@ -100,6 +105,9 @@ fn the_package_holds_the_binary_the_unit_the_conffile_and_the_scripts() {
         ("./etc/evsite/evsite.toml", "-rw-r--r--"),
         ("./usr/share/doc/evsite/operations.md", "-rw-r--r--"),
         ("./usr/share/doc/evsite/examples/evsite.toml", "-rw-r--r--"),
+        ("./usr/share/doc/evsite/changelog.Debian.gz", "-rw-r--r--"),
+        ("./usr/share/doc/evsite/copyright", "-rw-r--r--"),
+        ("./usr/share/man/man1/evsite.1.gz", "-rw-r--r--"),
     ] {
         let line = listing.lines().find(|l| l.ends_with(&format!(" {path}")));
         let line = line.unwrap_or_else(|| panic!("{path} missing from:\n{listing}"));
@@ -143,6 +151,86 @@ fn the_package_holds_the_binary_the_unit_the_conffile_and_the_scripts() {
         "{postrm}"
     );
     assert!(read("prerm").contains("stop evsite.service"));
+}
+
+/// The subcommands `evsite --help` lists.
+fn subcommands() -> Vec<String> {
+    let help = text(&run(Command::new(env!("CARGO_BIN_EXE_evsite")).arg("--help")).stdout);
+    let commands = help
+        .split("Commands:")
+        .nth(1)
+        .expect("a Commands section")
+        .split("\n\n")
+        .next()
+        .unwrap_or_default();
+    commands
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_manual_has_a_page_for_evsite_and_each_command_it_lists() {
+    let deb = deb();
+    let root = tempfile::tempdir().expect("temp dir");
+    run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(root.path()));
+    let man1 = root.path().join("usr/share/man/man1");
+    let page = |name: &str| {
+        let gz = man1.join(format!("{name}.1.gz"));
+        assert!(gz.is_file(), "{} missing", gz.display());
+        text(&run(Command::new("zcat").arg(&gz)).stdout)
+    };
+    let main = page("evsite");
+    let commands = subcommands();
+    for c in [
+        "run",
+        "check-config",
+        "probe",
+        "models",
+        "status",
+        "sessions",
+        "report",
+    ] {
+        assert!(commands.iter().any(|x| x == c), "{c} not in {commands:?}");
+    }
+    for c in &commands {
+        let named = c.replace('-', "\\-");
+        assert!(main.contains(&named), "evsite.1 does not name {c}:\n{main}");
+        let sub = page(&format!("evsite-{c}"));
+        // roff writes a hyphen as \-.
+        let title = format!("evsite-{c}").replace('-', "\\-");
+        assert!(sub.contains(&title), "evsite-{c}.1 names {title}:\n{sub}");
+    }
+    // Every page of the package is one of these: no hidden command leaks into the manual.
+    let pages = std::fs::read_dir(&man1).expect("man1").count();
+    assert_eq!(pages, commands.len() + 1);
+    // The page follows the definitions: an option added to a command shows in its page.
+    assert!(page("evsite-check-config").contains("\\-\\-config"));
+}
+
+/// lintian, Debian's package checker, on the built package: not one error or warning. An
+/// override must come with its reason in the package's lintian-overrides.
+#[test]
+fn lintian_finds_nothing_wrong_with_the_package() {
+    let deb = deb();
+    let found = Command::new("lintian").arg("--version").output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "lintian is not installed: run scripts/test.sh, or apt-get install lintian"
+    );
+    let out = Command::new("lintian")
+        .args(["--no-tag-display-limit", "--display-info"])
+        .arg(deb)
+        .output()
+        .expect("lintian runs");
+    let report = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let bad: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("E: ") || l.starts_with("W: "))
+        .collect();
+    assert!(bad.is_empty(), "lintian:\n{report}");
 }
 
 #[test]

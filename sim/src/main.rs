@@ -47,6 +47,10 @@ enum Command {
         /// Where to write the scorecard (JSON); it is also printed.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// Keep the run's store (sessions, alerts, samples) in this directory, for
+        /// `evsite report --db DIR` and `evsite sessions --db DIR`.
+        #[arg(long, value_name = "DIR")]
+        db: Option<PathBuf>,
     },
     /// Generate N random but realistic sites from one seed (buildings, chargers of every
     /// model and link, cars and, with --faults, injected faults) and run each against the
@@ -79,10 +83,14 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     evsite::app::logging::init_stderr("info");
     match Cli::parse().command {
-        Command::Run { scenario, report } => {
+        Command::Run {
+            scenario,
+            report,
+            db,
+        } => {
             let path = evsite_sim::scenario_path(&scenario);
             let scenario = Scenario::from_path(&path)?;
-            let card = evsite_sim::run::run(&scenario)?;
+            let card = evsite_sim::run::run_keeping(&scenario, db.as_deref())?;
             let json = serde_json::to_string_pretty(&card)?;
             if let Some(file) = report {
                 std::fs::write(&file, &json)

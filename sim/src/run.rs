@@ -30,6 +30,7 @@ mod ideal;
 use evsite::control::command::ControlCommand;
 use evsite::simulator::FaultKind;
 use evsite::site::SiteBuilder;
+use evsite::store::Store;
 use ideal::{ideal_control, IdealShaping};
 
 /// Physics step of both sites.
@@ -47,6 +48,8 @@ pub enum RunError {
     Io(#[from] io::Error),
     #[error("controller: {0}")]
     Link(#[from] evsite::modbus::LinkError),
+    #[error("store: {0}")]
+    Store(#[from] evsite::store::StoreError),
 }
 
 /// Connects the controller's TCP links to the simulated devices over in-memory streams.
@@ -72,11 +75,18 @@ impl Connector for MemConnector {
 
 /// Run `scenario` to its end on a paused clock and score it.
 pub fn run(scenario: &Scenario) -> Result<Scorecard, RunError> {
+    run_keeping(scenario, None)
+}
+
+/// As [`run`], and with `db` the run records its sessions, alerts and samples in a store
+/// there, as the daemon does, so `evsite report --db DIR` and `evsite sessions --db DIR` can
+/// be tried on its history.
+pub fn run_keeping(scenario: &Scenario, db: Option<&Path>) -> Result<Scorecard, RunError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
         .build()?;
-    rt.block_on(run_paused(scenario))
+    rt.block_on(run_paused(scenario, db))
 }
 
 /// The in-memory site: endpoints for the config, TCP units per fake port, RTU units per line.
@@ -153,7 +163,7 @@ pub fn in_memory(model: SiteModel, data_dir: &Path) -> Result<InMemory, RunError
     Ok(InMemory { site, cfg, links })
 }
 
-async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
+async fn run_paused(scenario: &Scenario, db: Option<&Path>) -> Result<Scorecard, RunError> {
     let resolve = |name: &str| registry::find(name);
     let real = SiteModel::new(scenario, &resolve)?;
     let mut ideal = SiteModel::new(scenario, &resolve)?;
@@ -166,10 +176,14 @@ async fn run_paused(scenario: &Scenario) -> Result<Scorecard, RunError> {
         Scorer::new(scenario, &real, &cfg)
     };
     let clock = Clock::starting_at(scenario.start);
-    let (mut controller, mut built) = SiteBuilder::new(cfg.clone(), clock, links)
+    let mut builder = SiteBuilder::new(cfg.clone(), clock, links)
         .display()
-        .cycles_only()
-        .build()?;
+        .cycles_only();
+    if let Some(db) = db {
+        let (store, _) = Store::open(db)?;
+        builder = builder.store(store);
+    }
+    let (mut controller, mut built) = builder.build()?;
     let mut events = built
         .events
         .take()

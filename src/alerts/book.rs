@@ -5,7 +5,8 @@
 //! (kind, charger): signalling it on again while raised changes nothing. A clear takes effect
 //! only once the signal has stayed off for `clear_holdoff`; a signal on again before that
 //! continues the same alert (same `alert_id`, no message), so a flapping device gives exactly
-//! one `raised` and one `cleared`.
+//! one `raised` and one `cleared`. `cloud_link_down` clears at once: a link that started is
+//! not a flapping device, and its retries are seconds apart.
 //!
 //! One-shot kinds (`session_interrupted`, `store_recovered`) report an occurrence: each
 //! `signal(.., on: true, message, ..)` raises one alert, de-duplicated by (kind, charger,
@@ -140,7 +141,7 @@ impl AlertBook {
             }
             (Some(entry), false) => {
                 let since = *entry.clear_since.get_or_insert(at);
-                if at - since >= self.policy.clear_holdoff {
+                if kind.clears_at_once() || at - since >= self.policy.clear_holdoff {
                     self.clear(&k).into_iter().collect()
                 } else {
                     Vec::new()

@@ -141,3 +141,23 @@ fn the_control_loops_kinds_map_to_the_same_names() {
         );
     }
 }
+
+#[test]
+fn a_cloud_link_that_starts_clears_its_alert_at_once() {
+    let mut b = book();
+    let up = b.signal(
+        AlertKind::CloudLinkDown,
+        None,
+        true,
+        "no password file",
+        t(0),
+    );
+    assert_eq!(raised(&up), 1);
+    assert_eq!(up[0].alert().severity, Severity::Warning);
+    let down = b.signal(AlertKind::CloudLinkDown, None, false, "", t(5));
+    assert!(
+        matches!(&down[..], [AlertChange::Cleared(a)] if a.cleared_at == Some(t(5))),
+        "{down:?}"
+    );
+    assert_eq!(b.active().count(), 0);
+}

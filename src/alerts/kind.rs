@@ -24,6 +24,7 @@
 //! | `demand_exceeded` | warning | the building alone takes a demand window over the target: every charger is paused and the peak is billed anyway |
 //! | `clock_stepped` | info | the system clock was stepped (one per step): stamps follow the corrected clock, running sessions are restamped |
 //! | `clock_unsynced` | warning | the wall time has not been trusted for minutes: schedules at their lowest, demand windows not billed, session times provisional |
+//! | `cloud_link_down` | warning | the MQTT link cannot start (a file it needs is missing, unreadable or wrong): the site runs, sessions wait in the outbox |
 //!
 //! The anomaly kinds (from `setpoint_ignored` on) are raised by [`crate::anomaly`]; their
 //! rules are in `docs/anomalies.md`.
@@ -79,10 +80,12 @@ pub enum AlertKind {
     ClockStepped,
     /// The wall time has not been trusted for a while.
     ClockUnsynced,
+    /// The cloud link cannot start: a file it needs is missing, unreadable or wrong.
+    CloudLinkDown,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 21] = [
+    pub const ALL: [AlertKind; 22] = [
         AlertKind::MeterOffline,
         AlertKind::ChargerOffline,
         AlertKind::ChargerFault,
@@ -104,6 +107,7 @@ impl AlertKind {
         AlertKind::DemandExceeded,
         AlertKind::ClockStepped,
         AlertKind::ClockUnsynced,
+        AlertKind::CloudLinkDown,
     ];
 
     /// The kinds [`crate::anomaly`] raises.
@@ -149,6 +153,7 @@ impl AlertKind {
             AlertKind::DemandExceeded => "demand_exceeded",
             AlertKind::ClockStepped => "clock_stepped",
             AlertKind::ClockUnsynced => "clock_unsynced",
+            AlertKind::CloudLinkDown => "cloud_link_down",
         }
     }
 
@@ -171,12 +176,19 @@ impl AlertKind {
             | AlertKind::StuckSession
             | AlertKind::MeterDisagreement
             | AlertKind::DemandExceeded
-            | AlertKind::ClockUnsynced => Severity::Warning,
+            | AlertKind::ClockUnsynced
+            | AlertKind::CloudLinkDown => Severity::Warning,
             AlertKind::ChargingComplete
             | AlertKind::BayBlocked
             | AlertKind::SessionOutlier
             | AlertKind::ClockStepped => Severity::Info,
         }
+    }
+
+    /// Kinds cleared as soon as the condition is gone, without the hold-off: a link that has
+    /// started is not a flapping device.
+    pub fn clears_at_once(self) -> bool {
+        matches!(self, AlertKind::CloudLinkDown)
     }
 
     /// Kinds that report an occurrence, not an ongoing condition: nothing ever "clears"

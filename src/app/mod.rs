@@ -1,6 +1,7 @@
 //! The commands of the `evsite` binary, as library code so tests can drive them.
 pub mod demo;
 pub mod history;
+pub mod live;
 pub mod logging;
 pub mod models;
 pub mod notify;

@@ -16,43 +16,79 @@ use super::raw::RawConfig;
 use super::report::{parse_key_path, EnvOverrides, Reporter, ENV_PREFIX};
 use super::types::Config;
 use super::validate;
+use super::validate::files::FileScope;
 
 /// Loads `path`, applying overrides from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    // Variables that are not valid Unicode cannot be ours; skip them rather than fail.
-    let env = std::env::vars_os()
+    load_with_env(path, process_env())
+}
+
+/// Variables that are not valid Unicode cannot be ours; skip them rather than fail.
+fn process_env() -> HashMap<String, String> {
+    std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .filter(|(k, _)| k.to_uppercase().starts_with(ENV_PREFIX))
-        .collect();
-    load_with_env(path, env)
+        .collect()
 }
 
 /// Loads `path`, applying the `EVSITE__…` overrides found in `env` (other keys are ignored).
 pub fn load_with_env(path: &Path, env: HashMap<String, String>) -> Result<Config, ConfigErrors> {
+    check_with_env(path, env, FileScope::None).result
+}
+
+/// A config checked with the files it names: the config or every error, and the warnings
+/// either way.
+#[derive(Debug)]
+pub struct Checked {
+    pub result: Result<Config, ConfigErrors>,
+    pub warnings: Vec<ConfigError>,
+}
+
+/// As [`load`], and checks the files the config names within `scope`
+/// ([`super::files`]).
+pub fn check(path: &Path, scope: FileScope) -> Checked {
+    check_with_env(path, process_env(), scope)
+}
+
+/// As [`load_with_env`], and checks the files the config names within `scope`.
+pub fn check_with_env(path: &Path, env: HashMap<String, String>, scope: FileScope) -> Checked {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors::single(ConfigError {
-            location: Location::Whole {
-                origin: origin.clone(),
-            },
-            key: String::new(),
-            reason: format!("cannot read the config file: {e}"),
-        })
-    })?;
-    load_text(&text, &origin, EnvOverrides::new(env))
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_text(&text, &origin, EnvOverrides::new(env), scope),
+        Err(e) => Checked {
+            result: Err(ConfigErrors::single(ConfigError {
+                location: Location::Whole { origin },
+                key: String::new(),
+                reason: format!("cannot read the config file: {e}"),
+            })),
+            warnings: Vec::new(),
+        },
+    }
 }
 
 /// Loads a config from its text, without environment overrides; `origin` names it in errors.
 pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
-    load_text(text, origin, EnvOverrides::default())
+    load_text(text, origin, EnvOverrides::default(), FileScope::None).result
 }
 
-fn load_text(text: &str, origin: &str, env: EnvOverrides) -> Result<Config, ConfigErrors> {
+fn load_text(text: &str, origin: &str, env: EnvOverrides, scope: FileScope) -> Checked {
+    let mut warnings = Vec::new();
+    let result = validated(text, origin, &env, scope, &mut warnings);
+    Checked { result, warnings }
+}
+
+fn validated(
+    text: &str,
+    origin: &str,
+    env: &EnvOverrides,
+    scope: FileScope,
+    warnings: &mut Vec<ConfigError>,
+) -> Result<Config, ConfigErrors> {
     let located = match Located::parse(text) {
         Ok(located) => located,
         Err(e) => return Err(syntax_error(text, origin, &e)),
     };
-    let mut rep = Reporter::new(origin, &located, &env);
+    let mut rep = Reporter::new(origin, &located, env).check_files(scope);
 
     let strict = toml::from_str::<RawConfig>(text);
     let strict_ok = strict.is_ok();
@@ -64,7 +100,7 @@ fn load_text(text: &str, origin: &str, env: EnvOverrides) -> Result<Config, Conf
         }
     }
 
-    let raw = match merged(text, &env) {
+    let raw = match merged(text, env) {
         Ok(raw) => raw,
         Err(e) => {
             let (key, reason) = describe_config_error(&e);
@@ -88,7 +124,9 @@ fn load_text(text: &str, origin: &str, env: EnvOverrides) -> Result<Config, Conf
         }
     };
 
-    validate::validate(&raw, &mut rep).ok_or_else(|| rep.finish())
+    let config = validate::validate(&raw, &mut rep);
+    *warnings = rep.take_warnings();
+    config.ok_or_else(|| rep.finish())
 }
 
 /// The file and the overrides merged by the `config` crate, deserialized.

@@ -14,6 +14,8 @@ pub mod types;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors, KeyPath, Location, Segment};
-pub use load::{load, load_str, load_with_env};
+pub use load::{check, check_with_env, load, load_str, load_with_env, Checked};
 pub use report::ENV_PREFIX;
 pub use types::*;
+pub use validate::files;
+pub use validate::files::FileScope;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::error::{ConfigError, ConfigErrors, KeyPath, Location, Segment};
 use super::locate::Located;
+use super::validate::files::FileScope;
 
 /// Prefix of the environment variables that override config keys.
 pub const ENV_PREFIX: &str = "EVSITE__";
@@ -78,6 +79,9 @@ pub struct Reporter<'a> {
     located: &'a Located,
     env: &'a EnvOverrides,
     errors: Vec<ConfigError>,
+    /// Worth telling, not worth refusing the config for (a secret others may read).
+    warnings: Vec<ConfigError>,
+    files: FileScope,
 }
 
 impl<'a> Reporter<'a> {
@@ -87,7 +91,34 @@ impl<'a> Reporter<'a> {
             located,
             env,
             errors: Vec::new(),
+            warnings: Vec::new(),
+            files: FileScope::None,
         }
+    }
+
+    /// Also check the files the config names, within `scope`.
+    pub fn check_files(mut self, scope: FileScope) -> Self {
+        self.files = scope;
+        self
+    }
+
+    pub fn file_scope(&self) -> FileScope {
+        self.files
+    }
+
+    /// Records a warning about the value at `path`.
+    pub fn warn(&mut self, path: &KeyPath, reason: impl Into<String>) {
+        let location = self.locate(path);
+        self.warnings.push(ConfigError {
+            location,
+            key: path.to_string(),
+            reason: reason.into(),
+        });
+    }
+
+    /// The warnings so far.
+    pub fn take_warnings(&mut self) -> Vec<ConfigError> {
+        std::mem::take(&mut self.warnings)
     }
 
     /// Records a problem with the value at `path`.

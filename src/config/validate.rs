@@ -9,6 +9,7 @@ mod circuits;
 mod demand;
 mod devices;
 mod failsafe;
+pub mod files;
 mod links;
 mod services;
 mod zone;
@@ -66,6 +67,7 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
     let anomaly = anomaly::anomaly(&raw.anomaly, rep);
     let demand = raw.demand.as_ref().map(|d| demand::demand(d, rep));
     let schedules = demand::schedules(&raw.schedule, &raw.charger, rep);
+    files::check(raw, rep);
 
     if rep.has_errors() {
         return None;

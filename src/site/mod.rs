@@ -10,6 +10,7 @@
 //!                                                        └──SiteState (watch)──▶ demo, telemetry, watchdog
 //! ```
 
+mod cloud;
 pub mod pipeline;
 pub mod recorder;
 mod stage;
@@ -29,7 +30,10 @@ use crate::control::command::ControlCommand;
 use crate::control::runner::Controller;
 use crate::modbus::{LinkError, Links};
 use crate::store::Store;
-use crate::sync::{self, SyncHandle, SyncOptions};
+use crate::sync;
+
+use cloud::CloudLink;
+pub use cloud::Signal;
 
 pub use pipeline::{Pipeline, SiteEvent};
 pub use state::SiteState;
@@ -69,7 +73,7 @@ pub struct Site {
     stage: JoinHandle<Pipeline>,
     recorder: Option<JoinHandle<()>>,
     pruner: Option<JoinHandle<()>>,
-    sync: Option<SyncHandle>,
+    sync: Option<CloudLink>,
 }
 
 impl SiteBuilder {
@@ -141,6 +145,8 @@ impl SiteBuilder {
         let mut sinks = Vec::new();
         let mut early = Vec::new();
         let (mut recorder, mut pruner, mut sync) = (None, None, None);
+        // Conditions raised from outside the loop (the cloud link's) reach the alert book here.
+        let (signals_tx, signals) = mpsc::unbounded_channel();
         if let Some(store) = &self.store {
             let now = self.clock.now();
             pipeline.restore_alerts(stored_alerts(store));
@@ -202,7 +208,16 @@ impl SiteBuilder {
                 cfg.storage.max_size_mb,
             )));
             let commands = spawn_command_handler(&cfg, store, control.clone(), self.clock.clone());
-            sync = start_sync(&cfg, self.started_at, store, &state, wake, commands);
+            sync = CloudLink::start(cloud::Parts {
+                cfg: cfg.clone(),
+                started_at: self.started_at,
+                store: store.clone(),
+                state: state.clone(),
+                wake,
+                commands,
+                signals: signals_tx,
+                clock: self.clock.clone(),
+            });
         }
         let events = self.display.then(|| {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -219,6 +234,7 @@ impl SiteBuilder {
                 state: state_tx,
                 live: self.live,
                 config,
+                signals,
             }
             .run(),
         );
@@ -242,7 +258,7 @@ impl SiteBuilder {
 impl Site {
     /// The MQTT link's state as it changes (None without `[mqtt]`).
     pub fn link_status(&self) -> Option<watch::Receiver<sync::LinkStatus>> {
-        self.sync.as_ref().map(SyncHandle::status)
+        self.sync.as_ref().map(CloudLink::status)
     }
 
     /// Once the controller has stopped (its record channel closed): the pipeline takes the
@@ -274,7 +290,10 @@ impl Site {
             p.abort();
         }
         let mut unsent = 0;
-        if let Some(s) = self.sync {
+        if let Some(s) = match self.sync {
+            Some(link) => link.stop_retrying().await,
+            None => None,
+        } {
             if let Some(within) = within {
                 unsent = s.deliver_queued(within).await;
             }
@@ -303,31 +322,4 @@ fn spawn_command_handler(
         },
     ));
     tx
-}
-
-/// Starts the cloud link when `[mqtt]` is configured. One that cannot start (a certificate
-/// or password file unreadable) is logged; the site runs on and the outbox keeps every
-/// message for when the link is fixed.
-fn start_sync(
-    cfg: &Config,
-    started_at: DateTime<Utc>,
-    store: &Store,
-    state: &watch::Receiver<Arc<SiteState>>,
-    wake: Arc<Notify>,
-    commands: mpsc::Sender<RawCommand>,
-) -> Option<SyncHandle> {
-    cfg.mqtt.as_ref()?;
-    match SyncOptions::from_config(cfg, started_at) {
-        Ok(opts) => Some(sync::spawn(
-            opts,
-            store.clone(),
-            state.clone(),
-            wake,
-            commands,
-        )),
-        Err(e) => {
-            tracing::error!(error = %e, "MQTT sync not started: messages wait in the outbox");
-            None
-        }
-    }
 }

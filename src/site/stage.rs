@@ -22,6 +22,8 @@ pub(crate) struct Stage {
     /// only the cycle (a scored run, where nobody looks).
     pub(crate) live: bool,
     pub(crate) config: watch::Receiver<Arc<Config>>,
+    /// Conditions raised from outside the loop ([`super::cloud`]).
+    pub(crate) signals: mpsc::UnboundedReceiver<super::cloud::Signal>,
 }
 
 impl Stage {
@@ -47,6 +49,10 @@ impl Stage {
                         break;
                     }
                 },
+                Some(s) = self.signals.recv() => {
+                    let events = self.pipeline.signal(s.kind, None, s.on, &s.message, s.at);
+                    self.hand_on(events);
+                }
                 Ok(()) = self.config.changed() => {
                     let cfg = self.config.borrow_and_update().clone();
                     self.pipeline.reconfigure(&cfg);

@@ -9,12 +9,11 @@ pub enum SyncError {
     NotConfigured,
     #[error("mqtt.url {url:?}: {reason}")]
     Url { url: String, reason: &'static str },
-    #[error("cannot read {what} {path}: {source}")]
-    ReadFile {
-        what: &'static str,
-        path: PathBuf,
+    #[error("{key}: {source}")]
+    File {
+        key: &'static str,
         #[source]
-        source: std::io::Error,
+        source: crate::config::files::FileError,
     },
     #[error("{what} {path} holds no usable {expected}")]
     Pem {

@@ -15,6 +15,7 @@ use rustls::{ClientConfig, RootCertStore};
 
 use super::backoff::Backoff;
 use super::error::SyncError;
+use crate::config::files::{self, Content, Reader};
 use crate::config::types::Config;
 
 /// Largest in-flight window accepted (rumqttc numbers packets with a u16).
@@ -241,26 +242,23 @@ pub fn parse_url(url: &str) -> Result<(bool, String, u16), SyncError> {
     Ok((secure, host.to_owned(), port))
 }
 
-/// The password file's content without its trailing newline (as `echo` or an editor leaves).
+/// The password file's content without its trailing newline (as `echo` or an editor leaves);
+/// an empty one is refused, as `check-config` refuses it.
 pub fn read_password(path: &Path) -> Result<Secret, SyncError> {
-    let raw = std::fs::read_to_string(path).map_err(|source| SyncError::ReadFile {
-        what: "mqtt.password_file",
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes = read_checked("mqtt.password_file", path, Content::Secret)?;
+    let raw = String::from_utf8_lossy(&bytes);
     Ok(Secret::new(raw.trim_end_matches(['\r', '\n'])))
 }
 
-fn read_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, SyncError> {
-    std::fs::read(path).map_err(|source| SyncError::ReadFile {
-        what,
-        path: path.to_owned(),
-        source,
-    })
+/// A file read with the checks `check-config` makes ([`crate::config::files`]).
+fn read_checked(key: &'static str, path: &Path, content: Content) -> Result<Vec<u8>, SyncError> {
+    files::read(path, content, &Reader::Current)
+        .map(|c| c.bytes)
+        .map_err(|source| SyncError::File { key, source })
 }
 
 fn certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, SyncError> {
-    let pem = read_pem(what, path)?;
+    let pem = read_checked(what, path, Content::Certificates)?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
         .filter_map(Result::ok)
         .collect();
@@ -304,7 +302,7 @@ pub fn tls_config(
         (None, None) => builder.with_no_client_auth(),
         (Some(cert), Some(key)) => {
             let chain = certs("mqtt.cert_file", cert)?;
-            let pem = read_pem("mqtt.key_file", key)?;
+            let pem = read_checked("mqtt.key_file", key, Content::PrivateKey)?;
             let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|_| SyncError::Pem {
                 what: "mqtt.key_file",
                 path: key.to_owned(),
