@@ -23,6 +23,33 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
 const EX_CONFIG: i32 = 78;
 
+const NOT_PEM: &str = "-----BEGIN NOTHING-----\nnot base64 at all\n";
+
+/// Every bad file the cloud link can name: (file, its bad content or None to remove it, key,
+/// what the reason says).
+const BAD_MQTT_FILES: [(&str, Option<&str>, &str, &str); 5] = [
+    ("mqtt.pass", None, "mqtt.password_file", "no such file"),
+    ("mqtt.pass", Some("\n"), "mqtt.password_file", "is empty"),
+    (
+        "ca.pem",
+        Some(NOT_PEM),
+        "mqtt.ca_file",
+        "holds no PEM certificate",
+    ),
+    (
+        "client.pem",
+        Some("hello\n"),
+        "mqtt.cert_file",
+        "holds no PEM certificate",
+    ),
+    (
+        "client.key",
+        Some(NOT_PEM),
+        "mqtt.key_file",
+        "holds no PEM private key",
+    ),
+];
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -140,31 +167,11 @@ fn check_config_names_each_bad_file_at_its_key() {
     );
 
     // (file, its bad content or None to remove it, key, what the reason says)
-    let not_pem = "-----BEGIN NOTHING-----\nnot base64 at all\n";
-    let cases: [(&str, Option<&str>, &str, &str); 7] = [
-        ("mqtt.pass", None, "mqtt.password_file", "no such file"),
-        ("mqtt.pass", Some("\n"), "mqtt.password_file", "is empty"),
-        (
-            "ca.pem",
-            Some(not_pem),
-            "mqtt.ca_file",
-            "holds no PEM certificate",
-        ),
-        (
-            "client.pem",
-            Some("hello\n"),
-            "mqtt.cert_file",
-            "holds no PEM certificate",
-        ),
-        (
-            "client.key",
-            Some(not_pem),
-            "mqtt.key_file",
-            "holds no PEM private key",
-        ),
+    let token_cases = [
         ("api.token", Some(""), "api.token_file", "is empty"),
         ("api.token", None, "api.token_file", "no such file"),
     ];
+    let cases = BAD_MQTT_FILES.into_iter().chain(token_cases);
     for (file, content, key, reason) in cases {
         let path = files.path(file);
         let good = std::fs::read(&path).unwrap();
@@ -360,29 +367,7 @@ async fn run_without_its_password_file_raises_cloud_link_down_until_the_file_is_
 /// `cloud_link_down` names the key and the reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_with_each_bad_mqtt_file_runs_the_site_and_says_why_the_link_is_down() {
-    let not_pem = "-----BEGIN NOTHING-----\nnot base64 at all\n";
-    let cases: [(&str, Option<&str>, &str, &str); 5] = [
-        ("mqtt.pass", None, "mqtt.password_file", "no such file"),
-        ("mqtt.pass", Some("\n"), "mqtt.password_file", "is empty"),
-        (
-            "ca.pem",
-            Some(not_pem),
-            "mqtt.ca_file",
-            "holds no PEM certificate",
-        ),
-        (
-            "client.pem",
-            Some("hello\n"),
-            "mqtt.cert_file",
-            "holds no PEM certificate",
-        ),
-        (
-            "client.key",
-            Some(not_pem),
-            "mqtt.key_file",
-            "holds no PEM private key",
-        ),
-    ];
+    let cases = BAD_MQTT_FILES;
     let scenario = daemon::site_scenario(
         "link-site",
         "2026-11-21T08:00:00Z",

@@ -52,6 +52,17 @@ fn has(msgs: &[Msg], kind: &str, charger: &str) -> bool {
 }
 
 /// The site served in real time with a config for it that syncs to `port`.
+/// The daemon is online once its retained status says so.
+async fn until_online(cloud: &mut Subscriber) {
+    let online = cloud
+        .collect_until(Duration::from_secs(60), |m| {
+            m.iter()
+                .any(|m| m.topic.ends_with("/status") && m.json()["online"] == true)
+        })
+        .await;
+    assert!(!online.is_empty(), "the daemon came online");
+}
+
 async fn site_with_mqtt(port: u16) -> Served {
     let served = Served::start(&scenario()).await;
     served.add_config(&format!(
@@ -73,14 +84,7 @@ async fn commands_through_the_daemon_are_answered_and_only_valid_ones_act() {
     )
     .await;
     let daemon = Daemon::start(&config);
-    // The daemon is online once its retained status says so.
-    let online = cloud
-        .collect_until(Duration::from_secs(60), |m| {
-            m.iter()
-                .any(|m| m.topic.ends_with("/status") && m.json()["online"] == true)
-        })
-        .await;
-    assert!(!online.is_empty(), "the daemon came online");
+    until_online(&mut cloud).await;
     until(&site, "both cars charge above 8 A", |s| {
         s.charger_truth()
             .iter()
@@ -165,13 +169,7 @@ async fn a_commanded_limit_lapses_at_its_expiry_across_a_reload() {
     )
     .await;
     let mut daemon = Daemon::start(&config);
-    let online = cloud
-        .collect_until(Duration::from_secs(60), |m| {
-            m.iter()
-                .any(|m| m.topic.ends_with("/status") && m.json()["online"] == true)
-        })
-        .await;
-    assert!(!online.is_empty(), "the daemon came online");
+    until_online(&mut cloud).await;
     let above_8 = |s: &evsite::simulator::SiteModel| {
         s.charger_truth()
             .iter()
