@@ -152,7 +152,8 @@ impl Controller {
         } else {
             (Some(chargers_w), 0.0)
         };
-        let status = dm.observe(self.clock.now(), import_w, building_w);
+        let (now, steady) = self.clock.now_and_steady();
+        let status = dm.observe_steady(now, steady, import_w, building_w);
         if let Some(w) = status.finished {
             tracing::debug!(
                 start = %w.start,
