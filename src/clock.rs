@@ -239,6 +239,24 @@ impl Clock {
         }
     }
 
+    /// The wall time now, and beside it a time for durations only: continuous across steps
+    /// (the wall time at start plus monotonic time since), read at the same moment. A clock
+    /// that never steps (ticking, following) gives the same time twice.
+    pub fn now_and_steady(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        match &self.mode {
+            Mode::Live(live) => {
+                let wall = live.now();
+                let mono = Instant::now().saturating_duration_since(live.start);
+                let steady = live.wall_at_start + TimeDelta::from_std(mono).unwrap_or_default();
+                (wall, steady)
+            }
+            _ => {
+                let now = self.now();
+                (now, now)
+            }
+        }
+    }
+
     /// Seconds since the clock started (monotonic).
     pub fn elapsed_s(&self) -> f64 {
         match &self.mode {

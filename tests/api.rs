@@ -680,3 +680,54 @@ async fn the_demo_serves_the_page_on_a_free_port_when_its_own_is_taken() {
     assert!(status.success());
     drop(taken);
 }
+
+/// The same site on a clock nothing vouches for (no installer's word, no kernel, no sync
+/// file): the page's header says the times are provisional, as the API has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_shows_an_untrusted_clock_in_chromium() {
+    let scenario = daemon::site_scenario(
+        "api-site",
+        "2026-11-21T08:00:00Z",
+        &[("cp-1", "alfen-eve", "1, 2, 3", 3600)],
+    );
+    let served = Served::start(&scenario).await;
+    let config = std::fs::read_to_string(&served.config).expect("config read");
+    let config = config.replace("[clock]\ntrusted = true\n", "");
+    assert!(!config.contains("[clock]"), "{config}");
+    let absent = served.dir.path().join("synchronized");
+    std::fs::write(
+        &served.config,
+        format!(
+            "{config}\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [clock]\nkernel = false\nsync_file = \"{}\"\n",
+            absent.display()
+        ),
+    )
+    .expect("config written");
+    let mut d = Daemon::start(&served.config);
+    let line = d.line_with(&["local API listening"]).await;
+    let addr: SocketAddr = field(&line, "addr").parse().expect("the logged address");
+    let state = until_json(addr, "/api/state", "a cycle on an untrusted clock", |v| {
+        v["cycle"]["clock"]["trusted"] == false
+    })
+    .await;
+    assert_eq!(state["cycle"]["clock"]["trusted_by"], Value::Null);
+
+    let dom = chromium(&format!("http://{addr}/"), &["--dump-dom"]).await;
+    let dom = text(&dom.stdout);
+    // The minutes count from the daemon's start: 0 here, unless the machine is very slow.
+    let shown = rendered(&dom)
+        .split("data-trusted=\"false\">clock NOT synchronised for ")
+        .nth(1)
+        .and_then(|r| r.split("</span>").next());
+    assert!(
+        shown.is_some_and(|s| s.ends_with(" min: times are provisional")),
+        "the clock is shown untrusted:\n{dom}"
+    );
+    assert!(
+        !rendered(&dom).contains("clock trusted"),
+        "and not as trusted:\n{dom}"
+    );
+    d.signal("-TERM");
+    assert!(d.exit().await.success());
+}

@@ -13,6 +13,10 @@
 //! message) so the same occurrence signalled twice stays one alert. Nothing clears them by
 //! itself; `signal(.., on: false, ..)` clears every active one of that (kind, charger) at
 //! once, without hold-off (an operator or the cloud acknowledged them).
+//!
+//! Every signal comes with its time as a [`When`]: alerts are stamped with the wall time
+//! (`raised_at`, `cleared_at`), the hold-off runs on the steady time beside it, so a step of
+//! the wall clock neither clears an alert at once nor holds it for the length of the step.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +35,21 @@ impl Default for AlertPolicy {
         AlertPolicy {
             clear_holdoff: TimeDelta::seconds(60),
         }
+    }
+}
+
+/// The time of a signal: `at` to stamp with, `steady` to measure the hold-off on (see
+/// [`crate::control::record::CycleRecord::steady`]). A bare wall time is both, as for a
+/// clock that never steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct When {
+    pub at: DateTime<Utc>,
+    pub steady: DateTime<Utc>,
+}
+
+impl From<DateTime<Utc>> for When {
+    fn from(at: DateTime<Utc>) -> Self {
+        When { at, steady: at }
     }
 }
 
@@ -56,7 +75,7 @@ type Key = (AlertKind, Option<String>, Option<String>);
 struct Entry {
     alert: Alert,
     /// Since when the condition has been clear, while the hold-off runs.
-    clear_since: Option<DateTime<Utc>>,
+    clear_since: Option<When>,
 }
 
 /// The active alerts of the site.
@@ -107,9 +126,10 @@ impl AlertBook {
         charger: Option<&str>,
         on: bool,
         message: impl Into<String>,
-        at: DateTime<Utc>,
+        at: impl Into<When>,
     ) -> Vec<AlertChange> {
         let message = message.into();
+        let at = at.into();
         if kind.is_one_shot() && !on {
             return self.clear_one_shots(kind, charger, at);
         }
@@ -127,7 +147,7 @@ impl AlertBook {
                     charger: charger.map(str::to_owned),
                     state: AlertState::Raised,
                     message,
-                    raised_at: at,
+                    raised_at: at.at,
                     cleared_at: None,
                 };
                 self.active.insert(
@@ -141,7 +161,7 @@ impl AlertBook {
             }
             (Some(entry), false) => {
                 let since = *entry.clear_since.get_or_insert(at);
-                if kind.clears_at_once() || at - since >= self.policy.clear_holdoff {
+                if kind.clears_at_once() || at.steady - since.steady >= self.policy.clear_holdoff {
                     self.clear(&k).into_iter().collect()
                 } else {
                     Vec::new()
@@ -152,13 +172,14 @@ impl AlertBook {
     }
 
     /// Clears the alerts whose condition has now stayed clear for the hold-off.
-    pub fn tick(&mut self, at: DateTime<Utc>) -> Vec<AlertChange> {
+    pub fn tick(&mut self, at: impl Into<When>) -> Vec<AlertChange> {
+        let at = at.into();
         let due: Vec<Key> = self
             .active
             .iter()
             .filter(|(_, e)| {
                 e.clear_since
-                    .is_some_and(|since| at - since >= self.policy.clear_holdoff)
+                    .is_some_and(|since| at.steady - since.steady >= self.policy.clear_holdoff)
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -174,7 +195,7 @@ impl AlertBook {
         &mut self,
         kind: AlertKind,
         charger: Option<&str>,
-        at: DateTime<Utc>,
+        at: When,
     ) -> Vec<AlertChange> {
         let due: Vec<Key> = self
             .active
@@ -196,7 +217,7 @@ impl AlertBook {
         let entry = self.active.remove(k)?;
         let mut alert = entry.alert;
         alert.state = AlertState::Cleared;
-        alert.cleared_at = entry.clear_since;
+        alert.cleared_at = entry.clear_since.map(|w| w.at);
         Some(AlertChange::Cleared(alert))
     }
 }

@@ -6,5 +6,5 @@
 pub mod book;
 pub mod kind;
 
-pub use book::{AlertBook, AlertChange, AlertPolicy};
+pub use book::{AlertBook, AlertChange, AlertPolicy, When};
 pub use kind::{Alert, AlertKind, AlertState, Severity};

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::hold::{secs, Hold};
 use super::{Facts, Settings, Verdict};
-use crate::alerts::AlertKind;
+use crate::alerts::{AlertKind, When};
 use crate::control::record::{ChargerCycle, ChargerReason};
 use crate::devices::model::ChargeState;
 
@@ -59,9 +59,11 @@ impl DrawWatch {
         &mut self,
         c: &ChargerCycle,
         f: &Facts,
-        at: DateTime<Utc>,
+        now: When,
         s: &Settings,
     ) -> [(AlertKind, Verdict); 4] {
+        // Holds and the response window run on steady time; only the message prints wall time.
+        let at = now.steady;
         use AlertKind::{BayBlocked, SetpointIgnored, StuckSession, UnexpectedDraw};
         if !c.online {
             // A gap breaks every run: nothing is known of what happened meanwhile.
@@ -157,7 +159,7 @@ impl DrawWatch {
             Some(t) => format!(
                 "{}: car plugged in and idle since {}",
                 f.id,
-                t.format("%Y-%m-%dT%H:%M:%SZ")
+                (now.at - (at - t)).format("%Y-%m-%dT%H:%M:%SZ")
             ),
             None => format!("{}: car plugged in and idle", f.id),
         });

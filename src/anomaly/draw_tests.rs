@@ -38,7 +38,7 @@ fn first_on(
     let s = Settings::default();
     let mut first = None;
     for t in from..=to {
-        let out = w.observe(&c(t), &facts(), at(t), &s);
+        let out = w.observe(&c(t), &facts(), at(t).into(), &s);
         let on = out
             .iter()
             .any(|(k, v)| *k == kind && matches!(v, Verdict::On(_)));
@@ -149,7 +149,7 @@ fn a_car_idle_for_hours_blocks_the_bay_unless_the_site_holds_it_back() {
     let idle = cycle(ChargeState::B, 16.0, 0.0);
     let mut raised = None;
     for t in (0..=5 * 3600).step_by(60) {
-        let out = w.observe(&idle, &facts(), at(t), &s);
+        let out = w.observe(&idle, &facts(), at(t).into(), &s);
         if raised.is_none() && matches!(out[3], (AlertKind::BayBlocked, Verdict::On(_))) {
             raised = Some(t);
         }
@@ -159,7 +159,7 @@ fn a_car_idle_for_hours_blocks_the_bay_unless_the_site_holds_it_back() {
     waiting.reason = ChargerReason::WaitingTurn;
     let mut w = DrawWatch::default();
     for t in (0..=5 * 3600).step_by(60) {
-        let out = w.observe(&waiting, &facts(), at(t), &s);
+        let out = w.observe(&waiting, &facts(), at(t).into(), &s);
         assert_eq!(out[3].1, Verdict::Off);
     }
     // Held for a cheaper slot by its departure plan: the site holds it back too.
@@ -175,7 +175,7 @@ fn a_car_idle_for_hours_blocks_the_bay_unless_the_site_holds_it_back() {
     });
     let mut w = DrawWatch::default();
     for t in (0..=5 * 3600).step_by(60) {
-        let out = w.observe(&held, &facts(), at(t), &s);
+        let out = w.observe(&held, &facts(), at(t).into(), &s);
         assert_eq!(out[3].1, Verdict::Off);
     }
 }
@@ -185,7 +185,7 @@ fn an_unread_charger_changes_nothing() {
     let mut w = DrawWatch::default();
     let s = Settings::default();
     let c = ChargerCycle::unread("cp-1");
-    for (_, v) in w.observe(&c, &facts(), at(0), &s) {
+    for (_, v) in w.observe(&c, &facts(), at(0).into(), &s) {
         assert_eq!(v, Verdict::Keep);
     }
 }

@@ -2,8 +2,10 @@
 //! registers that disagree with the power that flowed, phase maps that look wrong, a site
 //! meter that does not see what the chargers report, sessions that are stuck or far outside
 //! their charger's history, and bays that are blocked. Pure: every rule is a function of the cycle
-//! records it has seen (time comes from [`CycleRecord::at`]), fed by the site pipeline in
-//! order; what it finds goes through the site's one alert book like every other alert.
+//! records it has seen, fed by the site pipeline in order. Holds, windows, rates and
+//! integrations of power run on the record's steady time ([`CycleRecord::steady`]), which a
+//! step of the wall clock does not move; only what a message prints is wall time
+//! ([`CycleRecord::at`]); what it finds goes through the site's one alert book like every other alert.
 //! The rules, their thresholds and their scored figures are in `docs/anomalies.md`.
 
 mod draw;
@@ -20,7 +22,7 @@ use std::collections::BTreeSet;
 pub use outlier::upper_bound;
 pub use settings::Settings;
 
-use crate::alerts::AlertKind;
+use crate::alerts::{AlertKind, When};
 use crate::config::Config;
 use crate::control::record::CycleRecord;
 use crate::sessions::machine::SessionRecord;
@@ -173,6 +175,10 @@ impl Detectors {
             .filter(|v| *v > 0.0)
             .unwrap_or(self.voltage_v);
         let s = &self.settings;
+        let now = When {
+            at: rec.at,
+            steady: rec.steady(),
+        };
         let mut found = Vec::new();
         for (i, f) in self.facts.iter().enumerate() {
             let Some(c) = rec.charger(&f.id) else {
@@ -181,17 +187,17 @@ impl Detectors {
             let id = Some(f.id.clone());
             found.extend(
                 self.draw[i]
-                    .observe(c, f, rec.at, s)
+                    .observe(c, f, now, s)
                     .into_iter()
                     .map(|(k, v)| (k, id.clone(), v)),
             );
             found.extend(
                 self.energy[i]
-                    .observe(c, f, rec.at, voltage_v, s)
+                    .observe(c, f, now.steady, voltage_v, s)
                     .into_iter()
                     .map(|(k, v)| (k, id.clone(), v)),
             );
-            if let Some(v) = self.sessions[i].tick(&f.id, rec.at, s) {
+            if let Some(v) = self.sessions[i].tick(&f.id, now, s) {
                 found.push((AlertKind::SessionOutlier, id, v));
             }
         }

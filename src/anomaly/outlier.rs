@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use super::hold::secs;
 use super::site_meter::median;
 use super::{Settings, Verdict};
+use crate::alerts::When;
 use crate::sessions::machine::{RecordState, SessionRecord};
 
 /// 1.4826 × MAD estimates the standard deviation of normally distributed values.
@@ -32,6 +33,10 @@ struct Past {
 struct Running {
     session_id: String,
     plugged_in_at: DateTime<Utc>,
+    /// `plugged_in_at` on steady time, fixed at the first cycle that sees the session: its
+    /// duration so far is measured on steady time, which a step of the wall clock does not
+    /// move.
+    plugged_in_steady: Option<DateTime<Utc>>,
     /// Its duration was already found an outlier (raised once per session).
     long: bool,
 }
@@ -100,6 +105,7 @@ impl SessionWatch {
                 self.running = Some(Running {
                     session_id: r.session_id.clone(),
                     plugged_in_at: r.plugged_in_at,
+                    plugged_in_steady: None,
                     long: false,
                 });
             }
@@ -126,11 +132,15 @@ impl SessionWatch {
         out
     }
 
-    /// A cycle at `at`: the running session's duration so far against the bound.
-    pub fn tick(&mut self, charger: &str, at: DateTime<Utc>, s: &Settings) -> Option<Verdict> {
-        let (_, duration_max) = self.bounds(s)?;
+    /// A cycle at `now`: the running session's duration so far against the bound.
+    pub fn tick(&mut self, charger: &str, now: When, s: &Settings) -> Option<Verdict> {
+        let bounds = self.bounds(s);
         let run = self.running.as_mut().filter(|x| !x.long)?;
-        let duration = secs(at - run.plugged_in_at);
+        let start = *run
+            .plugged_in_steady
+            .get_or_insert(run.plugged_in_at + (now.steady - now.at));
+        let (_, duration_max) = bounds?;
+        let duration = secs(now.steady - start);
         if duration <= duration_max {
             return None;
         }

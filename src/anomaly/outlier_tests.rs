@@ -75,16 +75,20 @@ fn a_running_session_is_raised_once_when_it_outlasts_the_bound() {
     let r = session("long", start, 0.0, 0, RecordState::Active);
     assert!(w.session(&r, &s).is_empty());
     assert_eq!(
-        w.tick("cp-1", t(start + 3 * 3600), &s),
+        w.tick("cp-1", t(start + 3 * 3600).into(), &s),
         None,
         "3 h is ordinary"
     );
-    let v = w.tick("cp-1", t(start + 12 * 3600), &s);
+    let v = w.tick("cp-1", t(start + 12 * 3600).into(), &s);
     assert!(
         matches!(&v, Some(Verdict::On(m)) if m.contains("long")),
         "{v:?}"
     );
-    assert_eq!(w.tick("cp-1", t(start + 13 * 3600), &s), None, "once");
+    assert_eq!(
+        w.tick("cp-1", t(start + 13 * 3600).into(), &s),
+        None,
+        "once"
+    );
     // Its completion does not raise its duration again.
     let done = session("long", start, 13.0, 12_000, RecordState::Completed);
     assert!(w.session(&done, &s).is_empty());

@@ -82,7 +82,7 @@ impl MeterWatch {
             self.negative = Hold::default();
             return Verdict::Keep;
         };
-        let at = rec.at;
+        let at = rec.steady();
         let residual = grid_w - chargers_w;
         let tolerance = |w: f64| s.meter_tolerance_w + w.abs() * s.meter_tolerance_pct / 100.0;
 

@@ -138,3 +138,81 @@ fn a_site_alert_has_no_charger() {
     assert_eq!(meter[0].charger, None);
     assert!(meter[0].on);
 }
+
+/// A charging car at 16 A on three phases whose energy register follows its power until
+/// `frozen_from` (then stands still), drawing 25 A over its 16 A setpoint in cycles 20..40.
+fn charging(t: i64, frozen_from: i64) -> CycleRecord {
+    let draw = if (20..40).contains(&t) { 25.0 } else { 16.0 };
+    let mut r = record(t, 16.0, draw);
+    let w = 16.0 * 230.0 * 3.0;
+    r.chargers[0].power_w = Some(draw * 230.0 * 3.0);
+    // The register's energy: 16 A all along, plus the 9 A more of the over-draw.
+    let over_s = (t.min(40) - 20).max(0) as f64;
+    let wh = |t: i64| (w * t as f64 + 9.0 * 230.0 * 3.0 * over_s) / 3600.0;
+    r.chargers[0].energy_wh = Some(wh(t.min(frozen_from)).floor());
+    r
+}
+
+/// What the rules find over `cycles` records, as (cycle, kind, on); `step` moves the wall
+/// time of every record from cycle `at` on, as a step of the system clock would, while
+/// the steady time goes on undisturbed.
+fn findings(
+    frozen_from: i64,
+    step: Option<(i64, TimeDelta)>,
+    cycles: i64,
+) -> Vec<(i64, AlertKind, bool)> {
+    let mut d = detectors();
+    let mut out = Vec::new();
+    for t in 0..cycles {
+        let mut r = charging(t, frozen_from);
+        if let Some((from, by)) = step {
+            r.steady_at = Some(r.at);
+            if t >= from {
+                r.at += by;
+            }
+            if t == from {
+                r.clock.step_ms = Some(by.num_milliseconds());
+            }
+        }
+        out.extend(d.observe(&r).into_iter().map(|s| (t, s.kind, s.on)));
+    }
+    out
+}
+
+#[test]
+fn a_step_of_the_wall_clock_neither_ends_a_hold_nor_distorts_energy() {
+    let plain = findings(70, None, 100);
+    // Without a step: the over-draw is raised after its 7 s hold and cleared after it ends,
+    // the frozen register is found once about 30 Wh flowed past it, and nothing else.
+    let first = |kind| {
+        plain
+            .iter()
+            .find(|(_, k, on)| *k == kind && *on)
+            .map(|f| f.0)
+    };
+    let ignored = first(AlertKind::SetpointIgnored).expect("the over-draw is raised");
+    assert!((26..=30).contains(&ignored), "{plain:?}");
+    let frozen = first(AlertKind::RegisterFrozen).expect("the frozen register is raised");
+    assert!((75..=85).contains(&frozen), "{plain:?}");
+    assert!(
+        plain
+            .iter()
+            .all(|(_, k, _)| matches!(k, AlertKind::SetpointIgnored | AlertKind::RegisterFrozen)),
+        "a healthy register raises nothing else: {plain:?}"
+    );
+    // A step in the middle of the over-draw's hold, and one while the frozen register's
+    // energy is being added up: what the rules find, and when, is the same.
+    for by in [
+        TimeDelta::days(646),
+        -TimeDelta::hours(1),
+        TimeDelta::days(646) - TimeDelta::milliseconds(1500),
+    ] {
+        for at in [23, 74] {
+            assert_eq!(
+                findings(70, Some((at, by)), 100),
+                plain,
+                "step {by} at {at}"
+            );
+        }
+    }
+}

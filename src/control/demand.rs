@@ -111,6 +111,9 @@ pub struct DemandMeter {
     window: Option<DateTime<Utc>>,
     energy_wh: f64,
     last: Option<(DateTime<Utc>, f64)>,
+    /// Wall time less steady time at the last observation: a jump of it is a step of the
+    /// wall clock, whether or not the loop has announced it yet.
+    offset: Option<Duration>,
     month: Option<(i32, u32)>,
     month_peak_kw: f64,
     /// The wall time is not trusted: windows roll over for the budget, but none is closed as
@@ -127,6 +130,7 @@ impl DemandMeter {
             window: None,
             energy_wh: 0.0,
             last: None,
+            offset: None,
             month: None,
             month_peak_kw: 0.0,
             provisional: false,
@@ -158,6 +162,7 @@ impl DemandMeter {
     /// over the time that really passed. The window the old time was in is not closed.
     pub fn clock_stepped(&mut self, step: Duration) {
         self.last = self.last.map(|(t, p)| (t + step, p));
+        self.offset = self.offset.map(|o| o + step);
         self.window = None;
     }
 
@@ -191,6 +196,37 @@ impl DemandMeter {
     /// the meter was not read: the time passes with the last power held, as a meter that
     /// integrates would count it.
     pub fn observe(
+        &mut self,
+        at: DateTime<Utc>,
+        import_w: Option<f64>,
+        building_w: f64,
+    ) -> DemandStatus {
+        self.offset = None;
+        self.observe_at(at, import_w, building_w)
+    }
+
+    /// [`DemandMeter::observe`] at wall time `at` read with the clock's `steady` time
+    /// ([`crate::clock::Clock::now_and_steady`]): a step of the wall clock since the last
+    /// observation that [`DemandMeter::clock_stepped`] has not brought yet (it came during
+    /// this cycle) is taken as a step here, never integrated as time that passed.
+    pub fn observe_steady(
+        &mut self,
+        at: DateTime<Utc>,
+        steady: DateTime<Utc>,
+        import_w: Option<f64>,
+        building_w: f64,
+    ) -> DemandStatus {
+        let offset = at - steady;
+        if let Some(step) = self.offset.map(|o| offset - o) {
+            if step.abs() > crate::clock::STEP_THRESHOLD {
+                self.clock_stepped(step);
+            }
+        }
+        self.offset = Some(offset);
+        self.observe_at(at, import_w, building_w)
+    }
+
+    fn observe_at(
         &mut self,
         at: DateTime<Utc>,
         import_w: Option<f64>,

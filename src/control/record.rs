@@ -194,9 +194,20 @@ pub struct CycleRecord {
     pub cycle_ms: f64,
     /// The wall clock as this cycle saw it: trusted or not, and a step since the last cycle.
     pub clock: ClockView,
+    /// A time for durations only, read with `at`: continuous across clock steps (see
+    /// [`crate::clock::Clock::now_and_steady`]). What follows the loop measures holds, rates
+    /// and windows on it, and stamps with `at`. None in records built elsewhere (tools,
+    /// tests, records read back): durations then go by `at`. Not part of the record's JSON.
+    #[serde(skip)]
+    pub steady_at: Option<DateTime<Utc>>,
 }
 
 impl CycleRecord {
+    /// The time holds, rates and windows are measured on (see `steady_at`).
+    pub fn steady(&self) -> DateTime<Utc> {
+        self.steady_at.unwrap_or(self.at)
+    }
+
     /// A record of a cycle that read nothing, under the installer's `limit_a`: the start
     /// of a record built up by hand (tools, tests).
     pub fn blank(at: DateTime<Utc>, limit_a: f64) -> Self {
@@ -217,6 +228,7 @@ impl CycleRecord {
             alerts: Vec::new(),
             cycle_ms: 0.0,
             clock: ClockView::default(),
+            steady_at: None,
         }
     }
 

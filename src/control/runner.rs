@@ -632,9 +632,10 @@ impl Controller {
             })
             .collect();
         self.seq += 1;
+        let (at, steady) = self.clock.now_and_steady();
         CycleRecord {
             seq: self.seq,
-            at: self.clock.now(),
+            at,
             mode,
             grid,
             meter_link: self.meter.io().stats(),
@@ -645,6 +646,7 @@ impl Controller {
             alerts: std::mem::take(&mut self.alerts),
             cycle_ms: took.as_secs_f64() * 1000.0,
             clock: self.clock_view,
+            steady_at: Some(steady),
         }
     }
 

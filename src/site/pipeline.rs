@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::state::SiteState;
-use crate::alerts::{Alert, AlertBook, AlertChange, AlertKind, AlertPolicy};
+use crate::alerts::{Alert, AlertBook, AlertChange, AlertKind, AlertPolicy, When};
 use crate::anomaly::health::{self, StationInput};
 use crate::anomaly::Detectors;
 use crate::config::Config;
@@ -219,6 +219,12 @@ impl Pipeline {
     pub fn observe(&mut self, rec: &CycleRecord) -> Vec<SiteEvent> {
         self.observed += 1;
         self.last_seq = rec.seq;
+        // Alerts are stamped with the record's wall time; their hold-offs run on its steady
+        // time, which a step of the wall clock does not move.
+        let now = When {
+            at: rec.at,
+            steady: rec.steady(),
+        };
         let mut out = Vec::new();
         if let Some(t) = self.links.observe(rec) {
             out.push(SiteEvent::LinkTally(t));
@@ -231,7 +237,7 @@ impl Pipeline {
                         a.charger.as_deref(),
                         a.raised,
                         &a.message,
-                        rec.at,
+                        now,
                     )
                     .into_iter()
                     .map(SiteEvent::Alert),
@@ -249,7 +255,16 @@ impl Pipeline {
                 }
                 TrackerOutput::Alert(a) => out.extend(
                     self.book
-                        .signal(a.kind.into(), Some(&a.charger), a.raised, a.message, a.at)
+                        .signal(
+                            a.kind.into(),
+                            Some(&a.charger),
+                            a.raised,
+                            a.message,
+                            When {
+                                at: a.at,
+                                steady: now.steady,
+                            },
+                        )
                         .into_iter()
                         .map(SiteEvent::Alert),
                 ),
@@ -259,12 +274,12 @@ impl Pipeline {
         for a in outliers {
             out.extend(
                 self.book
-                    .signal(a.kind, a.charger.as_deref(), a.on, a.message, rec.at)
+                    .signal(a.kind, a.charger.as_deref(), a.on, a.message, now)
                     .into_iter()
                     .map(SiteEvent::Alert),
             );
         }
-        out.extend(self.book.tick(rec.at).into_iter().map(SiteEvent::Alert));
+        out.extend(self.book.tick(now).into_iter().map(SiteEvent::Alert));
         if let Some(w) = rec.demand.and_then(|d| d.finished) {
             out.push(SiteEvent::DemandWindow(w));
         }

@@ -340,3 +340,81 @@ fn modbus_counts_are_handed_on_per_quarter_hour_and_a_counter_restart_counts_fro
     out.extend(p.observe(&linked(t(2700), 6, 4)));
     assert!(tallies(&out).is_empty(), "{out:?}");
 }
+
+/// The alerts of 100 one-second cycles: the main meter is lost at 0 and back at 5 (its
+/// alert clears after the 60 s hold-off), and the charger draws 25 A over its 16 A setpoint
+/// from 10 (raised after the 7 s hold). `step` moves the wall time of every record from
+/// cycle `at` on as a step of the system clock would; the steady time goes on undisturbed.
+fn stepped_alerts(step: Option<(i64, TimeDelta)>) -> Vec<(i64, AlertKind, AlertState, Alert)> {
+    let mut l = Pipeline::new(&cfg());
+    let mut out = Vec::new();
+    for s in 0..100 {
+        let amps = if s >= 10 { 25.0 } else { 16.0 };
+        let wh = (16.0 * s as f64 + 9.0 * (s - 10).max(0) as f64) * 230.0 * 3.0 / 3600.0;
+        let mut r = (*view(t(s), C, amps, wh.floor())).clone();
+        r.seq = s as u64 + 1;
+        if s == 0 || s == 5 {
+            r.alerts.push(ControlAlert {
+                kind: ControlAlertKind::MeterOffline,
+                raised: s == 0,
+                charger: None,
+                message: "main meter unreadable".into(),
+            });
+        }
+        if let Some((from, by)) = step {
+            r.steady_at = Some(r.at);
+            if s >= from {
+                r.at += by;
+            }
+            if s == from {
+                r.clock.step_ms = Some(by.num_milliseconds());
+            }
+        }
+        for e in l.observe(&Arc::new(r)) {
+            if let SiteEvent::Alert(c) = e {
+                let a = c.alert().clone();
+                out.push((s, a.kind, a.state, a));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_step_of_the_wall_clock_neither_raises_nor_clears_an_alert_early() {
+    let when =
+        |alerts: &[(i64, AlertKind, AlertState, Alert)]| -> Vec<(i64, AlertKind, AlertState)> {
+            alerts.iter().map(|(s, k, st, _)| (*s, *k, *st)).collect()
+        };
+    let plain = stepped_alerts(None);
+    let held = when(&plain);
+    let ignored = held
+        .iter()
+        .find(|(_, k, _)| *k == AlertKind::SetpointIgnored)
+        .map(|a| a.0);
+    assert!(
+        ignored.is_some_and(|s| (17..=22).contains(&s)),
+        "raised after its hold: {held:?}"
+    );
+    assert!(
+        held.contains(&(65, AlertKind::MeterOffline, AlertState::Cleared)),
+        "cleared after its hold-off: {held:?}"
+    );
+    for by in [TimeDelta::days(646), -TimeDelta::hours(1)] {
+        // Mid-way through the over-draw's hold, and through the meter alert's hold-off.
+        for at in [13, 30] {
+            let stepped = stepped_alerts(Some((at, by)));
+            assert_eq!(when(&stepped), held, "step {by} at {at}");
+            // Stamps follow the wall clock: the clear is stamped when the meter answered
+            // (before the step), the over-draw when it was raised.
+            for ((s, _, state, a), (_, _, _, b)) in stepped.iter().zip(&plain) {
+                let moved = if *s >= at { by } else { TimeDelta::zero() };
+                if *state == AlertState::Raised {
+                    assert_eq!(a.raised_at, b.raised_at + moved, "{a:?}");
+                } else if a.kind == AlertKind::MeterOffline {
+                    assert_eq!(a.cleared_at, Some(t(5)), "{a:?}");
+                }
+            }
+        }
+    }
+}

@@ -195,3 +195,25 @@ fn a_clock_step_keeps_the_energy_and_aligns_it_to_the_true_window() {
     assert_eq!(w.start, utc(2026, 12, 7, 10, 0, 0));
     assert_eq!(w.end, utc(2026, 12, 7, 10, 15, 0));
 }
+
+#[test]
+fn a_step_not_yet_announced_is_not_integrated_as_time() {
+    let t0 = utc(2025, 3, 1, 4, 0, 0);
+    let step = Duration::days(646) + Duration::hours(6) + Duration::minutes(2);
+    // The step comes in the middle of a cycle: the meter sees it before the loop announces
+    // it, and then the announcement.
+    let mut m = DemandMeter::new(settings(20.0), chrono_tz::UTC);
+    for s in 0..=300 {
+        let steady = t0 + Duration::seconds(s);
+        m.observe_steady(steady, steady, Some(12_000.0), 0.0);
+    }
+    let steady = t0 + Duration::seconds(301);
+    let st = m.observe_steady(steady + step, steady, Some(12_000.0), 0.0);
+    assert_eq!(st.finished, None, "the stale window is not closed");
+    assert!((st.energy_wh - 1003.33).abs() < 0.1, "{}", st.energy_wh);
+    m.clock_stepped(step);
+    let steady = t0 + Duration::seconds(302);
+    let st = m.observe_steady(steady + step, steady, Some(12_000.0), 0.0);
+    assert_eq!(st.window_start, utc(2026, 12, 7, 10, 0, 0));
+    assert!((st.energy_wh - 1006.67).abs() < 0.1, "{}", st.energy_wh);
+}

@@ -1,7 +1,9 @@
 //! The wall clock as the loop sees it, once a cycle: a step is announced (`clock_stepped`)
 //! and what the loop keeps in wall time is moved by it; time untrusted for too long is
 //! announced (`clock_unsynced`). Control itself needs no wall time: limits, holds and the
-//! fail-safe run on monotonic time whatever the clock reads.
+//! fail-safe run on monotonic time whatever the clock reads, and a plan's delivered energy
+//! is integrated on the clock's steady time. Only a commanded limit's `expires_at` follows
+//! the wall clock, steps included: it is an absolute time from the cloud.
 
 use chrono::TimeDelta;
 
@@ -24,9 +26,6 @@ impl Controller {
             );
             if let Some(d) = self.demand.as_mut() {
                 d.clock_stepped(step);
-            }
-            for c in &mut self.chargers {
-                c.plan.last = c.plan.last.map(|(t, w)| (t + step, w));
             }
         }
         if let Some(d) = self.demand.as_mut() {

@@ -23,6 +23,8 @@ pub(super) struct PlanRt {
     /// The plan of the session in progress.
     pub active: Option<Plan>,
     pub delivered_wh: f64,
+    /// The last draw seen and when, on the clock's steady time (energy is integrated over
+    /// monotonic time, so a step of the wall clock adds nothing).
     pub last: Option<(DateTime<Utc>, f64)>,
     pub charging: bool,
     pub connected: bool,
@@ -150,7 +152,8 @@ impl Controller {
         } else {
             (Some(chargers_w), 0.0)
         };
-        let status = dm.observe(self.clock.now(), import_w, building_w);
+        let (now, steady) = self.clock.now_and_steady();
+        let status = dm.observe_steady(now, steady, import_w, building_w);
         if let Some(w) = status.finished {
             tracing::debug!(
                 start = %w.start,
@@ -189,7 +192,7 @@ impl Controller {
     /// Follow every charger's session plan: start one at plug-in, count what it delivered,
     /// end it at unplug.
     pub(super) fn observe_plans(&mut self) {
-        let now = self.clock.now();
+        let (now, steady) = self.clock.now_and_steady();
         let tz = self.cfg.site.timezone;
         let v = self.cfg.site.voltage_v;
         for c in &mut self.chargers {
@@ -228,10 +231,10 @@ impl Controller {
             if connected {
                 let w = draw_w(&s, c.cfg.phase_map.len(), v);
                 if let Some((t0, w0)) = p.last {
-                    let dt = (now - t0).num_milliseconds().max(0) as f64 / 1000.0;
+                    let dt = (steady - t0).num_milliseconds().max(0) as f64 / 1000.0;
                     p.delivered_wh += w0 * dt / 3600.0;
                 }
-                p.last = Some((now, w));
+                p.last = Some((steady, w));
             }
         }
     }
