@@ -32,6 +32,9 @@ pub struct Scorecard {
     /// Seconds any phase of any limit (site or circuit) was above it for longer than the
     /// vehicles' response window.
     pub overload_s: f64,
+    /// The part of `overload_s` during which a car slower than the 5 s IEC 61851-1 allows had
+    /// not yet followed a lower offer: the car's doing, scored apart from the controller's.
+    pub overload_slow_cars_s: f64,
     /// Energy delivered ÷ energy the ideal controller delivered under the same limits.
     pub utilization: f64,
     /// Jain's index over equal-priority vehicles' share (energy ÷ the ideal's energy for the
@@ -108,6 +111,8 @@ impl Scorecard {
 pub struct Sample {
     pub grid_a: [f64; 3],
     pub circuits_a: Vec<[f64; 3]>,
+    /// A car slower than the standard's 5 s has not yet followed a lower offer.
+    pub slow_car_lagging: bool,
 }
 
 impl Sample {
@@ -119,6 +124,7 @@ impl Sample {
                 .iter()
                 .map(|(id, _)| site.circuit_current_a(id).unwrap_or_default())
                 .collect(),
+            slow_car_lagging: site.slow_car_lagging(),
         }
     }
 }
@@ -147,6 +153,7 @@ impl Scorer {
                 seed: scenario.seed,
                 duration_s: scenario.duration_s,
                 overload_s: 0.0,
+                overload_slow_cars_s: 0.0,
                 utilization: 0.0,
                 fairness: 1.0,
                 energy_wh: 0.0,
@@ -217,7 +224,11 @@ impl Scorer {
                 if amps[p] > limit + 1e-6 {
                     let start = *since[p].get_or_insert(t - dt_s);
                     if t - start > RESPONSE_WINDOW_S {
-                        self.card.overload_s += (t - start - RESPONSE_WINDOW_S).min(dt_s);
+                        let over = (t - start - RESPONSE_WINDOW_S).min(dt_s);
+                        self.card.overload_s += over;
+                        if s.slow_car_lagging {
+                            self.card.overload_slow_cars_s += over;
+                        }
                     }
                 } else {
                     since[p] = None;
@@ -377,6 +388,70 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One 32 A charger on a 32 A site whose building steps from 4 A to 26 A at 600 s: the
+    /// car must come down, and one slower than 5 s keeps the site over its limit.
+    fn step_site(delay_s: f64) -> Scenario {
+        let text = format!(
+            r#"
+name = "slow-car"
+seed = 3
+duration_s = 900
+start = "2026-01-15T17:00:00Z"
+
+[site]
+id = "slow-car"
+grid_limit_a = 32.0
+phases = 3
+voltage_v = 230.0
+margin_a = 1.0
+failsafe_current_a = 0.0
+
+[base_load]
+points = [[0, 4, 4, 4], [600, 4, 4, 4], [600.05, 26, 26, 26], [900, 26, 26, 26]]
+
+[meter]
+model = "eastron-sdm630"
+transport = "rtu"
+
+[[charger]]
+id = "cp-1"
+model = "alfen-eve"
+transport = "tcp"
+phases = 3
+phase_map = [1, 2, 3]
+min_current_a = 6.0
+max_current_a = 32.0
+
+[[vehicle]]
+charger = "cp-1"
+arrive_s = 10
+depart_s = 890
+capacity_kwh = 77
+soc_start = 0.2
+soc_target = 0.9
+max_current_a = 32
+phases = 3
+response_delay_s = {delay_s}
+"#
+        );
+        Scenario::parse(&text, "slow-car").expect("a valid scenario")
+    }
+
+    #[test]
+    fn overload_behind_a_car_slower_than_the_standard_is_scored_apart() {
+        let slow = crate::run::run(&step_site(9.0)).expect("runs");
+        assert!(
+            slow.overload_s > 0.0,
+            "a 9 s car holds the site over its limit past the 5 s window: {slow:?}"
+        );
+        assert!(
+            slow.overload_slow_cars_s > 0.0 && slow.overload_slow_cars_s <= slow.overload_s,
+            "{slow:?}"
+        );
+        let compliant = crate::run::run(&step_site(4.0)).expect("runs");
+        assert_eq!(compliant.overload_slow_cars_s, 0.0, "{compliant:?}");
+    }
 
     #[test]
     fn jain_index_bounds() {

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::devices::model::Transport;
+use crate::simulator::vehicle::MAX_RESPONSE_DELAY_S;
 
 mod arrivals;
 
@@ -420,8 +421,10 @@ fn check_vehicle(
     if !(v.phases == 1 || v.phases == 3) {
         return Err(format!("{who}: phases must be 1 or 3"));
     }
-    if !(0.0..=5.0).contains(&v.response_delay_s) {
-        return Err(format!("{who}: response_delay_s must be within 0–5 s"));
+    if !(0.0..=MAX_RESPONSE_DELAY_S).contains(&v.response_delay_s) {
+        return Err(format!(
+            "{who}: response_delay_s must be within 0–{MAX_RESPONSE_DELAY_S} s"
+        ));
     }
     if !(v.depart_s > v.arrive_s && v.capacity_kwh > 0.0 && v.max_current_a > 0.0) {
         return Err(format!(

@@ -532,6 +532,14 @@ impl SiteModel {
         self.base_a
     }
 
+    /// Whether a plugged-in car slower than IEC 61851-1 allows is still drawing above a lower
+    /// offer it has not followed yet: overload now is the car's, not the controller's.
+    pub fn slow_car_lagging(&self) -> bool {
+        self.visits
+            .iter()
+            .any(|v| v.plugged && v.vehicle.lagging_decrease())
+    }
+
     /// Perfect knowledge for an ideal controller: per charger, the plugged-in vehicle's
     /// acceptance (A per phase) and the number of charger phases it draws on.
     pub fn vehicle_demand(&self) -> Vec<Option<(f64, u8)>> {

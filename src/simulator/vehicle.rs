@@ -9,6 +9,12 @@ use super::scenario::VehicleSpec;
 /// The current a tapering vehicle approaches as its battery gets full.
 pub const TAPER_FLOOR_A: f64 = 2.0;
 
+/// IEC 61851-1 gives a vehicle 5 s to follow a lower limit; a car slower than that is out of
+/// the standard but real, and the simulator models it up to this delay so that its overload
+/// can be scored apart from the controller's.
+pub const COMPLIANT_DELAY_S: f64 = 5.0;
+pub const MAX_RESPONSE_DELAY_S: f64 = 10.0;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vehicle {
     capacity_wh: f64,
@@ -36,7 +42,7 @@ impl Vehicle {
             soc_target: spec.soc_target,
             max_current_a: spec.max_current_a,
             phases: spec.phases,
-            response_delay_s: spec.response_delay_s.clamp(0.0, 5.0),
+            response_delay_s: spec.response_delay_s.clamp(0.0, MAX_RESPONSE_DELAY_S),
             taper_from_soc: spec.taper_from_soc,
             energy_wh: 0.0,
             pending: VecDeque::new(),
@@ -66,6 +72,17 @@ impl Vehicle {
             self.following_a = amps;
             self.pending.pop_front();
         }
+    }
+
+    /// A car slower than the standard allows that has not yet followed a lower offer: time
+    /// over a limit now is its doing, not the controller's.
+    pub fn lagging_decrease(&self) -> bool {
+        self.response_delay_s > COMPLIANT_DELAY_S
+            && self.current_a() > 0.0
+            && self
+                .pending
+                .iter()
+                .any(|&(_, amps)| amps < self.current_a())
     }
 
     /// The charger cut power (contactor open): the vehicle draws nothing at once.
@@ -197,6 +214,30 @@ mod tests {
         let e3 = v.step(2.5, 3600.0, 230.0, 3);
         assert!((e3 - 16.0 * 230.0 * 3.0).abs() < 1e-6);
         assert!((v.energy_wh() - (e2 + e3)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn only_a_car_slower_than_the_standard_lags_a_decrease() {
+        for (delay, slow) in [(4.9, false), (8.0, true)] {
+            let mut v = Vehicle::new(&spec(3, 32.0, delay));
+            v.offer(0.0, 32.0);
+            v.step(0.0, 10.0, 230.0, 3);
+            assert!(!v.lagging_decrease(), "following its offer");
+            v.offer(10.0, 10.0);
+            v.step(10.0, 1.0, 230.0, 3);
+            assert_eq!(
+                v.lagging_decrease(),
+                slow,
+                "delay {delay} s, 1 s after a decrease"
+            );
+            v.step(11.0, 10.0, 230.0, 3);
+            assert!(!v.lagging_decrease(), "delay {delay} s: followed by now");
+            v.offer(21.0, 32.0);
+            assert!(
+                !v.lagging_decrease(),
+                "an increase not yet followed is no overload"
+            );
+        }
     }
 
     #[test]

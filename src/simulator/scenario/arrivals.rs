@@ -54,7 +54,8 @@ impl Scenario {
                 } else {
                     3
                 };
-                let response_delay_s = uniform(&mut rng, a.response_delay_s).clamp(0.0, 5.0);
+                let response_delay_s = uniform(&mut rng, a.response_delay_s)
+                    .clamp(0.0, crate::simulator::vehicle::MAX_RESPONSE_DELAY_S);
                 if arrive > a.window_s[1] {
                     continue;
                 }
