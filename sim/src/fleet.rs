@@ -7,6 +7,9 @@
 pub mod generate;
 pub mod report;
 
+use std::any::Any;
+use std::io;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -40,7 +43,10 @@ pub fn run_fleet(
                     break;
                 }
                 let scenario = generate::site(opts.seed, i, opts.faults, opts.bounds);
-                let row = run(&scenario).map(|card| SiteRow::new(i, &scenario, card));
+                // A panic in one site's run is that site's error, named, and the others go on.
+                let row = std::panic::catch_unwind(AssertUnwindSafe(|| run(&scenario)))
+                    .unwrap_or_else(|panic| Err(RunError::Io(panicked(&scenario, panic))))
+                    .map(|card| SiteRow::new(i, &scenario, card));
                 if let Ok(r) = &row {
                     progress(r);
                 }
@@ -52,14 +58,31 @@ pub fn run_fleet(
     });
     let mut rows = rows
         .into_inner()
-        .map_err(|_| RunError::Io(std::io::Error::other("a site's run panicked")))?
+        .map_err(|_| RunError::Io(std::io::Error::other("a site's result was lost")))?
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
     if rows.len() != opts.sites {
-        return Err(RunError::Io(std::io::Error::other("a site's run panicked")));
+        return Err(RunError::Io(std::io::Error::other(format!(
+            "{} of {} sites gave no result",
+            opts.sites - rows.len(),
+            opts.sites
+        ))));
     }
     rows.sort_by_key(|r| r.index);
     Ok(FleetReport::new(opts, rows))
+}
+
+/// A site's run that panicked, named so that it can be generated again from the seed.
+fn panicked(scenario: &evsite::simulator::Scenario, panic: Box<dyn Any + Send>) -> io::Error {
+    let why = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    io::Error::other(format!(
+        "site {} (seed {}) panicked: {why}",
+        scenario.name, scenario.seed
+    ))
 }
 
 #[cfg(test)]
