@@ -14,8 +14,18 @@ const MATCH_WINDOW_S: f64 = 10.0;
 #[derive(Default)]
 pub struct SessionLog {
     finished: Vec<SessionRecord>,
-    /// (session id, when estimated, estimated end) while charging.
-    estimates: Vec<(String, DateTime<Utc>, DateTime<Utc>)>,
+    /// Every estimate made while charging.
+    estimates: Vec<Estimate>,
+}
+
+/// An end-time estimate as a session update carried it.
+struct Estimate {
+    session_id: String,
+    made: DateTime<Utc>,
+    at: DateTime<Utc>,
+    /// The range around it (absent: the estimate's own time).
+    earliest: DateTime<Utc>,
+    latest: DateTime<Utc>,
 }
 
 /// The session fields of the scorecard.
@@ -24,6 +34,8 @@ pub struct SessionScore {
     pub sessions: usize,
     pub energy_error_wh: f64,
     pub end_time_mae_s: Option<f64>,
+    /// The share of those estimates whose range held the recorded end.
+    pub end_time_in_range: Option<f64>,
 }
 
 impl SessionLog {
@@ -33,10 +45,16 @@ impl SessionLog {
             return;
         };
         let r = &u.record;
-        if let (Some(est), None, Some(at)) =
+        if let (Some(est), None, Some(made)) =
             (r.estimated_end_at, r.charging_completed_at, r.updated_at)
         {
-            self.estimates.push((r.session_id.clone(), at, est));
+            self.estimates.push(Estimate {
+                session_id: r.session_id.clone(),
+                made,
+                at: est,
+                earliest: r.estimated_end_earliest.unwrap_or(est),
+                latest: r.estimated_end_latest.unwrap_or(est),
+            });
         }
         if r.ended_at.is_some() {
             self.finished.push(u.record);
@@ -85,13 +103,27 @@ impl SessionLog {
             }
         }
         let mut errs = Vec::new();
-        for (id, _, est) in &self.estimates {
+        let mut inside = 0usize;
+        for e in &self.estimates {
             let done = all
                 .iter()
-                .find(|r| r.session_id == *id)
+                .find(|r| r.session_id == e.session_id)
                 .and_then(|r| r.charging_completed_at);
             if let Some(done) = done {
-                errs.push((*est - done).num_seconds().abs() as f64);
+                if std::env::var_os("EVSITE_SIM_DEBUG_EST").is_some() {
+                    eprintln!(
+                        "EST {} left {} est {:+} lo {:+} hi {:+}",
+                        e.session_id,
+                        (done - e.made).num_seconds(),
+                        (e.at - done).num_seconds(),
+                        (e.earliest - done).num_seconds(),
+                        (e.latest - done).num_seconds()
+                    );
+                }
+                errs.push((e.at - done).num_seconds().abs() as f64);
+                if e.earliest <= done && done <= e.latest {
+                    inside += 1;
+                }
             }
         }
         SessionScore {
@@ -99,6 +131,7 @@ impl SessionLog {
             energy_error_wh: error,
             end_time_mae_s: (!errs.is_empty())
                 .then(|| errs.iter().sum::<f64>() / errs.len() as f64),
+            end_time_in_range: (!errs.is_empty()).then(|| inside as f64 / errs.len() as f64),
         }
     }
 }
