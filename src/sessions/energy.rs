@@ -179,7 +179,9 @@ impl MeterNote {
                 hms(at)
             ),
             MeterNote::Rollover { at, .. } => format!("register rolled over at {}", hms(at)),
-            MeterNote::ImplausibleJump { at, from_wh, to_wh, .. } => format!(
+            MeterNote::ImplausibleJump {
+                at, from_wh, to_wh, ..
+            } => format!(
                 "register jump at {} ({from_wh:.0} Wh to {to_wh:.0} Wh) not counted",
                 hms(at)
             ),
@@ -257,7 +259,10 @@ impl PowerTrack {
 
     /// The last sample as it stands: how many there are, and the last one's energy.
     fn mark(&self) -> (usize, f64) {
-        (self.samples.len(), self.samples.last().map_or(0.0, |s| s.energy_wh))
+        (
+            self.samples.len(),
+            self.samples.last().map_or(0.0, |s| s.energy_wh),
+        )
     }
 }
 
@@ -564,8 +569,7 @@ impl EnergyMeter {
             power_samples: self.power.mark(),
         };
         let n = self.checkpoints.len();
-        if n >= 2 && self.checkpoints[n - 1].at - self.checkpoints[n - 2].at < CHECKPOINT_SPACING
-        {
+        if n >= 2 && self.checkpoints[n - 1].at - self.checkpoints[n - 2].at < CHECKPOINT_SPACING {
             self.checkpoints.pop_back();
         }
         if self.checkpoints.len() == MAX_CHECKPOINTS {
@@ -602,7 +606,11 @@ impl EnergyMeter {
         let (n, before) = cp.power_samples;
         let from = n.saturating_sub(1);
         for (i, s) in self.power.samples.iter().enumerate().skip(from) {
-            let wh = if i + 1 == n { s.energy_wh - before } else { s.energy_wh };
+            let wh = if i + 1 == n {
+                s.energy_wh - before
+            } else {
+                s.energy_wh
+            };
             if wh > 0.0 {
                 add_sample(&mut self.samples, s.minute_start, wh);
             }

@@ -407,7 +407,10 @@ fn a_frozen_register_is_replaced_by_power_from_its_last_move() {
         let since = integrated_since(&m).unwrap_or_else(|| panic!("no note: {:?}", m.notes()));
         assert!(since <= at(600) && since >= at(480), "since {since}");
         assert!(m.integrating());
-        assert!(!m.register_fault(at(1_800), RegisterFault::RegisterFrozen), "once");
+        assert!(
+            !m.register_fault(at(1_800), RegisterFault::RegisterFrozen),
+            "once"
+        );
     }
 }
 
@@ -439,7 +442,13 @@ fn a_drifting_register_is_replaced_by_power_from_where_they_last_agreed() {
 #[test]
 fn without_a_fault_found_the_register_is_billed_as_it_counts() {
     let mut m = EnergyMeter::new(MeterConfig::lifetime(MAX_W));
-    let truth = faulty_run(&mut m, 1_200, 1.0, |s| if s >= 600 { 0.7 } else { 1.0 }, None);
+    let truth = faulty_run(
+        &mut m,
+        1_200,
+        1.0,
+        |s| if s >= 600 { 0.7 } else { 1.0 },
+        None,
+    );
     let register = m.meter_end_wh().unwrap_or(0.0) - m.meter_start_wh().unwrap_or(0.0);
     assert!((m.energy_wh() - register).abs() < 1e-6);
     assert!(truth - m.energy_wh() > 100.0, "the drift shows");
@@ -484,10 +493,17 @@ fn a_session_on_integrated_power_stays_on_it_after_a_restart() {
     let mut back = EnergyMeter::resume(MeterConfig::lifetime(MAX_W), r, at(1_000));
     assert!(back.integrating());
     assert!(integrated_since(&back).is_some());
-    assert!(matches!(back.notes().last(), Some(MeterNote::Resumed { .. })));
+    assert!(matches!(
+        back.notes().last(),
+        Some(MeterNote::Resumed { .. })
+    ));
     // The register moves again, far too much: not counted; power is.
     let frozen = back.meter_end_wh().unwrap_or(0.0);
     back.observe_with(at(1_000), Some(frozen), Some(7_200.0), None);
     back.observe_with(at(1_060), Some(frozen + 5_000.0), Some(7_200.0), None);
-    assert!((back.energy_wh() - before - 120.0).abs() < 1e-6, "{}", back.energy_wh());
+    assert!(
+        (back.energy_wh() - before - 120.0).abs() < 1e-6,
+        "{}",
+        back.energy_wh()
+    );
 }

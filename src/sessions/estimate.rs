@@ -451,7 +451,10 @@ pub fn energy_range(
     default_high_wh: f64,
 ) -> (Option<f64>, Option<f64>) {
     if history_wh.is_empty() {
-        return (None, (default_high_wh > delivered_wh).then_some(default_high_wh));
+        return (
+            None,
+            (default_high_wh > delivered_wh).then_some(default_high_wh),
+        );
     }
     let from = history_wh.partition_point(|&wh| wh <= delivered_wh);
     let larger = &history_wh[from..];

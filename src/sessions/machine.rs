@@ -255,7 +255,12 @@ impl SessionMachine {
         let Some(state) = state else {
             // The state is unknown, the energy readings may still be good.
             if let Some(a) = &mut self.active {
-                a.meter.observe_with(at, reading.register_wh, reading.power_w, reading.derived_power_w);
+                a.meter.observe_with(
+                    at,
+                    reading.register_wh,
+                    reading.power_w,
+                    reading.derived_power_w,
+                );
             }
             return events;
         };
@@ -264,7 +269,12 @@ impl SessionMachine {
             // A fault without a session says nothing about a vehicle.
             if state.is_connected() && !state.is_fault() {
                 let mut meter = EnergyMeter::new(self.meter);
-                meter.observe_with(at, reading.register_wh, reading.power_w, reading.derived_power_w);
+                meter.observe_with(
+                    at,
+                    reading.register_wh,
+                    reading.power_w,
+                    reading.derived_power_w,
+                );
                 self.active = Some(Active {
                     id: new_id(),
                     plugged_in_at: at,
@@ -296,12 +306,18 @@ impl SessionMachine {
                 EnergyScope::Lifetime => reading.register_wh,
                 EnergyScope::Session => None,
             };
-            a.meter.observe_with(at, register, reading.power_w, reading.derived_power_w);
+            a.meter
+                .observe_with(at, register, reading.power_w, reading.derived_power_w);
             events.extend(self.end(at, StopReason::Unplugged));
             return events;
         }
 
-        a.meter.observe_with(at, reading.register_wh, reading.power_w, reading.derived_power_w);
+        a.meter.observe_with(
+            at,
+            reading.register_wh,
+            reading.power_w,
+            reading.derived_power_w,
+        );
         if state.is_fault() {
             let since = *a.fault_since.get_or_insert(at);
             if at - since >= self.cfg.fault_holdoff {

@@ -148,7 +148,12 @@ struct Slot {
 /// While a register fault holds on the slot's charger, its session's energy is taken from
 /// integrated power (once there is power to integrate); the corrected record, with all its
 /// samples, is announced.
-fn correct(slot: &mut Slot, at: DateTime<Utc>, expect: Expectation<'_>, out: &mut Vec<TrackerOutput>) {
+fn correct(
+    slot: &mut Slot,
+    at: DateTime<Utc>,
+    expect: Expectation<'_>,
+    out: &mut Vec<TrackerOutput>,
+) {
     let Some(reason) = slot.fault else {
         return;
     };

@@ -414,7 +414,10 @@ fn integrated_note(r: &SessionRecord) -> Option<&MeterNote> {
 fn a_register_found_frozen_is_billed_from_power_and_announced_with_all_its_samples() {
     let mut tr = SessionTracker::new(&cfg());
     let (_, truth) = frozen_charge(&mut tr, 900, 600);
-    assert!(tr.active()[0].energy_wh as f64 <= truth - 800.0, "short before");
+    assert!(
+        tr.active()[0].energy_wh as f64 <= truth - 800.0,
+        "short before"
+    );
     let u = match tr.register_fault("cp-01", RegisterFault::RegisterFrozen, true, t(900)) {
         Some(TrackerOutput::Session(u)) => u,
         other => panic!("no corrected update: {other:?}"),

@@ -110,7 +110,7 @@ impl SessionLog {
                 .find(|r| r.session_id == e.session_id)
                 .and_then(|r| r.charging_completed_at);
             if let Some(done) = done {
-                if std::env::var_os("EVSITE_SIM_DEBUG_EST").is_some() {
+                if std::env::var_os("EVSITE_SIM_DEBUG").is_some() {
                     eprintln!(
                         "EST {} left {} est {:+} lo {:+} hi {:+}",
                         e.session_id,
@@ -133,5 +133,58 @@ impl SessionLog {
                 .then(|| errs.iter().sum::<f64>() / errs.len() as f64),
             end_time_in_range: (!errs.is_empty()).then(|| inside as f64 / errs.len() as f64),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use evsite::sessions::tracker::{SessionChange, SessionUpdate};
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0)
+            .single()
+            .unwrap_or_default()
+            + TimeDelta::seconds(s)
+    }
+
+    fn update(r: &SessionRecord) -> SiteEvent {
+        SiteEvent::Session(Box::new(SessionUpdate {
+            change: SessionChange::Updated,
+            record: r.clone(),
+            new_samples: Vec::new(),
+            publish: false,
+            restamped: false,
+        }))
+    }
+
+    /// Two estimates of a session that completed at 3,600 s: one 600 s early with a range
+    /// that holds the end, one 300 s late with a range that does not.
+    #[test]
+    fn the_end_time_error_and_the_share_of_ranges_holding_it_are_scored() {
+        let mut log = SessionLog::default();
+        let mut r = SessionRecord::new("s-1".into(), "cp-1".into(), t(0));
+        r.charging_started_at = Some(t(10));
+        r.updated_at = Some(t(600));
+        r.estimated_end_at = Some(t(3_000));
+        r.estimated_end_earliest = Some(t(2_000));
+        r.estimated_end_latest = Some(t(4_000));
+        log.observe(update(&r));
+        r.updated_at = Some(t(1_200));
+        r.estimated_end_at = Some(t(3_900));
+        r.estimated_end_earliest = Some(t(3_800));
+        r.estimated_end_latest = Some(t(4_000));
+        log.observe(update(&r));
+        r.charging_completed_at = Some(t(3_600));
+        r.ended_at = Some(t(4_000));
+        r.energy_wh = 10_000;
+        log.observe(update(&r));
+        let score = log.score(t(0), &[], &[], 4_000.0);
+        assert_eq!(score.end_time_mae_s, Some(450.0));
+        assert_eq!(score.end_time_in_range, Some(0.5));
+        let again = log.score(t(0), &[], &[], 4_000.0);
+        assert_eq!(again, score, "the same log, the same figures");
     }
 }
