@@ -46,10 +46,12 @@ pub struct Scorecard {
     pub vehicles: usize,
     /// Sessions the controller recorded; the largest difference between a recorded
     /// session's energy and what its vehicle really took; the mean absolute error of the
-    /// end-time estimates made while charging (`null` when none was made).
+    /// end-time estimates made while charging (`null` when none was made), and the share of
+    /// them whose range (`estimated_end_earliest` to `estimated_end_latest`) held the end.
     pub sessions: Option<usize>,
     pub session_energy_error_wh: Option<f64>,
     pub end_time_mae_s: Option<f64>,
+    pub end_time_in_range: Option<f64>,
     /// Alerts raised by the controller.
     pub alerts: usize,
     pub cycles: usize,
@@ -162,6 +164,7 @@ impl Scorer {
                 sessions: None,
                 session_energy_error_wh: None,
                 end_time_mae_s: None,
+                end_time_in_range: None,
                 alerts: 0,
                 cycles: 0,
                 cycle_ms_p50: 0.0,
@@ -324,6 +327,7 @@ impl Scorer {
         self.card.sessions = Some(s.sessions);
         self.card.session_energy_error_wh = Some(s.energy_error_wh);
         self.card.end_time_mae_s = s.end_time_mae_s;
+        self.card.end_time_in_range = s.end_time_in_range;
     }
 
     /// The offline optimum's fields, once [`Scorer::finish`] has the real energy.

@@ -78,6 +78,18 @@ fn num(v: &Value, unit: &str) -> String {
         .map_or_else(|| "-".into(), |x| format!("{x:.1}{unit}"))
 }
 
+/// The estimated end, with the range around it where there is one.
+fn end_with_range(s: &Value) -> String {
+    let end = text(&s["estimated_end_at"]);
+    match (
+        s["estimated_end_earliest"].as_str(),
+        s["estimated_end_latest"].as_str(),
+    ) {
+        (Some(lo), Some(hi)) if lo != hi => format!("{end} ({lo} to {hi})"),
+        _ => end,
+    }
+}
+
 fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -192,7 +204,7 @@ pub fn table(st: &Value) -> String {
                 } else {
                     format!("{} {}", text(&cost["total"]), text(&cost["currency"]))
                 },
-                text(&s["estimated_end_at"]),
+                end_with_range(s),
             ]
         })
         .collect();

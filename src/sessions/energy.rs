@@ -6,6 +6,14 @@
 //! physically have delivered since the last trusted one. Where the register cannot tell (a
 //! reset, a confirmed jump) the power readings bridge the gap, and a charger with no register
 //! at all is integrated from power, which the record then says.
+//!
+//! Power is integrated beside the register all the time, with checkpoints where the register
+//! moved. When a register fault is found on the charger (it froze, or counts a share of what
+//! flows), the session's energy is taken from power instead, from the last checkpoint at which
+//! the register and the power still agreed: the stretch between the fault's onset and its
+//! detection is counted from power too, and the register is not trusted again for the session.
+
+use std::collections::VecDeque;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -16,6 +24,16 @@ use crate::devices::model::EnergyScope;
 const POWER_SLACK: f64 = 1.25;
 /// Fixed allowance on top of the register's own resolution, for rounding at both ends.
 const FIXED_SLACK_WH: f64 = 10.0;
+/// The register and the integrated power still agree while the difference between them moves
+/// by less than this (Wh): a stepped register is exact where it crosses a step, read within
+/// one cycle of it (at most 6 Wh at 22 kW). A power reading slightly off the register only
+/// makes the onset found earlier, which costs nothing but that slight error over the stretch.
+const AGREE_WH: f64 = 10.0;
+/// Checkpoints of register against power are kept at least this far apart (the newest is
+/// always the register's last move) ...
+const CHECKPOINT_SPACING: TimeDelta = TimeDelta::seconds(10);
+/// ... and this many of them: two hours at that spacing, longer than any rule takes.
+const MAX_CHECKPOINTS: usize = 720;
 
 /// Where a session's energy figure comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -25,6 +43,27 @@ pub enum EnergySource {
     Register,
     /// The charger gave no register reading: power integrated over time (trapezoid).
     Integrated,
+}
+
+/// A fault of the charger's energy register found by the anomaly rules, after which a
+/// session's energy comes from integrated power.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisterFault {
+    /// The register stood still while power flowed (`register_frozen`).
+    RegisterFrozen,
+    /// The register counted other than the power showed (`meter_drift`).
+    MeterDrift,
+}
+
+impl RegisterFault {
+    /// As a person reads it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RegisterFault::RegisterFrozen => "register frozen",
+            RegisterFault::MeterDrift => "register drifting from the power",
+        }
+    }
 }
 
 /// How to read one charger's energy register.
@@ -100,6 +139,15 @@ pub enum MeterNote {
         at: DateTime<Utc>,
         last_seen: DateTime<Utc>,
     },
+    /// A register fault was found at `at`: from `since`, the last point where the register and
+    /// the integrated power still agreed, to the end of the session the energy is power
+    /// integrated over time (the charger's power, or its currents × voltage where it reports
+    /// none), and that is what is billed.
+    IntegratedPower {
+        at: DateTime<Utc>,
+        since: DateTime<Utc>,
+        reason: RegisterFault,
+    },
 }
 
 impl MeterNote {
@@ -114,8 +162,41 @@ impl MeterNote {
                 *at += shift;
                 *last_seen += shift;
             }
+            MeterNote::IntegratedPower { at, since, .. } => {
+                *at += shift;
+                *since += shift;
+            }
         }
         self
+    }
+
+    /// The note as a person reads it.
+    pub fn describe(&self) -> String {
+        let hms = |t: &DateTime<Utc>| t.format("%H:%M:%S");
+        match self {
+            MeterNote::Reset { at, from_wh, to_wh } => format!(
+                "register reset at {}: {from_wh:.0} Wh to {to_wh:.0} Wh, bridged from power",
+                hms(at)
+            ),
+            MeterNote::Rollover { at, .. } => format!("register rolled over at {}", hms(at)),
+            MeterNote::ImplausibleJump {
+                at, from_wh, to_wh, ..
+            } => format!(
+                "register jump at {} ({from_wh:.0} Wh to {to_wh:.0} Wh) not counted",
+                hms(at)
+            ),
+            MeterNote::Rebased { at, .. } => {
+                format!("register counted from its new value since {}", hms(at))
+            }
+            MeterNote::Resumed { last_seen, .. } => {
+                format!("picked up after a restart, last seen {}", hms(last_seen))
+            }
+            MeterNote::IntegratedPower { since, reason, .. } => format!(
+                "energy from integrated power since {}: {}",
+                hms(since),
+                reason.describe()
+            ),
+        }
     }
 }
 
@@ -148,6 +229,58 @@ struct Suspect {
     bridge_wh: f64,
 }
 
+/// Power integrated over the session, beside the register.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct PowerTrack {
+    last: Option<(DateTime<Utc>, f64)>,
+    wh: f64,
+    /// Whether any stretch was integrated.
+    powered: bool,
+    samples: Vec<Sample>,
+}
+
+impl PowerTrack {
+    /// Integrates up to `at` (trapezoid); returns the energy of the stretch and its start.
+    fn observe(&mut self, at: DateTime<Utc>, power_w: f64) -> Option<(DateTime<Utc>, f64)> {
+        let stretch = self.last.map(|(t0, p0)| {
+            let wh = (p0 + power_w) / 2.0 * hours(at - t0);
+            (t0, wh)
+        });
+        if let Some((t0, wh)) = stretch {
+            self.wh += wh;
+            self.powered = true;
+            if wh > 0.0 {
+                spread(&mut self.samples, t0, at, wh);
+            }
+        }
+        self.last = Some((at, power_w));
+        stretch
+    }
+
+    /// The last sample as it stands: how many there are, and the last one's energy.
+    fn mark(&self) -> (usize, f64) {
+        (
+            self.samples.len(),
+            self.samples.last().map_or(0.0, |s| s.energy_wh),
+        )
+    }
+}
+
+/// Where the register moved, against the integrated power then.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Checkpoint {
+    at: DateTime<Utc>,
+    register_wh: f64,
+    /// Session energy counted by then.
+    energy_wh: f64,
+    /// Power (`power`) and currents × voltage (`derived`) integrated by then.
+    power_wh: f64,
+    derived_wh: f64,
+    /// The session's samples as they stood, and the power track's.
+    samples: (usize, f64),
+    power_samples: (usize, f64),
+}
+
 /// One session's energy, fed every observation of the charger.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnergyMeter {
@@ -169,6 +302,13 @@ pub struct EnergyMeter {
     max_power_w: Option<f64>,
     samples: Vec<Sample>,
     notes: Vec<MeterNote>,
+    /// Power (the charger's, or currents × voltage where it reports none) and currents ×
+    /// voltage alone, integrated all along.
+    power: PowerTrack,
+    derived: PowerTrack,
+    checkpoints: VecDeque<Checkpoint>,
+    /// A register fault was found: energy comes from `power` from then on.
+    integrating: bool,
 }
 
 impl EnergyMeter {
@@ -187,6 +327,10 @@ impl EnergyMeter {
             max_power_w: None,
             samples: Vec::new(),
             notes: Vec::new(),
+            power: PowerTrack::default(),
+            derived: PowerTrack::default(),
+            checkpoints: VecDeque::new(),
+            integrating: false,
         }
     }
 
@@ -210,6 +354,15 @@ impl EnergyMeter {
         }
         m.last_at = Some(r.last_at);
         m.max_power_w = r.max_power_w;
+        // A session already on integrated power stays on it: its register is not trusted.
+        m.integrating = r
+            .notes
+            .iter()
+            .any(|n| matches!(n, MeterNote::IntegratedPower { .. }));
+        if m.integrating {
+            m.bridge_wh = 0.0;
+            m.bridge_powered = false;
+        }
         m.notes = r.notes;
         m.notes.push(MeterNote::Resumed {
             at: now,
@@ -231,13 +384,48 @@ impl EnergyMeter {
         register_wh: Option<f64>,
         power_w: Option<f64>,
     ) -> Option<MeterNote> {
+        self.observe_with(at, register_wh, power_w, None)
+    }
+
+    /// As [`EnergyMeter::observe`], with the power the phase currents × voltage give
+    /// (`derived_w`), which stands in for a missing power reading once the register is not
+    /// trusted, and tells which of register and power is off when they disagree.
+    pub fn observe_with(
+        &mut self,
+        at: DateTime<Utc>,
+        register_wh: Option<f64>,
+        power_w: Option<f64>,
+        derived_w: Option<f64>,
+    ) -> Option<MeterNote> {
         if self.last_at.is_some_and(|last| at < last) {
             return None;
         }
         self.last_at = Some(at);
         // Import only: a negative or garbage power is no energy delivered.
-        let power_w = power_w.filter(|p| p.is_finite()).map(|p| p.max(0.0));
+        let clean = |p: Option<f64>| p.filter(|p| p.is_finite()).map(|p| p.max(0.0));
+        let power_w = clean(power_w);
+        let derived_w = clean(derived_w);
         let register_wh = register_wh.filter(|v| v.is_finite() && *v >= 0.0);
+
+        if let Some(p) = derived_w {
+            self.derived.observe(at, p);
+        }
+        if let Some(p) = power_w.or(derived_w) {
+            let stretch = self.power.observe(at, p);
+            if self.integrating {
+                self.max_power_w = Some(self.max_power_w.map_or(p, |m| m.max(p)));
+                if let Some((t0, wh)) = stretch {
+                    self.account(t0, at, wh);
+                }
+            }
+        }
+        if self.integrating {
+            // The register is only shown, no longer counted.
+            if let Some(v) = register_wh {
+                self.trusted = Some(RegisterPoint { at, value_wh: v });
+            }
+            return None;
+        }
 
         if let Some(p) = power_w {
             self.max_power_w = Some(self.max_power_w.map_or(p, |m| m.max(p)));
@@ -265,6 +453,7 @@ impl EnergyMeter {
         let Some(last) = self.trusted else {
             self.start_wh = Some(v);
             self.set_trusted(at, v);
+            self.checkpoint(at, v);
             return None;
         };
         let allowed = self.allowed_wh(at - last.at);
@@ -357,8 +546,110 @@ impl EnergyMeter {
     }
 
     fn accept(&mut self, from: DateTime<Utc>, at: DateTime<Utc>, v: f64, wh: f64) {
+        let moved = self.trusted.is_none_or(|p| p.value_wh != v);
         self.account(from, at, wh);
         self.set_trusted(at, v);
+        if moved {
+            self.checkpoint(at, v);
+        }
+    }
+
+    /// The register moved to `v` at `at` and was counted: a point to come back to.
+    fn checkpoint(&mut self, at: DateTime<Utc>, v: f64) {
+        let cp = Checkpoint {
+            at,
+            register_wh: v,
+            energy_wh: self.energy_wh,
+            power_wh: self.power.wh,
+            derived_wh: self.derived.wh,
+            samples: (
+                self.samples.len(),
+                self.samples.last().map_or(0.0, |s| s.energy_wh),
+            ),
+            power_samples: self.power.mark(),
+        };
+        let n = self.checkpoints.len();
+        if n >= 2 && self.checkpoints[n - 1].at - self.checkpoints[n - 2].at < CHECKPOINT_SPACING {
+            self.checkpoints.pop_back();
+        }
+        if self.checkpoints.len() == MAX_CHECKPOINTS {
+            self.checkpoints.pop_front();
+        }
+        self.checkpoints.push_back(cp);
+    }
+
+    /// A register fault was found on the charger at `at`. From the last checkpoint where the
+    /// register and the integrated power still agreed, the session's energy (and its samples)
+    /// is taken from power, and stays so. Nothing changes, and false is returned, when the
+    /// session already is on power, when there is no power to integrate, or when it is the
+    /// power reading that is off (the register agrees with currents × voltage better).
+    pub fn register_fault(&mut self, at: DateTime<Utc>, reason: RegisterFault) -> bool {
+        if self.integrating || !self.power.powered || self.start_wh.is_none() {
+            return false;
+        }
+        let Some(cp) = self.agreed() else {
+            return false;
+        };
+        if let Some(v) = self.trusted.map(|p| p.value_wh) {
+            let reg = v - cp.register_wh;
+            let pow = self.power.wh - cp.power_wh;
+            let der = self.derived.wh - cp.derived_wh;
+            if self.derived.powered && der > 0.0 && (reg - der).abs() < (pow - der).abs() {
+                return false;
+            }
+        }
+        // The samples back to the checkpoint, then what power saw since.
+        self.samples.truncate(cp.samples.0);
+        if let Some(last) = self.samples.last_mut() {
+            last.energy_wh = cp.samples.1;
+        }
+        let (n, before) = cp.power_samples;
+        let from = n.saturating_sub(1);
+        for (i, s) in self.power.samples.iter().enumerate().skip(from) {
+            let wh = if i + 1 == n {
+                s.energy_wh - before
+            } else {
+                s.energy_wh
+            };
+            if wh > 0.0 {
+                add_sample(&mut self.samples, s.minute_start, wh);
+            }
+        }
+        self.energy_wh = cp.energy_wh + (self.power.wh - cp.power_wh).max(0.0);
+        self.integrating = true;
+        self.suspect = None;
+        self.bridge_wh = 0.0;
+        self.bridge_powered = false;
+        let note = MeterNote::IntegratedPower {
+            at,
+            since: cp.at,
+            reason,
+        };
+        self.notes.push(note);
+        true
+    }
+
+    /// The last checkpoint at which the register still agreed with the integrated power:
+    /// of those before the first that departs from the oldest kept by more than
+    /// [`AGREE_WH`], the one before the last (the register may already have been drifting
+    /// within the tolerance at the last; power from one checkpoint earlier costs nothing).
+    /// When none departs (a register that froze has not moved since), the last one.
+    fn agreed(&self) -> Option<Checkpoint> {
+        let base = self.checkpoints.front()?;
+        let d0 = base.energy_wh - base.power_wh;
+        let departs = self
+            .checkpoints
+            .iter()
+            .position(|cp| (cp.energy_wh - cp.power_wh - d0).abs() > AGREE_WH);
+        match departs {
+            Some(k) => self.checkpoints.get(k.saturating_sub(2)).copied(),
+            None => self.checkpoints.back().copied(),
+        }
+    }
+
+    /// Whether the session's energy comes from integrated power after a register fault.
+    pub fn integrating(&self) -> bool {
+        self.integrating
     }
 
     fn set_trusted(&mut self, at: DateTime<Utc>, v: f64) {
@@ -371,7 +662,7 @@ impl EnergyMeter {
     /// What a stepped register cannot show yet: power since its last crossing, less than
     /// one step.
     fn tail_wh(&self) -> f64 {
-        if self.cfg.stepped && self.bridge_powered && self.suspect.is_none() {
+        if self.cfg.stepped && self.bridge_powered && self.suspect.is_none() && !self.integrating {
             self.bridge_wh.clamp(0.0, self.cfg.resolution_wh)
         } else {
             0.0

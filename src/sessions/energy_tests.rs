@@ -341,3 +341,169 @@ fn a_stepped_register_resumed_after_a_restart_still_counts_exactly() {
         r.energy_wh()
     );
 }
+
+/// A charge on a 1 s loop whose power swings between 4 and 10 kW; the register counts
+/// `gain(t)` of what flows (1: healthy, 0: frozen, 0.7: drifting), read as a `step` Wh
+/// integer. Returns the true energy delivered (the trapezoid of the power, as it flows
+/// linearly between readings).
+fn faulty_run(
+    m: &mut EnergyMeter,
+    to_s: i64,
+    step: f64,
+    gain: impl Fn(i64) -> f64,
+    fault_at: Option<(i64, RegisterFault)>,
+) -> f64 {
+    let power = |s: i64| 7_000.0 + 3_000.0 * (s as f64 / 97.0).sin();
+    let mut truth = 0.0;
+    let mut register = 2_000_000.0;
+    for s in 0..=to_s {
+        if s > 0 {
+            let wh = (power(s - 1) + power(s)) / 2.0 / 3600.0;
+            truth += wh;
+            register += wh * gain(s);
+        }
+        let p = power(s);
+        m.observe_with(
+            at(s),
+            Some((register / step).floor() * step),
+            Some(p),
+            Some(p),
+        );
+        if let Some((f, reason)) = fault_at {
+            if f == s {
+                assert!(m.register_fault(at(s), reason));
+            }
+        }
+    }
+    truth
+}
+
+fn integrated_since(m: &EnergyMeter) -> Option<DateTime<Utc>> {
+    m.notes().iter().find_map(|n| match n {
+        MeterNote::IntegratedPower { since, .. } => Some(*since),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_frozen_register_is_replaced_by_power_from_its_last_move() {
+    for (cfg, step) in [(MeterConfig::lifetime(MAX_W), 1.0), (stepped(), 100.0)] {
+        let mut m = EnergyMeter::new(cfg);
+        // Frozen from 600 s; found at 660 s (fine) or once 230 Wh flowed (coarse, ~720 s).
+        let found = if step > 1.0 { 720 } else { 660 };
+        let truth = faulty_run(
+            &mut m,
+            1_800,
+            step,
+            |s| if s >= 600 { 0.0 } else { 1.0 },
+            Some((found, RegisterFault::RegisterFrozen)),
+        );
+        assert!(
+            (m.energy_wh() - truth).abs() <= 20.0,
+            "step {step}: {} Wh recorded, {truth:.1} Wh delivered",
+            m.energy_wh()
+        );
+        assert!((sum(m.samples()) - m.energy_wh()).abs() < 1e-6);
+        let since = integrated_since(&m).unwrap_or_else(|| panic!("no note: {:?}", m.notes()));
+        assert!(since <= at(600) && since >= at(480), "since {since}");
+        assert!(m.integrating());
+        assert!(
+            !m.register_fault(at(1_800), RegisterFault::RegisterFrozen),
+            "once"
+        );
+    }
+}
+
+#[test]
+fn a_drifting_register_is_replaced_by_power_from_where_they_last_agreed() {
+    for (cfg, step, found) in [
+        (MeterConfig::lifetime(MAX_W), 1.0, 640),
+        (stepped(), 100.0, 900),
+    ] {
+        let mut m = EnergyMeter::new(cfg);
+        let truth = faulty_run(
+            &mut m,
+            2_400,
+            step,
+            |s| if s >= 600 { 0.7 } else { 1.0 },
+            Some((found, RegisterFault::MeterDrift)),
+        );
+        assert!(
+            (m.energy_wh() - truth).abs() <= 20.0,
+            "step {step}: {} Wh recorded, {truth:.1} Wh delivered",
+            m.energy_wh()
+        );
+        assert!((sum(m.samples()) - m.energy_wh()).abs() < 1e-6);
+        let since = integrated_since(&m).unwrap_or_else(|| panic!("no note: {:?}", m.notes()));
+        assert!(since <= at(600), "since {since}");
+    }
+}
+
+#[test]
+fn without_a_fault_found_the_register_is_billed_as_it_counts() {
+    let mut m = EnergyMeter::new(MeterConfig::lifetime(MAX_W));
+    let truth = faulty_run(
+        &mut m,
+        1_200,
+        1.0,
+        |s| if s >= 600 { 0.7 } else { 1.0 },
+        None,
+    );
+    let register = m.meter_end_wh().unwrap_or(0.0) - m.meter_start_wh().unwrap_or(0.0);
+    assert!((m.energy_wh() - register).abs() < 1e-6);
+    assert!(truth - m.energy_wh() > 100.0, "the drift shows");
+    assert!(integrated_since(&m).is_none() && !m.integrating());
+}
+
+#[test]
+fn a_power_reading_that_is_off_keeps_the_register() {
+    // The power reads 1.5 × what flows; the register and currents × voltage agree.
+    let mut m = EnergyMeter::new(MeterConfig::lifetime(MAX_W));
+    let mut register: f64 = 10_000.0;
+    for s in 0..=600 {
+        register += 7_000.0 / 3600.0;
+        m.observe_with(at(s), Some(register.floor()), Some(10_500.0), Some(7_000.0));
+    }
+    let before = m.energy_wh();
+    assert!(!m.register_fault(at(600), RegisterFault::MeterDrift));
+    assert_eq!(m.energy_wh(), before);
+    assert!(m.notes().is_empty());
+}
+
+#[test]
+fn a_session_on_integrated_power_stays_on_it_after_a_restart() {
+    let mut m = EnergyMeter::new(MeterConfig::lifetime(MAX_W));
+    faulty_run(
+        &mut m,
+        900,
+        1.0,
+        |s| if s >= 600 { 0.0 } else { 1.0 },
+        Some((660, RegisterFault::RegisterFrozen)),
+    );
+    let r = Resume {
+        samples: m.samples().to_vec(),
+        start_wh: m.meter_start_wh(),
+        last_wh: m.meter_end_wh(),
+        last_at: at(900),
+        max_power_w: m.max_power_w(),
+        notes: m.notes().to_vec(),
+        energy_wh: m.energy_wh(),
+    };
+    let before = m.energy_wh();
+    let mut back = EnergyMeter::resume(MeterConfig::lifetime(MAX_W), r, at(1_000));
+    assert!(back.integrating());
+    assert!(integrated_since(&back).is_some());
+    assert!(matches!(
+        back.notes().last(),
+        Some(MeterNote::Resumed { .. })
+    ));
+    // The register moves again, far too much: not counted; power is.
+    let frozen = back.meter_end_wh().unwrap_or(0.0);
+    back.observe_with(at(1_000), Some(frozen), Some(7_200.0), None);
+    back.observe_with(at(1_060), Some(frozen + 5_000.0), Some(7_200.0), None);
+    assert!(
+        (back.energy_wh() - before - 120.0).abs() < 1e-6,
+        "{}",
+        back.energy_wh()
+    );
+}

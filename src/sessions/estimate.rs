@@ -16,6 +16,10 @@
 //! energy (its recent history) less what this session took, at the power the allocator gives
 //! the vehicle now. When neither gives a sane answer (paused, no draw, a rising "taper") the
 //! estimate is `None`.
+//!
+//! Beside the likeliest end, a range ([`EndRange`]): the earliest is where the least energy
+//! the site's history allows (or the highest stop current seen after a taper) is reached, the
+//! latest where the most is, or, in a taper, where the current reaches the lowest stop point.
 
 use std::collections::VecDeque;
 
@@ -129,6 +133,31 @@ struct Rate {
     limited: bool,
     /// Watts per amp of per-phase current: voltage × phases in use.
     w_per_a: f64,
+}
+
+/// What the site expects of a session besides its own readings (see [`expected_energy`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Outlook {
+    /// The energy the session will take in all: the likeliest, and the least and most it
+    /// plausibly takes. `None`: the history cannot say (the session outgrew it; for `low_wh`,
+    /// it may stop any time).
+    pub expected_wh: Option<f64>,
+    pub low_wh: Option<f64>,
+    pub high_wh: Option<f64>,
+    /// The current a tapering vehicle stops at: the usual one (`None` before the site saw
+    /// one stop: then halfway, in energy, to the lowest), the highest (infinite: it may stop
+    /// any time) and the lowest (A).
+    pub stop_a: Option<f64>,
+    pub stop_high_a: f64,
+    pub stop_low_a: f64,
+}
+
+/// When the vehicle will stop drawing: the likeliest time and the range around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndRange {
+    pub at: DateTime<Utc>,
+    pub earliest: DateTime<Utc>,
+    pub latest: DateTime<Utc>,
 }
 
 /// The end-time estimator of one session, fed every observation.
@@ -292,20 +321,82 @@ impl EndEstimator {
         expected_wh: Option<f64>,
         stop_a: f64,
     ) -> Option<DateTime<Utc>> {
-        let rate = self.rate?;
-        if rate.w_per_a <= 0.0 || rate.current_a < DRAW_FLOOR_A {
-            return None;
+        let rate = self.drawing_rate()?;
+        let secs = self.secs_until(rate, self.taper().as_ref(), expected_wh, stop_a)?;
+        at_secs(now, secs)
+    }
+
+    /// The likeliest end, as [`EndEstimator::estimate`], and the range around it: from the
+    /// least energy the history allows (or, in a taper, the highest stop current seen) to the
+    /// most (in a taper, the lowest stop current), at the rate the vehicle is given now.
+    pub fn estimate_range(&self, now: DateTime<Utc>, o: &Outlook) -> Option<EndRange> {
+        let rate = self.drawing_rate()?;
+        let taper = self.taper();
+        let t = taper.as_ref();
+        let point = match (t, o.stop_a) {
+            (_, Some(stop_a)) => self.secs_until(rate, t, o.expected_wh, stop_a),
+            // Where in its taper a vehicle is set to stop is not known yet: as likely
+            // anywhere in the energy left to the taper's end, so its middle.
+            (Some(taper), None) => {
+                let half = (self.energy_wh + taper.decline.energy_at(o.stop_low_a)) / 2.0;
+                let to = o.expected_wh.map_or(half, |e| e.min(half));
+                self.secs_until(rate, t, Some(to), o.stop_low_a)
+            }
+            (None, None) => self.secs_until(rate, t, o.expected_wh, o.stop_low_a),
+        }?;
+        let earliest = match t {
+            Some(_) if o.stop_high_a.is_finite() => {
+                self.secs_until(rate, t, o.low_wh, o.stop_high_a)
+            }
+            Some(_) => Some(0.0),
+            None => match o.low_wh {
+                Some(e) if e > self.energy_wh => self.secs_until(rate, t, Some(e), o.stop_low_a),
+                _ => Some(0.0),
+            },
         }
-        let secs = match self.taper() {
+        .unwrap_or(0.0)
+        .min(point);
+        let latest = match t {
+            // The history cannot make a taper last longer than to its lowest stop point.
+            Some(_) => self.secs_until(rate, t, None, o.stop_low_a),
+            None => o
+                .high_wh
+                .and_then(|e| self.secs_until(rate, t, Some(e), o.stop_low_a)),
+        }
+        .unwrap_or(point)
+        .clamp(point, HORIZON.as_seconds_f64());
+        Some(EndRange {
+            at: at_secs(now, point)?,
+            earliest: at_secs(now, earliest)?,
+            latest: at_secs(now, latest)?,
+        })
+    }
+
+    /// The last rate, when the vehicle draws.
+    fn drawing_rate(&self) -> Option<Rate> {
+        let rate = self.rate?;
+        (rate.w_per_a > 0.0 && rate.current_a >= DRAW_FLOOR_A).then_some(rate)
+    }
+
+    /// Seconds until the session has taken `to_wh` (`None`: the taper's stop point) or, in a
+    /// taper, the vehicle's current has fallen to `stop_a`, whichever comes first.
+    fn secs_until(
+        &self,
+        rate: Rate,
+        taper: Option<&Taper>,
+        to_wh: Option<f64>,
+        stop_a: f64,
+    ) -> Option<f64> {
+        match taper {
             // The taper says when the current reaches the stop point; a vehicle set to stop
             // short of full stops mid-taper, which only the site's history can suggest.
             Some(t) => {
                 let to_stop = t.decline.energy_at(stop_a);
-                let to_wh = match expected_wh {
+                let to_wh = match to_wh {
                     Some(e) if e > self.energy_wh => e.min(to_stop),
                     _ => to_stop,
                 };
-                along_taper(&t, self.energy_wh, to_wh, rate, stop_a)?
+                along_taper(t, self.energy_wh, to_wh, rate, stop_a)
             }
             None => {
                 // What the vehicle takes of what it is offered: all of it unless it holds
@@ -315,18 +406,22 @@ impl EndEstimator {
                 } else {
                     rate.offered_a.min(rate.current_a.max(rate.offered_a))
                 };
-                let left = expected_wh? - self.energy_wh;
+                let left = to_wh? - self.energy_wh;
                 if left <= 0.0 {
                     return None;
                 }
-                left / (amps * rate.w_per_a) * 3600.0
+                Some(left / (amps * rate.w_per_a) * 3600.0)
             }
-        };
-        if !secs.is_finite() || secs < 0.0 || secs > HORIZON.as_seconds_f64() {
-            return None;
         }
-        Some(now + TimeDelta::milliseconds((secs * 1000.0).round() as i64))
     }
+}
+
+/// `now` + `secs`, when that is a sane estimate (finite, not past, within the horizon).
+fn at_secs(now: DateTime<Utc>, secs: f64) -> Option<DateTime<Utc>> {
+    if !secs.is_finite() || secs < 0.0 || secs > HORIZON.as_seconds_f64() {
+        return None;
+    }
+    Some(now + TimeDelta::milliseconds((secs * 1000.0).round() as i64))
 }
 
 /// The energy a session that has taken `delivered_wh` so far will take in all, from the
@@ -341,6 +436,40 @@ pub fn expected_energy(history_wh: &[f64], delivered_wh: f64, default_wh: f64) -
     let from = history_wh.partition_point(|&wh| wh <= delivered_wh);
     let larger = &history_wh[from..];
     larger.get(larger.len() / 2).copied()
+}
+
+/// The least and most energy a session that has taken `delivered_wh` will take in all, as
+/// [`expected_energy`] reads the history: the `share` and 1 − `share` quantiles of the
+/// sessions that took more (nearest rank). Fewer of them than it takes to place those
+/// quantiles (1 / `share`) say nothing of the least (it may stop any time), and no more of the
+/// most than the largest of them or `default_high_wh`; `None` for both once the session
+/// outgrew the history.
+pub fn energy_range(
+    history_wh: &[f64],
+    delivered_wh: f64,
+    share: f64,
+    default_high_wh: f64,
+) -> (Option<f64>, Option<f64>) {
+    if history_wh.is_empty() {
+        return (
+            None,
+            (default_high_wh > delivered_wh).then_some(default_high_wh),
+        );
+    }
+    let from = history_wh.partition_point(|&wh| wh <= delivered_wh);
+    let larger = &history_wh[from..];
+    if larger.is_empty() {
+        return (None, None);
+    }
+    if (larger.len() as f64) < 1.0 / share {
+        let most = larger[larger.len() - 1].max(default_high_wh);
+        return (None, Some(most));
+    }
+    let rank = |q: f64| {
+        let i = ((larger.len() as f64 * q).ceil() as usize).clamp(1, larger.len()) - 1;
+        larger[i]
+    };
+    (Some(rank(share)), Some(rank(1.0 - share)))
 }
 
 /// Seconds until the session has taken `to_wh` along the fitted taper (at most until the

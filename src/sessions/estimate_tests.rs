@@ -343,3 +343,59 @@ fn history_energy_cuts_a_taper_short() {
     let err = secs_from_start(to_target) - stop;
     assert!(err.abs() < 60.0, "off by {err} s");
 }
+
+/// Generated tapers: vehicles of 10 to 32 A whose limit falls linearly with energy from a
+/// random point towards 2 A at full, each set to stop at a random current within its taper.
+/// Once the taper shows, and before the site saw any vehicle stop, the range holds the stop
+/// every time (it can stop any time; it cannot outlast the taper's end), and the likeliest end
+/// lies within it.
+#[test]
+fn the_range_holds_the_end_of_generated_tapers() {
+    let mut seed: u64 = 7;
+    let mut next = move || {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let outlook = Outlook {
+        expected_wh: None,
+        low_wh: None,
+        high_wh: None,
+        stop_a: None,
+        stop_high_a: f64::INFINITY,
+        stop_low_a: DEFAULT_STOP_A,
+    };
+    let mut checked = 0;
+    for _ in 0..12 {
+        let max_a = [10.0, 16.0, 32.0][(next() * 3.0) as usize % 3];
+        let start_wh = 2_000.0 + next() * 10_000.0;
+        let span_wh = 4_000.0 + next() * 12_000.0;
+        let stop_a = 2.5 + next() * (max_a - 3.0);
+        let limit = move |_t: f64, e: f64| {
+            if e < start_wh {
+                max_a
+            } else {
+                (max_a - (max_a - 2.0) * (e - start_wh) / span_wh).max(2.0)
+            }
+        };
+        let mut est = EndEstimator::new();
+        let mut run = Run::new();
+        let reach = start_wh / (max_a * W_PER_A) * 3600.0;
+        run.go(&mut est, reach + 300.0, |_| 32.0, limit, stop_a);
+        if run.stopped_at.is_some() || est.taper().is_none() {
+            continue;
+        }
+        let now = at(run.t);
+        let range = est
+            .estimate_range(now, &outlook)
+            .expect("an estimate in a taper");
+        run.go(&mut est, run.t + 40_000.0, |_| 32.0, limit, stop_a);
+        let stop = at(run.stopped_at.expect("the vehicle stopped"));
+        assert!(
+            range.earliest <= stop && stop <= range.latest,
+            "{range:?} misses {stop}"
+        );
+        assert!(range.earliest <= range.at && range.at <= range.latest);
+        checked += 1;
+    }
+    assert!(checked >= 6, "only {checked} tapers checked");
+}

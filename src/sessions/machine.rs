@@ -8,7 +8,9 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::cost::Cost;
-use super::energy::{EnergyMeter, EnergySource, MeterConfig, MeterNote, Resume, Sample};
+use super::energy::{
+    EnergyMeter, EnergySource, MeterConfig, MeterNote, RegisterFault, Resume, Sample,
+};
 use super::tariff::TariffSnapshot;
 use crate::devices::model::{ChargeState, EnergyScope};
 
@@ -19,6 +21,9 @@ pub struct Reading {
     pub register_wh: Option<f64>,
     /// Active power, in W.
     pub power_w: Option<f64>,
+    /// The phase currents × voltage, in W (None: no current read): power where the charger
+    /// reports none, and the arbiter between register and power.
+    pub derived_power_w: Option<f64>,
     /// Whether the charger offers the vehicle current (setpoint at or above its minimum).
     /// A vehicle that does not draw while load management withholds current is paused, not
     /// complete.
@@ -30,6 +35,7 @@ impl Reading {
         Reading {
             register_wh,
             power_w,
+            derived_power_w: None,
             offered: true,
         }
     }
@@ -109,6 +115,13 @@ pub struct SessionRecord {
     /// When the vehicle is expected to stop drawing (None: no estimate yet).
     #[serde(default)]
     pub estimated_end_at: Option<DateTime<Utc>>,
+    /// The earliest and latest the vehicle is expected to stop drawing, around
+    /// `estimated_end_at`: what the site's history and the vehicle's taper leave open. Absent
+    /// without an estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_end_earliest: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_end_latest: Option<DateTime<Utc>>,
     /// The bill so far (final once the session has ended); None without a tariff.
     #[serde(default)]
     pub cost: Option<Cost>,
@@ -145,6 +158,8 @@ impl SessionRecord {
             energy_notes: Vec::new(),
             updated_at: None,
             estimated_end_at: None,
+            estimated_end_earliest: None,
+            estimated_end_latest: None,
             plan: None,
             cost: None,
             tariff: None,
@@ -240,7 +255,12 @@ impl SessionMachine {
         let Some(state) = state else {
             // The state is unknown, the energy readings may still be good.
             if let Some(a) = &mut self.active {
-                a.meter.observe(at, reading.register_wh, reading.power_w);
+                a.meter.observe_with(
+                    at,
+                    reading.register_wh,
+                    reading.power_w,
+                    reading.derived_power_w,
+                );
             }
             return events;
         };
@@ -249,7 +269,12 @@ impl SessionMachine {
             // A fault without a session says nothing about a vehicle.
             if state.is_connected() && !state.is_fault() {
                 let mut meter = EnergyMeter::new(self.meter);
-                meter.observe(at, reading.register_wh, reading.power_w);
+                meter.observe_with(
+                    at,
+                    reading.register_wh,
+                    reading.power_w,
+                    reading.derived_power_w,
+                );
                 self.active = Some(Active {
                     id: new_id(),
                     plugged_in_at: at,
@@ -281,12 +306,18 @@ impl SessionMachine {
                 EnergyScope::Lifetime => reading.register_wh,
                 EnergyScope::Session => None,
             };
-            a.meter.observe(at, register, reading.power_w);
+            a.meter
+                .observe_with(at, register, reading.power_w, reading.derived_power_w);
             events.extend(self.end(at, StopReason::Unplugged));
             return events;
         }
 
-        a.meter.observe(at, reading.register_wh, reading.power_w);
+        a.meter.observe_with(
+            at,
+            reading.register_wh,
+            reading.power_w,
+            reading.derived_power_w,
+        );
         if state.is_fault() {
             let since = *a.fault_since.get_or_insert(at);
             if at - since >= self.cfg.fault_holdoff {
@@ -360,6 +391,20 @@ impl SessionMachine {
             fault_since: None,
             meter,
         });
+    }
+
+    /// A register fault was found on the charger at `at`: the active session's energy comes
+    /// from integrated power from the last point the register still agreed with it (see
+    /// [`EnergyMeter::register_fault`]). True when that changed the session.
+    pub fn register_fault(&mut self, at: DateTime<Utc>, reason: RegisterFault) -> bool {
+        self.active
+            .as_mut()
+            .is_some_and(|a| a.meter.register_fault(at, reason))
+    }
+
+    /// Whether the active session's energy comes from integrated power (a register fault).
+    pub fn integrating(&self) -> bool {
+        self.active.as_ref().is_some_and(|a| a.meter.integrating())
     }
 
     /// Whether a session is active.
@@ -442,6 +487,8 @@ fn record_of(charger: &str, a: &Active) -> SessionRecord {
         energy_notes: a.meter.notes().to_vec(),
         updated_at: a.meter.last_at(),
         estimated_end_at: None,
+        estimated_end_earliest: None,
+        estimated_end_latest: None,
         plan: None,
         cost: None,
         tariff: None,

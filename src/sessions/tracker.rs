@@ -12,8 +12,10 @@ use std::collections::VecDeque;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::cost::cost;
-use super::energy::{MeterConfig, Sample};
-use super::estimate::{expected_energy, EndEstimator, Observation, DEFAULT_STOP_A};
+use super::energy::{MeterConfig, RegisterFault, Sample};
+use super::estimate::{
+    energy_range, expected_energy, EndEstimator, EndRange, Observation, Outlook, DEFAULT_STOP_A,
+};
 use super::machine::{
     MachineConfig, Reading, RecordState, SessionEvent, SessionMachine, SessionPlan, SessionRecord,
     StopReason,
@@ -38,6 +40,11 @@ const DRAW_FLOOR_A: f64 = 0.5;
 const DRAW_FLOOR_W: f64 = 100.0;
 /// The session energy assumed for an estimate before the site has history (Wh).
 const DEFAULT_SESSION_WH: f64 = 15_000.0;
+/// The most a session is assumed to take before the site has history (Wh): a large car's
+/// whole battery.
+const DEFAULT_SESSION_HIGH_WH: f64 = 100_000.0;
+/// The share of sessions an end-time range leaves out on each side.
+const RANGE_SHARE: f64 = 0.1;
 /// How many finished sessions the estimate learns from.
 pub const HISTORY: usize = 50;
 
@@ -69,8 +76,9 @@ pub struct SessionUpdate {
     pub record: SessionRecord,
     pub new_samples: Vec<Sample>,
     pub publish: bool,
-    /// The session was restamped (the clock was stepped, or its time became trusted):
-    /// `new_samples` holds all its samples, which replace those stored.
+    /// The session was restamped (the clock was stepped, or its time became trusted) or its
+    /// energy was taken from power back to a register fault's onset: `new_samples` holds all
+    /// its samples, which replace those stored.
     pub restamped: bool,
 }
 
@@ -133,6 +141,27 @@ struct Slot {
     /// The active session's times were corrected: its next update is announced, with all of
     /// its samples.
     restamp: bool,
+    /// A register fault found on the charger and not cleared.
+    fault: Option<RegisterFault>,
+}
+
+/// While a register fault holds on the slot's charger, its session's energy is taken from
+/// integrated power (once there is power to integrate); the corrected record, with all its
+/// samples, is announced.
+fn correct(
+    slot: &mut Slot,
+    at: DateTime<Utc>,
+    expect: Expectation<'_>,
+    out: &mut Vec<TrackerOutput>,
+) {
+    let Some(reason) = slot.fault else {
+        return;
+    };
+    if slot.machine.integrating() || !slot.machine.register_fault(at, reason) {
+        return;
+    }
+    slot.restamp = true;
+    push_update(slot, SessionChange::Updated, true, at, expect, out);
 }
 
 /// The session's plan for its record: met when its energy reached the plan's by departure.
@@ -191,6 +220,7 @@ impl SessionTracker {
                     shift: TimeDelta::zero(),
                     provisional: false,
                     restamp: false,
+                    fault: None,
                 }
             })
             .collect();
@@ -264,17 +294,13 @@ impl SessionTracker {
         let at = view.at;
         let trusted = view.clock.trusted;
         let mut out = Vec::new();
-        let mut history: Vec<f64> = self.history.iter().copied().collect();
-        history.sort_by(f64::total_cmp);
-        let stop_a = median(&self.stops).unwrap_or(DEFAULT_STOP_A);
+        let history = self.sorted_history();
+        let stops = stop_points(&self.stops);
         for cv in &view.chargers {
             let Some(i) = self.ids.iter().position(|id| *id == cv.id) else {
                 continue;
             };
-            let expect = Expectation {
-                history_wh: &history,
-                stop_a,
-            };
+            let expect = expectation(&history, stops);
             let slot = &mut self.slots[i];
             if trusted && slot.provisional {
                 // The time is trusted now: the session's times stand as they are corrected.
@@ -289,6 +315,7 @@ impl SessionTracker {
                 slot.provisional = !trusted;
             }
             let ended = observe_slot(slot, cv, local, self.tariff.as_ref(), expect, &mut out);
+            correct(slot, local, expect, &mut out);
             let updated = out[before..]
                 .iter()
                 .any(|o| matches!(o, TrackerOutput::Session(_)));
@@ -318,6 +345,38 @@ impl SessionTracker {
         out
     }
 
+    /// A register fault (`register_frozen`, `meter_drift`) was found on `charger` at `at` (the
+    /// record's time; `on`), or its finding cleared (`!on`). While it holds, the charger's
+    /// running session, and one that starts, takes its energy from integrated power from the
+    /// last point where its register still agreed with the power, to the session's end: a
+    /// session goes back to the register only when it starts with no fault found. The
+    /// corrected record is announced at once, with all its samples (they changed back to that
+    /// point). Nothing when the charger has no session, it is already on power, or the power
+    /// reading is what is off.
+    pub fn register_fault(
+        &mut self,
+        charger: &str,
+        reason: RegisterFault,
+        on: bool,
+        at: DateTime<Utc>,
+    ) -> Option<TrackerOutput> {
+        let i = self.ids.iter().position(|id| id == charger)?;
+        let history = self.sorted_history();
+        let stops = stop_points(&self.stops);
+        let slot = &mut self.slots[i];
+        if !on {
+            if slot.fault == Some(reason) {
+                slot.fault = None;
+            }
+            return None;
+        }
+        slot.fault = Some(reason);
+        let expect = expectation(&history, stops);
+        let mut out = Vec::new();
+        correct(slot, at - slot.shift, expect, &mut out);
+        out.pop()
+    }
+
     /// The records of the sessions active now (for the live view and shutdown).
     pub fn active(&self) -> Vec<SessionRecord> {
         self.slots
@@ -334,18 +393,14 @@ impl SessionTracker {
     /// last observation, the running cost and the end estimate. For a live view that refreshes
     /// more often than updates are emitted; nothing is stored or announced.
     pub fn current(&self, at: DateTime<Utc>) -> Vec<SessionRecord> {
-        let mut history: Vec<f64> = self.history.iter().copied().collect();
-        history.sort_by(f64::total_cmp);
-        let expect = Expectation {
-            history_wh: &history,
-            stop_a: median(&self.stops).unwrap_or(DEFAULT_STOP_A),
-        };
+        let history = self.sorted_history();
+        let expect = expectation(&history, stop_points(&self.stops));
         self.slots
             .iter()
             .filter_map(|slot| {
                 let mut record = slot.machine.record()?;
                 let local = at - slot.shift;
-                record.estimated_end_at = estimate_end(&record, &slot.estimator, local, expect);
+                set_estimate(&mut record, &slot.estimator, local, expect);
                 restamp(&mut record, slot.shift, slot.provisional);
                 let samples = restamped(slot.machine.samples(), slot.shift);
                 record.tariff = slot.tariff.clone();
@@ -368,14 +423,46 @@ impl SessionTracker {
 struct Expectation<'a> {
     /// The energy of recent finished sessions (Wh), sorted.
     history_wh: &'a [f64],
-    /// The current vehicles here stop at after a taper (A).
-    stop_a: f64,
+    /// The current vehicles here stop at after a taper (A; None before one was seen).
+    stop_a: Option<f64>,
+    /// The highest (infinite while too few were seen) and lowest they stopped at (A).
+    stop_high_a: f64,
+    stop_low_a: f64,
 }
 
-fn median(values: &VecDeque<f64>) -> Option<f64> {
+impl SessionTracker {
+    fn sorted_history(&self) -> Vec<f64> {
+        let mut history: Vec<f64> = self.history.iter().copied().collect();
+        history.sort_by(f64::total_cmp);
+        history
+    }
+}
+
+/// The stop currents seen: the median (None before any), the highest and the lowest likely
+/// (the `RANGE_SHARE` quantiles once enough were seen to place them; before that, any current
+/// above and the default floor below).
+fn stop_points(values: &VecDeque<f64>) -> (Option<f64>, f64, f64) {
     let mut v: Vec<f64> = values.iter().copied().collect();
     v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied()
+    let median = v.get(v.len() / 2).copied();
+    if (v.len() as f64) < 1.0 / RANGE_SHARE {
+        let low = v.first().map_or(DEFAULT_STOP_A, |l| l.min(DEFAULT_STOP_A));
+        return (median, f64::INFINITY, low);
+    }
+    let rank = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
+    (median, rank(1.0 - RANGE_SHARE), rank(RANGE_SHARE))
+}
+
+fn expectation(
+    history_wh: &[f64],
+    (stop_a, stop_high_a, stop_low_a): (Option<f64>, f64, f64),
+) -> Expectation<'_> {
+    Expectation {
+        history_wh,
+        stop_a,
+        stop_high_a,
+        stop_low_a,
+    }
 }
 
 /// The config's tariff, frozen into each session (parsed at validation: nothing can fail
@@ -407,6 +494,14 @@ fn meter_config(c: &Charger, voltage_v: f64) -> MeterConfig {
         resolution_wh,
         stepped,
     }
+}
+
+/// Power from the phase currents read × the site voltage (None when no current was read).
+fn derived_power_w(cv: &ChargerCycle, voltage_v: f64) -> Option<f64> {
+    cv.current_a
+        .iter()
+        .any(Option::is_some)
+        .then(|| cv.current_or_zero_a().iter().sum::<f64>() * voltage_v)
 }
 
 /// Whether the vehicle takes current now.
@@ -471,6 +566,7 @@ fn observe_slot(
     let reading = Reading {
         register_wh: cv.energy_wh,
         power_w: cv.power_w,
+        derived_power_w: derived_power_w(cv, slot.voltage_v),
         offered,
     };
 
@@ -610,7 +706,7 @@ fn push_update(
     let Some(mut record) = slot.machine.record() else {
         return;
     };
-    record.estimated_end_at = estimate_end(&record, &slot.estimator, at, expect);
+    set_estimate(&mut record, &slot.estimator, at, expect);
     // From here on, the corrected clock's time: records, samples, prices and plans.
     restamp(&mut record, slot.shift, slot.provisional);
     let true_at = at + slot.shift;
@@ -655,7 +751,11 @@ fn finish(
     record.tariff = slot.tariff.take();
     let end = record.ended_at.unwrap_or(at + slot.shift);
     record.cost = bill(&record, &samples, record.tariff.as_ref(), end);
-    record.estimated_end_at = record.charging_completed_at.or(record.estimated_end_at);
+    if let Some(done) = record.charging_completed_at {
+        record.estimated_end_at = Some(done);
+        record.estimated_end_earliest = Some(done);
+        record.estimated_end_latest = Some(done);
+    }
     record.plan = session_plan(slot, &record, end);
     slot.plan = None;
     slot.plan_met_at_depart = None;
@@ -704,6 +804,8 @@ fn restamp(record: &mut SessionRecord, shift: TimeDelta, provisional: bool) {
         &mut record.ended_at,
         &mut record.updated_at,
         &mut record.estimated_end_at,
+        &mut record.estimated_end_earliest,
+        &mut record.estimated_end_latest,
     ] {
         *t = t.map(|t| t + shift);
     }
@@ -775,21 +877,54 @@ fn observation(slot: &Slot, cv: &ChargerCycle, at: DateTime<Utc>, energy_wh: f64
     }
 }
 
-/// When the vehicle will stop drawing: from its taper when it shows one, else the energy a
-/// session here typically takes, less what this one has had, at the rate it is given now.
-/// Complete: when it completed.
+/// When the vehicle will stop drawing, and the range around it: from its taper when it shows
+/// one, else the energy a session here typically takes, less what this one has had, at the
+/// rate it is given now. Complete: when it completed.
 fn estimate_end(
     record: &SessionRecord,
     estimator: &EndEstimator,
     now: DateTime<Utc>,
     expect: Expectation<'_>,
-) -> Option<DateTime<Utc>> {
+) -> Option<EndRange> {
     if let Some(done) = record.charging_completed_at {
-        return Some(done);
+        return Some(EndRange {
+            at: done,
+            earliest: done,
+            latest: done,
+        });
     }
     record.charging_started_at?;
-    let expected_wh = expected_energy(expect.history_wh, estimator.energy_wh(), DEFAULT_SESSION_WH);
-    estimator.estimate(now, expected_wh, expect.stop_a)
+    let delivered = estimator.energy_wh();
+    let (low_wh, high_wh) = energy_range(
+        expect.history_wh,
+        delivered,
+        RANGE_SHARE,
+        DEFAULT_SESSION_HIGH_WH,
+    );
+    estimator.estimate_range(
+        now,
+        &Outlook {
+            expected_wh: expected_energy(expect.history_wh, delivered, DEFAULT_SESSION_WH),
+            low_wh,
+            high_wh,
+            stop_a: expect.stop_a,
+            stop_high_a: expect.stop_high_a,
+            stop_low_a: expect.stop_low_a,
+        },
+    )
+}
+
+/// The record's end estimate and its range, as of `now`.
+fn set_estimate(
+    record: &mut SessionRecord,
+    estimator: &EndEstimator,
+    now: DateTime<Utc>,
+    expect: Expectation<'_>,
+) {
+    let range = estimate_end(record, estimator, now, expect);
+    record.estimated_end_at = range.map(|r| r.at);
+    record.estimated_end_earliest = range.map(|r| r.earliest);
+    record.estimated_end_latest = range.map(|r| r.latest);
 }
 
 fn alert(

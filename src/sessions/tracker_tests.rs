@@ -2,6 +2,7 @@ use chrono::TimeZone;
 
 use super::*;
 use crate::devices::model::ChargeState::{self, A, B, C};
+use crate::sessions::energy::MeterNote;
 
 fn cfg() -> Config {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml"))
@@ -384,4 +385,106 @@ fn a_session_across_a_clock_step_keeps_its_duration_and_is_restamped() {
     // The next session starts on the corrected clock, unshifted.
     let out = tr.observe(&clocked(1000, step, Some(B), 0.0, wh));
     assert_eq!(sessions(&out)[0].record.plugged_in_at, t(1000) + step);
+}
+
+/// A charge at 16 A × 3 whose register stands still from `frozen_from` on.
+fn frozen_charge(tr: &mut SessionTracker, to: i64, frozen_from: i64) -> (Vec<TrackerOutput>, f64) {
+    let mut out = Vec::new();
+    let mut truth = 0.0;
+    let mut register = 5_000.0;
+    out.extend(tr.observe(&view(0, Some(C), 16.0, register)));
+    for s in 1..to {
+        let wh = 16.0 * 230.0 * 3.0 / 3600.0;
+        truth += wh;
+        if s < frozen_from {
+            register += wh;
+        }
+        out.extend(tr.observe(&view(s, Some(C), 16.0, register.floor())));
+    }
+    (out, truth)
+}
+
+fn integrated_note(r: &SessionRecord) -> Option<&MeterNote> {
+    r.energy_notes
+        .iter()
+        .find(|n| matches!(n, MeterNote::IntegratedPower { .. }))
+}
+
+#[test]
+fn a_register_found_frozen_is_billed_from_power_and_announced_with_all_its_samples() {
+    let mut tr = SessionTracker::new(&cfg());
+    let (_, truth) = frozen_charge(&mut tr, 900, 600);
+    assert!(
+        tr.active()[0].energy_wh as f64 <= truth - 800.0,
+        "short before"
+    );
+    let u = match tr.register_fault("cp-01", RegisterFault::RegisterFrozen, true, t(900)) {
+        Some(TrackerOutput::Session(u)) => u,
+        other => panic!("no corrected update: {other:?}"),
+    };
+    assert!(u.publish && u.restamped, "all samples replace those stored");
+    assert!((u.record.energy_wh as f64 - truth).abs() <= 20.0);
+    let sum: f64 = u.new_samples.iter().map(|s| s.energy_wh).sum();
+    assert!((sum - u.record.energy_wh as f64).abs() <= 1.0);
+    assert!(
+        matches!(integrated_note(&u.record), Some(MeterNote::IntegratedPower { since, .. }) if *since <= t(600))
+    );
+    assert!(u.record.cost.is_some(), "billed on the corrected energy");
+    // Found again: nothing more to do.
+    assert!(tr
+        .register_fault("cp-01", RegisterFault::RegisterFrozen, true, t(901))
+        .is_none());
+}
+
+#[test]
+fn no_fault_found_no_correction() {
+    let mut tr = SessionTracker::new(&cfg());
+    let (out, _) = frozen_charge(&mut tr, 900, 600);
+    assert!(sessions(&out)
+        .iter()
+        .all(|u| integrated_note(&u.record).is_none() && !u.restamped));
+    let r = &tr.active()[0];
+    let register = (5_000.0 + 599.0 * 11_040.0 / 3_600.0_f64).floor() - 5_000.0;
+    assert_eq!(r.energy_wh as f64, register, "the register as it counts");
+}
+
+#[test]
+fn a_session_on_power_keeps_its_note_when_picked_up_after_a_restart() {
+    let mut tr = SessionTracker::new(&cfg());
+    frozen_charge(&mut tr, 900, 600);
+    tr.register_fault("cp-01", RegisterFault::RegisterFrozen, true, t(900));
+    let record = tr.active().pop().unwrap_or_else(|| panic!("no session"));
+    let samples = tr.slots[0].machine.samples().to_vec();
+    let mut back = SessionTracker::new(&cfg());
+    assert!(back.resume(&record, samples, t(1_000)));
+    // The register still stands; the session counts what power shows.
+    let register = record.meter_end_wh.unwrap_or(0) as f64;
+    let mut out = Vec::new();
+    for s in 1_000..1_300 {
+        out.extend(back.observe(&view(s, Some(C), 16.0, register)));
+    }
+    let r = &back.active()[0];
+    assert!(integrated_note(r).is_some(), "{:?}", r.energy_notes);
+    assert!(r
+        .energy_notes
+        .iter()
+        .any(|n| matches!(n, MeterNote::Resumed { .. })));
+    let added = r.energy_wh as f64 - record.energy_wh as f64;
+    assert!((added - 299.0 * 11_040.0 / 3_600.0).abs() <= 2.0, "{added}");
+}
+
+#[test]
+fn a_new_session_goes_back_to_the_register_once_the_fault_cleared() {
+    let mut tr = SessionTracker::new(&cfg());
+    let (_, _) = frozen_charge(&mut tr, 900, 600);
+    tr.register_fault("cp-01", RegisterFault::RegisterFrozen, true, t(900));
+    tr.observe(&view(901, Some(A), 0.0, 7_000.0));
+    assert!(tr
+        .register_fault("cp-01", RegisterFault::RegisterFrozen, false, t(902))
+        .is_none());
+    tr.observe(&view(1_000, Some(C), 16.0, 7_000.0));
+    tr.observe(&view(1_060, Some(C), 16.0, 7_100.0));
+    let r = &tr.active()[0];
+    assert!(integrated_note(r).is_none());
+    assert_eq!(r.energy_wh, 100);
 }

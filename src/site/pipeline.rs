@@ -13,6 +13,7 @@ use crate::anomaly::health::{self, StationInput};
 use crate::anomaly::Detectors;
 use crate::config::Config;
 use crate::control::record::CycleRecord;
+use crate::sessions::energy::RegisterFault;
 use crate::sessions::machine::{RecordState, SessionRecord};
 use crate::sessions::tracker::{SessionTracker, SessionUpdate, TrackerOutput};
 
@@ -271,6 +272,22 @@ impl Pipeline {
             }
         }
         outliers.extend(self.anomalies.observe(rec));
+        // Billing stops trusting a register found faulty: its session goes on integrated power.
+        for a in &outliers {
+            let reason = match a.kind {
+                AlertKind::RegisterFrozen => RegisterFault::RegisterFrozen,
+                AlertKind::MeterDrift => RegisterFault::MeterDrift,
+                _ => continue,
+            };
+            let Some(charger) = a.charger.as_deref() else {
+                continue;
+            };
+            if let Some(TrackerOutput::Session(u)) =
+                self.tracker.register_fault(charger, reason, a.on, rec.at)
+            {
+                out.push(SiteEvent::Session(u));
+            }
+        }
         for a in outliers {
             out.extend(
                 self.book

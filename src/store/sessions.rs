@@ -265,3 +265,7 @@ impl Store {
             .collect()
     }
 }
+
+#[cfg(test)]
+#[path = "sessions_tests.rs"]
+mod tests;

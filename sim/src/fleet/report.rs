@@ -43,6 +43,8 @@ pub struct SiteRow {
     pub energy_wh: f64,
     pub session_energy_error_wh: Option<f64>,
     pub end_time_mae_s: Option<f64>,
+    /// The share of end-time estimates whose range held the end.
+    pub end_time_in_range: Option<f64>,
     /// Per anomaly kind, the alerts no injected fault explains.
     pub false_alarms: BTreeMap<String, usize>,
     pub faults: Vec<FaultOutcome>,
@@ -75,6 +77,7 @@ impl SiteRow {
             energy_wh: card.energy_wh.round(),
             session_energy_error_wh: card.session_energy_error_wh.map(f64::round),
             end_time_mae_s: card.end_time_mae_s.map(f64::round),
+            end_time_in_range: card.end_time_in_range.map(round3),
             false_alarms: card
                 .anomalies
                 .iter()
@@ -162,6 +165,7 @@ pub struct Aggregate {
     pub fairness: Option<Spread>,
     pub session_energy_error_wh: Option<Spread>,
     pub end_time_mae_min: Option<Spread>,
+    pub end_time_in_range: Option<Spread>,
 }
 
 /// One bin of a sensitivity curve.
@@ -238,6 +242,7 @@ impl FleetReport {
                     .filter_map(|r| r.end_time_mae_s.map(|s| s / 60.0)),
                 false,
             ),
+            end_time_in_range: Spread::of(rows.iter().filter_map(|r| r.end_time_in_range), true),
         };
         let mut detection = BTreeMap::new();
         for (kind, range) in FAULTS {
@@ -317,6 +322,7 @@ impl FleetReport {
             ("fairness", &a.fairness),
             ("session energy error Wh", &a.session_energy_error_wh),
             ("end-time MAE min", &a.end_time_mae_min),
+            ("end in estimate's range", &a.end_time_in_range),
         ] {
             match s {
                 Some(s) => {

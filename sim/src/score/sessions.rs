@@ -14,8 +14,18 @@ const MATCH_WINDOW_S: f64 = 10.0;
 #[derive(Default)]
 pub struct SessionLog {
     finished: Vec<SessionRecord>,
-    /// (session id, when estimated, estimated end) while charging.
-    estimates: Vec<(String, DateTime<Utc>, DateTime<Utc>)>,
+    /// Every estimate made while charging.
+    estimates: Vec<Estimate>,
+}
+
+/// An end-time estimate as a session update carried it.
+struct Estimate {
+    session_id: String,
+    made: DateTime<Utc>,
+    at: DateTime<Utc>,
+    /// The range around it (absent: the estimate's own time).
+    earliest: DateTime<Utc>,
+    latest: DateTime<Utc>,
 }
 
 /// The session fields of the scorecard.
@@ -24,6 +34,8 @@ pub struct SessionScore {
     pub sessions: usize,
     pub energy_error_wh: f64,
     pub end_time_mae_s: Option<f64>,
+    /// The share of those estimates whose range held the recorded end.
+    pub end_time_in_range: Option<f64>,
 }
 
 impl SessionLog {
@@ -33,10 +45,16 @@ impl SessionLog {
             return;
         };
         let r = &u.record;
-        if let (Some(est), None, Some(at)) =
+        if let (Some(est), None, Some(made)) =
             (r.estimated_end_at, r.charging_completed_at, r.updated_at)
         {
-            self.estimates.push((r.session_id.clone(), at, est));
+            self.estimates.push(Estimate {
+                session_id: r.session_id.clone(),
+                made,
+                at: est,
+                earliest: r.estimated_end_earliest.unwrap_or(est),
+                latest: r.estimated_end_latest.unwrap_or(est),
+            });
         }
         if r.ended_at.is_some() {
             self.finished.push(u.record);
@@ -85,13 +103,27 @@ impl SessionLog {
             }
         }
         let mut errs = Vec::new();
-        for (id, _, est) in &self.estimates {
+        let mut inside = 0usize;
+        for e in &self.estimates {
             let done = all
                 .iter()
-                .find(|r| r.session_id == *id)
+                .find(|r| r.session_id == e.session_id)
                 .and_then(|r| r.charging_completed_at);
             if let Some(done) = done {
-                errs.push((*est - done).num_seconds().abs() as f64);
+                if std::env::var_os("EVSITE_SIM_DEBUG").is_some() {
+                    eprintln!(
+                        "EST {} left {} est {:+} lo {:+} hi {:+}",
+                        e.session_id,
+                        (done - e.made).num_seconds(),
+                        (e.at - done).num_seconds(),
+                        (e.earliest - done).num_seconds(),
+                        (e.latest - done).num_seconds()
+                    );
+                }
+                errs.push((e.at - done).num_seconds().abs() as f64);
+                if e.earliest <= done && done <= e.latest {
+                    inside += 1;
+                }
             }
         }
         SessionScore {
@@ -99,6 +131,60 @@ impl SessionLog {
             energy_error_wh: error,
             end_time_mae_s: (!errs.is_empty())
                 .then(|| errs.iter().sum::<f64>() / errs.len() as f64),
+            end_time_in_range: (!errs.is_empty()).then(|| inside as f64 / errs.len() as f64),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use evsite::sessions::tracker::{SessionChange, SessionUpdate};
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0)
+            .single()
+            .unwrap_or_default()
+            + TimeDelta::seconds(s)
+    }
+
+    fn update(r: &SessionRecord) -> SiteEvent {
+        SiteEvent::Session(Box::new(SessionUpdate {
+            change: SessionChange::Updated,
+            record: r.clone(),
+            new_samples: Vec::new(),
+            publish: false,
+            restamped: false,
+        }))
+    }
+
+    /// Two estimates of a session that completed at 3,600 s: one 600 s early with a range
+    /// that holds the end, one 300 s late with a range that does not.
+    #[test]
+    fn the_end_time_error_and_the_share_of_ranges_holding_it_are_scored() {
+        let mut log = SessionLog::default();
+        let mut r = SessionRecord::new("s-1".into(), "cp-1".into(), t(0));
+        r.charging_started_at = Some(t(10));
+        r.updated_at = Some(t(600));
+        r.estimated_end_at = Some(t(3_000));
+        r.estimated_end_earliest = Some(t(2_000));
+        r.estimated_end_latest = Some(t(4_000));
+        log.observe(update(&r));
+        r.updated_at = Some(t(1_200));
+        r.estimated_end_at = Some(t(3_900));
+        r.estimated_end_earliest = Some(t(3_800));
+        r.estimated_end_latest = Some(t(4_000));
+        log.observe(update(&r));
+        r.charging_completed_at = Some(t(3_600));
+        r.ended_at = Some(t(4_000));
+        r.energy_wh = 10_000;
+        log.observe(update(&r));
+        let score = log.score(t(0), &[], &[], 4_000.0);
+        assert_eq!(score.end_time_mae_s, Some(450.0));
+        assert_eq!(score.end_time_in_range, Some(0.5));
+        let again = log.score(t(0), &[], &[], 4_000.0);
+        assert_eq!(again, score, "the same log, the same figures");
     }
 }
