@@ -172,7 +172,7 @@ impl MeterNote {
 
     /// The note as a person reads it.
     pub fn describe(&self) -> String {
-        let hms = |t: &DateTime<Utc>| t.format("%H:%M:%S");
+        let hms = |t: &DateTime<Utc>| t.format("%H:%M:%S UTC");
         match self {
             MeterNote::Reset { at, from_wh, to_wh } => format!(
                 "register reset at {}: {from_wh:.0} Wh to {to_wh:.0} Wh, bridged from power",

@@ -10,7 +10,7 @@ use crate::app::table;
 use crate::sessions::machine::{RecordState, SessionRecord};
 
 /// CSV columns: the contract's session fields, the cost flattened into two.
-pub const CSV_HEADER: [&str; 14] = [
+pub const CSV_HEADER: [&str; 17] = [
     "session_id",
     "charger",
     "state",
@@ -25,6 +25,9 @@ pub const CSV_HEADER: [&str; 14] = [
     "stop_reason",
     "cost_currency",
     "cost_total",
+    "estimated_end_earliest",
+    "estimated_end_latest",
+    "energy_notes",
 ];
 
 /// The records in plug-in order (the store keeps them in id order).
@@ -94,7 +97,20 @@ fn render_table(records: &[&SessionRecord], zone: Tz) -> String {
         records.len(),
         kwh(total)
     ));
+    // How a session's energy was made up where its register could not be taken as read.
+    for r in records.iter().filter(|r| !r.energy_notes.is_empty()) {
+        out.push_str(&format!("{}: {}\n", r.session_id, notes(r)));
+    }
     out
+}
+
+/// A session's energy notes as a person reads them, one line.
+fn notes(r: &SessionRecord) -> String {
+    r.energy_notes
+        .iter()
+        .map(|n| n.describe())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn render_csv(records: &[&SessionRecord]) -> Result<String, HistoryError> {
@@ -128,6 +144,9 @@ fn render_csv(records: &[&SessionRecord]) -> Result<String, HistoryError> {
                 .as_ref()
                 .map(|c| c.total.to_string())
                 .unwrap_or_default(),
+            time(r.estimated_end_earliest),
+            time(r.estimated_end_latest),
+            notes(r),
         ])
         .map_err(err)?;
     }
@@ -166,4 +185,55 @@ pub(super) fn kwh(wh: u64) -> String {
 pub(super) fn duration(d: chrono::TimeDelta) -> String {
     let minutes = d.num_minutes().max(0);
     format!("{}h{:02}", minutes / 60, minutes % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, TimeZone, Utc};
+
+    use super::*;
+    use crate::sessions::energy::{MeterNote, RegisterFault};
+
+    #[test]
+    fn a_session_billed_from_power_says_so_in_the_table_and_the_csv() {
+        let t0 = Utc
+            .with_ymd_and_hms(2026, 11, 21, 14, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let mut noted = SessionRecord::new("s-2".into(), "cp-1".into(), t0);
+        noted.energy_notes.push(MeterNote::IntegratedPower {
+            at: t0 + TimeDelta::seconds(170),
+            since: t0 + TimeDelta::seconds(50),
+            reason: RegisterFault::RegisterFrozen,
+        });
+        noted.estimated_end_earliest = Some(t0 + TimeDelta::hours(1));
+        noted.estimated_end_latest = Some(t0 + TimeDelta::hours(2));
+        let plain = SessionRecord::new("s-1".into(), "cp-2".into(), t0);
+        let records = [plain, noted];
+
+        let table =
+            render(&records, Tz::UTC, Format::Table).unwrap_or_else(|e| panic!("table: {e}"));
+        let lines: Vec<&str> = table.lines().filter(|l| l.contains("integrated")).collect();
+        assert_eq!(
+            lines,
+            ["s-2: energy from integrated power since 14:00:50 UTC: register frozen"],
+            "{table}"
+        );
+
+        let csv = render(&records, Tz::UTC, Format::Csv).unwrap_or_else(|e| panic!("csv: {e}"));
+        let mut rows = csv::Reader::from_reader(csv.as_bytes());
+        let header = rows.headers().cloned().unwrap_or_default();
+        assert_eq!(header.len(), CSV_HEADER.len());
+        let at = |name: &str| header.iter().position(|h| h == name).unwrap_or(usize::MAX);
+        let rows: Vec<csv::StringRecord> = rows.records().map_while(Result::ok).collect();
+        assert_eq!(rows.len(), 2, "{csv}");
+        assert_eq!(rows[0].get(at("energy_notes")), Some(""));
+        assert!(rows[1]
+            .get(at("energy_notes"))
+            .is_some_and(|n| n.contains("register frozen")));
+        assert_eq!(
+            rows[1].get(at("estimated_end_latest")),
+            Some("2026-11-21T16:00:00Z")
+        );
+    }
 }
