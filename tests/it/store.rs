@@ -13,8 +13,7 @@ use evsite::store::{
 };
 use serde_json::json;
 
-#[path = "support/schema1.rs"]
-mod schema1;
+use crate::support::schema1;
 
 fn t(h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 21, h, m, 0)

@@ -3,10 +3,8 @@
 //! every seq exactly once or with the same msg_id, none missing; a commanded limit with an
 //! expiry lapses at it even when the config is reloaded in between.
 
-#[path = "support/daemon.rs"]
-mod daemon;
-#[path = "support/mosquitto.rs"]
-mod mosquitto;
+use crate::support::daemon;
+use crate::support::mosquitto;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

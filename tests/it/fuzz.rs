@@ -7,8 +7,7 @@
 //! Cases per target: `EVSITE_FUZZ_CASES` (default 200, as the test command runs it); each
 //! target prints how many inputs it executed.
 
-#[path = "support/corrupt.rs"]
-mod corrupt;
+use crate::support::corrupt;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
