@@ -15,4 +15,4 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || {
 }
 export PATH="$PATH:/usr/sbin"
 EVSITE_TORTURE_KILLS="$kills" EVSITE_TORTURE_SEED="$seed" \
-    cargo test --locked --test torture -- --nocapture --test-threads 1
+    cargo test --locked --test it torture:: -- --nocapture --test-threads 1

@@ -636,7 +636,7 @@ fn use_everything(cfg: &evsite::config::Config) -> Result<(), String> {
 
 /// Configs mutated value by value (zones, money, local times, durations, names): every one
 /// that validates is used by everything that reads it later without a parse failing. Run
-/// longer with `EVSITE_FUZZ_CASES=20000 cargo test --test fuzz configs_that_validate`.
+/// longer with `EVSITE_FUZZ_CASES=20000 cargo test --test it fuzz::configs_that_validate`.
 #[test]
 fn configs_that_validate_never_fail_to_parse_later() {
     let mut seeds: Vec<String> = corpus("tests/fuzz/config")

@@ -3,6 +3,11 @@
 //! "Test command"). Each module is one area, as each file was its own binary before; the
 //! shared rigs are in `support`. Run one area with its module path as the filter, e.g.
 //! `cargo test --test it control::`, or one test with `--exact`.
+//!
+//! No test here needs a process of its own: none changes this process's environment, signal
+//! handlers, panic hook or global tracing subscriber. What must own a process (the daemon,
+//! libfaketime's `LD_PRELOAD`, Chromium, mosquitto, cargo-deb) is a child process each test
+//! starts. Tests run on libtest's threads, one per core by default, as each binary's did.
 
 mod support;
 
