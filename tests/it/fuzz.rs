@@ -7,7 +7,7 @@
 //! Cases per target: `EVSITE_FUZZ_CASES` (default 200, as the test command runs it); each
 //! target prints how many inputs it executed.
 
-use crate::support::corrupt;
+use crate::support::{corrupt, db};
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -355,6 +355,7 @@ async fn a_database_sled_crashes_on_is_moved_aside_in_process_and_by_the_trial()
     assert!(store.active_alerts().expect("readable").is_empty());
     // A sound database passes its trial and is kept.
     drop(store);
+    db::wait_released(&trial);
     let set_aside = || {
         std::fs::read_dir(work.path())
             .expect("dir")

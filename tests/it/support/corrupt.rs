@@ -17,6 +17,8 @@ pub async fn store_with_five_alerts(path: &Path) {
             .expect("alert stored");
     }
     store.flush().await.expect("flushed");
+    drop(store);
+    super::db::wait_released(path);
 }
 
 pub async fn database_sled_crashes_on(path: &Path) {

@@ -3,6 +3,7 @@
 
 pub mod corrupt;
 pub mod daemon;
+pub mod db;
 pub mod http;
 pub mod mosquitto;
 pub mod scenario;
