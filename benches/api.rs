@@ -7,9 +7,9 @@
 //! `cargo bench --bench api` (release). Prints the figures; exits non-zero on error. Every
 //! loop is bounded; everything is on 127.0.0.1.
 
-#[path = "../tests/support/daemon.rs"]
+#[path = "../tests/it/support/daemon.rs"]
 mod daemon;
-#[path = "../tests/support/http.rs"]
+#[path = "../tests/it/support/http.rs"]
 mod http;
 #[path = "support/site.rs"]
 mod site;

@@ -4,7 +4,7 @@
 //!
 //! `cargo bench --bench drain` (release; `DRAIN_N` sets the backlog, default 100,000).
 
-#[path = "../tests/support/mosquitto.rs"]
+#[path = "../tests/it/support/mosquitto.rs"]
 mod mosquitto;
 
 use std::io::Write;

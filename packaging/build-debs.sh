@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out=${1:-target/dist}
-# The cargo-deb release the packaging is written for (see tests/package.rs).
+# The cargo-deb release the packaging is written for (see tests/it/package.rs).
 cargo_deb_version=3.8.0
 cross=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
 

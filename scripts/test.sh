@@ -13,7 +13,7 @@ command -v socat >/dev/null 2>&1 || need+=(socat)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v systemd-sysusers >/dev/null 2>&1 || need+=(systemd)
-# The status page test (tests/api.rs) renders the page in headless Chromium.
+# The status page test (tests/it/api.rs) renders the page in headless Chromium.
 command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)
 command -v faketime >/dev/null 2>&1 || need+=(faketime)
 if [ ${#need[@]} -gt 0 ]; then
@@ -26,7 +26,7 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 export PATH="$PATH:/usr/sbin"
-# cargo-deb builds the .deb in tests/package.rs; the version its metadata is written for.
+# cargo-deb builds the .deb in tests/it/package.rs; the version its metadata is written for.
 cargo_deb_version=3.8.0
 if ! cargo deb --version 2>/dev/null | grep -q "$cargo_deb_version"; then
     echo "installing cargo-deb $cargo_deb_version"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Kill the real daemon with SIGKILL N times at random points while cars come and go on a
 # served site and a real Mosquitto takes its messages, then check every vehicle's energy
-# against the stored and published sessions (tests/torture.rs). Loopback only; bounded.
+# against the stored and published sessions (tests/it/torture.rs). Loopback only; bounded.
 #
 #   scripts/torture-kill.sh [N] [SEED]     (default N = 20; the test command runs 4)
 set -euo pipefail
@@ -15,4 +15,4 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || {
 }
 export PATH="$PATH:/usr/sbin"
 EVSITE_TORTURE_KILLS="$kills" EVSITE_TORTURE_SEED="$seed" \
-    cargo test --locked --test torture -- --nocapture --test-threads 1
+    cargo test --locked --test it torture:: -- --nocapture --test-threads 1

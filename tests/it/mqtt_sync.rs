@@ -2,10 +2,8 @@
 //! order with every field and valid against schemas/, nothing is lost across a broker restart
 //! or an abrupt stop of the sync, status is retained with a last will, commands get replies.
 
-#[path = "support/mosquitto.rs"]
-mod mosquitto;
-#[path = "support/schema1.rs"]
-mod schema1;
+use crate::support::mosquitto;
+use crate::support::schema1;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,6 +1,5 @@
 //! A database that sled 0.34 panics on instead of returning an error: a store holding five
 //! alerts, with 25 bytes cut from its log 25 bytes in (found by the store fuzz target).
-//! Include with `#[path = "support/corrupt.rs"] mod corrupt;`.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -18,6 +17,8 @@ pub async fn store_with_five_alerts(path: &Path) {
             .expect("alert stored");
     }
     store.flush().await.expect("flushed");
+    drop(store);
+    super::db::wait_released(path);
 }
 
 pub async fn database_sled_crashes_on(path: &Path) {

@@ -1,7 +1,7 @@
 //! Anomaly detection end to end: every fault scenario under `sim/scenarios/faults/` run
 //! against the real controller on the paused clock, its fault detected in time and nothing
 //! else raised; and an anomaly going through the site pipeline as an ordinary alert. The
-//! clean scenarios' zero false alarms are held by `tests/control.rs`, which runs them all.
+//! clean scenarios' zero false alarms are held by `tests/it/control.rs`, which runs them all.
 
 use chrono::{DateTime, TimeDelta};
 

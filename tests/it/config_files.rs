@@ -4,12 +4,9 @@
 //! without a cloud link whose files are bad, raising `cloud_link_down` on the page, in
 //! `evsite status` and in `/metrics` until the files are right, when the link starts.
 
-#[path = "support/daemon.rs"]
-mod daemon;
-#[path = "support/http.rs"]
-mod http;
-#[path = "support/mosquitto.rs"]
-mod mosquitto;
+use crate::support::daemon;
+use crate::support::http;
+use crate::support::mosquitto;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;

@@ -2,8 +2,7 @@
 //! talking Modbus TCP on loopback ports and Modbus RTU on the simulator's pseudo-terminals,
 //! checked against the simulator's own truth (what the site really draws and was told).
 
-#[path = "support/scenario.rs"]
-mod scenario;
+use crate::support::scenario;
 
 use scenario::Head;
 

@@ -4,8 +4,7 @@
 //! fault is counted and logged once per episode (not once per request), the site stays under
 //! its limit throughout, and the charger is read and controlled again afterwards.
 
-#[path = "support/daemon.rs"]
-mod daemon;
+use crate::support::daemon;
 
 use std::time::Duration;
 

@@ -1,6 +1,5 @@
 //! Simulator scenarios for tests, written as an installer would write them: the head (the
-//! site, its building load and its meter) and the faults. Include with
-//! `#[path = "support/scenario.rs"] mod scenario;`.
+//! site, its building load and its meter) and the faults.
 #![allow(dead_code)]
 
 /// A scenario's head: a three-phase 230 V site (1 A margin, 6 A fail-safe) whose main meter

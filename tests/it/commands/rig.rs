@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::scenario::Head;
+use crate::support::scenario::Head;
 use evsite::clock::Clock;
 use evsite::commands::{serve, CommandContext, RawCommand};
 use evsite::config::Config;

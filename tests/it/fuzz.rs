@@ -7,8 +7,7 @@
 //! Cases per target: `EVSITE_FUZZ_CASES` (default 200, as the test command runs it); each
 //! target prints how many inputs it executed.
 
-#[path = "support/corrupt.rs"]
-mod corrupt;
+use crate::support::{corrupt, db};
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -356,6 +355,7 @@ async fn a_database_sled_crashes_on_is_moved_aside_in_process_and_by_the_trial()
     assert!(store.active_alerts().expect("readable").is_empty());
     // A sound database passes its trial and is kept.
     drop(store);
+    db::wait_released(&trial);
     let set_aside = || {
         std::fs::read_dir(work.path())
             .expect("dir")
@@ -637,7 +637,7 @@ fn use_everything(cfg: &evsite::config::Config) -> Result<(), String> {
 
 /// Configs mutated value by value (zones, money, local times, durations, names): every one
 /// that validates is used by everything that reads it later without a parse failing. Run
-/// longer with `EVSITE_FUZZ_CASES=20000 cargo test --test fuzz configs_that_validate`.
+/// longer with `EVSITE_FUZZ_CASES=20000 cargo test --test it fuzz::configs_that_validate`.
 #[test]
 fn configs_that_validate_never_fail_to_parse_later() {
     let mut seeds: Vec<String> = corpus("tests/fuzz/config")

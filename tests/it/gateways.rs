@@ -3,8 +3,7 @@
 //! (`link = "gateway-rtu"`), writes the evsite config for them, and the real validation,
 //! `Links` and driver read them through it.
 
-#[path = "support/scenario.rs"]
-mod scenario;
+use crate::support::scenario;
 
 use scenario::Head;
 

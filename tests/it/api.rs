@@ -4,10 +4,8 @@
 //! holds, Prometheus metrics, health, JSON errors, the bearer token, `evsite status` with a
 //! daemon and with none, and the status page in a real headless Chromium.
 
-#[path = "support/daemon.rs"]
-mod daemon;
-#[path = "support/http.rs"]
-mod http;
+use crate::support::daemon;
+use crate::support::http;
 
 use std::net::SocketAddr;
 use std::process::Stdio;

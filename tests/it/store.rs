@@ -13,8 +13,8 @@ use evsite::store::{
 };
 use serde_json::json;
 
-#[path = "support/schema1.rs"]
-mod schema1;
+use crate::support::db::wait_released;
+use crate::support::schema1;
 
 fn t(h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 21, h, m, 0)
@@ -244,6 +244,7 @@ async fn a_schema_1_outbox_is_given_its_topics_and_drains() {
     assert_eq!(store.is_synced("s-1").unwrap(), Some(true));
     assert_eq!(store.outbox_len(), 0);
     drop(store);
+    wait_released(&path);
     let (_, report) = Store::open(&path).unwrap();
     assert_eq!(report.migrated_from, None, "migrated once");
 }
@@ -276,6 +277,7 @@ async fn a_migration_cut_short_runs_again() {
             .unwrap();
         db.flush().unwrap();
     }
+    wait_released(&path);
     let (store, report) = Store::open(&path).unwrap();
     assert_eq!(report.migrated_from, Some(1));
     let raw: Vec<_> = store.outbox_raw_from(1).map(|m| m.unwrap()).collect();
@@ -370,6 +372,7 @@ async fn a_session_and_its_message_are_written_together_or_not_at_all() {
             .unwrap();
         db.flush().unwrap();
     }
+    wait_released(&path);
     let r2 = record("s-2", "cp-2", t(9, 0), RecordState::Active);
     {
         let store = open(&path);
@@ -475,6 +478,7 @@ async fn a_corrupt_database_is_moved_aside_and_a_fresh_one_opens() {
         Some(1)
     );
     drop(store);
+    wait_released(&path);
 
     // A second corruption the same second gets its own name.
     corrupt_files(&path);
@@ -503,12 +507,14 @@ async fn a_newer_schema_is_refused_and_left_alone() {
             .unwrap();
         db.flush().unwrap();
     }
+    wait_released(&path);
     let err = Store::open(&path).unwrap_err();
     assert!(
         matches!(err, StoreError::SchemaTooNew { found, known } if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION),
         "{err}"
     );
     assert!(aside_dirs(dir.path()).is_empty());
+    wait_released(&path);
     let db = sled::open(&path).unwrap();
     assert!(db
         .open_tree("sessions")
@@ -530,8 +536,10 @@ async fn an_older_schema_is_migrated() {
             .unwrap();
         db.flush().unwrap();
     }
+    wait_released(&path);
     let (_, report) = Store::open(&path).unwrap();
     assert_eq!(report.migrated_from, Some(0));
+    wait_released(&path);
     let (_, report) = Store::open(&path).unwrap();
     assert_eq!(report.migrated_from, None, "the new version was written");
 }
@@ -675,6 +683,7 @@ async fn a_database_sled_silently_emptied_is_moved_aside() {
     assert_eq!(aside_dirs(dir.path()).len(), 1);
     assert_eq!(store.next_seq().unwrap(), 1);
     drop(store);
+    wait_released(&path);
     // The fresh database is accepted on the next start: no loop of moves.
     let (_, report) = Store::open(&path).unwrap();
     assert_eq!(report.moved_aside, None);

@@ -8,10 +8,8 @@
 //! `EVSITE_TORTURE_KILLS` sets the number of kills (default 4, as the test command runs it;
 //! `scripts/torture-kill.sh N` runs N), `EVSITE_TORTURE_SEED` the random seed (printed).
 
-#[path = "support/daemon.rs"]
-mod daemon;
-#[path = "support/mosquitto.rs"]
-mod mosquitto;
+use crate::support::daemon;
+use crate::support::mosquitto;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -7,10 +7,8 @@
 //! true time; the step is logged, raised as `clock_stepped` and counted in `/metrics`; and the
 //! time is untrusted until timesyncd's flag appears.
 
-#[path = "support/daemon.rs"]
-mod daemon;
-#[path = "support/http.rs"]
-mod http;
+use crate::support::daemon;
+use crate::support::http;
 
 use std::net::SocketAddr;
 

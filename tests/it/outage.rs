@@ -9,8 +9,7 @@
 //! site time), and the demo's store goes with the demo, so the demo must reconnect at once
 //! and deliver its queue before it removes the store.
 
-#[path = "support/mosquitto.rs"]
-mod mosquitto;
+use crate::support::mosquitto;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

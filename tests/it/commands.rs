@@ -2,12 +2,8 @@
 //! on-disk store and a real controller against a simulated site. Effects are read from the
 //! controller (`site_limit_a`, its view) and from the simulated chargers' registers.
 
-#[path = "commands/props.rs"]
 mod props;
-#[path = "commands/rig.rs"]
 mod rig;
-#[path = "support/scenario.rs"]
-mod scenario;
 
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use serde_json::{json, Value};

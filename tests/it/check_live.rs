@@ -3,10 +3,8 @@
 //! — a charger's unit, a charger's model, the broker password, the API port taken — each
 //! named in the table with exit 69 while the others stay ok.
 
-#[path = "support/daemon.rs"]
-mod daemon;
-#[path = "support/mosquitto.rs"]
-mod mosquitto;
+use crate::support::daemon;
+use crate::support::mosquitto;
 
 use std::path::Path;
 use std::process::Output;

@@ -2,7 +2,7 @@
 //! for until its port accepts, stopped and restarted on the same port, killed on drop. And a
 //! subscriber (a real MQTT client) that collects what the broker delivers.
 //!
-//! Include with `#[path = "support/mosquitto.rs"] mod mosquitto;`.
+//! The drain bench (benches/drain.rs) includes it too.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! Real HTTP/1 for the API tests, over hyper's client: a GET with its status, headers and
-//! body, and a Server-Sent Events reader. Every wait is bounded. Include with
-//! `#[path = "support/http.rs"] mod http;`.
+//! body, and a Server-Sent Events reader. Every wait is bounded. The API bench
+//! (benches/api.rs) includes it too.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;

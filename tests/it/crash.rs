@@ -5,10 +5,8 @@
 //! as `controller_offline` with the energy its charger's register shows. A corrupt database
 //! is moved aside and the daemon runs on.
 
-#[path = "support/corrupt.rs"]
-mod corrupt;
-#[path = "support/daemon.rs"]
-mod daemon;
+use crate::support::corrupt;
+use crate::support::daemon;
 
 use evsite::sessions::machine::StopReason;
 use evsite::simulator::Scenario;

@@ -3,8 +3,7 @@
 //! chargers it could not set to their safe current. Real controller, real simulated site in
 //! memory, tokio's paused clock.
 
-#[path = "support/scenario.rs"]
-mod scenario;
+use crate::support::scenario;
 
 use scenario::Head;
 

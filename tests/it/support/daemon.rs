@@ -1,6 +1,6 @@
 //! The real `evsite run` binary for tests: started with a config, its log lines (stdout and
 //! stderr) searchable whenever they came, signalled and awaited; and bounded polling of a
-//! simulated site. Include with `#[path = "support/daemon.rs"] mod daemon;`.
+//! simulated site. The API bench (benches/api.rs) includes it too.
 #![allow(dead_code)]
 
 use std::path::Path;

@@ -2,8 +2,7 @@
 //! would: TLS with a CA made here (rcgen), mutual TLS, a password-protected listener, and a
 //! wrong password refused and retried with growing gaps.
 
-#[path = "support/mosquitto.rs"]
-mod mosquitto;
+use crate::support::mosquitto;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -91,7 +90,7 @@ fn pki(dir: &Path) -> Pki {
 
 /// The sync's options from a config file's `[mqtt]` section, as the daemon makes them.
 fn options_from_config(mqtt_section: &str) -> SyncOptions {
-    let base = include_str!("fixtures/config/base.toml");
+    let base = include_str!("../fixtures/config/base.toml");
     let head = base.split("[mqtt]").next().unwrap_or(base);
     let text = format!("{head}[mqtt]\n{mqtt_section}\n[api]\nlisten = \"127.0.0.1:8787\"\n");
     let cfg = load_str(&text, "test.toml").expect("a valid config");

@@ -3,10 +3,8 @@
 //! every seq exactly once or with the same msg_id, none missing; a commanded limit with an
 //! expiry lapses at it even when the config is reloaded in between.
 
-#[path = "support/daemon.rs"]
-mod daemon;
-#[path = "support/mosquitto.rs"]
-mod mosquitto;
+use crate::support::daemon;
+use crate::support::mosquitto;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -281,7 +279,8 @@ async fn unacknowledged_sessions_arrive_after_a_kill_9_and_a_broker_outage() {
     );
     assert!(has(&got, "session.completed", "leaves"), "{got:?}");
     daemon.signal("-TERM");
-    assert!(daemon.exit().await.success());
+    let (lines, status) = daemon.all_lines().await;
+    assert!(status.success(), "{status}:\n{}", lines.join("\n"));
 
     let seqs = by_seq(&got);
     let first = *seqs.keys().next().expect("messages");

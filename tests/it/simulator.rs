@@ -2,8 +2,7 @@
 //! over real TCP, a real pseudo-terminal and in-memory pipes, every fault kind, the models'
 //! own fallbacks, and the evsite config written for a served site.
 
-#[path = "support/scenario.rs"]
-mod scenario;
+use crate::support::scenario;
 
 use scenario::{fault, Head};
 

@@ -15,6 +15,8 @@ use evsite::store::Store;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+use crate::support::db::wait_released;
+
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
@@ -101,19 +103,6 @@ fn write_windows(path: &Path, first: &str, limit_kw: f64, kw: &[f64]) {
         }
     });
     wait_released(path);
-}
-
-/// sled closes its data file, and so drops its lock, on background threads some time after
-/// the last handle is dropped: wait for the lock itself, as the next opener will take it.
-fn wait_released(path: &Path) {
-    use fs2::FileExt;
-    let file = std::fs::File::open(path.join("db")).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while file.try_lock_exclusive().is_err() {
-        assert!(std::time::Instant::now() < deadline, "sled kept its lock");
-        std::thread::yield_now();
-    }
-    FileExt::unlock(&file).unwrap();
 }
 
 fn evsite(args: &[&str]) -> Output {

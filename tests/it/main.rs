@@ -1,0 +1,42 @@
+//! Every integration test of evsite, in one test binary: linked once instead of once per
+//! file, which on a 2-core machine was most of the test command's time (docs/benchmarks.md,
+//! "Test command"). Each module is one area, as each file was its own binary before; the
+//! shared rigs are in `support`. Run one area with its module path as the filter, e.g.
+//! `cargo test --test it control::`, or one test with `--exact`.
+//!
+//! No test here needs a process of its own: none changes this process's environment, signal
+//! handlers, panic hook or global tracing subscriber. What must own a process (the daemon,
+//! libfaketime's `LD_PRELOAD`, Chromium, mosquitto, cargo-deb) is a child process each test
+//! starts. Tests run on libtest's threads, one per core by default, as each binary's did.
+
+mod support;
+
+mod alerts;
+mod anomaly;
+mod api;
+mod check_live;
+mod cli;
+mod clock;
+mod commands;
+mod config;
+mod config_files;
+mod control;
+mod crash;
+mod demo;
+mod drivers;
+mod fuzz;
+mod gateways;
+mod history;
+mod modbus_faults;
+mod modbus_links;
+mod mqtt_daemon;
+mod mqtt_sync;
+mod mqtt_tls;
+mod outage;
+mod package;
+mod service;
+mod sim_db;
+mod simulator;
+mod site;
+mod store;
+mod torture;
