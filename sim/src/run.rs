@@ -255,14 +255,30 @@ async fn run_paused(scenario: &Scenario, db: Option<&Path>) -> Result<Scorecard,
     });
 
     controller.start().await;
-    let mut tick = tokio::time::interval(interval);
+    // Full cycles every interval; between them the main meter on its own period, as the
+    // daemon's `Controller::run` does (the overload fast path).
+    let every = cfg.control.meter_interval;
+    let mut next_cycle = Instant::now();
+    let mut next_check = next_cycle + every;
     let mut cycles = Vec::new();
     let mut alerts = 0;
     loop {
-        let now = tick.tick().await;
+        if every < interval && next_check < next_cycle {
+            tokio::time::sleep_until(next_check).await;
+            if next_check >= end {
+                break;
+            }
+            controller.meter_check().await;
+            // A check that waited for a timeout does not make the next ones run in a burst.
+            next_check = Instant::now().max(next_check) + every;
+            continue;
+        }
+        tokio::time::sleep_until(next_cycle).await;
+        let now = next_cycle;
         if now >= end {
             break;
         }
+        next_cycle += interval;
         let t_s = (now - started).as_secs_f64();
         while switches.last().is_some_and(|(at, _, _)| *at <= t_s) {
             if let Some((_, charger, enabled)) = switches.pop() {
@@ -274,12 +290,19 @@ async fn run_paused(scenario: &Scenario, db: Option<&Path>) -> Result<Scorecard,
             }
         }
         let rec = controller.cycle().await;
+        next_check = Instant::now() + every;
         cycles.push(rec.cycle_ms);
         alerts += rec.alerts.iter().filter(|a| a.raised).count();
         while let Ok(e) = events.try_recv() {
             anomalies.observe(&e, scenario.start);
             log.observe(e);
         }
+    }
+    if std::env::var_os("EVSITE_SIM_DEBUG").is_some() {
+        eprintln!(
+            "fast path: {} meter checks lowered setpoints",
+            controller.fast_interventions()
+        );
     }
     // The pipeline takes the last records once the controller is gone.
     drop(controller);

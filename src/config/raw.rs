@@ -105,6 +105,8 @@ pub struct RawSite {
 #[serde(deny_unknown_fields, default)]
 pub struct RawControl {
     pub interval_ms: i64,
+    /// Default: 200 ms, or `interval_ms` when that is shorter.
+    pub meter_interval_ms: Option<i64>,
     pub meter_timeout_s: i64,
     pub ramp_step_a: f64,
     pub hysteresis_a: f64,
@@ -116,6 +118,7 @@ impl Default for RawControl {
     fn default() -> Self {
         RawControl {
             interval_ms: 1000,
+            meter_interval_ms: None,
             meter_timeout_s: 10,
             ramp_step_a: 4.0,
             hysteresis_a: 0.5,

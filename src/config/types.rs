@@ -48,6 +48,9 @@ pub struct Site {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Control {
     pub interval: Duration,
+    /// How often the main meter is read between full cycles, to answer an overload at once
+    /// (the overload fast path). Equal to `interval`: no reads between cycles.
+    pub meter_interval: Duration,
     /// How long the main meter may be unreadable before fail-safe.
     pub meter_timeout: Duration,
     /// Largest increase of one charger's setpoint per cycle.

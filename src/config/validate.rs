@@ -199,6 +199,9 @@ fn site(raw: &RawSite, rep: &mut Reporter<'_>) -> Option<Site> {
     })
 }
 
+/// The main meter's own read period when the config sets none (capped at `interval_ms`).
+const DEFAULT_METER_INTERVAL_MS: i64 = 200;
+
 fn control(raw: &RawControl, rep: &mut Reporter<'_>) -> Option<Control> {
     let p = KeyPath::root("control");
     let before = rep.count();
@@ -207,6 +210,15 @@ fn control(raw: &RawControl, rep: &mut Reporter<'_>) -> Option<Control> {
         (100..=60_000).contains(&raw.interval_ms),
         &p.key("interval_ms"),
         format!("must be 100–60000 ms, got {}", raw.interval_ms),
+    );
+    let mi = raw
+        .meter_interval_ms
+        .unwrap_or(DEFAULT_METER_INTERVAL_MS.min(raw.interval_ms));
+    check(
+        rep,
+        (50..=60_000).contains(&mi) && (!interval_ok || mi <= raw.interval_ms),
+        &p.key("meter_interval_ms"),
+        format!("must be 50–60000 ms and at most interval_ms, got {mi}"),
     );
     let mt = raw.meter_timeout_s;
     let floor_ms = if interval_ok { 2 * raw.interval_ms } else { 0 };
@@ -246,6 +258,7 @@ fn control(raw: &RawControl, rep: &mut Reporter<'_>) -> Option<Control> {
     );
     (rep.count() == before).then(|| Control {
         interval: Duration::from_millis(raw.interval_ms as u64),
+        meter_interval: Duration::from_millis(mi as u64),
         meter_timeout: Duration::from_secs(mt as u64),
         ramp_step_a: raw.ramp_step_a,
         hysteresis_a: raw.hysteresis_a,
@@ -366,6 +379,42 @@ mod tests {
         assert_eq!(default_frame_gap(9600), Duration::from_micros(4010));
         assert_eq!(default_frame_gap(1200), Duration::from_micros(32083));
         assert_eq!(default_frame_gap(115_200), Duration::from_millis(2));
+    }
+
+    fn control_with(extra: &str) -> Result<Config, crate::config::ConfigErrors> {
+        crate::config::load_str(
+            &format!(
+                "[site]\nid = \"s\"\ngrid_limit_a = 63.0\n\
+                 [meter]\nmodel = \"eastron-sdm630\"\nhost = \"127.0.0.1\"\ntimeout_ms = 100\n\
+                 [control]\n{extra}\n"
+            ),
+            "test",
+        )
+    }
+
+    #[test]
+    fn meter_interval_defaults_to_200_ms_capped_at_the_cycle() {
+        let c = control_with("").expect("valid");
+        assert_eq!(c.control.meter_interval, Duration::from_millis(200));
+        let c = control_with("interval_ms = 150").expect("valid");
+        assert_eq!(c.control.meter_interval, Duration::from_millis(150));
+        let c = control_with("meter_interval_ms = 1000").expect("valid");
+        assert_eq!(c.control.meter_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn meter_interval_out_of_range_is_a_located_error() {
+        for bad in ["meter_interval_ms = 20", "meter_interval_ms = 1500"] {
+            let errs = control_with(bad).expect_err(bad);
+            let e = errs.iter().next().expect("one error");
+            let shown = e.to_string();
+            assert_eq!(errs.len(), 1, "{errs}");
+            assert!(
+                shown.starts_with("test:") && shown.contains("control.meter_interval_ms: "),
+                "{shown}"
+            );
+            assert!(shown.contains("at most interval_ms"), "{shown}");
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ use super::record::{
 use super::safety::{MeterWatch, Mode, Transition};
 use super::usage::{UsageParams, UsageTracker};
 use crate::clock::{Clock, ClockView};
-use crate::config::{Charger, Config};
+use crate::config::{Charger, Config, Link};
 use crate::devices::model::ChargeState;
 use crate::devices::traits::{CurrentLimit, Heartbeat, ReadAll};
 use crate::devices::{ModbusDevice, Snapshot};
@@ -36,9 +36,11 @@ use crate::modbus::{DeviceLink, Links};
 use crate::sessions::tariff::TariffSnapshot;
 
 mod clock;
+mod fast;
 mod reconfigure;
 mod shaping;
 mod targets;
+pub use fast::{lowered_setpoint, MeterCheck};
 pub use shaping::alloc_priority;
 
 /// A charger that fails this many reads in a row is reported offline (it is *counted* as
@@ -93,6 +95,10 @@ pub struct Controller {
     meter: ModbusDevice<DeviceLink>,
     chargers: Vec<ChargerRt>,
     watch: MeterWatch,
+    /// The mode the last full cycle ran in (the fast path acts in `normal` and `holding`).
+    mode: Mode,
+    /// Meter checks between cycles that lowered setpoints (see `runner/fast.rs`).
+    fast_interventions: u64,
     base: BaseLoadFilter,
     clock: Clock,
     /// A lower site limit from a command, if any (never above `grid_limit_a`).
@@ -166,6 +172,8 @@ impl Controller {
             meter,
             chargers,
             watch,
+            mode: Mode::Startup,
+            fast_interventions: 0,
             base: BaseLoadFilter::default(),
             clock,
             site_limit_override: None,
@@ -369,6 +377,7 @@ impl Controller {
             .as_ref()
             .and_then(|s| complete_currents(s, self.cfg.site.phases));
         let (mode, transition) = self.watch.observe(grid.is_some(), now);
+        self.mode = mode;
         match transition {
             Some(Transition::EnteredFailsafe) => self.alert(
                 AlertKind::MeterOffline,
@@ -698,17 +707,35 @@ impl Controller {
         join_all(jobs).await.into_iter().flatten().collect()
     }
 
-    /// Run cycles every `interval` until `stop` resolves, then write safe currents. Returns
-    /// the chargers that could not be set to their safe current.
+    /// Run cycles every `interval`, and between them read the main meter every
+    /// `meter_interval` (the overload fast path, [`Controller::meter_check`]), until `stop`
+    /// resolves; then write safe currents. Returns the chargers that could not be set to
+    /// their safe current.
     pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) -> Vec<String> {
         self.start().await;
-        let mut tick = tokio::time::interval(self.cfg.control.interval);
+        let interval = self.cfg.control.interval;
+        let every = self.cfg.control.meter_interval;
+        let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut checks = tokio::time::interval_at(Instant::now() + every, every);
+        checks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let fast = every < interval;
+        let mut last_cycle = Instant::now();
         tokio::pin!(stop);
         loop {
             tokio::select! {
+                biased;
                 _ = &mut stop => break,
-                _ = tick.tick() => { self.cycle().await; }
+                _ = tick.tick() => {
+                    self.cycle().await;
+                    last_cycle = Instant::now();
+                }
+                _ = checks.tick(), if fast => {
+                    // A check that falls on a cycle is that cycle's meter read.
+                    if last_cycle.elapsed() >= every / 2 {
+                        self.meter_check().await;
+                    }
+                }
             }
         }
         self.shutdown().await

@@ -1,5 +1,5 @@
 //! The real control loop against the real simulator: start-up and meter fail-safe, overload
-//! answered within one cycle, silent chargers kept reserved, the chargers' own fallbacks set
+//! answered within one cycle, and between cycles within one meter period (the fast path), silent chargers kept reserved, the chargers' own fallbacks set
 //! at start, safe currents at shutdown and on SIGTERM of the real binary, and the scorecard of
 //! every shipped scenario. Every assertion reads the simulator's truth, never the
 //! controller's own view.
@@ -11,7 +11,7 @@ use tokio::time::{Duration, Instant};
 use evsite::clock::Clock;
 use evsite::config::Config;
 use evsite::control::record::{AlertKind, ControlAlert};
-use evsite::control::runner::Controller;
+use evsite::control::runner::{Controller, MeterCheck};
 use evsite::devices::codec::{decode_number, encode_number};
 use evsite::devices::model::ChargeState;
 use evsite::devices::registry;
@@ -125,6 +125,13 @@ impl Rig {
         self.catch_up();
         let rec = self.ctl.cycle().await;
         self.alerts.extend(rec.alerts.iter().cloned());
+    }
+
+    /// Wait one meter period, step the site to it, run one meter check (no cycle).
+    async fn check(&mut self) -> MeterCheck {
+        tokio::time::sleep(self.cfg.control.meter_interval).await;
+        self.catch_up();
+        self.ctl.meter_check().await
     }
 
     async fn cycles(&mut self, n: usize) {
@@ -344,6 +351,121 @@ async fn a_base_load_step_is_answered_in_the_next_cycle() {
     for t in rig.truth() {
         assert!(setpoint(&t) >= FAILSAFE_A, "still charging: {t:?}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_base_load_step_inside_a_cycle_is_answered_within_one_meter_period() {
+    const LIMIT: f64 = 40.0;
+    const MARGIN: f64 = 1.0;
+    // A cycle at t = 100 s; the step lands between 100.4 and 100.5 s, well inside the cycle.
+    let s = scenario(
+        head(
+            LIMIT,
+            "[[0, 5, 5, 5], [100.4, 5, 5, 5], [100.5, 20, 18, 16]]",
+        ),
+        &[
+            charger("cp-1", "alfen-eve", "1, 2, 3"),
+            charger("cp-2", "vestel-evc04", "1, 2, 3"),
+            car("cp-1"),
+            car("cp-2"),
+        ],
+    );
+    let mut rig = Rig::new(&s);
+    assert_eq!(rig.cfg.control.interval, Duration::from_secs(1));
+    assert_eq!(rig.cfg.control.meter_interval, Duration::from_millis(200));
+    rig.ctl.start().await;
+    rig.run_until(99.9).await;
+    let cycle_at = rig.time_s();
+    assert!((cycle_at - 100.0).abs() < 0.05, "last cycle at {cycle_at}");
+    let steady: Vec<f64> = rig.truth().iter().map(setpoint).collect();
+    let before = rig.worst_case_a([20.0, 18.0, 16.0], None);
+    assert!(
+        before.iter().any(|&a| a > LIMIT - MARGIN + 1.0),
+        "the step must overload the site at the old setpoints: {before:?}"
+    );
+    // Checks at 100.2 and 100.4 s: still below the limit less the margin, nothing written.
+    for _ in 0..2 {
+        let c = rig.check().await;
+        assert!(c.read && !c.over && c.lowered == 0, "{c:?}");
+        let now: Vec<f64> = rig.truth().iter().map(setpoint).collect();
+        assert_eq!(now, steady);
+    }
+    // The first check after the step (100.6 s): lowered setpoints written at once.
+    let c = rig.check().await;
+    let at = rig.time_s();
+    assert!(at - 100.5 <= 0.2 + 1e-6, "checked at {at}");
+    assert!(c.over && c.lowered == 2, "{c:?}");
+    let base = rig.base_a();
+    assert!((base[0] - 20.0).abs() < 1e-6, "the step happened: {base:?}");
+    let after = rig.worst_case_a(base, None);
+    for (p, a) in after.iter().enumerate() {
+        assert!(
+            *a <= LIMIT - MARGIN + TOL,
+            "phase {}: base + setpoints = {a} A at {at} s, before the next cycle",
+            p + 1
+        );
+    }
+    assert_eq!(rig.ctl.fast_interventions(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fast_path_never_raises_a_setpoint_and_pauses_rather_than_going_under_the_minimum() {
+    const LIMIT: f64 = 40.0;
+    // 9 A left per phase for two cars of 6 A minimum once the step lands, and the step goes
+    // away again 2 s later, between two cycles.
+    let s = scenario(
+        head(
+            LIMIT,
+            "[[0, 5, 5, 5], [100.4, 5, 5, 5], [100.5, 30, 30, 30], [102.4, 30, 30, 30], \
+             [102.5, 5, 5, 5]]",
+        ),
+        &[
+            charger("cp-1", "alfen-eve", "1, 2, 3"),
+            charger("cp-2", "vestel-evc04", "1, 2, 3"),
+            car("cp-1"),
+            car("cp-2"),
+        ],
+    );
+    let mut rig = Rig::new(&s);
+    // Before any cycle (start-up): the check does nothing, not even read.
+    assert_eq!(rig.ctl.meter_check().await, MeterCheck::default());
+    rig.ctl.start().await;
+    rig.run_until(99.9).await;
+    let mut prev: Vec<f64> = rig.truth().iter().map(setpoint).collect();
+    assert!(
+        prev.iter().all(|&a| a >= 12.0),
+        "both cars charge: {prev:?}"
+    );
+    let mut lowered = 0;
+    let mut quiet_after_drop = 0;
+    // Checks only, no cycle, from 100.2 to 104.0 s.
+    for _ in 0..19 {
+        let c = rig.check().await;
+        lowered += c.lowered;
+        let now: Vec<f64> = rig.truth().iter().map(setpoint).collect();
+        for (n, p) in now.iter().zip(&prev) {
+            assert!(
+                n <= p,
+                "a setpoint rose from {p} to {n} at {} s",
+                rig.time_s()
+            );
+            assert!(
+                *n == 0.0 || *n >= 6.0 - TOL,
+                "set under the minimum: {n} at {} s",
+                rig.time_s()
+            );
+        }
+        if rig.time_s() > 102.6 {
+            assert!(!c.over && c.lowered == 0, "{c:?}");
+            quiet_after_drop += 1;
+        }
+        prev = now;
+    }
+    assert!(lowered >= 1 && quiet_after_drop > 0);
+    let paused = prev.iter().filter(|&&a| a == 0.0).count();
+    assert_eq!(paused, 1, "one car paused, one at 6–9 A: {prev:?}");
+    let running = prev.iter().copied().fold(0.0, f64::max);
+    assert!((6.0..=9.0 + TOL).contains(&running), "{prev:?}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -6,6 +6,49 @@ use super::*;
 
 impl Controller {
     pub(super) fn normal_targets(&mut self, grid: [f64; 3], now_s: f64) -> Vec<f64> {
+        let inputs = self.charger_inputs(now_s, true);
+        let grid = self.filtered_grid(grid, &inputs);
+        let input = self.alloc_input(grid, inputs, now_s);
+        let decisions = allocate(&input);
+        for ((c, d), i) in self
+            .chargers
+            .iter_mut()
+            .zip(&decisions)
+            .zip(&input.chargers)
+        {
+            let connected =
+                matches!(i.link, LinkState::Online { state, .. } if state.is_connected());
+            c.turn = c.turn.after(d, connected, now_s);
+            c.reason = d.reason;
+        }
+        self.ramp_and_gate(&input, &decisions)
+    }
+
+    /// The allocator's input for the grid current `grid` (base load already as it should be
+    /// counted) and the chargers' `inputs`.
+    pub(super) fn alloc_input(
+        &self,
+        grid: [f64; 3],
+        inputs: Vec<ChargerInput>,
+        now_s: f64,
+    ) -> AllocInput {
+        AllocInput {
+            phases: usize::from(self.cfg.site.phases),
+            site_limit_a: self.site_limit().limit_a,
+            margin_a: self.cfg.site.margin_a,
+            total_limit_a: self.demand_total_a(),
+            circuits: CircuitInput::from_config(&self.cfg),
+            grid_a: grid,
+            chargers: inputs,
+            now_s,
+            rotation_interval_s: self.cfg.control.rotation_interval.as_secs_f64(),
+        }
+    }
+
+    /// Every charger's allocator input from its last reading. With `observe`, this reading
+    /// is also fed to the usage tracker and the idle watch (once per full cycle); without it
+    /// (the overload fast path) nothing is changed.
+    pub(super) fn charger_inputs(&mut self, now_s: f64, observe: bool) -> Vec<ChargerInput> {
         // Usage first: it needs this cycle's measurement and the last setpoint.
         let mut inputs = Vec::with_capacity(self.chargers.len());
         let wall_now = self.clock.now();
@@ -29,22 +72,24 @@ impl Controller {
                 Some(s) => {
                     let state = s.state.unwrap_or(ChargeState::A);
                     connected = state.is_connected();
-                    if !connected {
-                        c.usage.reset();
-                    }
                     let measured = charger_currents(&s, c.cfg.phase_map.len());
-                    c.idle.observe(
-                        state,
-                        c.written.unwrap_or(0.0) >= c.cfg.min_current_a,
-                        &measured,
-                        now_s,
-                    );
-                    c.usage.observe(
-                        c.written.unwrap_or(0.0),
-                        &measured[..c.cfg.phase_map.len()],
-                        state.is_charging(),
-                        now_s,
-                    );
+                    if observe {
+                        if !connected {
+                            c.usage.reset();
+                        }
+                        c.idle.observe(
+                            state,
+                            c.written.unwrap_or(0.0) >= c.cfg.min_current_a,
+                            &measured,
+                            now_s,
+                        );
+                        c.usage.observe(
+                            c.written.unwrap_or(0.0),
+                            &measured[..c.cfg.phase_map.len()],
+                            state.is_charging(),
+                            now_s,
+                        );
+                    }
                     LinkState::Online {
                         state,
                         measured_a: measured,
@@ -77,32 +122,7 @@ impl Controller {
                 charging_since_s: c.turn.charging_since_s,
             });
         }
-        let circuits = CircuitInput::from_config(&self.cfg);
-        let grid = self.filtered_grid(grid, &inputs);
-        let input = AllocInput {
-            phases: usize::from(self.cfg.site.phases),
-            site_limit_a: self.site_limit().limit_a,
-            margin_a: self.cfg.site.margin_a,
-            total_limit_a: self.demand_total_a(),
-            circuits,
-            grid_a: grid,
-            chargers: inputs,
-            now_s,
-            rotation_interval_s: self.cfg.control.rotation_interval.as_secs_f64(),
-        };
-        let decisions = allocate(&input);
-        for ((c, d), i) in self
-            .chargers
-            .iter_mut()
-            .zip(&decisions)
-            .zip(&input.chargers)
-        {
-            let connected =
-                matches!(i.link, LinkState::Online { state, .. } if state.is_connected());
-            c.turn = c.turn.after(d, connected, now_s);
-            c.reason = d.reason;
-        }
-        self.ramp_and_gate(&input, &decisions)
+        inputs
     }
 
     /// The grid reading with its base-load part smoothed (see [`BaseLoadFilter`]): chargers'
