@@ -1177,3 +1177,7 @@ pub fn to_toml(spec: &ModelSpec) -> String {
     }
     s
 }
+
+#[cfg(test)]
+#[path = "file_tests.rs"]
+mod tests;
