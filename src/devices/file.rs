@@ -613,7 +613,12 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, Vec<Finding>> {
             let key = crate::config::locate::Located::parse(text)
                 .map(|l| l.path_at(span.start).to_string())
                 .unwrap_or_default();
-            c.error(span, &key, e.message().trim().to_string());
+            let reason = match e.message().trim() {
+                // The parser gives no message for some bytes (a control character).
+                "" => "not valid TOML here".to_string(),
+                m => m.to_string(),
+            };
+            c.error(span, &key, reason);
             return Err(c.findings);
         }
     };

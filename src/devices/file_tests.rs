@@ -251,3 +251,59 @@ fn a_bad_id_and_phases_are_refused() {
     let text = CHARGER.replace("phases = 3", "phases = 2");
     one_error(&text, "phases = 2", "1 or 3");
 }
+
+/// The loader never panics, whatever the bytes: every built-in file, truncated, with bytes
+/// replaced or lines dropped, either loads or is refused with findings placed inside the text.
+#[test]
+fn mutated_model_files_never_panic_and_are_refused_in_place() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let cases = std::env::var("EVSITE_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let files = crate::devices::BUILTIN_FILES;
+    let strategy = (
+        0..files.len(),
+        prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        any::<prop::sample::Index>(),
+        any::<prop::sample::Index>(),
+    );
+    let refused = std::cell::Cell::new(0u32);
+    runner
+        .run(&strategy, |(i, flips, cut, drop)| {
+            let mut bytes = files[i].1.as_bytes().to_vec();
+            for (at, b) in flips {
+                let at = at.index(bytes.len());
+                bytes[at] = b;
+            }
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let mut lines: Vec<&str> = text.lines().collect();
+            lines.remove(drop.index(lines.len()));
+            let text = lines.join("\n");
+            let mut end = cut.index(text.len() + 1);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let text = &text[..end];
+            if let Err(findings) = load("fuzz.toml", text) {
+                prop_assert!(findings.iter().any(|f| !f.warning));
+                let last_line = text.lines().count().max(1) + 1;
+                for f in &findings {
+                    prop_assert!(f.line >= 1 && f.line <= last_line, "{f}");
+                    prop_assert!(f.col >= 1 && !f.reason.is_empty(), "{f:?} in {text:?}");
+                }
+                refused.set(refused.get() + 1);
+            }
+            Ok(())
+        })
+        .unwrap();
+    let refused = refused.get();
+    println!("{cases} mutated model files, {refused} refused");
+    assert!(refused > 0, "the mutations reached the checks");
+}

@@ -39,7 +39,7 @@ fn write_builtin_files() {
         let mut text = String::new();
         for line in rust.lines().take_while(|l| l.starts_with("//!")) {
             let line = line.trim_start_matches("//!").trim_start();
-            text.push_str(&format!("# {line}").trim_end().to_string());
+            text.push_str(format!("# {line}").trim_end());
             text.push('\n');
         }
         text.push('\n');
@@ -146,4 +146,26 @@ fn every_file_puts_the_same_bytes_on_the_wire_and_reads_the_same_values() {
         assert_eq!(d, decoded(r), "{}: decoded dump", m.name);
         assert!(!d.is_empty(), "{}", m.name);
     }
+}
+
+/// The worked example of docs/devices.md: the SDM120's four values in two reads.
+#[test]
+fn the_documented_sdm120_plan_holds() {
+    use super::regmap::Table;
+    let m = registry::find("eastron-sdm120").unwrap();
+    assert_eq!(
+        plan_reads(m),
+        vec![
+            Request::Read {
+                table: Table::Input,
+                addr: 0x0000,
+                count: 0x0E
+            },
+            Request::Read {
+                table: Table::Input,
+                addr: 0x0048,
+                count: 2
+            },
+        ]
+    );
 }

@@ -107,7 +107,7 @@ mod tests {
         for (name, _) in crate::devices::BUILTIN_FILES {
             let id = name.strip_suffix(".toml").unwrap();
             assert!(find(id).is_some(), "{name}: no model named after it");
-            assert_eq!(source(id).map(str::len).unwrap_or(0) > 0, true, "{name}");
+            assert!(source(id).is_some_and(|t| !t.is_empty()), "{name}");
         }
         assert_eq!(crate::devices::BUILTIN_FILES.len(), all().len());
         let order: Vec<&str> = all().iter().map(|m| m.name).collect();
