@@ -1,6 +1,8 @@
-//! Finds the device models: every `src/devices/meters/*.rs` and `src/devices/chargers/*.rs`
-//! is one model with a `pub static SPEC: ModelSpec`. The generated file declares their modules
-//! and lists them for the registry, so adding a model is adding its file.
+//! Finds the device models. Every `models/*.toml` is one built-in model file, embedded in the
+//! binary (`BUILTIN_FILES`) and read at start by the registry, so adding a model is adding its
+//! file. The Rust data in `src/devices/meters/*.rs` and `src/devices/chargers/*.rs` (one
+//! `pub static SPEC: ModelSpec` each) is the golden reference the tests compare every file
+//! with; it is compiled for tests only.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,35 @@ fn model_files(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
+/// `BUILTIN_FILES`: (file name, text) of every `models/*.toml`, in file-name order.
+fn builtin_files(root: &Path) -> io::Result<String> {
+    let dir = root.join("models");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files = Vec::new();
+    for entry in fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) == Some("toml") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    let mut code = String::from(
+        "/// The built-in model files: (file name, text), in file-name order.\n\
+         pub(crate) static BUILTIN_FILES: &[(&str, &str)] = &[\n",
+    );
+    for path in files {
+        println!("cargo:rerun-if-changed={}", path.display());
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("a UTF-8 file name");
+        let full = path.to_str().expect("a UTF-8 source path");
+        writeln!(code, "    ({name:?}, include_str!({full:?})),").expect("write to String");
+    }
+    code.push_str("];\n");
+    Ok(code)
+}
+
 fn main() -> io::Result<()> {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let mut code =
@@ -53,7 +84,8 @@ fn main() -> io::Result<()> {
     for (kind, doc) in KINDS {
         let dir = root.join("src/devices").join(kind);
         println!("cargo:rerun-if-changed={}", dir.display());
-        writeln!(code, "#[doc = {doc:?}]\npub mod {kind} {{").expect("write to String");
+        writeln!(code, "#[cfg(test)]\n#[doc = {doc:?}]\npub mod {kind} {{")
+            .expect("write to String");
         for (module, path) in model_files(&dir)? {
             let path = path.to_str().expect("a UTF-8 source path");
             writeln!(code, "    #[path = {path:?}]\n    pub mod {module};")
@@ -63,7 +95,9 @@ fn main() -> io::Result<()> {
         code.push_str("}\n");
     }
     all.push_str("];\n");
+    code.push_str("#[cfg(test)]\n");
     code.push_str(&all);
+    code.push_str(&builtin_files(&root)?);
     let out = PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("device_models.rs");
     // Rewritten only when it changes, so a rebuild does not recompile the crate for nothing.
     if fs::read_to_string(&out).ok().as_deref() != Some(code.as_str()) {

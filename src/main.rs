@@ -85,6 +85,10 @@ struct ModelsArgs {
     /// `text`: one line per model; `markdown`: the device tables of docs/devices.md.
     #[arg(long, value_enum, default_value_t = ModelsFormat::Text)]
     format: ModelsFormat,
+    /// Print the model file of this built-in model, ready to copy into a models directory and
+    /// change (see docs/devices.md).
+    #[arg(long, value_name = "ID")]
+    show: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -123,6 +127,19 @@ fn main() -> ExitCode {
         evsite::app::logging::init_stderr(level);
     }
     let result = match cli.command {
+        Command::Models(ModelsArgs { show: Some(id), .. }) => {
+            match evsite::app::models::show(&id) {
+                Ok(text) => {
+                    print!("{text}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("evsite: {e}");
+                    // EX_USAGE: the id given is not a model.
+                    Ok(ExitCode::from(64))
+                }
+            }
+        }
         Command::Models(a) => {
             match a.format {
                 ModelsFormat::Text => print!("{}", evsite::app::models::table()),

@@ -6,7 +6,7 @@
 
 pub mod error;
 mod load;
-mod locate;
+pub(crate) mod locate;
 mod models;
 pub mod raw;
 mod report;

@@ -12,6 +12,9 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub site: RawSite,
+    /// `[devices]`: where the installer's own model files are.
+    #[serde(default)]
+    pub devices: RawDevices,
     #[serde(default)]
     pub control: RawControl,
     #[serde(default)]
@@ -44,6 +47,15 @@ pub struct RawConfig {
     /// `[clock]`: where trust in the wall time comes from (see `crate::clock::trust`).
     #[serde(default)]
     pub clock: crate::clock::TrustSettings,
+}
+
+/// `[devices]` (see `docs/devices.md`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDevices {
+    /// A directory of model files (`*.toml`), read besides the built-in models; default
+    /// `/etc/evsite/models.d` when that exists.
+    pub models_dir: Option<String>,
 }
 
 /// `[demand]` (see `docs/demand.md`).

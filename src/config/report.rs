@@ -116,6 +116,15 @@ impl<'a> Reporter<'a> {
         });
     }
 
+    /// Records a warning already placed (in another file, say).
+    pub fn warn_at(&mut self, location: Location, key: String, reason: String) {
+        self.warnings.push(ConfigError {
+            location,
+            key,
+            reason,
+        });
+    }
+
     /// The warnings so far.
     pub fn take_warnings(&mut self) -> Vec<ConfigError> {
         std::mem::take(&mut self.warnings)

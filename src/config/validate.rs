@@ -44,11 +44,13 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
         .as_ref()
         .map_or(1000, |c| c.interval.as_millis() as i64);
     let buses = buses(&raw.bus, interval_ms, rep);
+    let user_models = super::models::user_models(&raw.devices, rep);
     let ctx = devices::Context {
         site_phases: site.as_ref().map_or(3, |s| s.phases),
         grid_limit_a: site.as_ref().map(|s| s.grid_limit_a),
         interval_ms,
         bus_names: raw.bus.iter().map(|b| b.name.as_str()).collect(),
+        user_models: &user_models,
     };
     let mut meter = devices::meter(&raw.meter, &ctx, rep);
     let mut chargers = devices::chargers(&raw.charger, &ctx, rep);

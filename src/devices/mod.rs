@@ -1,9 +1,11 @@
 //! Devices: register maps as data, one codec, capability traits, one file per model.
 //!
-//! `meters/` and `chargers/` hold one `SPEC` per model, one file each; the build script
-//! declares a module for every file there and lists them (`MODELS`), so adding a model is
-//! adding its file. `registry` finds them by name; `driver` implements the capability traits
-//! of `traits` for any model from its spec.
+//! Each model is a TOML file (`file` reads it): the built-in ones are `models/*.toml`,
+//! embedded by the build script (`BUILTIN_FILES`), so adding a model is adding its file;
+//! installers add their own in a models directory. `registry` finds them by name; `driver`
+//! implements the capability traits of `traits` for any model from its spec. The Rust data in
+//! `meters/` and `chargers/` (one `SPEC` each, `MODELS`) is the golden reference the files
+//! are tested against, compiled for tests only.
 #[cfg(test)]
 mod checks;
 pub mod codec;
@@ -11,6 +13,9 @@ pub mod describe;
 pub mod docs;
 pub mod driver;
 pub mod error;
+pub mod file;
+#[cfg(test)]
+mod golden;
 pub mod model;
 pub mod plan;
 pub mod registry;
@@ -19,7 +24,8 @@ pub mod state;
 pub mod traits;
 pub mod write;
 
-// `pub mod meters`, `pub mod chargers` and `MODELS`, from build.rs.
+// `BUILTIN_FILES`, and for tests `pub mod meters`, `pub mod chargers` and `MODELS`, from
+// build.rs.
 include!(concat!(env!("OUT_DIR"), "/device_models.rs"));
 
 pub use driver::ModbusDevice;

@@ -1,16 +1,59 @@
-//! Every supported model, looked up by its config name.
+//! Every built-in model, read from its embedded file (`models/*.toml`), looked up by its
+//! config name.
 
-use super::model::ModelSpec;
+use std::sync::OnceLock;
+
+use super::file;
+use super::model::{DeviceKind, ModelSpec};
+
+struct Builtin {
+    models: Vec<&'static ModelSpec>,
+    /// The file each model was read from: (id, text).
+    texts: Vec<(&'static str, &'static str)>,
+}
+
+fn builtin() -> &'static Builtin {
+    static BUILTIN: OnceLock<Builtin> = OnceLock::new();
+    BUILTIN.get_or_init(|| {
+        let mut loaded: Vec<(&'static ModelSpec, &'static str)> = super::BUILTIN_FILES
+            .iter()
+            .map(|&(name, text)| {
+                let origin = format!("models/{name}");
+                match file::load(&origin, text) {
+                    // Leaked once: the registry lives as long as the program.
+                    Ok(l) => (&*Box::leak(Box::new(l.spec)), text),
+                    // The tests load every built-in file, so this is a build that skipped them.
+                    Err(e) => panic!("built-in model {origin} is broken: {e:?}"),
+                }
+            })
+            .collect();
+        // Meters first; each group stays in file-name order.
+        loaded.sort_by_key(|(m, _)| m.kind != DeviceKind::Meter);
+        Builtin {
+            models: loaded.iter().map(|(m, _)| *m).collect(),
+            texts: loaded.iter().map(|(m, t)| (m.name, *t)).collect(),
+        }
+    })
+}
 
 /// All models, meters first, each group in file-name order (the `evsite models` listing).
-/// Every file in `src/devices/meters` and `src/devices/chargers` is one (see build.rs).
+/// Every file in `models/` is one (see build.rs).
 pub fn all() -> &'static [&'static ModelSpec] {
-    super::MODELS
+    &builtin().models
 }
 
 /// The model with this config name (`"eastron-sdm630"`), if supported.
 pub fn find(name: &str) -> Option<&'static ModelSpec> {
     all().iter().copied().find(|m| m.name == name)
+}
+
+/// The file the built-in model `name` is read from, as shipped (`evsite models --show`).
+pub fn source(name: &str) -> Option<&'static str> {
+    builtin()
+        .texts
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
 }
 
 #[cfg(test)]
@@ -57,10 +100,19 @@ mod tests {
         }
     }
 
-    /// Each file in a model folder is the model of its name and of that folder's kind, and
-    /// meters come first.
+    /// Each model file is the model of its name, and the registry lists them in the order of
+    /// the Rust reference data.
     #[test]
     fn every_model_file_is_the_model_it_is_named_after() {
+        for (name, _) in crate::devices::BUILTIN_FILES {
+            let id = name.strip_suffix(".toml").unwrap();
+            assert!(find(id).is_some(), "{name}: no model named after it");
+            assert!(source(id).is_some_and(|t| !t.is_empty()), "{name}");
+        }
+        assert_eq!(crate::devices::BUILTIN_FILES.len(), all().len());
+        let order: Vec<&str> = all().iter().map(|m| m.name).collect();
+        let reference: Vec<&str> = crate::devices::MODELS.iter().map(|m| m.name).collect();
+        assert_eq!(order, reference);
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/src/devices");
         let mut files = 0;
         for (dir, kind) in [

@@ -28,6 +28,7 @@ mod fuzz;
 mod gateways;
 mod history;
 mod modbus_faults;
+mod models_show;
 mod modbus_links;
 mod mqtt_daemon;
 mod mqtt_sync;

@@ -17,6 +17,8 @@ pub struct Context<'a> {
     pub grid_limit_a: Option<f64>,
     pub interval_ms: i64,
     pub bus_names: Vec<&'a str>,
+    /// The installer's own models (`[devices] models_dir`).
+    pub user_models: &'a [&'static ModelSpec],
 }
 
 fn kind_name(kind: DeviceKind) -> &'static str {
@@ -26,8 +28,8 @@ fn kind_name(kind: DeviceKind) -> &'static str {
     }
 }
 
-fn known(kind: DeviceKind) -> String {
-    let names: Vec<&str> = models::all()
+fn known(kind: DeviceKind, user: &[&'static ModelSpec]) -> String {
+    let names: Vec<&str> = models::all(user)
         .iter()
         .filter(|m| m.kind == kind)
         .map(|m| m.name)
@@ -40,9 +42,10 @@ fn model(
     path: &KeyPath,
     name: &str,
     kind: DeviceKind,
+    user: &[&'static ModelSpec],
 ) -> Option<&'static ModelSpec> {
     let path = path.key("model");
-    match models::find(name) {
+    match models::find(user, name) {
         Some(spec) if spec.kind == kind => Some(spec),
         Some(spec) => {
             rep.error(
@@ -52,7 +55,7 @@ fn model(
                     kind_name(spec.kind),
                     kind_name(kind),
                     kind_name(kind),
-                    known(kind)
+                    known(kind, user)
                 ),
             );
             None
@@ -63,7 +66,7 @@ fn model(
                 format!(
                     "unknown {} model {name:?}; known: {}",
                     kind_name(kind),
-                    known(kind)
+                    known(kind, user)
                 ),
             );
             None
@@ -80,7 +83,7 @@ fn device(
     ctx: &Context<'_>,
 ) -> Option<Device> {
     let before = rep.count();
-    let spec = model(rep, path, keys.model, kind);
+    let spec = model(rep, path, keys.model, kind, ctx.user_models);
     let link = links::link(rep, path, keys, spec, ctx);
     let tcp = links::unit_255_allowed(keys);
     let unit = keys.unit.or(spec.map(|s| i64::from(s.default_unit)));
