@@ -216,9 +216,12 @@ fn control(raw: &RawControl, rep: &mut Reporter<'_>) -> Option<Control> {
     let mi = raw
         .meter_interval_ms
         .unwrap_or(DEFAULT_METER_INTERVAL_MS.min(raw.interval_ms));
+    // Unset, it follows interval_ms: a bad interval_ms is reported once, on its own key.
+    let derived_from_bad_interval = raw.meter_interval_ms.is_none() && !interval_ok;
     check(
         rep,
-        (50..=60_000).contains(&mi) && (!interval_ok || mi <= raw.interval_ms),
+        derived_from_bad_interval
+            || ((50..=60_000).contains(&mi) && (!interval_ok || mi <= raw.interval_ms)),
         &p.key("meter_interval_ms"),
         format!("must be 50–60000 ms and at most interval_ms, got {mi}"),
     );
@@ -402,6 +405,13 @@ mod tests {
         assert_eq!(c.control.meter_interval, Duration::from_millis(150));
         let c = control_with("meter_interval_ms = 1000").expect("valid");
         assert_eq!(c.control.meter_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_bad_interval_is_one_error_not_two() {
+        let errs = control_with("interval_ms = 5").expect_err("interval_ms = 5");
+        assert_eq!(errs.len(), 1, "{errs}");
+        assert!(errs.to_string().contains("control.interval_ms: "), "{errs}");
     }
 
     #[test]
