@@ -1,18 +1,40 @@
 //! A phase map that looks wrong (`phase_map_mismatch`): when a charger's current steps, the
 //! grid's per-phase currents step with it (less what the other chargers' steps explain
-//! through their own maps). A step that
-//! shows on the configured grid phases is evidence for the map; one that fits another
-//! assignment of the charger's phases to grid phases, and not the configured one, is
-//! evidence against it. Steps equal on every grid phase (a three-phase car on a correctly
-//! rotated or rotated-wrong charger alike) prove nothing and are skipped.
+//! through their own maps). A step that shows on the configured grid phases is evidence for
+//! the map; one that fits another assignment of the charger's phases to grid phases, and
+//! not the configured one, is evidence against it.
+//!
+//! A step is judged against the noise measured on this site, not against a fixed
+//! tolerance: the site's per-phase noise is a robust spread (scaled MAD) of what the grid's
+//! cycle-to-cycle changes leave unexplained by the chargers' steps, over the last few
+//! minutes. A step counts only where the configured map and another one predict grid
+//! changes that differ by well more than that noise (one unit of evidence needs a
+//! log-likelihood ratio of [`LLR_UNIT`]), so a small step on a noisy building proves
+//! nothing, and a step that neither fits (a building load switching at the same moment)
+//! is skipped. Steps equal on every grid phase (a three-phase car on a correctly rotated or
+//! rotated-wrong charger alike) cannot tell maps apart and are skipped: a rotated charger
+//! with a balanced three-phase car is invisible to any meter.
+
+use std::collections::VecDeque;
 
 use super::{Facts, Settings, Verdict};
 use crate::alerts::AlertKind;
 use crate::control::record::CycleRecord;
 
-/// Grid steps may differ from the charger's by base-load noise: this much, or a fifth of
-/// the step.
-const FIT_A: f64 = 1.5;
+/// Unexplained grid changes kept per phase for the noise estimate (five minutes at 1 s).
+const NOISE_WINDOW: usize = 300;
+/// Samples needed before a step is judged at all.
+const NOISE_MIN: usize = 20;
+/// The noise is taken as at least this (a meter's resolution; a quiet site is never exact).
+const NOISE_FLOOR_A: f64 = 0.5;
+/// A charger's step may show on the grid off by this share of it (the meter and the
+/// chargers are read a moment apart).
+const STEP_SHARE: f64 = 0.1;
+/// The log-likelihood ratio (Gaussian noise of the measured spread) between the configured
+/// map and the best other one that makes one full unit of evidence; it is also what a step
+/// must be able to reach to count at all, and what a map's misfit may reach before it is no
+/// longer a fit.
+const LLR_UNIT: f64 = 8.0;
 
 /// Grid currents per phase, and each charger's per-phase currents (None: not read).
 type Snapshot = ([f64; 3], Vec<Option<[f64; 3]>>);
@@ -20,8 +42,10 @@ type Snapshot = ([f64; 3], Vec<Option<[f64; 3]>>);
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhaseWatch {
     prev: Option<Snapshot>,
+    /// Per grid phase, the last grid changes the chargers' steps do not explain.
+    unexplained: [VecDeque<f64>; 3],
     /// Per charger: evidence against the map, less evidence for it (0..=evidence).
-    score: Vec<i64>,
+    score: Vec<f64>,
     raised: Vec<bool>,
 }
 
@@ -29,9 +53,25 @@ impl PhaseWatch {
     pub fn new(chargers: usize) -> Self {
         PhaseWatch {
             prev: None,
-            score: vec![0; chargers],
+            unexplained: Default::default(),
+            score: vec![0.0; chargers],
             raised: vec![false; chargers],
         }
+    }
+
+    /// The site's noise per grid phase (scaled MAD), once enough is known.
+    fn noise(&self) -> Option<[f64; 3]> {
+        if self.unexplained.iter().any(|q| q.len() < NOISE_MIN) {
+            return None;
+        }
+        Some(std::array::from_fn(|p| {
+            let mut xs: Vec<f64> = self.unexplained[p].iter().copied().collect();
+            xs.sort_by(f64::total_cmp);
+            let m = super::site_meter::median(&xs);
+            let mut dev: Vec<f64> = xs.iter().map(|x| (x - m).abs()).collect();
+            dev.sort_by(f64::total_cmp);
+            (1.4826 * super::site_meter::median(&dev)).max(NOISE_FLOOR_A)
+        }))
     }
 
     pub fn observe(
@@ -65,15 +105,14 @@ impl PhaseWatch {
             return Vec::new();
         };
         let dgrid = sub(grid, pgrid);
+        let mut unexplained = dgrid;
+        for (d, f) in deltas.iter().zip(facts) {
+            unexplained = sub(unexplained, on_grid(d, &f.phase_map));
+        }
+        // Judged against the noise measured before this cycle.
+        let mut noise: Option<Option<[f64; 3]>> = None;
         let mut out = Vec::new();
         for (i, f) in facts.iter().enumerate() {
-            // What the other chargers' steps did to the grid, through their own maps.
-            let mut rest = dgrid;
-            for (j, (dj, fj)) in deltas.iter().zip(facts).enumerate() {
-                if j != i {
-                    rest = sub(rest, on_grid(dj, &fj.phase_map));
-                }
-            }
             let d = deltas[i];
             let expected = on_grid(&d, &f.phase_map);
             let spread = expected.iter().copied().fold(f64::MIN, f64::max)
@@ -81,38 +120,74 @@ impl PhaseWatch {
             if spread < s.phase_step_a {
                 continue;
             }
-            let fit = FIT_A.max(0.2 * spread);
-            let miss = |m: &[usize]| max_abs(sub(rest, on_grid(&d, m)));
-            let configured = miss(&f.phase_map);
+            let Some(sigma) = *noise.get_or_insert_with(|| self.noise()) else {
+                continue;
+            };
+            // What the other chargers' steps did to the grid, through their own maps.
+            let mut rest = dgrid;
+            for (j, (dj, fj)) in deltas.iter().zip(facts).enumerate() {
+                if j != i {
+                    rest = sub(rest, on_grid(dj, &fj.phase_map));
+                }
+            }
+            let size = max_abs(d);
+            let var: [f64; 3] =
+                std::array::from_fn(|p| sigma[p].powi(2) + (STEP_SHARE * size).powi(2));
+            // Negative log-likelihood of a grid image `g` (up to a constant).
+            let nll = |g: [f64; 3]| -> f64 {
+                (0..3)
+                    .map(|p| (rest[p] - g[p]).powi(2) / (2.0 * var[p]))
+                    .sum()
+            };
+            let apart = |g: [f64; 3]| -> f64 {
+                (0..3)
+                    .map(|p| (g[p] - expected[p]).powi(2) / (2.0 * var[p]))
+                    .sum()
+            };
+            let configured = nll(expected);
+            // Only maps this step can tell from the configured one.
             let better = assignments(f.phases)
                 .into_iter()
                 .filter(|m| *m != f.phase_map)
-                .map(|m| (miss(&m), m))
+                .map(|m| (on_grid(&d, &m), m))
+                .filter(|(g, _)| apart(*g) >= LLR_UNIT)
+                .map(|(g, m)| (nll(g), m))
                 .min_by(|a, b| a.0.total_cmp(&b.0));
-            let before = self.score[i];
-            if configured <= fit {
-                self.score[i] = (self.score[i] - 1).max(0);
-            } else if better.as_ref().is_some_and(|(m, _)| *m <= fit) {
-                self.score[i] = (self.score[i] + 1).min(s.phase_evidence);
+            let Some((other, other_map)) = better else {
+                continue;
+            };
+            if configured.min(other) > LLR_UNIT {
+                // Neither fits: something else moved at the same moment.
+                continue;
             }
+            let evidence = ((configured - other) / LLR_UNIT).clamp(-1.0, 1.0);
+            let before = self.score[i];
+            let most = s.phase_evidence as f64;
+            self.score[i] = (self.score[i] + evidence).clamp(0.0, most);
             if self.score[i] == before {
                 continue;
             }
-            if !self.raised[i] && self.score[i] >= s.phase_evidence {
+            if !self.raised[i] && self.score[i] >= most - 1e-9 {
                 self.raised[i] = true;
-                let seen = better.map(|(_, m)| one_based(&m)).unwrap_or_default();
                 out.push((
                     AlertKind::PhaseMapMismatch,
                     f.id.clone(),
                     Verdict::On(format!(
-                        "{}: current steps show on grid phases {seen}, not the configured {}",
+                        "{}: current steps show on grid phases {}, not the configured {}",
                         f.id,
+                        one_based(&other_map),
                         one_based(&f.phase_map)
                     )),
                 ));
-            } else if self.raised[i] && self.score[i] == 0 {
+            } else if self.raised[i] && self.score[i] <= 0.0 {
                 self.raised[i] = false;
                 out.push((AlertKind::PhaseMapMismatch, f.id.clone(), Verdict::Off));
+            }
+        }
+        for (q, x) in self.unexplained.iter_mut().zip(unexplained) {
+            q.push_back(x);
+            if q.len() > NOISE_WINDOW {
+                q.pop_front();
             }
         }
         out
