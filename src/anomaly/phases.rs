@@ -1,6 +1,7 @@
 //! A phase map that looks wrong (`phase_map_mismatch`): when a charger's current steps, the
 //! grid's per-phase currents step with it (less what the other chargers' steps explain
-//! through their own maps). A step that shows on the configured grid phases is evidence for
+//! through their own maps). A step is the change from the charger's last settled reading to
+//! its next one, so a ramp the load manager paces over several cycles is one step. A step that shows on the configured grid phases is evidence for
 //! the map; one that fits another assignment of the charger's phases to grid phases, and
 //! not the configured one, is evidence against it.
 //!
@@ -17,6 +18,9 @@
 
 use std::collections::VecDeque;
 
+use chrono::{DateTime, Utc};
+
+use super::hold::secs;
 use super::{Facts, Settings, Verdict};
 use crate::alerts::AlertKind;
 use crate::control::record::CycleRecord;
@@ -36,14 +40,25 @@ const STEP_SHARE: f64 = 0.1;
 /// longer a fit.
 const LLR_UNIT: f64 = 8.0;
 
+/// A charger whose current moved less than this on every phase since the cycle before has
+/// settled: its step (a ramp over several cycles, as the load manager paces increases,
+/// counts as one) is judged from its last settled reading.
+const SETTLED_A: f64 = 0.5;
+/// A step is judged over at most this long (the building moves meanwhile).
+const ANCHOR_MAX_S: f64 = 60.0;
+
 /// Grid currents per phase, and each charger's per-phase currents (None: not read).
 type Snapshot = ([f64; 3], Vec<Option<[f64; 3]>>);
+/// When, the grid's and every charger's currents at a charger's last settled reading.
+type Anchor = (DateTime<Utc>, [f64; 3], Vec<[f64; 3]>);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhaseWatch {
     prev: Option<Snapshot>,
     /// Per grid phase, the last grid changes the chargers' steps do not explain.
     unexplained: [VecDeque<f64>; 3],
+    /// Per charger: its last settled reading.
+    anchor: Vec<Option<Anchor>>,
     /// Per charger: evidence against the map, less evidence for it (0..=evidence).
     score: Vec<f64>,
     raised: Vec<bool>,
@@ -54,6 +69,7 @@ impl PhaseWatch {
         PhaseWatch {
             prev: None,
             unexplained: Default::default(),
+            anchor: vec![None; chargers],
             score: vec![0.0; chargers],
             raised: vec![false; chargers],
         }
@@ -88,22 +104,25 @@ impl PhaseWatch {
                     .map(|c| c.current_or_zero_a())
             })
             .collect();
+        let at = rec.steady();
         let Some(grid) = rec.grid_a else {
             self.prev = None;
+            self.anchor.iter_mut().for_each(|a| *a = None);
             return Vec::new();
         };
         let prev = self.prev.replace((grid, now.clone()));
-        let Some((pgrid, pch)) = prev else {
+        let deltas: Option<Vec<[f64; 3]>> = prev.as_ref().and_then(|(_, pch)| {
+            now.iter()
+                .zip(pch)
+                .map(|(a, b)| Some(sub((*a)?, (*b)?)))
+                .collect()
+        });
+        let (Some(deltas), Some((pgrid, _))) = (deltas, prev) else {
+            // A gap: nothing is known of the steps meanwhile.
+            self.anchor.iter_mut().for_each(|a| *a = None);
             return Vec::new();
         };
-        let deltas: Option<Vec<[f64; 3]>> = now
-            .iter()
-            .zip(&pch)
-            .map(|(a, b)| Some(sub((*a)?, (*b)?)))
-            .collect();
-        let Some(deltas) = deltas else {
-            return Vec::new();
-        };
+        let all: Vec<[f64; 3]> = now.iter().map(|a| a.unwrap_or([0.0; 3])).collect();
         let dgrid = sub(grid, pgrid);
         let mut unexplained = dgrid;
         for (d, f) in deltas.iter().zip(facts) {
@@ -113,7 +132,16 @@ impl PhaseWatch {
         let mut noise: Option<Option<[f64; 3]>> = None;
         let mut out = Vec::new();
         for (i, f) in facts.iter().enumerate() {
-            let d = deltas[i];
+            if max_abs(deltas[i]) >= SETTLED_A {
+                continue;
+            }
+            let anchor = self.anchor[i].replace((at, grid, all.clone()));
+            let Some((_, grid0, chargers0)) =
+                anchor.filter(|(t0, _, _)| secs(at - *t0) <= ANCHOR_MAX_S)
+            else {
+                continue;
+            };
+            let d = sub(all[i], chargers0[i]);
             let expected = on_grid(&d, &f.phase_map);
             let spread = expected.iter().copied().fold(f64::MIN, f64::max)
                 - expected.iter().copied().fold(f64::MAX, f64::min);
@@ -123,11 +151,11 @@ impl PhaseWatch {
             let Some(sigma) = *noise.get_or_insert_with(|| self.noise()) else {
                 continue;
             };
-            // What the other chargers' steps did to the grid, through their own maps.
-            let mut rest = dgrid;
-            for (j, (dj, fj)) in deltas.iter().zip(facts).enumerate() {
+            // What the other chargers' steps did to the grid meanwhile, through their maps.
+            let mut rest = sub(grid, grid0);
+            for (j, fj) in facts.iter().enumerate() {
                 if j != i {
-                    rest = sub(rest, on_grid(dj, &fj.phase_map));
+                    rest = sub(rest, on_grid(&sub(all[j], chargers0[j]), &fj.phase_map));
                 }
             }
             let size = max_abs(d);

@@ -42,14 +42,14 @@ fn raised(w: &mut PhaseWatch, recs: &[CycleRecord], f: &[Facts]) -> Vec<Verdict>
 /// Quiet cycles before any step: the rule first measures the site's noise.
 const WARM: i64 = 30;
 
-/// A one-phase car ramping up 6 → 10 → 14 → 18 A and back down on cp-1 (after [`WARM`]
-/// quiet cycles), while cp-2 moves the other way on all three phases.
+/// A one-phase car ramping up 6 → 10 → 14 → 18 A and back down on cp-1, each for two cycles
+/// (after [`WARM`] quiet cycles), while cp-2 moves the other way on all three phases.
 fn ramps(wired: &[usize]) -> Vec<CycleRecord> {
     let steps = [0.0, 6.0, 10.0, 14.0, 18.0, 14.0, 10.0, 6.0, 0.0];
     let wired2: &[usize] = &[1, 2, 0];
     (0..WARM)
         .map(|_| 0.0)
-        .chain(steps)
+        .chain(steps.iter().flat_map(|a| [*a, *a]))
         .enumerate()
         .map(|(t, a)| {
             let other = 20.0 - a / 2.0;
@@ -84,8 +84,8 @@ fn steps_on_another_phase_raise_a_mismatch_after_three_of_them() {
             }
         }
     }
-    // The third step of 4 A or more, on a quiet site.
-    assert_eq!(first, Some(WARM + 3));
+    // The third step of 4 A or more, on a quiet site, judged once it has settled.
+    assert_eq!(first, Some(WARM + 7));
 }
 
 #[test]
