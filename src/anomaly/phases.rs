@@ -9,9 +9,10 @@
 //! tolerance: the site's per-phase noise is a robust spread (scaled MAD) of what the grid's
 //! cycle-to-cycle changes leave unexplained by the chargers' steps, over the last few
 //! minutes. A step counts only where the configured map and another one predict grid
-//! changes that differ by well more than that noise (one unit of evidence needs a
-//! log-likelihood ratio of [`LLR_UNIT`]), so a small step on a noisy building proves
-//! nothing, and a step that neither fits (a building load switching at the same moment)
+//! changes that differ by well more than that noise, and counts by its log-likelihood ratio
+//! (in units of [`LLR_UNIT`], `phase_evidence` of them raise or clear; at most one from a
+//! step beside other chargers' uneven steps), so a small step on a noisy building proves nothing,
+//! one clean step alone on a quiet one is proof, and a step that neither fits (a building load switching at the same moment)
 //! is skipped. Steps equal on every grid phase (a three-phase car on a correctly rotated or
 //! rotated-wrong charger alike) cannot tell maps apart and are skipped: a rotated charger
 //! with a balanced three-phase car is invisible to any meter.
@@ -188,9 +189,22 @@ impl PhaseWatch {
                 // Neither fits: something else moved at the same moment.
                 continue;
             }
-            let evidence = ((configured - other) / LLR_UNIT).clamp(-1.0, 1.0);
-            let before = self.score[i];
+            // A sequential likelihood-ratio test in units of LLR_UNIT. A step alone (no
+            // other charger moved meanwhile but evenly on three phases) may carry the whole bound: a clean step on a
+            // quiet site is proof enough. One beside other chargers' steps counts at most
+            // one unit, as their maps may be what is wrong.
             let most = s.phase_evidence as f64;
+            let alone = facts.iter().enumerate().all(|(j, fj)| {
+                let dj = sub(all[j], chargers0[j]);
+                let even = dj.iter().copied().fold(f64::MIN, f64::max)
+                    - dj.iter().copied().fold(f64::MAX, f64::min);
+                // Unmoved, or moved the same on all three phases: the same on the grid
+                // through any map, so no wrong map of its own can show in this step.
+                j == i || max_abs(dj) < SETTLED_A || (fj.phases == 3 && even < SETTLED_A)
+            });
+            let cap = if alone { most } else { 1.0 };
+            let evidence = ((configured - other) / LLR_UNIT).clamp(-cap, cap);
+            let before = self.score[i];
             self.score[i] = (self.score[i] + evidence).clamp(0.0, most);
             if self.score[i] == before {
                 continue;
