@@ -1,7 +1,9 @@
 //! A charger's energy register against the power it reports: drifting away from the
 //! integrated power (`meter_drift`), standing still while power flows (`register_frozen`),
-//! jumping or falling back mid-session (`register_jump`, one per occurrence), and power above
-//! what the charger's maximum allows (`overpower`).
+//! jumping or falling back mid-session (`register_jump`, one per occurrence), and a power
+//! reading that no current could produce (`overpower`): above what the charger's maximum
+//! allows, or above what its own measured currents × the voltage deliver (a power factor is
+//! at most 1, so a charger's real power can never exceed I × V on its phases).
 //!
 //! Registers count in steps (1 Wh, 10 Wh, 0.1 kWh): every tolerance includes two of the
 //! smallest steps the register was seen to make, so a coarse register is judged as fairly
@@ -19,6 +21,12 @@ use crate::devices::model::ChargeState;
 const UNKNOWN_STEP_WH: f64 = 100.0;
 /// Readings further apart than this are not compared (the charger was not read between).
 const MAX_GAP_S: f64 = 10.0;
+/// A current register's resolution assumed until a finer change was seen (some report whole
+/// amps).
+const COARSE_CURRENT_A: f64 = 1.0;
+/// What a power register may show beyond I × V with nothing flowing: its own resolution and
+/// the charger's standby draw.
+const POWER_FLOOR_W: f64 = 50.0;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Reading {
@@ -46,6 +54,11 @@ pub struct EnergyWatch {
     window: Window,
     drift: Option<String>,
     over: Hold,
+    /// The finest resolution a phase current reading has shown (a register of whole amps
+    /// only ever shows integers), at most [`COARSE_CURRENT_A`].
+    current_step_a: Option<f64>,
+    /// The last cycle's currents (the power and the currents may be read a moment apart).
+    last_currents: Option<(DateTime<Utc>, [Option<f64>; 3])>,
 }
 
 impl EnergyWatch {
@@ -71,15 +84,27 @@ impl EnergyWatch {
             .power_w
             .unwrap_or_else(|| c.current_or_zero_a().iter().sum::<f64>() * voltage_v);
         let max_w = f.max_current_a * f64::from(f.phases) * voltage_v;
-        let limit_w = max_w * (1.0 + s.overpower_margin_pct / 100.0);
-        let over = self.over.update(power_w > limit_w, at, s.overpower_hold_s);
-        let overpower = if over {
-            Verdict::On(format!(
+        let margin = 1.0 + s.overpower_margin_pct / 100.0;
+        let limit_w = max_w * margin;
+        let above_max = power_w > limit_w;
+        let iv_w = c
+            .power_w
+            .and_then(|_| self.current_bound_w(c, at, voltage_v));
+        let above_iv = iv_w.is_some_and(|iv| power_w > iv * margin + POWER_FLOOR_W);
+        let over = self
+            .over
+            .update(above_max || above_iv, at, s.overpower_hold_s);
+        let overpower = match (over, iv_w) {
+            (false, _) => Verdict::Off,
+            (true, _) if above_max => Verdict::On(format!(
                 "{}: {power_w:.0} W, above the {max_w:.0} W its maximum allows",
                 f.id
-            ))
-        } else {
-            Verdict::Off
+            )),
+            (true, iv) => Verdict::On(format!(
+                "{}: {power_w:.0} W, above the {:.0} W its own currents × {voltage_v:.0} V deliver",
+                f.id,
+                iv.unwrap_or(0.0)
+            )),
         };
         let Some(register_wh) = c.energy_wh else {
             return [
@@ -156,6 +181,40 @@ impl EnergyWatch {
         ]
     }
 
+    /// The most real power the charger's measured currents can carry at `voltage_v` (a
+    /// power factor of 1), each phase's reading taken half its register's resolution high,
+    /// and the higher of this cycle's and the last one's (the power and the currents may be
+    /// read a moment apart on a changing draw). `None` where no current was read.
+    fn current_bound_w(
+        &mut self,
+        c: &ChargerCycle,
+        at: DateTime<Utc>,
+        voltage_v: f64,
+    ) -> Option<f64> {
+        let now = c.current_a;
+        let prev = self
+            .last_currents
+            .replace((at, now))
+            .filter(|(t, _)| secs(at - *t) > 0.0 && secs(at - *t) <= MAX_GAP_S)
+            .map(|(_, a)| a);
+        for a in now.iter().flatten() {
+            let r = resolution_a(*a);
+            self.current_step_a = Some(self.current_step_a.map_or(r, |q| q.min(r)));
+        }
+        let q = self.current_step_a.unwrap_or(COARSE_CURRENT_A);
+        let bound = |a: &[Option<f64>; 3]| {
+            let read: Vec<f64> = a.iter().flatten().map(|x| x.max(0.0)).collect();
+            (!read.is_empty())
+                .then(|| (read.iter().sum::<f64>() + q / 2.0 * read.len() as f64) * voltage_v)
+        };
+        let now_w = bound(&now)?;
+        Some(
+            prev.as_ref()
+                .and_then(bound)
+                .map_or(now_w, |p| p.max(now_w)),
+        )
+    }
+
     /// One normal step of the register: the frozen count and the drift window.
     #[allow(clippy::too_many_arguments)]
     fn judge(
@@ -197,6 +256,16 @@ impl EnergyWatch {
         });
         *w = Window::default();
     }
+}
+
+/// The resolution a current reading shows: 1 A for a whole number, 0.1 A for one decimal,
+/// and so on down to 1 mA.
+fn resolution_a(a: f64) -> f64 {
+    let mut q = COARSE_CURRENT_A;
+    while q > 0.001 && ((a / q) - (a / q).round()).abs() > 1e-3 {
+        q /= 10.0;
+    }
+    q
 }
 
 #[cfg(test)]

@@ -151,3 +151,96 @@ fn power_above_the_chargers_maximum_is_overpower() {
     }
     assert_eq!(first, Some(5));
 }
+
+/// A charger read at `t`: per-phase currents as its register shows them (`whole`: in whole
+/// amps), and a power reading.
+fn with_currents(amps: [f64; 3], phases: usize, whole: bool, power_w: f64) -> ChargerCycle {
+    let mut c = ChargerCycle::unread("cp-1");
+    c.online = true;
+    c.state = Some(ChargeState::C);
+    c.power_w = Some(power_w);
+    for (i, a) in amps.iter().enumerate().take(phases) {
+        c.current_a[i] = Some(if whole { a.round() } else { a.max(0.0) });
+    }
+    c
+}
+
+/// Seconds until `overpower` came on, feeding `cycles` (one a second).
+fn overpower_at(cycles: impl IntoIterator<Item = ChargerCycle>, voltage_v: f64) -> Option<i64> {
+    let s = Settings::default();
+    let f = facts();
+    let mut w = EnergyWatch::default();
+    for (t, c) in cycles.into_iter().enumerate() {
+        let out = w.observe(&c, &f, at(t as i64), voltage_v, &s);
+        if matches!(out[3], (AlertKind::Overpower, Verdict::On(_))) {
+            return Some(t as i64);
+        }
+    }
+    None
+}
+
+#[test]
+fn a_power_reading_above_its_own_currents_is_overpower_at_any_current() {
+    // A one-phase car at 7 A (1610 W) with the power reading 1.4 × the truth: far below
+    // the charger's maximum, but no power factor makes 2254 W of 7 A at 230 V.
+    for whole in [false, true] {
+        let cycles = (0..30).map(|_| with_currents([7.0, 0.0, 0.0], 1, whole, 1.4 * 1610.0));
+        assert_eq!(overpower_at(cycles, 230.0), Some(5), "whole amps: {whole}");
+    }
+    // The same honest charger raises nothing.
+    let cycles = (0..60).map(|_| with_currents([7.0, 0.0, 0.0], 1, true, 1610.0));
+    assert_eq!(overpower_at(cycles, 230.0), None);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// An honest charger: any current up to 32 A on one or three phases stepping now and
+    /// then, a power factor of 0.9 to 1, its voltage up to 3 % below the main meter's (the
+    /// cable), whole-amp or fine current registers, and a power reading taken before the
+    /// currents on a third of the cycles (a step between them): never overpower.
+    #[test]
+    fn an_honest_power_reading_is_never_overpower(
+        seed in 0u64..1_000_000,
+        three in proptest::bool::ANY,
+        whole in proptest::bool::ANY,
+        pf in 0.9f64..=1.0,
+        drop in 0.97f64..=1.0,
+        meter_v in 207.0f64..=253.0,
+    ) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+        let phases = if three { 3 } else { 1 };
+        let mut amps = 0.0;
+        let mut prev_power = 0.0;
+        let cycles: Vec<ChargerCycle> = (0..600)
+            .map(|_| {
+                if rng.gen_bool(0.05) {
+                    amps = if rng.gen_bool(0.2) { 0.0 } else { rng.gen_range(6.0..=32.0) };
+                }
+                let power = amps * phases as f64 * meter_v * drop * pf;
+                let shown = if rng.gen_bool(1.0 / 3.0) { prev_power } else { power };
+                prev_power = power;
+                with_currents([amps; 3], phases, whole, shown.round())
+            })
+            .collect();
+        proptest::prop_assert_eq!(overpower_at(cycles, meter_v), None);
+    }
+
+    /// A power reading `k` ≥ 1.25 times the truth (1.35 where the currents are read in
+    /// whole amps: 6.5 A may read 7) while the car draws anything from its minimum (6 A)
+    /// up, on one or three phases, at a power factor of 1: overpower after its hold.
+    #[test]
+    fn a_power_reading_a_quarter_high_is_overpower_at_any_current(
+        k in 1.25f64..=2.0,
+        amps in 6.0f64..=32.0,
+        three in proptest::bool::ANY,
+        whole in proptest::bool::ANY,
+    ) {
+        proptest::prop_assume!(!whole || k >= 1.35);
+        let phases = if three { 3 } else { 1 };
+        let truth = amps * phases as f64 * 230.0;
+        let cycles = (0..30).map(|_| with_currents([amps; 3], phases, whole, k * truth));
+        proptest::prop_assert_eq!(overpower_at(cycles, 230.0), Some(5));
+    }
+}

@@ -42,13 +42,15 @@ pub struct Settings {
     /// Register jump: a step beyond what the charger's maximum power could deliver in the
     /// time, by more than this (plus two register steps).
     pub jump_margin_wh: f64,
-    /// Overpower: power above max_current_a × phases × voltage × (1 + pct/100) …
+    /// Overpower: power above max_current_a × phases × voltage × (1 + pct/100), or above
+    /// the charger's own currents × voltage × (1 + pct/100) …
     pub overpower_margin_pct: f64,
     /// … for this long.
     pub overpower_hold_s: f64,
     /// Phase map: only a charger's current steps of at least this much are evidence …
     pub phase_step_a: f64,
-    /// … and this many more wrong than right ones raise it.
+    /// … and this many units of evidence more wrong than right raise it (a step counts by
+    /// its log-likelihood ratio against the site's measured noise, 8 a unit).
     pub phase_evidence: i64,
     /// Site meter against the chargers: a difference beyond this much …
     pub meter_tolerance_w: f64,

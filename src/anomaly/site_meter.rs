@@ -8,6 +8,14 @@
 //!
 //! The base-load estimate at a step is the median of the residuals of the minute before it:
 //! robust to a kettle or a reading taken mid-step, and quick enough to follow the building.
+//!
+//! The building steps too (a lift, a compressor), and the load manager answers a building
+//! step by moving the chargers a moment later, so a charger step often comes right after
+//! one. A step is therefore also judged against the residual read just before the chargers
+//! moved: only a step that neither estimate explains counts as unseen. A building step
+//! found that way (the residual had moved before the chargers did) is learned, and a
+//! later disagreement the size of a building step seen before is no evidence either way:
+//! the building may have switched that load at the same moment.
 
 use std::collections::VecDeque;
 
@@ -29,13 +37,17 @@ const STEP_WINDOW_S: f64 = 5.0;
 const SETTLED: f64 = 0.1;
 /// Base-load samples needed before a step is judged.
 const MIN_BASE_SAMPLES: usize = 3;
+/// Building step sizes remembered (the most recent).
+const BUILDING_STEPS: usize = 16;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MeterWatch {
     /// (when, residual W) samples for the base-load estimate.
     base: VecDeque<(DateTime<Utc>, f64)>,
-    /// (when, chargers' sum W) over the step window.
-    recent: VecDeque<(DateTime<Utc>, f64)>,
+    /// (when, chargers' sum W, residual W) over the step window.
+    recent: VecDeque<(DateTime<Utc>, f64, f64)>,
+    /// Sizes (W) of the building's own steps seen so far, the latest last.
+    building: VecDeque<f64>,
     negative: Hold,
     /// Steps the meter did not follow, less steps it did (0..=evidence).
     score: i64,
@@ -100,33 +112,53 @@ impl MeterWatch {
         let settled = self
             .recent
             .back()
-            .is_some_and(|(_, prev)| (chargers_w - prev).abs() <= SETTLED * s.meter_step_w);
-        self.recent.push_back((at, chargers_w));
+            .is_some_and(|(_, prev, _)| (chargers_w - prev).abs() <= SETTLED * s.meter_step_w);
+        self.recent.push_back((at, chargers_w, residual));
         while self
             .recent
             .get(1)
-            .is_some_and(|(t, _)| secs(at - *t) >= STEP_WINDOW_S)
+            .is_some_and(|(t, _, _)| secs(at - *t) >= STEP_WINDOW_S)
         {
             self.recent.pop_front();
         }
-        if let Some(&(t0, before_w)) = self.recent.front() {
+        if let Some(&(t0, before_w, _)) = self.recent.front() {
             let step_w = chargers_w - before_w;
             let base = self.base_before(t0);
             if settled && secs(at - t0) >= STEP_WINDOW_S && step_w.abs() >= s.meter_step_w {
                 if let Some(base_w) = base {
+                    // The residual read last before the chargers moved.
+                    let pre_w = self
+                        .recent
+                        .iter()
+                        .take_while(|(_, w, _)| (w - before_w).abs() <= SETTLED * s.meter_step_w)
+                        .last()
+                        .map_or(base_w, |(_, _, r)| *r);
                     // What of the step the meter did not see (or saw besides it).
                     let unseen_w = base_w - residual;
-                    let miss = unseen_w.abs() > tolerance(step_w);
-                    self.score = if miss {
-                        (self.score + 1).min(s.meter_evidence)
-                    } else {
-                        (self.score - 1).max(0)
-                    };
+                    let unseen_pre_w = pre_w - residual;
+                    let tol = tolerance(step_w);
+                    let miss = unseen_w.abs() > tol && unseen_pre_w.abs() > tol;
+                    let building = miss
+                        && self.building.iter().any(|b| {
+                            (unseen_w.abs() - b).abs() <= tol
+                                || (unseen_pre_w.abs() - b).abs() <= tol
+                        });
+                    if unseen_w.abs() > tol && !miss {
+                        // The building moved before the chargers did: learn its step.
+                        self.learn((pre_w - base_w).abs());
+                    }
+                    if !building {
+                        self.score = if miss {
+                            (self.score + 1).min(s.meter_evidence)
+                        } else {
+                            (self.score - 1).max(0)
+                        };
+                    }
                     judged = Some((step_w, step_w - unseen_w));
                 }
                 // The next step is judged on readings from now on.
                 self.recent.clear();
-                self.recent.push_back((at, chargers_w));
+                self.recent.push_back((at, chargers_w, residual));
             }
         }
         if !self.steps_raised && self.score >= s.meter_evidence {
@@ -165,6 +197,14 @@ impl MeterWatch {
             ))
         } else {
             Verdict::Off
+        }
+    }
+
+    /// Remember a building step of `w`.
+    fn learn(&mut self, w: f64) {
+        self.building.push_back(w);
+        if self.building.len() > BUILDING_STEPS {
+            self.building.pop_front();
         }
     }
 

@@ -70,6 +70,10 @@ pub fn site(seed: u64, index: usize, faults: bool, bounds: Bounds) -> Scenario {
         bounds.chargers[1] as f64 + 0.99,
     ) as usize;
     let (meter, mut chargers) = devices(&mut rng, n);
+    for c in &mut chargers {
+        // No charger may be configured above the main fuse (the config's validation).
+        c.max_current_a = c.max_current_a.min(grid_limit_a);
+    }
     let circuits = circuits(&mut rng, &mut chargers, grid_limit_a);
     if rng.gen_bool(0.2) {
         for c in &mut chargers {

@@ -183,9 +183,13 @@ pub struct Bin {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaultReport {
     pub alert: String,
+    /// Every injected fault: `detected` + `missed` + `undetectable`.
     pub injected: usize,
     pub detected: usize,
     pub missed: usize,
+    /// Faults no measurement the controller has can show (see [`undetectable`]): neither
+    /// detected nor missed.
+    pub undetectable: usize,
     pub delay_p50_s: Option<f64>,
     pub delay_p95_s: Option<f64>,
     pub curve: Vec<Bin>,
@@ -353,6 +357,10 @@ impl FleetReport {
                     .curve
                     .iter()
                     .map(|b| match (b.from, b.to) {
+                        (Some(lo), Some(hi)) if lo == hi && lo == 3.0 => format!(
+                            "{lo}-phase car (balanced: undetectable): {}/{}",
+                            b.detected, b.faults
+                        ),
                         (Some(lo), Some(hi)) if lo == hi => {
                             format!("{lo}-phase car: {}/{}", b.detected, b.faults)
                         }
@@ -392,7 +400,17 @@ impl FleetReport {
     }
 }
 
+/// Whether a fault is invisible to every meter the controller reads, whatever a rule does: a
+/// charger wired rotated while its car draws the same current on all three phases puts the
+/// same currents on the same grid phases as one wired right (the amount of a swapped-phase
+/// outcome is its car's phases, see [`SiteRow::new`]; a simulated three-phase car is
+/// balanced).
+pub fn undetectable(o: &FaultOutcome) -> bool {
+    o.fault == FaultKind::SwappedPhase && o.amount == Some(3.0) && o.delay_s.is_none()
+}
+
 fn fault_report(alert: String, outcomes: &[&FaultOutcome], range: Option<[f64; 2]>) -> FaultReport {
+    let invisible = outcomes.iter().filter(|o| undetectable(o)).count();
     let detected = outcomes.iter().filter(|o| o.delay_s.is_some()).count();
     let mut delays: Vec<f64> = outcomes.iter().filter_map(|o| o.delay_s).collect();
     delays.sort_by(f64::total_cmp);
@@ -449,7 +467,8 @@ fn fault_report(alert: String, outcomes: &[&FaultOutcome], range: Option<[f64; 2
         alert,
         injected: outcomes.len(),
         detected,
-        missed: outcomes.len() - detected,
+        missed: outcomes.len() - detected - invisible,
+        undetectable: invisible,
         delay_p50_s: (!delays.is_empty()).then(|| round3(quantile(&delays, 0.5))),
         delay_p95_s: (!delays.is_empty()).then(|| round3(quantile(&delays, 0.95))),
         curve,
