@@ -8,6 +8,8 @@
 //! handlers, panic hook or global tracing subscriber. What must own a process (the daemon,
 //! libfaketime's `LD_PRELOAD`, Chromium, mosquitto, cargo-deb) is a child process each test
 //! starts. Tests run on libtest's threads, one per core by default, as each binary's did.
+//! The test command runs `outage` and `mqtt_daemon` apart, after the rest: they hold
+//! delivery within windows of real time, which the other tests' load would stretch.
 
 mod support;
 
