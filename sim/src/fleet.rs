@@ -146,6 +146,24 @@ mod tests {
                 r.utilization
             );
         }
+        // The goals this fleet holds (the full list and the larger fleets: docs/benchmarks.md).
+        // No overload the controller answers for, on any site.
+        assert_eq!(fleet.aggregate.sites_with_overload, 0, "{}", fleet.table());
+        // Sessions exact to 20 Wh, also where a register froze or drifted.
+        for r in &fleet.rows {
+            assert!(
+                r.session_energy_error_wh.is_none_or(|e| e <= 20.0),
+                "{}: session energy error {:?} Wh",
+                r.name,
+                r.session_energy_error_wh
+            );
+        }
+        // No false alarm of any kind.
+        assert!(
+            fleet.false_alarms.values().all(|a| a.false_alarms == 0),
+            "{:?}",
+            fleet.false_alarms
+        );
         let table = fleet.table();
         assert!(
             table.contains("fleet seed 11: 12 sites with faults"),
