@@ -7,7 +7,7 @@ use super::codec::decode_number;
 use super::error::DeviceError;
 use super::model::{ChargerSpec, EnergyScope, ModelSpec};
 use super::plan::{plan_reads, plan_registers};
-use super::regmap::{DataType, Register};
+use super::regmap::{DataType, NoValue, Register};
 use super::state::{decode_state, state_registers};
 use super::traits::{
     ChargeStateReader, CommsTimeout, CurrentLimit, EnablePause, EnergyRegister, Heartbeat,
@@ -164,10 +164,32 @@ impl<L: RegisterIo> ModbusDevice<L> {
             voltage_v: f.phases(&r.voltage)?,
             current_a: f.phases(&r.current)?,
             power_w: opt(&r.power)?,
-            energy_wh: opt(&r.energy)?,
+            energy_wh: opt(&r.energy.map(as_counter))?,
             state,
             applied_current_a: applied,
         })
+    }
+}
+
+/// An energy counter whose words are all ones has no value, whether or not its model says
+/// so: it is how devices (and gateways standing in for a silent device) fill a register they
+/// cannot answer, while a real counter passes that value for one count at most before it
+/// rolls over. Taken as a reading, it bills the register's whole range.
+fn as_counter(reg: Register) -> Register {
+    match (reg.no_value, reg.dtype) {
+        (
+            NoValue::None,
+            DataType::U16
+            | DataType::U32
+            | DataType::U64
+            | DataType::I16
+            | DataType::I32
+            | DataType::I64,
+        ) => Register {
+            no_value: NoValue::AllOnes,
+            ..reg
+        },
+        _ => reg,
     }
 }
 
@@ -213,6 +235,7 @@ impl<L: RegisterIo> EnergyRegister for ModbusDevice<L> {
             .spec
             .readings
             .energy
+            .map(as_counter)
             .ok_or(DeviceError::Unsupported("energy"))?;
         self.read_one(&reg)
             .await?

@@ -180,6 +180,44 @@ async fn no_value_sentinel_is_none_not_error() {
 }
 
 #[tokio::test]
+async fn an_energy_counter_of_all_ones_is_no_value_on_every_model() {
+    let mut integer = 0;
+    for spec in registry::all() {
+        let Some(reg) = spec.readings.energy else {
+            continue;
+        };
+        let bank = bank_for(spec, ChargeState::C);
+        bank.put(&reg, &vec![0xFFFF; usize::from(reg.words())]);
+        let dev = ModbusDevice::new(spec, bank);
+        let snap = dev.read_all().await.unwrap();
+        let is_float = matches!(reg.dtype, DataType::F32 | DataType::F64);
+        integer += usize::from(!is_float);
+        assert!(
+            snap.energy_wh
+                .is_none_or(|wh| wh.is_finite() && wh < 1e6 && is_float),
+            "{}: all-ones energy read as {:?}",
+            spec.name,
+            snap.energy_wh
+        );
+        if !is_float {
+            assert_eq!(snap.energy_wh, None, "{}", spec.name);
+            assert_eq!(
+                dev.energy_wh().await,
+                Err(DeviceError::NoValue { what: "energy" }),
+                "{}",
+                spec.name
+            );
+        }
+        assert!(
+            close(snap.power_w, W),
+            "{}: the rest still reads",
+            spec.name
+        );
+    }
+    assert!(integer >= 5, "the built-in models count energy in integers");
+}
+
+#[tokio::test]
 async fn link_failure_and_bad_state_are_errors() {
     let spec = registry::find("webasto-next").unwrap();
     let bank = bank_for(spec, ChargeState::C);
