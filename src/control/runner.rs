@@ -466,25 +466,8 @@ impl Controller {
             }
         }
         for batch in [down, up] {
-            let jobs = batch.iter().map(|&i| {
-                let c = &self.chargers[i];
-                let t = targets[i];
-                async move { (i, t, c.dev.set_current_limit(t).await) }
-            });
-            for (i, t, res) in join_all(jobs).await {
-                let c = &mut self.chargers[i];
-                match res {
-                    Ok(()) => {
-                        c.written = Some(t);
-                        c.written_at = Some(now);
-                    }
-                    Err(e) => {
-                        // Count it at the higher of old and new until a write succeeds.
-                        c.written = Some(c.written.map_or(t, |w| w.max(t)));
-                        tracing::debug!(charger = %c.cfg.id, error = %e, "setpoint write failed");
-                    }
-                }
-            }
+            let batch: Vec<(usize, f64)> = batch.into_iter().map(|i| (i, targets[i])).collect();
+            self.write_setpoints(&batch, now).await;
         }
         let beats = self.chargers.iter_mut().filter_map(|c| {
             let hb = c.dev.spec().charger.and_then(|s| s.heartbeat)?;
@@ -501,6 +484,32 @@ impl Controller {
                 tracing::debug!(error = %e, "heartbeat write failed");
             }
         }
+    }
+
+    /// Write each `(charger, setpoint)` at once, concurrently; returns how many were
+    /// acknowledged. A failed write leaves the charger counted at the higher of its old and
+    /// new setpoint until a write succeeds.
+    async fn write_setpoints(&mut self, batch: &[(usize, f64)], now: Instant) -> usize {
+        let jobs = batch.iter().map(|&(i, t)| {
+            let c = &self.chargers[i];
+            async move { (i, t, c.dev.set_current_limit(t).await) }
+        });
+        let mut acknowledged = 0;
+        for (i, t, res) in join_all(jobs).await {
+            let c = &mut self.chargers[i];
+            match res {
+                Ok(()) => {
+                    c.written = Some(t);
+                    c.written_at = Some(now);
+                    acknowledged += 1;
+                }
+                Err(e) => {
+                    c.written = Some(c.written.map_or(t, |w| w.max(t)));
+                    tracing::debug!(charger = %c.cfg.id, error = %e, "setpoint write failed");
+                }
+            }
+        }
+        acknowledged
     }
 
     fn report_charger_health(&mut self) {

@@ -128,25 +128,9 @@ impl Controller {
         if jobs.is_empty() {
             return out;
         }
-        let now = Instant::now();
-        let writes = jobs.iter().map(|&(i, t)| {
-            let c = &self.chargers[i];
-            async move { (i, t, c.dev.set_current_limit(t).await) }
-        });
-        for (i, t, res) in join_all(writes).await {
-            let c = &mut self.chargers[i];
-            match res {
-                Ok(()) => {
-                    c.written = Some(t);
-                    c.written_at = Some(now);
-                    out.lowered += 1;
-                }
-                // The old setpoint stays counted until a write succeeds.
-                Err(e) => {
-                    tracing::debug!(charger = %c.cfg.id, error = %e, "fast-path write failed")
-                }
-            }
-        }
+        // A lowered setpoint is never above the one written, so a failed write leaves the
+        // old one counted.
+        out.lowered = self.write_setpoints(&jobs, Instant::now()).await;
         self.fast_interventions += 1;
         tracing::debug!(
             grid = ?grid,
