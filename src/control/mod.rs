@@ -21,3 +21,4 @@ pub mod record;
 pub mod runner;
 pub mod safety;
 pub mod schedule;
+pub mod why;

@@ -10,6 +10,7 @@ use super::allocate::{PauseReason, Reason};
 use super::demand::DemandStatus;
 use super::plan::PlanStatus;
 use super::safety::Mode;
+use super::why::Why;
 use crate::clock::ClockView;
 use crate::devices::model::ChargeState;
 use crate::modbus::StatsSnapshot;
@@ -140,6 +141,8 @@ pub struct ChargerCycle {
     pub link: StatsSnapshot,
     /// The session's departure plan and its progress, if it has one.
     pub plan: Option<PlanStatus>,
+    /// Why it has the current it has: the constraint that binds it, and its source.
+    pub why: Why,
 }
 
 impl ChargerCycle {
@@ -159,6 +162,7 @@ impl ChargerCycle {
             enabled: true,
             link: StatsSnapshot::default(),
             plan: None,
+            why: Why::default(),
         }
     }
 

@@ -646,6 +646,7 @@ impl Controller {
                     enabled: c.enabled(),
                     link: c.dev.io().stats(),
                     plan: c.plan.status(),
+                    why: super::why::Why::from_reason(c.reason),
                 }
             })
             .collect();
