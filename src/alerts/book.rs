@@ -9,9 +9,9 @@
 //! not a flapping device, and its retries are seconds apart.
 //!
 //! One-shot kinds (`session_interrupted`, `store_recovered`) report an occurrence: each
-//! `signal(.., on: true, message, ..)` raises one alert, de-duplicated by (kind, charger,
+//! `signal(.., raised: true, message, ..)` raises one alert, de-duplicated by (kind, charger,
 //! message) so the same occurrence signalled twice stays one alert. Nothing clears them by
-//! itself; `signal(.., on: false, ..)` clears every active one of that (kind, charger) at
+//! itself; `signal(.., raised: false, ..)` clears every active one of that (kind, charger) at
 //! once, without hold-off (an operator or the cloud acknowledged them).
 //!
 //! Every signal comes with its time as a [`When`]: alerts are stamped with the wall time
@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::kind::{Alert, AlertKind, AlertState};
+use super::signal::AlertSignal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlertPolicy {
@@ -38,9 +39,9 @@ impl Default for AlertPolicy {
     }
 }
 
-/// The time of a signal: `at` to stamp with, `steady` to measure the hold-off on (see
-/// [`crate::control::record::CycleRecord::steady`]). A bare wall time is both, as for a
-/// clock that never steps.
+/// The time of a signal: `at` to stamp with, `steady` to measure the hold-off on (the cycle
+/// record's steady time, which a step of the wall clock does not move). A bare wall time is
+/// both, as for a clock that never steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct When {
     pub at: DateTime<Utc>,
@@ -119,22 +120,22 @@ impl AlertBook {
         }
     }
 
-    /// The condition `kind` (on `charger`) is present (`on`) or not, as seen at `at`.
+    /// The condition `kind` (on `charger`) is present (`raised`) or not, as seen at `at`.
     pub fn signal(
         &mut self,
         kind: AlertKind,
         charger: Option<&str>,
-        on: bool,
+        raised: bool,
         message: impl Into<String>,
         at: impl Into<When>,
     ) -> Vec<AlertChange> {
         let message = message.into();
         let at = at.into();
-        if kind.is_one_shot() && !on {
+        if kind.is_one_shot() && !raised {
             return self.clear_one_shots(kind, charger, at);
         }
         let k = key(kind, charger, &message);
-        match (self.active.get_mut(&k), on) {
+        match (self.active.get_mut(&k), raised) {
             (Some(entry), true) => {
                 entry.clear_since = None;
                 Vec::new()
@@ -169,6 +170,17 @@ impl AlertBook {
             }
             (None, false) => Vec::new(),
         }
+    }
+
+    /// [`AlertBook::signal`] for a change as its source reported it.
+    pub fn apply(&mut self, s: &AlertSignal, at: impl Into<When>) -> Vec<AlertChange> {
+        self.signal(
+            s.kind,
+            s.charger.as_deref(),
+            s.raised,
+            s.message.as_str(),
+            at,
+        )
     }
 
     /// Clears the alerts whose condition has now stayed clear for the hold-off.

@@ -127,22 +127,6 @@ fn restored_alerts_continue_without_a_second_raise() {
 }
 
 #[test]
-fn the_control_loops_kinds_map_to_the_same_names() {
-    use crate::control::record as view;
-    for k in [
-        view::AlertKind::MeterOffline,
-        view::AlertKind::ChargerOffline,
-        view::AlertKind::ChargerFault,
-        view::AlertKind::Overload,
-    ] {
-        assert_eq!(
-            serde_json::to_value(k).unwrap(),
-            serde_json::to_value(AlertKind::from(k)).unwrap()
-        );
-    }
-}
-
-#[test]
 fn a_cloud_link_that_starts_clears_its_alert_at_once() {
     let mut b = book();
     let up = b.signal(

@@ -32,10 +32,6 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::control::record as view;
-use crate::sessions::tracker::SessionAlertKind;
-use crate::store::OutboxEvent;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
@@ -205,29 +201,6 @@ impl AlertKind {
     }
 }
 
-impl From<view::AlertKind> for AlertKind {
-    fn from(k: view::AlertKind) -> Self {
-        match k {
-            view::AlertKind::MeterOffline => AlertKind::MeterOffline,
-            view::AlertKind::ChargerOffline => AlertKind::ChargerOffline,
-            view::AlertKind::ChargerFault => AlertKind::ChargerFault,
-            view::AlertKind::Overload => AlertKind::Overload,
-            view::AlertKind::DemandExceeded => AlertKind::DemandExceeded,
-            view::AlertKind::ClockStepped => AlertKind::ClockStepped,
-            view::AlertKind::ClockUnsynced => AlertKind::ClockUnsynced,
-        }
-    }
-}
-
-impl From<SessionAlertKind> for AlertKind {
-    fn from(k: SessionAlertKind) -> Self {
-        match k {
-            SessionAlertKind::ChargingComplete => AlertKind::ChargingComplete,
-            SessionAlertKind::SessionInterrupted => AlertKind::SessionInterrupted,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
@@ -271,17 +244,12 @@ impl Alert {
         }
     }
 
-    /// The message announcing this state of the alert, for [`crate::store::Store::put_alert`].
-    pub fn outbox_event(&self, site: &str) -> Result<OutboxEvent, serde_json::Error> {
-        let ts = match self.state {
+    /// The time of this state: `raised_at` while raised, `cleared_at` once cleared (the
+    /// outbox message's `ts`).
+    pub fn event_ts(&self) -> DateTime<Utc> {
+        match self.state {
             AlertState::Raised => self.raised_at,
             AlertState::Cleared => self.cleared_at.unwrap_or(self.raised_at),
-        };
-        Ok(OutboxEvent::new(
-            site,
-            self.event_type(),
-            ts,
-            serde_json::to_value(self)?,
-        ))
+        }
     }
 }

@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 pub use outlier::upper_bound;
 pub use settings::Settings;
 
-use crate::alerts::{AlertKind, When};
+use crate::alerts::{AlertKind, AlertSignal, When};
 use crate::config::Config;
 use crate::control::record::CycleRecord;
 use crate::sessions::machine::SessionRecord;
@@ -47,16 +47,6 @@ pub enum Verdict {
     Off,
     /// Nothing to judge by this cycle (charger not read, no energy figure): leave it.
     Keep,
-}
-
-/// A change of an anomaly condition, for [`crate::alerts::AlertBook::signal`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Signal {
-    pub kind: AlertKind,
-    /// None: a site alert (`meter_disagreement`).
-    pub charger: Option<String>,
-    pub on: bool,
-    pub message: String,
 }
 
 /// Every rule for every charger of a site.
@@ -135,7 +125,7 @@ impl Detectors {
     }
 
     /// What a session update of the tracker says (`session_outlier` at completion).
-    pub fn session(&mut self, r: &SessionRecord) -> Vec<Signal> {
+    pub fn session(&mut self, r: &SessionRecord) -> Vec<AlertSignal> {
         let Some(i) = self.facts.iter().position(|f| f.id == r.charger) else {
             return Vec::new();
         };
@@ -156,14 +146,14 @@ impl Detectors {
     }
 
     /// Every condition that changed with `rec`, in charger order.
-    pub fn observe(&mut self, rec: &CycleRecord) -> Vec<Signal> {
+    pub fn observe(&mut self, rec: &CycleRecord) -> Vec<AlertSignal> {
         let mut out = Vec::new();
         if !self.settings.enabled {
             for (kind, charger) in std::mem::take(&mut self.active) {
-                out.push(Signal {
+                out.push(AlertSignal {
                     kind,
                     charger,
-                    on: false,
+                    raised: false,
                     message: String::new(),
                 });
             }
@@ -225,31 +215,31 @@ impl Detectors {
         kind: AlertKind,
         charger: Option<String>,
         verdict: Verdict,
-        out: &mut Vec<Signal>,
+        out: &mut Vec<AlertSignal>,
     ) {
         match verdict {
-            Verdict::On(message) if kind.is_one_shot() => out.push(Signal {
+            Verdict::On(message) if kind.is_one_shot() => out.push(AlertSignal {
                 kind,
                 charger,
-                on: true,
+                raised: true,
                 message,
             }),
             Verdict::On(message) => {
                 if self.active.insert((kind, charger.clone())) {
-                    out.push(Signal {
+                    out.push(AlertSignal {
                         kind,
                         charger,
-                        on: true,
+                        raised: true,
                         message,
                     });
                 }
             }
             Verdict::Off => {
                 if self.active.remove(&(kind, charger.clone())) {
-                    out.push(Signal {
+                    out.push(AlertSignal {
                         kind,
                         charger,
-                        on: false,
+                        raised: false,
                         message: String::new(),
                     });
                 }

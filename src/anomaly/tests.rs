@@ -37,7 +37,7 @@ fn a_condition_is_signalled_once_on_and_once_off() {
         let draw = if t < 20 { 25.0 } else { 16.0 };
         signals.extend(d.observe(&record(t, 16.0, draw)));
     }
-    let seen: Vec<(AlertKind, bool)> = signals.iter().map(|s| (s.kind, s.on)).collect();
+    let seen: Vec<(AlertKind, bool)> = signals.iter().map(|s| (s.kind, s.raised)).collect();
     assert_eq!(
         seen,
         [
@@ -62,7 +62,7 @@ fn disabling_the_rules_clears_what_they_raised() {
     d.settings.enabled = false;
     let off = d.observe(&record(10, 16.0, 25.0));
     assert_eq!(off.len(), 1);
-    assert!(!off[0].on);
+    assert!(!off[0].raised);
     assert!(d.observe(&record(11, 16.0, 25.0)).is_empty());
 }
 
@@ -130,13 +130,13 @@ fn a_site_alert_has_no_charger() {
         });
         signals.extend(d.observe(&r));
     }
-    let meter: Vec<&Signal> = signals
+    let meter: Vec<&AlertSignal> = signals
         .iter()
         .filter(|s| s.kind == AlertKind::MeterDisagreement)
         .collect();
     assert_eq!(meter.len(), 1, "{signals:?}");
     assert_eq!(meter[0].charger, None);
-    assert!(meter[0].on);
+    assert!(meter[0].raised);
 }
 
 /// A charging car at 16 A on three phases whose energy register follows its power until
@@ -174,7 +174,7 @@ fn findings(
                 r.clock.step_ms = Some(by.num_milliseconds());
             }
         }
-        out.extend(d.observe(&r).into_iter().map(|s| (t, s.kind, s.on)));
+        out.extend(d.observe(&r).into_iter().map(|s| (t, s.kind, s.raised)));
     }
     out
 }

@@ -11,37 +11,10 @@ use super::demand::DemandStatus;
 use super::plan::PlanStatus;
 use super::safety::Mode;
 use super::why::Why;
+use crate::alerts::AlertSignal;
 use crate::clock::ClockView;
 use crate::devices::model::ChargeState;
 use crate::modbus::StatsSnapshot;
-
-/// An alert condition the control loop saw change this cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertKind {
-    /// Main meter unreadable: fail-safe active.
-    MeterOffline,
-    ChargerOffline,
-    /// IEC 61851 state E/F.
-    ChargerFault,
-    /// A limit exceeded beyond the vehicles' response window.
-    Overload,
-    /// The building alone will take a demand window over the target (`[demand]`).
-    DemandExceeded,
-    /// The system clock was stepped (one per step).
-    ClockStepped,
-    /// The wall time has not been trusted for a while.
-    ClockUnsynced,
-}
-
-/// A condition switched on (`raised`) or off this cycle, at the record's time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ControlAlert {
-    pub kind: AlertKind,
-    pub raised: bool,
-    pub charger: Option<String>,
-    pub message: String,
-}
 
 /// Where the site limit in force comes from: the lowest of these wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -193,7 +166,7 @@ pub struct CycleRecord {
     pub demand: Option<DemandStatus>,
     pub chargers: Vec<ChargerCycle>,
     /// Conditions raised or cleared this cycle, in the order they were seen.
-    pub alerts: Vec<ControlAlert>,
+    pub alerts: Vec<AlertSignal>,
     /// Wall time the cycle took.
     pub cycle_ms: f64,
     /// The wall clock as this cycle saw it: trusted or not, and a step since the last cycle.

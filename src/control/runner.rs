@@ -22,11 +22,10 @@ use super::demand::{DemandMeter, DemandStatus};
 use super::gate::{gate, GateCharger, GateConstraint};
 use super::profile::ProfileSet;
 use super::ramp::next_setpoint;
-use super::record::{
-    AlertKind, ChargerCycle, ControlAlert, CycleRecord, GridReading, LimitSource, SiteLimit,
-};
+use super::record::{ChargerCycle, CycleRecord, GridReading, LimitSource, SiteLimit};
 use super::safety::{MeterWatch, Mode, Transition};
 use super::usage::{UsageParams, UsageTracker};
+use crate::alerts::{AlertKind, AlertSignal as ControlAlert};
 use crate::clock::{Clock, ClockView};
 use crate::config::{Charger, Config, Link};
 use crate::devices::model::ChargeState;

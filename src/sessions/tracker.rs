@@ -21,6 +21,7 @@ use super::machine::{
     StopReason,
 };
 use super::tariff::TariffSnapshot;
+use crate::alerts::{AlertKind, AlertSignal};
 use crate::config::{Charger, Config};
 use crate::control::record::{ChargerCycle, CycleRecord};
 use crate::devices::model::EnergyScope;
@@ -82,29 +83,16 @@ pub struct SessionUpdate {
     pub restamped: bool,
 }
 
-/// Alerts about sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionAlertKind {
-    /// Still plugged in, no longer drawing: the driver should move the car.
-    ChargingComplete,
-    /// A restart, power loss or lost link in the middle of a session.
-    SessionInterrupted,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SessionAlert {
-    pub kind: SessionAlertKind,
-    pub charger: String,
-    pub session_id: String,
-    pub raised: bool,
-    pub message: String,
-    pub at: DateTime<Utc>,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrackerOutput {
     Session(Box<SessionUpdate>),
-    Alert(SessionAlert),
+    /// A session alert (`charging_complete`, `session_interrupted`) switched on or off, on
+    /// a charger, at `at` (the session's time).
+    Alert {
+        alert: AlertSignal,
+        session_id: String,
+        at: DateTime<Utc>,
+    },
 }
 
 /// One charger's sessions and what was last stored of the active one.
@@ -323,8 +311,8 @@ impl SessionTracker {
                 push_update(slot, SessionChange::Updated, true, local, expect, &mut out);
             }
             for o in &mut out[before..] {
-                if let TrackerOutput::Alert(a) = o {
-                    a.at += slot.shift;
+                if let TrackerOutput::Alert { at, .. } = o {
+                    *at += slot.shift;
                 }
             }
             if !slot.machine.is_active() {
@@ -530,7 +518,7 @@ fn observe_slot(
             if !slot.interrupted && at - since >= INTERRUPT_AFTER {
                 slot.interrupted = true;
                 out.push(alert(
-                    SessionAlertKind::SessionInterrupted,
+                    AlertKind::SessionInterrupted,
                     &charger,
                     &id,
                     true,
@@ -551,7 +539,7 @@ fn observe_slot(
         slot.interrupted = false;
         if let Some(r) = slot.machine.record() {
             out.push(alert(
-                SessionAlertKind::SessionInterrupted,
+                AlertKind::SessionInterrupted,
                 &charger,
                 &r.session_id,
                 false,
@@ -587,7 +575,7 @@ fn observe_slot(
             }
             let _ = slot.machine.observe(at, None, false, fed, String::new);
             out.push(alert(
-                SessionAlertKind::SessionInterrupted,
+                AlertKind::SessionInterrupted,
                 &charger,
                 &id,
                 true,
@@ -600,7 +588,7 @@ fn observe_slot(
             return finish(slot, ev, at, out);
         }
         out.push(alert(
-            SessionAlertKind::SessionInterrupted,
+            AlertKind::SessionInterrupted,
             &charger,
             &id,
             true,
@@ -632,7 +620,7 @@ fn observe_slot(
                 if let Some(r) = slot.machine.record() {
                     slot.complete_alert = true;
                     out.push(alert(
-                        SessionAlertKind::ChargingComplete,
+                        AlertKind::ChargingComplete,
                         &charger,
                         &r.session_id,
                         true,
@@ -675,7 +663,7 @@ fn clear_complete(slot: &mut Slot, charger: &str, at: DateTime<Utc>, out: &mut V
             .map(|r| r.session_id)
             .unwrap_or_default();
         out.push(alert(
-            SessionAlertKind::ChargingComplete,
+            AlertKind::ChargingComplete,
             charger,
             &id,
             false,
@@ -767,7 +755,7 @@ fn finish(
     };
     if std::mem::replace(&mut slot.complete_alert, false) {
         out.push(alert(
-            SessionAlertKind::ChargingComplete,
+            AlertKind::ChargingComplete,
             &charger,
             &record.session_id,
             false,
@@ -928,21 +916,23 @@ fn set_estimate(
 }
 
 fn alert(
-    kind: SessionAlertKind,
+    kind: AlertKind,
     charger: &str,
     session_id: &str,
     raised: bool,
     message: &str,
     at: DateTime<Utc>,
 ) -> TrackerOutput {
-    TrackerOutput::Alert(SessionAlert {
-        kind,
-        charger: charger.to_string(),
+    TrackerOutput::Alert {
+        alert: AlertSignal {
+            kind,
+            raised,
+            charger: Some(charger.to_string()),
+            message: message.to_string(),
+        },
         session_id: session_id.to_string(),
-        raised,
-        message: message.to_string(),
         at,
-    })
+    }
 }
 
 #[cfg(test)]

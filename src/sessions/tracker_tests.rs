@@ -41,15 +41,15 @@ fn sessions(out: &[TrackerOutput]) -> Vec<&SessionUpdate> {
     out.iter()
         .filter_map(|o| match o {
             TrackerOutput::Session(u) => Some(u.as_ref()),
-            TrackerOutput::Alert(_) => None,
+            TrackerOutput::Alert { .. } => None,
         })
         .collect()
 }
 
-fn alerts(out: &[TrackerOutput]) -> Vec<&SessionAlert> {
+fn alerts(out: &[TrackerOutput]) -> Vec<&AlertSignal> {
     out.iter()
         .filter_map(|o| match o {
-            TrackerOutput::Alert(a) => Some(a),
+            TrackerOutput::Alert { alert, .. } => Some(alert),
             TrackerOutput::Session(_) => None,
         })
         .collect()
@@ -117,14 +117,14 @@ fn a_vehicle_that_stops_drawing_raises_charging_complete_once_and_clears_on_unpl
     }
     let raised: Vec<_> = alerts(&out)
         .into_iter()
-        .filter(|a| a.kind == SessionAlertKind::ChargingComplete)
+        .filter(|a| a.kind == AlertKind::ChargingComplete)
         .collect();
     assert_eq!(raised.len(), 1);
     assert!(raised[0].raised);
     let out = tr.observe(&view(400, Some(A), 0.0, wh));
     let cleared: Vec<_> = alerts(&out)
         .into_iter()
-        .filter(|a| a.kind == SessionAlertKind::ChargingComplete)
+        .filter(|a| a.kind == AlertKind::ChargingComplete)
         .collect();
     assert_eq!(cleared.len(), 1);
     assert!(!cleared[0].raised);
@@ -160,7 +160,7 @@ fn a_session_whose_vehicle_left_during_an_outage_is_closed_with_the_register_ene
     assert_eq!(r.ended_at, record.updated_at);
     assert!(alerts(&out)
         .iter()
-        .any(|a| a.kind == SessionAlertKind::SessionInterrupted && a.raised));
+        .any(|a| a.kind == AlertKind::SessionInterrupted && a.raised));
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn a_charger_lost_mid_session_interrupts_it_and_resumes_on_the_same_session() {
     }
     let a = alerts(&out);
     assert_eq!(a.len(), 1);
-    assert_eq!(a[0].kind, SessionAlertKind::SessionInterrupted);
+    assert_eq!(a[0].kind, AlertKind::SessionInterrupted);
     let out = tr.observe(&view(200, Some(C), 16.0, wh + 50.0));
     assert!(alerts(&out).iter().any(|a| !a.raised));
     assert_eq!(tr.active().len(), 1);

@@ -202,12 +202,12 @@ impl Pipeline {
         &mut self,
         kind: AlertKind,
         charger: Option<&str>,
-        on: bool,
+        raised: bool,
         message: &str,
         at: DateTime<Utc>,
     ) -> Vec<SiteEvent> {
         self.book
-            .signal(kind, charger, on, message, at)
+            .signal(kind, charger, raised, message, at)
             .into_iter()
             .map(SiteEvent::Alert)
             .collect()
@@ -231,18 +231,7 @@ impl Pipeline {
             out.push(SiteEvent::LinkTally(t));
         }
         for a in &rec.alerts {
-            out.extend(
-                self.book
-                    .signal(
-                        a.kind.into(),
-                        a.charger.as_deref(),
-                        a.raised,
-                        &a.message,
-                        now,
-                    )
-                    .into_iter()
-                    .map(SiteEvent::Alert),
-            );
+            out.extend(self.book.apply(a, now).into_iter().map(SiteEvent::Alert));
         }
         if let Some(step) = rec.clock.step() {
             self.tracker.clock_stepped(step);
@@ -254,15 +243,12 @@ impl Pipeline {
                     outliers.extend(self.anomalies.session(&u.record));
                     out.push(SiteEvent::Session(u));
                 }
-                TrackerOutput::Alert(a) => out.extend(
+                TrackerOutput::Alert { alert, at, .. } => out.extend(
                     self.book
-                        .signal(
-                            a.kind.into(),
-                            Some(&a.charger),
-                            a.raised,
-                            a.message,
+                        .apply(
+                            &alert,
                             When {
-                                at: a.at,
+                                at,
                                 steady: now.steady,
                             },
                         )
@@ -282,19 +268,15 @@ impl Pipeline {
             let Some(charger) = a.charger.as_deref() else {
                 continue;
             };
-            if let Some(TrackerOutput::Session(u)) =
-                self.tracker.register_fault(charger, reason, a.on, rec.at)
+            if let Some(TrackerOutput::Session(u)) = self
+                .tracker
+                .register_fault(charger, reason, a.raised, rec.at)
             {
                 out.push(SiteEvent::Session(u));
             }
         }
-        for a in outliers {
-            out.extend(
-                self.book
-                    .signal(a.kind, a.charger.as_deref(), a.on, a.message, now)
-                    .into_iter()
-                    .map(SiteEvent::Alert),
-            );
+        for a in &outliers {
+            out.extend(self.book.apply(a, now).into_iter().map(SiteEvent::Alert));
         }
         out.extend(self.book.tick(now).into_iter().map(SiteEvent::Alert));
         if let Some(w) = rec.demand.and_then(|d| d.finished) {

@@ -4,8 +4,8 @@ use rust_decimal::Decimal;
 use std::sync::Arc;
 
 use super::*;
-use crate::alerts::AlertState;
-use crate::control::record::{AlertKind as ControlAlertKind, ChargerCycle, ControlAlert};
+use crate::alerts::{AlertSignal, AlertState};
+use crate::control::record::ChargerCycle;
 use crate::devices::model::ChargeState::{self, A, B, C};
 use crate::sessions::machine::RecordState;
 use crate::sessions::tracker::SessionChange;
@@ -173,8 +173,8 @@ fn controller_alerts_are_stamped_with_the_record_time_and_held_off() {
     let cycle = |s: i64, raised: Option<bool>| {
         let mut r = CycleRecord::blank(t(s), 40.0);
         r.alerts = raised
-            .map(|raised| ControlAlert {
-                kind: ControlAlertKind::ChargerOffline,
+            .map(|raised| AlertSignal {
+                kind: AlertKind::ChargerOffline,
                 raised,
                 charger: Some("cp-1".into()),
                 message: "no answer".into(),
@@ -354,8 +354,8 @@ fn stepped_alerts(step: Option<(i64, TimeDelta)>) -> Vec<(i64, AlertKind, AlertS
         let mut r = (*view(t(s), C, amps, wh.floor())).clone();
         r.seq = s as u64 + 1;
         if s == 0 || s == 5 {
-            r.alerts.push(ControlAlert {
-                kind: ControlAlertKind::MeterOffline,
+            r.alerts.push(AlertSignal {
+                kind: AlertKind::MeterOffline,
                 raised: s == 0,
                 charger: None,
                 message: "main meter unreadable".into(),

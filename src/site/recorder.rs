@@ -141,7 +141,7 @@ impl Recorder {
     async fn alert(&mut self, change: AlertChange) {
         let alert = change.alert();
         let event = if self.announce {
-            match alert.outbox_event(&self.site) {
+            match alert_message(&self.site, alert) {
                 Ok(e) => Some(e),
                 Err(e) => {
                     tracing::error!(alert = %alert.alert_id, error = %e, "alert not announced: it cannot be encoded");
@@ -158,6 +158,17 @@ impl Recorder {
             Err(e) => tracing::error!(alert = %alert.alert_id, error = %e, "alert not stored"),
         }
     }
+}
+
+/// The outbox message announcing `alert` in its present state: `alert.raised` at its
+/// `raised_at`, `alert.cleared` at its `cleared_at`, the alert itself as `data`.
+pub fn alert_message(site: &str, alert: &Alert) -> Result<OutboxEvent, serde_json::Error> {
+    Ok(OutboxEvent::new(
+        site,
+        alert.event_type(),
+        alert.event_ts(),
+        serde_json::to_value(alert)?,
+    ))
 }
 
 /// The alerts stored as active, to continue after a restart. They are raised again, under

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use evsite::alerts::{Alert, AlertBook, AlertChange, AlertKind, AlertPolicy, AlertState};
+use evsite::site::recorder::alert_message;
 use evsite::store::{Store, ALERT_SCHEMA};
 use proptest::prelude::*;
 
@@ -160,7 +161,7 @@ async fn an_alert_and_its_message_round_trip_through_the_store() {
 
     for (change, kind) in [(&raised[0], "alert.raised"), (&cleared[0], "alert.cleared")] {
         let alert = change.alert();
-        let event = alert.outbox_event("depot-7").unwrap();
+        let event = alert_message("depot-7", alert).unwrap();
         assert_eq!(event.kind, kind);
         let seq = store
             .put_alert(&alert.alert_id, alert, Some(event))

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use tokio::time::{Duration, Instant};
 
+use evsite::alerts::{AlertKind, AlertSignal};
 use evsite::clock::Clock;
 use evsite::config::Config;
-use evsite::control::record::{AlertKind, ControlAlert};
 use evsite::control::runner::{Controller, MeterCheck};
 use evsite::devices::codec::{decode_number, encode_number};
 use evsite::devices::model::ChargeState;
@@ -80,7 +80,7 @@ struct Rig {
     cfg: Arc<Config>,
     ctl: Controller,
     /// Alert changes of the cycles run since they were last taken.
-    alerts: Vec<ControlAlert>,
+    alerts: Vec<AlertSignal>,
     tick: tokio::time::Interval,
     stepped_to: Instant,
     _dir: tempfile::TempDir,

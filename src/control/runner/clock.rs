@@ -8,7 +8,7 @@
 use chrono::TimeDelta;
 
 use super::Controller;
-use crate::control::record::AlertKind;
+use crate::alerts::AlertKind;
 
 impl Controller {
     /// Reads the clock for this cycle (see the module docs).

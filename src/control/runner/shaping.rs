@@ -6,9 +6,10 @@
 use chrono::{DateTime, Utc};
 
 use super::{charger_currents, ChargerRt, Controller};
+use crate::alerts::AlertKind;
 use crate::control::demand::per_phase_a;
 use crate::control::plan::{self, Plan, PlanStatus};
-use crate::control::record::{AlertKind, LimitSource, SiteLimit};
+use crate::control::record::{LimitSource, SiteLimit};
 use crate::control::schedule;
 use crate::devices::Snapshot;
 
