@@ -152,9 +152,10 @@ async fn shutdown_names_the_chargers_it_could_not_reach() {
 #[tokio::test(start_paused = true)]
 async fn untrusted_time_applies_schedules_at_their_lowest_and_is_announced() {
     use chrono::Timelike;
+    use evsite::alerts::AlertKind;
     use evsite::clock::{TimeSource, TrustSource};
     use evsite::config::{Schedule, ScheduleCap};
-    use evsite::control::record::{AlertKind, LimitSource};
+    use evsite::control::record::LimitSource;
     use std::sync::Arc;
 
     let s = scenario("");
