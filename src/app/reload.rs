@@ -161,6 +161,13 @@ pub fn diff(old: &Config, new: &Config) -> Changes {
     if old.tariff != new.tariff {
         c.live.push("tariff".into());
     }
+    if old.auth != new.auth {
+        c.live.push(format!(
+            "auth: token list {} entries → {}",
+            old.auth.tokens.len(),
+            new.auth.tokens.len()
+        ));
+    }
     c
 }
 
@@ -212,7 +219,13 @@ impl Reloader {
 
     /// Read, validate and apply the config file. Returns the live changes applied.
     pub fn reload(&mut self) -> Result<Vec<String>, ReloadError> {
-        let new = crate::config::load(&self.path).map_err(ReloadError::Invalid)?;
+        // The files the site reads (the API token, the token list) are read again too, as
+        // at start: a reload is how a new token list comes into force.
+        let checked = crate::config::check(&self.path, crate::config::FileScope::Site);
+        for w in &checked.warnings {
+            tracing::warn!("{w}");
+        }
+        let new = checked.result.map_err(ReloadError::Invalid)?;
         let changes = diff(&self.current, &new);
         if !changes.restart.is_empty() {
             return Err(ReloadError::NeedsRestart(changes.restart));
@@ -400,5 +413,53 @@ path = "/var/lib/evsite"
         }
         assert_eq!(follow.borrow().site.grid_limit_a, 50.0);
         assert_eq!(r.current().site.grid_limit_a, 50.0);
+    }
+
+    #[tokio::test]
+    async fn a_reload_rereads_the_token_list_and_a_broken_list_keeps_the_one_in_force() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let tokens = dir.path().join("tokens.toml");
+        let entry = |id: &str, user: &str| format!("[[token]]\nid = {id:?}\nuser = {user:?}\n");
+        std::fs::write(&tokens, entry("04AA", "Anna")).expect("write");
+        let text = format!(
+            "{BASE}\n[auth]\ntokens_file = {:?}\n",
+            tokens.display().to_string()
+        );
+        let path = dir.path().join("evsite.toml");
+        std::fs::write(&path, &text).expect("write");
+        let checked = crate::config::check(&path, crate::config::FileScope::Site);
+        let old = Arc::new(checked.result.expect("valid"));
+        assert_eq!(old.auth.tokens.len(), 1);
+        let (configs, follow) = watch::channel(old);
+        let (commands, _queued) = mpsc::unbounded_channel();
+        let mut r = Reloader::new(
+            path,
+            configs,
+            commands,
+            DaemonLog::detached(),
+            Notifier::disabled(),
+        );
+
+        std::fs::write(&tokens, entry("04AA", "Anna") + &entry("04BB", "Ben")).expect("write");
+        let live = r.reload().expect("applied");
+        assert_eq!(live, vec!["auth: token list 1 entries → 2"]);
+        assert_eq!(
+            follow
+                .borrow()
+                .auth
+                .tokens
+                .authorise("04bb")
+                .map(|t| t.user.clone()),
+            Some("Ben".to_string())
+        );
+
+        // A mistake in the list: refused at its place in the token file; Ben keeps his.
+        std::fs::write(&tokens, entry("04AA", "Anna") + &entry("04BB", "")).expect("write");
+        let want = format!("{}:6:8: token[2].user: is empty", tokens.display());
+        match r.reload() {
+            Err(ReloadError::Invalid(e)) => assert!(e.to_string().contains(&want), "{e}"),
+            other => panic!("refused expected, got {other:?}"),
+        }
+        assert!(r.current().auth.tokens.authorise("04BB").is_some());
     }
 }

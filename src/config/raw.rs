@@ -32,6 +32,9 @@ pub struct RawConfig {
     pub storage: RawStorage,
     #[serde(default)]
     pub api: RawApi,
+    /// `[auth]`: who may charge (the token list).
+    #[serde(default)]
+    pub auth: RawAuth,
     #[serde(default)]
     pub log: RawLog,
     #[serde(default)]
@@ -317,6 +320,13 @@ impl Default for RawApi {
             token_file: None,
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuth {
+    /// The token list (see docs/tokens.md).
+    pub tokens_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -18,6 +18,8 @@ pub struct Config {
     pub mqtt: Option<Mqtt>,
     pub storage: Storage,
     pub api: Api,
+    /// Who may charge: the token list (`[auth]`).
+    pub auth: Auth,
     pub log: Log,
     /// The anomaly rules' thresholds (`[anomaly]`).
     pub anomaly: crate::anomaly::Settings,
@@ -212,6 +214,15 @@ pub struct Api {
     pub listen: std::net::SocketAddr,
     /// The bearer token's file: with one, every request needs `Authorization: Bearer`.
     pub token_file: Option<PathBuf>,
+}
+
+/// `[auth]`: the token list, read and checked with the config (and again on every reload).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Auth {
+    pub tokens_file: Option<PathBuf>,
+    /// The list as read (empty without a file, and when the config was read for its values
+    /// only: see [`crate::config::validate::files::FileScope`]).
+    pub tokens: std::sync::Arc<crate::tokens::TokenList>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -5,6 +5,7 @@
 //! buses, and assembles the [`Config`] only when nothing was reported.
 
 mod anomaly;
+mod auth;
 mod circuits;
 mod demand;
 mod devices;
@@ -66,6 +67,7 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
     let storage = services::storage(&raw.storage, rep);
     let api = services::api(&raw.api, rep);
     let log = services::log(&raw.log, rep);
+    let auth = auth::auth(&raw.auth, rep);
     let anomaly = anomaly::anomaly(&raw.anomaly, rep);
     let demand = raw.demand.as_ref().map(|d| demand::demand(d, rep));
     let schedules = demand::schedules(&raw.schedule, &raw.charger, rep);
@@ -85,6 +87,7 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
         mqtt: mqtt.flatten(),
         storage: storage?,
         api: api?,
+        auth: auth?,
         log: log?,
         anomaly: anomaly?,
         demand: demand.flatten(),

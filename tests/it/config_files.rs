@@ -427,3 +427,75 @@ fn run_refuses_a_bad_local_file_with_exit_78_at_its_key() {
         )
     );
 }
+
+/// The token list is a file the config names: `check-config` reads it as the service user,
+/// names every mistake at its place in the token file, and warns when anyone may read the
+/// personal data it holds.
+#[test]
+fn check_config_reads_the_token_list_and_names_each_mistake_in_its_file() {
+    let files = Files::new();
+    let (config, _) = files.config();
+    let base = std::fs::read_to_string(&config).unwrap();
+    let dir = files.dir.path();
+    let tokens = dir.join("tokens.toml");
+    let config = write(
+        dir,
+        "evsite.toml",
+        &format!(
+            "{base}\n[auth]\ntokens_file = {:?}\n",
+            tokens.display().to_string()
+        ),
+        0o644,
+    );
+    let out = evsite(&["check-config"], &config, &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(EX_CONFIG), "{err}");
+    assert!(
+        err.contains("auth.tokens_file:") && err.contains("no such file"),
+        "{err}"
+    );
+
+    write(
+        dir,
+        "tokens.toml",
+        "[[token]]\nid = \"04 AA\"\nuser = \"Anna\"\n\n[[token]]\nid = \"04BB\"\nuser = \"Ben\"\nvehicle = { name = \"e-Golf\", battery_kwh = -1 }\n",
+        0o600,
+    );
+    let out = evsite(&["check-config"], &config, &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(EX_CONFIG), "{err}");
+    let t = tokens.display();
+    for want in [
+        format!("{t}:2:6: token[1].id: holds ' '"),
+        format!("{t}:8:44: token[2].vehicle.battery_kwh: -1 kWh is not a battery size"),
+    ] {
+        assert!(err.contains(&want), "want {want:?} in:\n{err}");
+    }
+
+    write(
+        dir,
+        "tokens.toml",
+        "[[token]]\nid = \"04AA\"\nuser = \"Anna\"\ngroup = \"residents\"\n",
+        0o600,
+    );
+    let out = evsite(&["check-config"], &config, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = evsite(&["check-config"], &config, &[]);
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a warning does not refuse: {err}"
+    );
+    assert!(
+        err.contains("auth.tokens_file: warning:") && err.contains("personal data"),
+        "{err}"
+    );
+}

@@ -53,12 +53,17 @@ pub enum Content {
     Certificates,
     /// A PEM private key.
     PrivateKey,
+    /// UTF-8 text holding personal data (the token list): parsed by its reader.
+    PersonalData,
 }
 
 impl Content {
     /// Whether others reading it is a leak worth a warning.
     fn is_secret(self) -> bool {
-        matches!(self, Content::Secret | Content::PrivateKey)
+        matches!(
+            self,
+            Content::Secret | Content::PrivateKey | Content::PersonalData
+        )
     }
 }
 
@@ -243,9 +248,14 @@ pub fn read(path: &Path, content: Content, reader: &Reader) -> Result<Checked, F
     parse(path, content, &bytes)?;
     let warning = (content.is_secret() && meta.mode() & 0o004 != 0).then(|| {
         format!(
-            "{}: readable by every user of this machine (mode {}): a secret should be mode 0640 (owner root, group evsite) or 0600 (owner evsite)",
+            "{}: readable by every user of this machine (mode {}): {} should be mode 0640 (owner root, group evsite) or 0600 (owner evsite)",
             path.display(),
-            Mode(meta.mode())
+            Mode(meta.mode()),
+            if content == Content::PersonalData {
+                "personal data"
+            } else {
+                "a secret"
+            }
         )
     });
     Ok(Checked { bytes, warning })
@@ -258,6 +268,9 @@ fn parse(path: &Path, content: Content, bytes: &[u8]) -> Result<(), FileError> {
             if text.trim_end_matches(['\r', '\n']).is_empty() {
                 return Err(FileError::Empty(path.into()));
             }
+        }
+        Content::PersonalData => {
+            std::str::from_utf8(bytes).map_err(|_| FileError::NotText(path.into()))?;
         }
         Content::Certificates => {
             let any = CertificateDer::pem_slice_iter(bytes).any(|c| c.is_ok());
