@@ -22,3 +22,4 @@ pub mod simulator;
 pub mod site;
 pub mod store;
 pub mod sync;
+pub mod view;
