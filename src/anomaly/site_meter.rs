@@ -40,8 +40,10 @@ const MIN_BASE_SAMPLES: usize = 3;
 /// Building step sizes remembered (the most recent).
 const BUILDING_STEPS: usize = 16;
 
+/// Whether the site meter agrees with the chargers (`meter_disagreement`). Not the loop's
+/// `control::safety::MeterWatch`, which judges whether the meter answers at all.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct MeterWatch {
+pub struct MeterAgreement {
     /// (when, residual W) samples for the base-load estimate.
     base: VecDeque<(DateTime<Utc>, f64)>,
     /// (when, chargers' sum W, residual W) over the step window.
@@ -80,7 +82,7 @@ fn charger_w(c: &ChargerCycle, voltage_v: f64) -> f64 {
         .max(0.0)
 }
 
-impl MeterWatch {
+impl MeterAgreement {
     pub fn observe(
         &mut self,
         rec: &CycleRecord,
