@@ -16,6 +16,7 @@ pub mod commands;
 pub mod config;
 pub mod control;
 pub mod devices;
+pub mod electric;
 pub mod modbus;
 pub mod sessions;
 pub mod simulator;

@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use super::hold::{secs, Hold};
 use super::{Facts, Settings, Verdict};
 use crate::control::record::{ChargerCycle, CycleRecord};
+use crate::electric::charger_power_w;
 
 /// The base-load estimate spans this long …
 const BASE_WINDOW_S: f64 = 60.0;
@@ -77,9 +78,7 @@ fn powers(rec: &CycleRecord, facts: &[Facts], voltage_v: f64) -> Option<(f64, f6
 
 /// A charger's power reading, or its currents at the nominal voltage where it has none.
 fn charger_w(c: &ChargerCycle, voltage_v: f64) -> f64 {
-    c.power_w
-        .unwrap_or_else(|| c.current_or_zero_a().iter().sum::<f64>() * voltage_v)
-        .max(0.0)
+    charger_power_w(c.power_w, &c.current_or_zero_a(), voltage_v)
 }
 
 impl MeterAgreement {
