@@ -124,8 +124,8 @@ impl HistoryArgs {
     pub fn query(&self) -> HistoryQuery {
         HistoryQuery {
             charger: self.charger.clone(),
-            from: self.from.clone(),
-            to: self.to.clone(),
+            from: self.from,
+            to: self.to,
             tz: self.tz,
             format: self.format,
         }
