@@ -16,6 +16,7 @@ use super::{Facts, Settings, Verdict};
 use crate::alerts::AlertKind;
 use crate::control::record::ChargerCycle;
 use crate::devices::model::ChargeState;
+use crate::electric::charger_power_w;
 
 /// A register step assumed until one was seen: the coarsest common one (0.1 kWh).
 const UNKNOWN_STEP_WH: f64 = 100.0;
@@ -80,9 +81,7 @@ impl EnergyWatch {
         if !c.online {
             return keep;
         }
-        let power_w = c
-            .power_w
-            .unwrap_or_else(|| c.current_or_zero_a().iter().sum::<f64>() * voltage_v);
+        let power_w = charger_power_w(c.power_w, &c.current_or_zero_a(), voltage_v);
         let max_w = f.max_current_a * f64::from(f.phases) * voltage_v;
         let margin = 1.0 + s.overpower_margin_pct / 100.0;
         let limit_w = max_w * margin;

@@ -59,7 +59,7 @@ pub struct Detectors {
     draw: Vec<draw::DrawWatch>,
     energy: Vec<energy::EnergyWatch>,
     phases: phases::PhaseWatch,
-    meter: site_meter::MeterWatch,
+    meter: site_meter::MeterAgreement,
     sessions: Vec<outlier::SessionWatch>,
     /// Conditions currently signalled on.
     active: BTreeSet<(AlertKind, Option<String>)>,
@@ -98,7 +98,7 @@ impl Detectors {
                 .map(|_| energy::EnergyWatch::default())
                 .collect(),
             phases: phases::PhaseWatch::new(facts.len()),
-            meter: site_meter::MeterWatch::default(),
+            meter: site_meter::MeterAgreement::default(),
             sessions: facts
                 .iter()
                 .map(|_| outlier::SessionWatch::default())

@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use super::hold::{secs, Hold};
 use super::{Facts, Settings, Verdict};
 use crate::control::record::{ChargerCycle, CycleRecord};
+use crate::electric::charger_power_w;
 
 /// The base-load estimate spans this long …
 const BASE_WINDOW_S: f64 = 60.0;
@@ -40,8 +41,10 @@ const MIN_BASE_SAMPLES: usize = 3;
 /// Building step sizes remembered (the most recent).
 const BUILDING_STEPS: usize = 16;
 
+/// Whether the site meter agrees with the chargers (`meter_disagreement`). Not the loop's
+/// `control::safety::MeterWatch`, which judges whether the meter answers at all.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct MeterWatch {
+pub struct MeterAgreement {
     /// (when, residual W) samples for the base-load estimate.
     base: VecDeque<(DateTime<Utc>, f64)>,
     /// (when, chargers' sum W, residual W) over the step window.
@@ -75,12 +78,10 @@ fn powers(rec: &CycleRecord, facts: &[Facts], voltage_v: f64) -> Option<(f64, f6
 
 /// A charger's power reading, or its currents at the nominal voltage where it has none.
 fn charger_w(c: &ChargerCycle, voltage_v: f64) -> f64 {
-    c.power_w
-        .unwrap_or_else(|| c.current_or_zero_a().iter().sum::<f64>() * voltage_v)
-        .max(0.0)
+    charger_power_w(c.power_w, &c.current_or_zero_a(), voltage_v)
 }
 
-impl MeterWatch {
+impl MeterAgreement {
     pub fn observe(
         &mut self,
         rec: &CycleRecord,

@@ -35,7 +35,7 @@ fn record(t: i64, grid_w: f64, chargers_w: [f64; 2]) -> CycleRecord {
 /// Runs `f(t) -> (grid, chargers)` from `from` to `to` s, returning the seconds at which the
 /// verdict turned on and off.
 fn run(
-    w: &mut MeterWatch,
+    w: &mut MeterAgreement,
     from: i64,
     to: i64,
     mut f: impl FnMut(i64) -> (f64, [f64; 2]),
@@ -72,7 +72,7 @@ fn chargers(t: i64) -> [f64; 2] {
 
 #[test]
 fn a_meter_that_sees_every_step_raises_nothing() {
-    let mut w = MeterWatch::default();
+    let mut w = MeterAgreement::default();
     let (on, _) = run(&mut w, 0, 3600, |t| {
         let c = chargers(t);
         (base(t) + c[0] + c[1], c)
@@ -82,7 +82,7 @@ fn a_meter_that_sees_every_step_raises_nothing() {
 
 #[test]
 fn chargers_reporting_more_than_the_site_imports_raise_after_the_hold() {
-    let mut w = MeterWatch::default();
+    let mut w = MeterAgreement::default();
     // From 600 s the meter reads half of what flows: with 18 kW of chargers, the site shows
     // less than they report.
     let (on, off) = run(&mut w, 0, 1200, |t| {
@@ -103,7 +103,7 @@ fn chargers_reporting_more_than_the_site_imports_raise_after_the_hold() {
 
 #[test]
 fn a_charger_step_the_meter_does_not_see_raises_after_three_steps_and_clears() {
-    let mut w = MeterWatch::default();
+    let mut w = MeterAgreement::default();
     // cp-1 steps by 11 kW every 2 minutes; from 1200 s the meter does not see cp-1 at all
     // (its feed bypasses the meter), so the residual never goes negative beyond tolerance
     // while cp-1 is off, and steps by 11 kW while on.
@@ -120,7 +120,7 @@ fn a_charger_step_the_meter_does_not_see_raises_after_three_steps_and_clears() {
 
 #[test]
 fn a_base_load_step_alone_is_no_evidence() {
-    let mut w = MeterWatch::default();
+    let mut w = MeterAgreement::default();
     // The building switches 4 kW on and off every 90 s; the chargers stay put.
     let (on, _) = run(&mut w, 0, 3600, |t| {
         let extra = if (t / 90) % 2 == 1 { 4000.0 } else { 0.0 };
@@ -132,7 +132,7 @@ fn a_base_load_step_alone_is_no_evidence() {
 #[test]
 fn a_charger_not_read_is_a_gap_that_changes_nothing() {
     let s = Settings::default();
-    let mut w = MeterWatch::default();
+    let mut w = MeterAgreement::default();
     let mut r = record(0, 0.0, [11_000.0, 7000.0]);
     r.chargers[1].online = false;
     assert_eq!(w.observe(&r, &facts(), 230.0, &s), Verdict::Keep);
@@ -143,7 +143,7 @@ fn a_charger_not_read_is_a_gap_that_changes_nothing() {
 
 #[test]
 fn a_meter_read_behind_a_steep_ramp_is_judged_once_the_ramp_has_settled() {
-    let mut w = MeterWatch::default();
+    let mut w = MeterAgreement::default();
     // 30 kW ramped up over 10 s and down again every 2 minutes; the meter shows what flowed
     // 2 s earlier. Judged mid-ramp, each step would look 6 kW short.
     let ramp = |t: i64| {
@@ -211,7 +211,7 @@ fn a_building_load_the_load_manager_answers_is_no_evidence() {
     for (seed, lift_w) in [(1, 17_940.0), (2, 5980.0), (3, 17_940.0), (4, 5980.0)] {
         for answer_s in [1, 3, 5] {
             for noise_a in [0.0, 2.0, 5.0] {
-                let mut w = MeterWatch::default();
+                let mut w = MeterAgreement::default();
                 let (on, _) = run(
                     &mut w,
                     0,
@@ -232,7 +232,7 @@ fn a_meter_showing_part_of_what_flows_is_found_on_a_building_with_a_lift() {
     // From an hour on, the meter shows half of what flows, beside the building's own steps
     // (learned before): what the building's steps explain must not hide it.
     for seed in 1..=4 {
-        let mut w = MeterWatch::default();
+        let mut w = MeterAgreement::default();
         let (on, _) = run(
             &mut w,
             0,

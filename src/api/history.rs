@@ -8,7 +8,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiContext, ApiError};
-use crate::app::history::{self, Bound, Format, HistoryArgs, HistoryError, Source};
+use crate::app::history::{self, Bound, Format, HistoryError, HistoryQuery, Source};
 
 type RawQuery = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
@@ -29,7 +29,7 @@ pub async fn report(State(ctx): State<ApiContext>, query: RawQuery) -> Response 
 async fn answer(
     ctx: ApiContext,
     query: RawQuery,
-    run: impl FnOnce(&crate::store::Store, &Source, &HistoryArgs) -> Result<String, HistoryError>
+    run: impl FnOnce(&crate::store::Store, &Source, &HistoryQuery) -> Result<String, HistoryError>
         + Send
         + 'static,
 ) -> Response {
@@ -73,16 +73,11 @@ fn from_history(e: HistoryError) -> ApiError {
     }
 }
 
-/// The query as the commands' arguments; anything they would not take is a 400.
-fn args(pairs: &[(String, String)]) -> Result<HistoryArgs, ApiError> {
-    let mut args = HistoryArgs {
-        config: None,
-        db: None,
-        charger: None,
-        from: None,
-        to: None,
-        tz: None,
+/// The query parameters as a history query; anything the commands would not take is a 400.
+fn args(pairs: &[(String, String)]) -> Result<HistoryQuery, ApiError> {
+    let mut args = HistoryQuery {
         format: Format::Json,
+        ..HistoryQuery::default()
     };
     for (key, value) in pairs {
         let bad = |m: String| ApiError::bad_request(format!("{key}: {m}"));

@@ -24,20 +24,31 @@ use super::report::Reporter;
 use super::types::{Bus, Config, Control, Site};
 use crate::devices::model::Parity;
 
+/// Facts from other sections that the device checks (`devices`, and `links` for their
+/// links) compare against. Here so that `devices` uses `links` and not the other way too.
+pub struct Context<'a> {
+    pub site_phases: u8,
+    /// `None` when the site's own limit is invalid (already reported).
+    pub grid_limit_a: Option<f64>,
+    pub interval_ms: i64,
+    pub bus_names: Vec<&'a str>,
+    /// The installer's own models (`[devices] models_dir`).
+    pub user_models: &'a [&'static crate::devices::model::ModelSpec],
+}
+
 /// Standard RS-485 line rates.
 pub const BAUD_RATES: [i64; 8] = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200];
 
 /// Checks `raw`, reporting into `rep`; the checked config when nothing was wrong.
 pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
-    let timezone = demand::timezone(
-        raw.site.timezone.as_deref(),
-        raw.tariff.as_ref().map(|t| t.timezone.as_str()),
-        rep,
-    );
-    let site = site(&raw.site, rep).zip(timezone).map(|(mut s, tz)| {
-        s.timezone = tz;
-        s
-    });
+    // The site's own zone is checked here; without one it takes the tariff's, once the
+    // tariff is checked below (its zone is parsed there, and only there).
+    let own_zone = raw
+        .site
+        .timezone
+        .as_deref()
+        .map(|name| zone::zone(name, &KeyPath::root("site").key("timezone"), rep));
+    let site = site(&raw.site, rep).filter(|_| !matches!(own_zone, Some(None)));
     let control = control(&raw.control, rep);
     // Later checks compare against these; a broken value is replaced by its default so
     // that one mistake does not hide or multiply others.
@@ -46,7 +57,7 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
         .map_or(1000, |c| c.interval.as_millis() as i64);
     let buses = buses(&raw.bus, interval_ms, rep);
     let user_models = super::models::user_models(&raw.devices, rep);
-    let ctx = devices::Context {
+    let ctx = Context {
         site_phases: site.as_ref().map_or(3, |s| s.phases),
         grid_limit_a: site.as_ref().map(|s| s.grid_limit_a),
         interval_ms,
@@ -63,6 +74,7 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
     }
     let site_id = raw.site.id.as_str();
     let tariff = raw.tariff.as_ref().map(|t| services::tariff(t, rep));
+    let timezone = site_zone(own_zone.flatten(), tariff.as_ref());
     let mqtt = raw.mqtt.as_ref().map(|m| services::mqtt(m, site_id, rep));
     let storage = services::storage(&raw.storage, rep);
     let api = services::api(&raw.api, rep);
@@ -77,7 +89,10 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
         return None;
     }
     Some(Config {
-        site: site?,
+        site: Site {
+            timezone: timezone?,
+            ..site?
+        },
         control: control?,
         buses: all(&buses)?,
         meter: meter?,
@@ -94,6 +109,20 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
         schedules,
         clock: raw.clock.clone(),
     })
+}
+
+/// The site's time zone: `[site] timezone` (`site`, as checked), else the tariff's (as its
+/// check parsed it), else UTC. `None` when the zone it would take was not valid: the check
+/// of that zone reported it.
+fn site_zone(
+    site: Option<chrono_tz::Tz>,
+    tariff: Option<&Option<super::types::Tariff>>,
+) -> Option<chrono_tz::Tz> {
+    match (site, tariff) {
+        (Some(zone), _) => Some(zone),
+        (None, Some(tariff)) => tariff.as_ref().map(|t| t.timezone),
+        (None, None) => Some(chrono_tz::UTC),
+    }
 }
 
 /// All values, when every one of them was valid.

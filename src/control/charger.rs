@@ -36,8 +36,15 @@ pub fn setpoint_refresh(spec: crate::devices::model::ChargerSpec) -> Option<Dura
 /// A car is idle when it was offered at least its minimum for [`IDLE_AFTER_S`] and drew
 /// nothing: charging complete, or not ready. It stops being idle the moment it draws.
 pub const IDLE_AFTER_S: f64 = 60.0;
-/// Below this a phase counts as drawing nothing.
-const DRAWING_A: f64 = 1.0;
+/// While every phase stays below this, a car offered current counts as taking none of it
+/// (A). Not the same question as [`crate::electric::DRAW_FLOOR_A`] (0.5 A), which asks
+/// whether current flows at all, for the session's state and its energy: this one asks
+/// whether the car uses its offer, so that the loop may cap it at its minimum and give the
+/// rest to others. A car trickling under it (a full battery balancing, cabin heating) keeps
+/// far more than it takes at its minimum, so it is reclaimed; a car that resumes charging
+/// takes several amps within a cycle or two and passes it at once. Higher than the floor
+/// so a charger reading a little current at rest cannot keep a full car's offer forever.
+pub const IDLE_CEILING_A: f64 = 1.0;
 
 #[derive(Debug, Clone, Default)]
 pub struct IdleWatch {
@@ -47,7 +54,7 @@ pub struct IdleWatch {
 
 impl IdleWatch {
     pub fn observe(&mut self, state: ChargeState, offered: bool, measured: &[f64; 3], now_s: f64) {
-        let drawing = measured.iter().any(|&a| a >= DRAWING_A);
+        let drawing = measured.iter().any(|&a| a >= IDLE_CEILING_A);
         if !state.is_connected() || drawing {
             *self = IdleWatch::default();
             return;
@@ -127,6 +134,25 @@ mod tests {
         assert!(every.as_secs() * 2 <= timeout, "{every:?} vs {timeout} s");
         // Vestel feeds its timeout through the alive register instead.
         assert_eq!(setpoint_refresh(find("vestel-evc04")), None);
+    }
+
+    #[test]
+    fn a_trickle_between_the_draw_floor_and_the_idle_ceiling_still_idles() {
+        // Current flows (the session counts it as charging) but the car uses nothing of
+        // its offer: the watch reclaims it.
+        let trickle = [0.0, 0.7, 0.0];
+        assert!(trickle.iter().any(|&a| a >= crate::electric::DRAW_FLOOR_A));
+        let mut w = IdleWatch::default();
+        w.observe(ChargeState::C, true, &trickle, 0.0);
+        w.observe(ChargeState::C, true, &trickle, IDLE_AFTER_S);
+        assert!(w.idle, "a trickle under {IDLE_CEILING_A} A is idle");
+        w.observe(
+            ChargeState::C,
+            true,
+            &[0.0, IDLE_CEILING_A, 0.0],
+            IDLE_AFTER_S + 1.0,
+        );
+        assert!(!w.idle, "{IDLE_CEILING_A} A on one phase is a draw");
     }
 
     #[test]

@@ -25,6 +25,8 @@ use std::collections::VecDeque;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::electric::DRAW_FLOOR_A;
+
 /// Observations are averaged over buckets this long before fitting (s).
 const BUCKET_S: i64 = 10;
 /// Taper points kept for the fit (buckets): 15 minutes of tapering.
@@ -34,8 +36,6 @@ const MIN_POINTS: usize = 18;
 /// A vehicle takes "clearly less" than offered below offer − max(this, offer × FRACTION).
 const LIMIT_MARGIN_A: f64 = 1.0;
 const LIMIT_MARGIN_FRACTION: f64 = 0.08;
-/// Below this a phase current is no draw (A).
-const DRAW_FLOOR_A: f64 = 0.5;
 /// The newest taper point must be this recent for the taper to still count.
 const TAPER_STALE: TimeDelta = TimeDelta::minutes(2);
 /// A decline is real when the fitted drop over the window exceeds this (A) and twice the

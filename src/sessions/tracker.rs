@@ -26,6 +26,7 @@ use crate::config::{Charger, Config};
 use crate::control::record::{ChargerCycle, CycleRecord};
 use crate::devices::model::EnergyScope;
 use crate::devices::regmap::DataType;
+use crate::electric::{power_w, DRAW_FLOOR_A};
 
 /// How often a running session is announced (`session.updated`) besides its state changes;
 /// it is stored every minute.
@@ -35,8 +36,6 @@ pub const PUBLISH_EVERY: TimeDelta = TimeDelta::minutes(5);
 const INTERRUPT_AFTER: TimeDelta = TimeDelta::seconds(30);
 /// A charger unreachable this long ends its session (`charger_offline`).
 const END_AFTER_OFFLINE: TimeDelta = TimeDelta::hours(1);
-/// Below this a phase current is no draw (A).
-const DRAW_FLOOR_A: f64 = 0.5;
 /// Below this power is no draw, for chargers reporting power only (W).
 const DRAW_FLOOR_W: f64 = 100.0;
 /// The session energy assumed for an estimate before the site has history (Wh).
@@ -489,7 +488,7 @@ fn derived_power_w(cv: &ChargerCycle, voltage_v: f64) -> Option<f64> {
     cv.current_a
         .iter()
         .any(Option::is_some)
-        .then(|| cv.current_or_zero_a().iter().sum::<f64>() * voltage_v)
+        .then(|| power_w(&cv.current_or_zero_a(), voltage_v))
 }
 
 /// Whether the vehicle takes current now.

@@ -488,3 +488,20 @@ fn a_new_session_goes_back_to_the_register_once_the_fault_cleared() {
     assert!(integrated_note(r).is_none());
     assert_eq!(r.energy_wh, 100);
 }
+
+#[test]
+fn a_phase_at_the_draw_floor_is_a_draw_and_the_derived_power_is_the_shared_one() {
+    use crate::electric::DRAW_FLOOR_A;
+    let with = |a: [Option<f64>; 3]| ChargerCycle {
+        online: true,
+        state: Some(C),
+        current_a: a,
+        ..ChargerCycle::unread("cp-01")
+    };
+    assert!(drawing(&with([None, Some(DRAW_FLOOR_A), None])));
+    assert!(!drawing(&with([Some(DRAW_FLOOR_A - 0.01); 3])));
+    // Currents × the site's voltage, a phase not read counted as nothing.
+    let cv = with([Some(16.0), None, Some(8.0)]);
+    assert_eq!(derived_power_w(&cv, 230.0), Some(24.0 * 230.0));
+    assert_eq!(derived_power_w(&with([None; 3]), 230.0), None);
+}

@@ -12,13 +12,13 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
-use super::state::SiteState;
 use crate::alerts::AlertKind;
 use crate::clock::Clock;
 use crate::commands::RawCommand;
 use crate::config::Config;
 use crate::store::Store;
 use crate::sync::{self, LinkStatus, SyncHandle, SyncOptions};
+use crate::view::SiteState;
 
 /// How often the link's files are read again while it cannot start.
 pub const RETRY: Duration = Duration::from_secs(5);

@@ -14,7 +14,6 @@ mod cloud;
 pub mod pipeline;
 pub mod recorder;
 mod stage;
-pub mod state;
 
 use std::sync::Arc;
 
@@ -35,8 +34,8 @@ use crate::sync;
 use cloud::CloudLink;
 pub use cloud::Signal;
 
+pub use crate::view::SiteState;
 pub use pipeline::{Pipeline, SiteEvent};
-pub use state::SiteState;
 
 use recorder::{prune_forever, recover_sessions, stored_alerts, Recorder};
 use stage::Stage;

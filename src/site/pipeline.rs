@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::state::SiteState;
 use crate::alerts::{Alert, AlertBook, AlertChange, AlertKind, AlertPolicy, When};
 use crate::anomaly::health::{self, StationInput};
 use crate::anomaly::Detectors;
@@ -16,6 +15,7 @@ use crate::control::record::CycleRecord;
 use crate::sessions::energy::RegisterFault;
 use crate::sessions::machine::{RecordState, SessionRecord};
 use crate::sessions::tracker::{SessionTracker, SessionUpdate, TrackerOutput};
+use crate::view::SiteState;
 
 /// A change to store and announce, in the order it happened.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use super::pipeline::{Pipeline, SiteEvent};
-use super::state::SiteState;
 use crate::config::Config;
 use crate::control::record::CycleRecord;
+use crate::view::SiteState;
 
 pub(crate) struct Stage {
     pub(crate) pipeline: Pipeline,

@@ -17,6 +17,7 @@ pub mod outbox;
 mod readonly;
 pub mod retention;
 pub mod schema;
+mod session_row;
 pub mod sessions;
 
 use std::path::Path;

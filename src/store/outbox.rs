@@ -12,9 +12,11 @@ use sled::Transactional;
 use uuid::Uuid;
 
 use super::keys::{decode_seq, seq_key};
-use super::schema::NEXT_SEQ_KEY;
-use super::sessions::StoredSession;
+use super::session_row::mark_if_latest;
 use super::{Store, StoreError};
+
+/// The key in `meta` of the seq the next outbox message gets.
+pub(crate) const NEXT_SEQ_KEY: &[u8] = b"next_seq";
 
 pub const SESSION_SCHEMA: &str = "evsite.session.v1";
 pub const ALERT_SCHEMA: &str = "evsite.alert.v1";
@@ -290,38 +292,6 @@ impl Store {
 }
 
 impl Store {
-    /// Stores many session records, each with the message announcing it, in one transaction
-    /// and one flush: for importing a backlog and for benchmarks, where a flush per record
-    /// would dominate. Returns the seqs given, in order.
-    pub async fn put_sessions_batch(
-        &self,
-        items: &[(crate::sessions::machine::SessionRecord, OutboxEvent)],
-    ) -> Result<Vec<u64>, StoreError> {
-        for (record, _) in items {
-            super::keys::check_session_id(&record.session_id)?;
-        }
-        let ids: Vec<Uuid> = items.iter().map(|_| Uuid::new_v4()).collect();
-        let seqs = (&self.sessions, &self.outbox, &self.meta).transaction(
-            |(sessions, outbox, meta)| {
-                let mut seqs = Vec::with_capacity(items.len());
-                for ((record, event), msg_id) in items.iter().zip(&ids) {
-                    let seq = append(meta, outbox, OutboxTopic::Sessions, *msg_id, event)?;
-                    let row = StoredSession {
-                        record: record.clone(),
-                        synced: false,
-                        last_seq: Some(seq),
-                    };
-                    let bytes = row.encode().map_err(ConflictableTransactionError::Abort)?;
-                    sessions.insert(record.session_id.as_bytes(), bytes)?;
-                    seqs.push(seq);
-                }
-                Ok(seqs)
-            },
-        )?;
-        self.db.flush_async().await?;
-        Ok(seqs)
-    }
-
     /// Deletes delivered messages in one transaction, without waiting for a flush: sled
     /// writes it out within its flush interval, and an ack lost to a crash only means the
     /// message is delivered again (same msg_id), which consumers dedup. Sessions whose
@@ -358,23 +328,4 @@ fn session_of(value: &[u8]) -> Option<String> {
         .get("session_id")
         .and_then(|v| v.as_str())
         .map(str::to_owned)
-}
-
-fn mark_if_latest(
-    sessions: &TransactionalTree,
-    id: &str,
-    seq: u64,
-) -> Result<(), ConflictableTransactionError<StoreError>> {
-    let Some(raw) = sessions.get(id.as_bytes())? else {
-        return Ok(());
-    };
-    let mut stored = StoredSession::decode(&raw).map_err(ConflictableTransactionError::Abort)?;
-    if stored.last_seq == Some(seq) && !stored.synced {
-        stored.synced = true;
-        let bytes = stored
-            .encode()
-            .map_err(ConflictableTransactionError::Abort)?;
-        sessions.insert(id.as_bytes(), bytes)?;
-    }
-    Ok(())
 }

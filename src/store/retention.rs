@@ -7,7 +7,7 @@ use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
 use super::keys::{sample_minute, samples_prefix};
-use super::sessions::StoredSession;
+use super::session_row::StoredSession;
 use super::{Store, StoreError};
 use crate::sessions::machine::RecordState;
 

@@ -14,7 +14,6 @@ pub const SCHEMA_VERSION: u32 = 2;
 
 pub(crate) const META_TREE: &str = "meta";
 pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
-pub(crate) const NEXT_SEQ_KEY: &[u8] = b"next_seq";
 
 /// What happened while opening, for the caller to act on (a `store_recovered` alert).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

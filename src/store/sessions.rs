@@ -2,7 +2,7 @@
 //! the outbox message announcing it, flushed before the caller hears it is stored.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 use uuid::Uuid;
@@ -11,31 +11,10 @@ use super::keys::{
     check_session_id, decode_energy, encode_energy, sample_key, sample_minute, samples_prefix,
 };
 use super::outbox::{append, OutboxEvent, OutboxTopic};
+use super::session_row::StoredSession;
 use super::{Store, StoreError};
 use crate::sessions::energy::Sample;
 use crate::sessions::machine::{RecordState, SessionRecord};
-
-/// A session row: the record plus whether the cloud has its latest state.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct StoredSession {
-    pub record: SessionRecord,
-    pub synced: bool,
-    /// The seq of the latest message announcing this session; delivering it syncs the session.
-    pub last_seq: Option<u64>,
-}
-
-impl StoredSession {
-    pub fn decode(raw: &[u8]) -> Result<Self, StoreError> {
-        serde_json::from_slice(raw).map_err(|e| StoreError::corrupt("session row", e))
-    }
-
-    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        serde_json::to_vec(self).map_err(|source| StoreError::Encode {
-            what: "session row",
-            source,
-        })
-    }
-}
 
 /// Which sessions to list. `from`/`to` bound `plugged_in_at` (`from` inclusive, `to`
 /// exclusive).
@@ -263,6 +242,38 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Stores many session records, each with the message announcing it, in one transaction
+    /// and one flush: for importing a backlog and for benchmarks, where a flush per record
+    /// would dominate. Returns the seqs given, in order.
+    pub async fn put_sessions_batch(
+        &self,
+        items: &[(SessionRecord, OutboxEvent)],
+    ) -> Result<Vec<u64>, StoreError> {
+        for (record, _) in items {
+            check_session_id(&record.session_id)?;
+        }
+        let ids: Vec<Uuid> = items.iter().map(|_| Uuid::new_v4()).collect();
+        let seqs = (&self.sessions, &self.outbox, &self.meta).transaction(
+            |(sessions, outbox, meta)| {
+                let mut seqs = Vec::with_capacity(items.len());
+                for ((record, event), msg_id) in items.iter().zip(&ids) {
+                    let seq = append(meta, outbox, OutboxTopic::Sessions, *msg_id, event)?;
+                    let row = StoredSession {
+                        record: record.clone(),
+                        synced: false,
+                        last_seq: Some(seq),
+                    };
+                    let bytes = row.encode().map_err(ConflictableTransactionError::Abort)?;
+                    sessions.insert(record.session_id.as_bytes(), bytes)?;
+                    seqs.push(seq);
+                }
+                Ok(seqs)
+            },
+        )?;
+        self.db.flush_async().await?;
+        Ok(seqs)
     }
 }
 

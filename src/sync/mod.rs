@@ -32,8 +32,8 @@ pub use payloads::{offline, online, telemetry, TELEMETRY_SCHEMA};
 pub use window::{Sent, Window};
 
 use crate::commands::RawCommand;
-use crate::site::SiteState;
 use crate::store::Store;
+use crate::view::SiteState;
 
 /// The running link.
 #[derive(Debug)]

@@ -20,8 +20,8 @@ use super::options::SyncOptions;
 use super::payloads;
 use super::window::{Sent, Window};
 use crate::commands::RawCommand;
-use crate::site::SiteState;
 use crate::store::{OutboxTopic, Store};
+use crate::view::SiteState;
 
 /// Events handled before the acks gathered are written: one transaction per batch.
 const ACK_BATCH: usize = 512;

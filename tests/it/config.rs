@@ -285,6 +285,11 @@ rule!(tariff_timezone_unknown, "timezone = \"Europe/Berlin\"" => "timezone = \"N
       "tariff.timezone", says "unknown time zone \"Nowhere\"; it must be an IANA time zone");
 rule!(tariff_fee_negative, "energy_price = \"0.35\"" => "energy_price = \"0.35\"\nsession_fee = \"-1\"",
       "tariff.session_fee", at "session_fee = \"-1\"", says "must be a decimal amount");
+// Passes the digit check but not the exact decimal parse (more places than a decimal holds):
+// refused where it is written, never left to price sessions at nothing later.
+rule!(tariff_price_beyond_exact, "energy_price = \"0.35\"" =>
+      "energy_price = \"0.3500000000000000000000000000001\"",
+      "tariff.energy_price", says "must be a decimal amount");
 rule!(tariff_window_end_past_midnight, "end = \"21:00\"" => "end = \"25:00\"",
       "tariff.window[0].end", says "00:00–24:00");
 rule!(mqtt_url_scheme, "url = \"mqtt://127.0.0.1:1883\"" => "url = \"http://127.0.0.1:1883\"", "mqtt.url");
@@ -713,5 +718,34 @@ limit_w = 3000.0
     assert!(
         shown.contains("did you mean \"Europe/Brussels\"?"),
         "{shown}"
+    );
+}
+
+#[test]
+fn a_mistyped_tariff_zone_is_reported_once_and_hides_no_other_error() {
+    // The tariff's zone is parsed once, by the tariff's check; the site, which has no zone
+    // of its own, takes its result, and a bad one no longer drops the site-wide checks.
+    let text = edit(
+        &edit(
+            &base(),
+            "timezone = \"Europe/Berlin\"",
+            "timezone = \"Europe/Berln\"",
+        ),
+        "margin_a = 2.0",
+        "margin_a = 52.0",
+    );
+    let errs = errors(&text);
+    let shown = errs.to_string();
+    let zone_errors = shown.lines().filter(|l| l.contains("timezone: ")).count();
+    assert_eq!(zone_errors, 1, "{shown}");
+    assert_error_at(
+        &errs,
+        line_of(&text, "timezone = \"Europe/Berln\""),
+        "tariff.timezone",
+    );
+    assert_error_at(
+        &errs,
+        line_of(&text, "failsafe_current_a = 6.0"),
+        "site.failsafe_current_a",
     );
 }

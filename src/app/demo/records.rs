@@ -9,9 +9,7 @@ use crate::control::record::CycleRecord;
 use crate::sessions::machine::{RecordState, SessionRecord};
 
 use super::ledger::{kind_name, severity_name};
-
-/// Below this a phase current is no draw (A), as the session tracker counts it.
-const DRAW_FLOOR_A: f64 = 0.5;
+use crate::electric::DRAW_FLOOR_A;
 
 /// `17:05:30`.
 pub fn hms(at: DateTime<Utc>) -> String {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::range::Bound;
-use super::{Format, HistoryArgs, HistoryError, Source};
+use super::{Format, HistoryError, HistoryQuery, Source};
 use crate::api::client::{self, ClientError};
 use crate::store::OpenExistingError;
 
@@ -14,7 +14,7 @@ use crate::store::OpenExistingError;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The query for `args`: every filter the command has, the zone it resolved, the format.
-pub fn query(args: &HistoryArgs, source: &Source) -> String {
+pub fn query(args: &HistoryQuery, source: &Source) -> String {
     let mut pairs: Vec<(&str, String)> = Vec::new();
     if let Some(c) = &args.charger {
         pairs.push(("charger", c.clone()));
@@ -63,7 +63,7 @@ pub fn fetch(
     source: &Source,
     held: OpenExistingError,
     path: &str,
-    args: &HistoryArgs,
+    args: &HistoryQuery,
 ) -> Result<String, HistoryError> {
     let fail = |held, detail: String, unreachable| HistoryError::Daemon {
         held,
@@ -115,10 +115,8 @@ pub fn fetch(
 mod tests {
     use super::*;
 
-    fn args() -> HistoryArgs {
-        HistoryArgs {
-            config: None,
-            db: None,
+    fn args() -> HistoryQuery {
+        HistoryQuery {
             charger: Some("cp 1".into()),
             from: Some(Bound::parse("2026-11-01").expect("date")),
             to: Some(Bound::parse("2026-11-21T18:00:00+01:00").expect("instant")),

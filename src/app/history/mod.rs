@@ -119,13 +119,44 @@ pub struct HistoryArgs {
     pub format: Format,
 }
 
+impl HistoryArgs {
+    /// What the command asks for, as the history code takes it from either door.
+    pub fn query(&self) -> HistoryQuery {
+        HistoryQuery {
+            charger: self.charger.clone(),
+            from: self.from,
+            to: self.to,
+            tz: self.tz,
+            format: self.format,
+        }
+    }
+}
+
+/// Which sessions, in which zone and format: what `evsite sessions`/`evsite report`
+/// ([`HistoryArgs::query`]) and the local API's `/api/sessions` and `/api/report` (from their
+/// query parameters) both ask of the history code. Not a command line: where the store is
+/// and which config to read are the command's own business.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    /// Only this charger's sessions.
+    pub charger: Option<String>,
+    /// Sessions plugged in at or after this.
+    pub from: Option<Bound>,
+    /// Sessions plugged in before this (a date: up to the end of that local day).
+    pub to: Option<Bound>,
+    /// Time zone for dates and days, over the site's.
+    pub tz: Option<chrono_tz::Tz>,
+    pub format: Format,
+}
+
 /// `evsite sessions`: the matching sessions in the chosen format.
 pub fn sessions(args: &HistoryArgs) -> Result<String, HistoryError> {
     let source = Source::resolve(args)?;
+    let query = args.query();
     match source.open() {
-        Ok(store) => sessions_in(&store, &source, args),
+        Ok(store) => sessions_in(&store, &source, &query),
         Err(HistoryError::Open(held @ OpenExistingError::InUse { .. })) => {
-            daemon::fetch(&source, held, "/api/sessions", args)
+            daemon::fetch(&source, held, "/api/sessions", &query)
         }
         Err(e) => Err(e),
     }
@@ -135,7 +166,7 @@ pub fn sessions(args: &HistoryArgs) -> Result<String, HistoryError> {
 pub fn sessions_in(
     store: &Store,
     source: &Source,
-    args: &HistoryArgs,
+    args: &HistoryQuery,
 ) -> Result<String, HistoryError> {
     let filter = filter(args, source)?;
     let records = store.sessions(&filter)?;
@@ -145,11 +176,12 @@ pub fn sessions_in(
 /// `evsite report`: the usage report over the matching sessions, as of `now`.
 pub fn report(args: &HistoryArgs, now: DateTime<Utc>) -> Result<String, HistoryError> {
     let source = Source::resolve(args)?;
+    let query = args.query();
     match source.open() {
-        Ok(store) => report_in(&store, &source, args, now),
+        Ok(store) => report_in(&store, &source, &query, now),
         // The daemon's report is as of its own clock, which is this machine's.
         Err(HistoryError::Open(held @ OpenExistingError::InUse { .. })) => {
-            daemon::fetch(&source, held, "/api/report", args)
+            daemon::fetch(&source, held, "/api/report", &query)
         }
         Err(e) => Err(e),
     }
@@ -159,7 +191,7 @@ pub fn report(args: &HistoryArgs, now: DateTime<Utc>) -> Result<String, HistoryE
 pub fn report_in(
     store: &Store,
     source: &Source,
-    args: &HistoryArgs,
+    args: &HistoryQuery,
     now: DateTime<Utc>,
 ) -> Result<String, HistoryError> {
     let filter = filter(args, source)?;
@@ -193,7 +225,7 @@ pub fn report_in(
     render::render(&report, args.format)
 }
 
-fn filter(args: &HistoryArgs, source: &Source) -> Result<SessionFilter, HistoryError> {
+fn filter(args: &HistoryQuery, source: &Source) -> Result<SessionFilter, HistoryError> {
     let from = args
         .from
         .as_ref()

@@ -260,7 +260,7 @@ fn stored_report(
     to: &str,
     format: crate::app::history::Format,
 ) -> String {
-    use crate::app::history::{report_in, Bound, HistoryArgs, Source};
+    use crate::app::history::{report_in, Bound, HistoryQuery, Source};
     let source = Source {
         db: "/unused".into(),
         zone: chrono_tz::Europe::Brussels,
@@ -268,9 +268,7 @@ fn stored_report(
         api: None,
         demand_limit_kw: limit_kw,
     };
-    let args = HistoryArgs {
-        config: None,
-        db: None,
+    let args = HistoryQuery {
         charger: None,
         from: Some(Bound::parse(from).unwrap()),
         to: Some(Bound::parse(to).unwrap()),

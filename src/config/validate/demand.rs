@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Weekday;
 
-use super::{check, num, zone};
+use super::{check, num};
 use crate::config::error::KeyPath;
 use crate::config::raw::{RawCharger, RawDemand, RawSchedule};
 use crate::config::report::Reporter;
@@ -209,19 +209,5 @@ pub fn plan(c: &RawCharger, p: &KeyPath, rep: &mut Reporter<'_>) -> Option<Optio
             rep.error(&p.key("plan_depart"), "needs plan_energy_wh as well");
             None
         }
-    }
-}
-
-/// The site's time zone: `[site] timezone`, else the tariff's, else UTC.
-pub fn timezone(
-    site: Option<&str>,
-    tariff: Option<&str>,
-    rep: &mut Reporter<'_>,
-) -> Option<chrono_tz::Tz> {
-    match (site, tariff) {
-        (Some(name), _) => zone::zone(name, &KeyPath::root("site").key("timezone"), rep),
-        // The tariff reports its own bad zone (and no config is built then).
-        (None, Some(name)) => name.parse::<chrono_tz::Tz>().ok(),
-        (None, None) => Some(chrono_tz::UTC),
     }
 }

@@ -2,24 +2,13 @@
 //! in `links`.
 
 use super::links::{self, LinkKeys};
-use super::{check, check_id, num};
+use super::{check, check_id, num, Context};
 use crate::config::error::KeyPath;
 use crate::config::models;
 use crate::config::raw::{RawCharger, RawMeter};
 use crate::config::report::Reporter;
 use crate::config::types::{Charger, Device, PhaseIndex};
 use crate::devices::model::{DeviceKind, ModelSpec};
-
-/// Facts from other sections that device checks compare against.
-pub struct Context<'a> {
-    pub site_phases: u8,
-    /// `None` when the site's own limit is invalid (already reported).
-    pub grid_limit_a: Option<f64>,
-    pub interval_ms: i64,
-    pub bus_names: Vec<&'a str>,
-    /// The installer's own models (`[devices] models_dir`).
-    pub user_models: &'a [&'static ModelSpec],
-}
 
 fn kind_name(kind: DeviceKind) -> &'static str {
     match kind {

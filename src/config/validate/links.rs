@@ -6,8 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::devices::Context;
-use super::{check, check_timeout, default_frame_gap};
+use super::{check, check_timeout, default_frame_gap, Context};
 use crate::config::error::KeyPath;
 use crate::config::raw::{RawCharger, RawConfig, RawMeter, DEFAULT_TCP_TIMEOUT_MS};
 use crate::config::report::Reporter;

@@ -69,9 +69,7 @@ pub fn alloc_priority(idle: bool, installer: u8, plan_due: bool) -> u8 {
 
 /// A charger's draw in W: its power register, else its currents at the site's voltage.
 fn draw_w(s: &Snapshot, phases: usize, voltage_v: f64) -> f64 {
-    s.power_w
-        .unwrap_or_else(|| charger_currents(s, phases).iter().sum::<f64>() * voltage_v)
-        .max(0.0)
+    crate::electric::charger_power_w(s.power_w, &charger_currents(s, phases), voltage_v)
 }
 
 impl Controller {

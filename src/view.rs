@@ -1,6 +1,8 @@
 //! The live view of a site that displays read (`evsite demo`, telemetry, the watchdog, the
 //! local API): the last cycle record with the sessions and alerts as they stood after it.
-//! Derived from the pipeline; nothing here is stored.
+//! Derived from the site's pipeline (`site::stage` publishes it); nothing here is stored.
+//! Its own module, below both `site` and `sync`, so that `site` (which starts the sync) uses
+//! `sync` and the sync, which reads the view for telemetry, needs nothing from `site`.
 
 use std::sync::Arc;
 
