@@ -52,8 +52,8 @@ pub fn telemetry(site: &str, voltage_v: f64, view: &CycleRecord) -> Value {
     telemetry_with(site, voltage_v, view, why_brief)
 }
 
-/// The longest telemetry sent with every `why` in full, in bytes: a 10 KiB packet (the
-/// smallest cap brokers in use set) less room for the MQTT header and topic.
+/// The longest telemetry sent with every `why` in full, in bytes: a 10 KiB packet (so that a
+/// broker with a small packet cap still takes it) less room for the MQTT header and topic.
 pub const TELEMETRY_BUDGET: usize = 10 * 1024 - 256;
 
 fn telemetry_with(site: &str, voltage_v: f64, view: &CycleRecord, why: fn(&Why) -> Value) -> Value {
