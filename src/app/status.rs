@@ -98,9 +98,62 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// The width the text is wrapped to: a terminal's default.
+const WIDTH: usize = 80;
+
+/// A charger's why in words: `why.text` as the daemon gives it, or its reason's code from a
+/// daemon that has no `why` yet.
+pub fn why_text(ch: &Value) -> String {
+    match ch["why"]["text"].as_str() {
+        Some(t) if !t.trim().is_empty() => t.to_string(),
+        _ => text(&ch["reason"]).replace('_', " "),
+    }
+}
+
+/// Under the chargers' table, `why` and one line per charger with why it has its current,
+/// the texts aligned after the widest id and wrapped to [`WIDTH`] columns.
+fn why_lines(chargers: &[Value]) -> String {
+    if chargers.is_empty() {
+        return String::new();
+    }
+    let ids: Vec<String> = chargers.iter().map(|ch| text(&ch["id"])).collect();
+    let indent = ids.iter().map(|i| i.chars().count()).max().unwrap_or(0) + 2;
+    // A very long id still leaves the text half the line.
+    let room = WIDTH.saturating_sub(indent).max(WIDTH / 2);
+    let mut out = String::from("\nwhy\n");
+    for (id, ch) in ids.iter().zip(chargers) {
+        for (i, line) in wrap(&why_text(ch), room).iter().enumerate() {
+            let head = if i == 0 { id.as_str() } else { "" };
+            let _ = writeln!(out, "{head:<indent$}{line}");
+        }
+    }
+    out
+}
+
+/// `s` in lines of at most `width` characters, broken between words (a longer word has a
+/// line of its own).
+fn wrap(s: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in s.split_whitespace() {
+        let len = line.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 /// The state for a terminal: the site line, grid per phase against the limit, the demand
-/// window (a site with `[demand]`), one row per charger, the running sessions and the open
-/// alerts.
+/// window (a site with `[demand]`), one row per charger, then why each charger has its
+/// current (`why.text`, one line each), the running sessions and the open alerts.
 pub fn table(st: &Value) -> String {
     let mut out = String::new();
     let site = &st["site"];
@@ -168,7 +221,6 @@ pub fn table(st: &Value) -> String {
                 text(&ch["state"]),
                 currents.join("/"),
                 num(&ch["setpoint_a"], " A"),
-                text(&ch["reason"]),
                 format!(
                     "{}/{}",
                     link["ok"].as_u64().unwrap_or(0),
@@ -184,10 +236,12 @@ pub fn table(st: &Value) -> String {
             "state",
             "A (L1/L2/L3)",
             "setpoint",
-            "why",
             "reads ok",
         ],
         &rows,
+    ));
+    out.push_str(&why_lines(
+        c["chargers"].as_array().map_or(&[][..], Vec::as_slice),
     ));
     let sessions: Vec<Vec<String>> = st["sessions"]
         .as_array()
@@ -240,4 +294,68 @@ pub fn table(st: &Value) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn text_wraps_between_words_within_the_width() {
+        assert_eq!(wrap("paused: no car", 80), ["paused: no car"]);
+        assert_eq!(
+            wrap("limited by circuit hall-a on L2 (100 A, installer)", 20),
+            ["limited by circuit", "hall-a on L2 (100 A,", "installer)"]
+        );
+        assert_eq!(wrap("a verylongword b", 5), ["a", "verylongword", "b"]);
+        assert_eq!(wrap("", 10), [""]);
+    }
+
+    /// Each charger's `why.text` under the table, aligned and within 80 columns however long.
+    #[test]
+    fn each_charger_has_its_why_within_80_columns() {
+        let long = "paused: 4.2 A free, below the 6 A minimum; its turn comes at 17:42 after \
+                    the two chargers ahead of it on circuit hall-a have had theirs";
+        let st = json!({
+            "site": {"id": "s", "phases": 3, "grid_limit_a": 63.0},
+            "healthy": true,
+            "cycle": {"mode": "normal", "seq": 4, "limit": {"limit_a": 63.0, "source": "installer"},
+                "chargers": [
+                    {"id": "cp-1", "online": true, "reason": "charging",
+                     "why": {"code": "charging", "text": "charging"}},
+                    {"id": "charger-twelve", "online": true, "reason": "no_capacity",
+                     "why": {"code": "no_capacity", "text": long}},
+                    {"id": "old", "online": true, "reason": "waiting_turn"},
+                ]},
+            "sessions": [], "alerts": [],
+        });
+        let t = table(&st);
+        assert!(t.lines().all(|l| l.chars().count() <= WIDTH), "{t}");
+        let why: Vec<&str> = t
+            .split("\nwhy\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("a why block:\n{t}"))
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .collect();
+        assert_eq!(why[0], format!("{:<16}charging", "cp-1"));
+        assert!(
+            why[1].starts_with("charger-twelve  paused: 4.2 A free"),
+            "{t}"
+        );
+        // The long text continues under itself, and reads back whole.
+        let mut joined = why[1][16..].to_string();
+        let mut i = 2;
+        while why[i].starts_with(&" ".repeat(16)) {
+            joined = format!("{joined} {}", why[i].trim_start());
+            i += 1;
+        }
+        assert_eq!(joined, long);
+        assert_eq!(
+            why[i],
+            format!("{:<16}waiting turn", "old"),
+            "no why: the reason"
+        );
+    }
 }

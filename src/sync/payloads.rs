@@ -1,11 +1,12 @@
 //! The link's own messages: `P/status` (online, or the last will's offline) and
 //! `P/telemetry`, built from the controller's latest view. Pure.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
 use crate::control::demand::DemandStatus;
 use crate::control::record::CycleRecord;
+use crate::control::why::Why;
 
 pub const TELEMETRY_SCHEMA: &str = "evsite.telemetry.v1";
 
@@ -39,7 +40,23 @@ fn finite(v: Option<f64>, dp: i32) -> Value {
 /// state, current per phase, power, setpoint and energy register, and the demand window so
 /// far when the site has a `[demand]` target. Nothing before the first cycle: there is
 /// nothing true to say yet.
+///
+/// Each charger's `why` is compact ([`why`]); should the payload with every `why` in full be
+/// longer than [`TELEMETRY_BUDGET`], every `why` is cut to its `code` and `source`, so a
+/// large site's telemetry still fits a small broker's packet.
 pub fn telemetry(site: &str, voltage_v: f64, view: &CycleRecord) -> Value {
+    let full = telemetry_with(site, voltage_v, view, why);
+    if full.to_string().len() <= TELEMETRY_BUDGET {
+        return full;
+    }
+    telemetry_with(site, voltage_v, view, why_brief)
+}
+
+/// The longest telemetry sent with every `why` in full, in bytes: a 10 KiB packet (so that a
+/// broker with a small packet cap still takes it) less room for the MQTT header and topic.
+pub const TELEMETRY_BUDGET: usize = 10 * 1024 - 256;
+
+fn telemetry_with(site: &str, voltage_v: f64, view: &CycleRecord, why: fn(&Why) -> Value) -> Value {
     let grid = match view.grid_a {
         Some(a) => json!({
             "current_a": a.map(|x| round(x, 2)),
@@ -59,6 +76,7 @@ pub fn telemetry(site: &str, voltage_v: f64, view: &CycleRecord) -> Value {
                 "power_w": finite(c.power_w, 0),
                 "setpoint_a": finite(c.setpoint_a, 2),
                 "energy_wh": finite(c.energy_wh.map(f64::floor), 0),
+                "why": why(&c.why),
             })
         })
         .collect();
@@ -75,6 +93,45 @@ pub fn telemetry(site: &str, voltage_v: f64, view: &CycleRecord) -> Value {
         obj.insert("demand".into(), demand(d));
     }
     t
+}
+
+/// Why a charger has its current, compact: its stable `code`, and of `source`, `constraint`,
+/// `phase`, `limit_a` and `until` only those that say something (`{"code":"charging"}`;
+/// `{"code":"circuit","source":"installer","constraint":"hall-a","phase":2,"limit_a":100.0}`).
+/// The sentence for a person is left out: the cloud words it from these, in its users'
+/// language, and 40 chargers' sentences would take a third of the packet.
+pub fn why(w: &Why) -> Value {
+    let mut o = serde_json::Map::new();
+    o.insert("code".into(), json!(w.code));
+    if let Some(s) = w.source {
+        o.insert("source".into(), json!(s));
+    }
+    if let Some(c) = w.constraint.as_ref().filter(|c| !c.is_empty()) {
+        o.insert("constraint".into(), json!(c));
+    }
+    if let Some(p) = w.phase {
+        o.insert("phase".into(), json!(p));
+    }
+    if let Some(a) = w.limit_a.filter(|a| a.is_finite()) {
+        o.insert("limit_a".into(), json!(round(a, 2)));
+    }
+    if let Some(u) = w.until {
+        o.insert(
+            "until".into(),
+            json!(u.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        );
+    }
+    Value::Object(o)
+}
+
+/// A `why` cut to its `code` and `source`: what a payload over its budget carries.
+pub fn why_brief(w: &Why) -> Value {
+    let mut o = serde_json::Map::new();
+    o.insert("code".into(), json!(w.code));
+    if let Some(s) = w.source {
+        o.insert("source".into(), json!(s));
+    }
+    Value::Object(o)
 }
 
 /// The demand window so far: energy in whole Wh, powers to 10 W.
@@ -94,8 +151,9 @@ fn demand(d: &DemandStatus) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::record::ChargerCycle;
+    use crate::control::record::{ChargerCycle, LimitSource};
     use crate::control::safety::Mode;
+    use crate::control::why::WhyCode;
     use crate::devices::model::ChargeState;
 
     #[test]
@@ -166,6 +224,132 @@ mod tests {
         assert_eq!(t["grid"]["current_a"], Value::Null);
         assert_eq!(t["mode"], "startup");
         assert_eq!(t["ts"], json!(now));
+    }
+
+    /// A circuit binding on L2 with every part named, until a time with nanoseconds.
+    fn circuit_why(until: DateTime<Utc>) -> Why {
+        Why {
+            code: WhyCode::Circuit,
+            source: Some(LimitSource::Installer),
+            constraint: Some("hall-a".into()),
+            phase: Some(2),
+            limit_a: Some(100.000_000_1),
+            until: Some(until),
+            text: "limited by circuit hall-a on L2 (100 A, installer)".into(),
+        }
+    }
+
+    #[test]
+    fn the_why_is_compact_with_only_the_parts_that_say_something() {
+        let until: DateTime<Utc> = "2026-11-21T18:00:00.123456789Z".parse().unwrap();
+        let w = circuit_why(until);
+        assert_eq!(
+            why(&w),
+            json!({"code": "circuit", "source": "installer", "constraint": "hall-a",
+                   "phase": 2, "limit_a": 100.0, "until": "2026-11-21T18:00:00Z"})
+        );
+        let paused = Why::from_reason(crate::control::allocate::Reason::Paused(
+            crate::control::allocate::PauseReason::Disabled,
+        ));
+        assert_eq!(why(&paused), json!({"code": "disabled"}));
+        let nan = Why {
+            limit_a: Some(f64::NAN),
+            ..Why::default()
+        };
+        assert_eq!(why(&nan), json!({"code": "unknown"}), "no NaN on the wire");
+        // Every charger carries its own.
+        let at = "2026-11-21T18:04:05Z".parse().unwrap();
+        let view = CycleRecord {
+            chargers: vec![
+                ChargerCycle {
+                    why: w.clone(),
+                    ..ChargerCycle::unread("cp-1")
+                },
+                ChargerCycle {
+                    why: paused.clone(),
+                    ..ChargerCycle::unread("cp-2")
+                },
+            ],
+            ..CycleRecord::blank(at, 32.0)
+        };
+        let t = telemetry("depot-7", 230.0, &view);
+        assert_eq!(t["chargers"][0]["why"], why(&w));
+        assert_eq!(t["chargers"][1]["why"], why(&paused));
+    }
+
+    /// 40 chargers, each with a long id, every value present and the fullest why there is:
+    /// over the budget in full, so every why is cut and the telemetry fits a 10 KiB packet;
+    /// with shorter whys they go in full (the figures are in docs/mqtt.md).
+    #[test]
+    fn forty_chargers_fit_a_10_kib_packet() {
+        let at: DateTime<Utc> = "2026-11-21T18:04:05Z".parse().unwrap();
+        let chargers = (0..40)
+            .map(|i| ChargerCycle {
+                online: true,
+                state: Some(ChargeState::C),
+                current_a: [Some(31.99); 3],
+                power_w: Some(22_077.0),
+                energy_wh: Some(12_345_678.9),
+                setpoint_a: Some(31.99),
+                why: Why {
+                    constraint: Some(format!("circuit-hall-{i:02}")),
+                    ..circuit_why(at)
+                },
+                ..ChargerCycle::unread(&format!("depot-7-cp-{i:02}"))
+            })
+            .collect();
+        let view = CycleRecord {
+            mode: Mode::Normal,
+            grid_a: Some([99.99; 3]),
+            chargers,
+            demand: Some(DemandStatus {
+                window_start: at,
+                window_end: at,
+                energy_wh: 123_456.7,
+                limit_kw: 250.0,
+                projected_kw: 249.99,
+                allowed_kw: 249.99,
+                month_peak_kw: 249.99,
+                finished: None,
+                building_exceeds: false,
+            }),
+            ..CycleRecord::blank(at, 100.0)
+        };
+        let len = |t: &Value| t.to_string().len();
+        let full = telemetry_with("depot-7", 230.0, &view, why);
+        let sent = telemetry("depot-7", 230.0, &view);
+        println!(
+            "telemetry of 40 chargers: {} bytes with every why in full, {} sent",
+            len(&full),
+            len(&sent)
+        );
+        assert!(len(&full) > TELEMETRY_BUDGET, "the fullest why is over");
+        assert!(len(&sent) <= TELEMETRY_BUDGET, "{} bytes", len(&sent));
+        for (c, rec) in sent["chargers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(&view.chargers)
+        {
+            assert_eq!(c["why"], why_brief(&rec.why), "cut to code and source");
+        }
+        // The same site with circuits of short names and no end time: every why in full.
+        let mut short = view.clone();
+        for c in &mut short.chargers {
+            c.why.constraint = Some("hall-a".into());
+            c.why.until = None;
+        }
+        let sent = telemetry("depot-7", 230.0, &short);
+        println!("with short names and no end times: {} bytes", len(&sent));
+        assert!(len(&sent) <= TELEMETRY_BUDGET, "{} bytes", len(&sent));
+        for (c, rec) in sent["chargers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(&short.chargers)
+        {
+            assert_eq!(c["why"], why(&rec.why), "in full");
+        }
     }
 
     #[test]

@@ -269,7 +269,7 @@ async fn the_daemon_serves_its_live_state_history_metrics_and_health() {
     assert!(
         table
             .lines()
-            .any(|l| l.starts_with("cp-2") && l.contains("charging")),
+            .any(|l| l.starts_with("cp-2") && l.contains("online")),
         "{table}"
     );
 
@@ -726,6 +726,213 @@ async fn the_status_page_shows_an_untrusted_clock_in_chromium() {
         !rendered(&dom).contains("clock trusted"),
         "and not as trusted:\n{dom}"
     );
+    d.signal("-TERM");
+    assert!(d.exit().await.success());
+}
+
+/// `&amp;`, `&lt;`, `&gt;`, `&quot;` and `&nbsp;` of a serialised DOM as the text they stand for.
+fn unescape(html: &str) -> String {
+    html.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&nbsp;", "\u{a0}")
+        .replace("&amp;", "&")
+}
+
+/// Each charger's `why` of a state, by id.
+fn whys(st: &Value) -> Vec<(String, Value)> {
+    st["cycle"]["chargers"]
+        .as_array()
+        .expect("chargers")
+        .iter()
+        .map(|c| (c["id"].as_str().expect("id").to_owned(), c["why"].clone()))
+        .collect()
+}
+
+/// The why text shown for `id` is the one the API gave just before or just after it was
+/// shown (a charger's why may change between cycles).
+fn shown_as_served(id: &str, shown: &str, before: &Value, after: &Value) {
+    let served: Vec<String> = [before, after]
+        .iter()
+        .filter_map(|st| {
+            whys(st)
+                .into_iter()
+                .find(|(c, _)| c == id)
+                .and_then(|(_, w)| w["text"].as_str().map(str::to_owned))
+        })
+        .collect();
+    assert!(
+        served.iter().any(|t| t == shown),
+        "{id}: shown {shown:?}, the API gave {served:?}"
+    );
+}
+
+/// Why each charger has its current, one of them disabled by its config: in `/api/state` and
+/// every event with the schema's shape, in `evsite status` as a user runs it (one line each,
+/// within 80 columns) and on the live page in Chromium (a line under each charger, not a
+/// tooltip), each the text the API gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_chargers_why_shows_in_the_api_status_and_page() {
+    let scenario = daemon::site_scenario(
+        "api-site",
+        "2026-11-21T08:00:00Z",
+        &[
+            ("cp-1", "alfen-eve", "1, 2, 3", 3600),
+            ("cp-2", "abb-terra-ac", "2, 3, 1", 3600),
+        ],
+    );
+    let served = Served::start(&scenario).await;
+    let config = std::fs::read_to_string(&served.config).expect("config read");
+    let from = "id = \"cp-2\"\n";
+    assert_eq!(config.matches(from).count(), 1, "{config}");
+    // A port of its own: `evsite status` finds the daemon by the config's address.
+    let port = http::free_port();
+    std::fs::write(
+        &served.config,
+        format!(
+            "{}\n[api]\nlisten = \"127.0.0.1:{port}\"\n",
+            config.replace(from, "id = \"cp-2\"\nenabled = false\n")
+        ),
+    )
+    .expect("config written");
+    let mut d = Daemon::start(&served.config);
+    let line = d.line_with(&["local API listening"]).await;
+    let addr: SocketAddr = field(&line, "addr").parse().expect("the logged address");
+    let schema = schema();
+
+    let st = until_json(addr, "/api/state", "cp-1 charges, cp-2 disabled", |v| {
+        let c = &v["cycle"]["chargers"];
+        c[0]["state"] == "C" && c[1]["enabled"] == false
+    })
+    .await;
+    assert_valid(&schema, &st);
+    for (id, why) in whys(&st) {
+        assert!(
+            why["text"].as_str().is_some_and(|t| !t.trim().is_empty()),
+            "{id}: {why}"
+        );
+        assert!(why["code"].is_string(), "{id}: {why}");
+    }
+    // A disabled charger's why is fixed: nothing but its config decides it.
+    let cp2 = &st["cycle"]["chargers"][1]["why"];
+    assert_eq!(cp2["code"], "disabled", "{cp2}");
+    assert_eq!(cp2["text"], "paused: disabled", "{cp2}");
+    // The same in each event, and a why without its text is no state.
+    let mut sse = Sse::open(addr, "/api/events").await;
+    let (event, data) = sse.next().await;
+    assert_eq!(event, "state");
+    let ev: Value = serde_json::from_str(&data).expect("event JSON");
+    assert_valid(&schema, &ev);
+    assert_eq!(
+        ev["cycle"]["chargers"][1]["why"]["text"],
+        "paused: disabled"
+    );
+    let mut bad = ev.clone();
+    bad["cycle"]["chargers"][0]["why"]
+        .as_object_mut()
+        .expect("why")
+        .remove("text");
+    assert!(!schema.is_valid(&bad), "a why needs its text");
+
+    // `evsite status`, as a user runs it: a `why` block, a line per charger with its text.
+    let before = get(addr, "/api/state").await.json();
+    let out = evsite(&["status", "--config", served.config.to_str().unwrap()]).await;
+    let after = get(addr, "/api/state").await.json();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    if let Ok(keep) = std::env::var("EVSITE_KEEP_SCREENSHOTS") {
+        let _ = std::fs::write(std::path::Path::new(&keep).join("status-why.txt"), &table);
+    }
+    assert!(
+        table.lines().all(|l| l.chars().count() <= 80),
+        "within 80 columns:\n{table}"
+    );
+    let block: Vec<&str> = table
+        .split("\nwhy\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("a why block:\n{table}"))
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .collect();
+    for (id, _) in whys(&before) {
+        let start = block
+            .iter()
+            .position(|l| l.starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("a why line for {id}:\n{table}"));
+        // A long text goes on under itself: read it back whole.
+        let mut shown = block[start][id.len()..].trim().to_owned();
+        for more in block[start + 1..].iter().take_while(|l| l.starts_with(' ')) {
+            shown = format!("{shown} {}", more.trim());
+        }
+        shown_as_served(&id, &shown, &before, &after);
+    }
+    assert!(
+        block.contains(&"cp-2  paused: disabled"),
+        "cp-2's line:\n{table}"
+    );
+
+    // The live page in Chromium: a why line under each charger, with the API's text.
+    let url = format!("http://{addr}/");
+    let before = get(addr, "/api/state").await.json();
+    let dom = text(&chromium(&url, &["--dump-dom"]).await.stdout);
+    let after = get(addr, "/api/state").await.json();
+    for (id, _) in whys(&before) {
+        let row = rendered(&dom)
+            .split(&format!(
+                "<tr class=\"why\" data-why-for=\"{id}\" data-code=\""
+            ))
+            .nth(1)
+            .unwrap_or_else(|| panic!("a why row for {id}:\n{dom}"));
+        let shown = row
+            .split("<td colspan=\"6\">")
+            .nth(1)
+            .and_then(|r| r.split("</td>").next())
+            .unwrap_or_else(|| panic!("{id}'s why cell:\n{dom}"));
+        shown_as_served(&id, &unescape(shown), &before, &after);
+        // Right under the charger's own row.
+        let own = rendered(&dom)
+            .split(&format!("<tr data-charger=\"{id}\">"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("{id}'s row:\n{dom}"));
+        assert!(
+            own.split("</tr>").nth(1).is_some_and(
+                |next| next.starts_with(&format!("<tr class=\"why\" data-why-for=\"{id}\""))
+            ),
+            "{id}'s why follows its row:\n{dom}"
+        );
+    }
+    assert!(
+        rendered(&dom).contains("data-code=\"disabled\"><td colspan=\"6\">paused: disabled</td>"),
+        "{dom}"
+    );
+
+    // Screenshots at a desktop's and a phone's width, as the page's other test takes them.
+    let shots = tempfile::tempdir().expect("shots dir");
+    for (name, size) in [("why-desktop", "1200,900"), ("why-phone", "390,1400")] {
+        let png = shots.path().join(format!("{name}.png"));
+        let out = chromium(
+            &url,
+            &[
+                &format!("--screenshot={}", png.display()),
+                &format!("--window-size={size}"),
+                "--timeout=3000",
+            ],
+        )
+        .await;
+        let len = std::fs::metadata(&png)
+            .unwrap_or_else(|e| panic!("{name} screenshot ({e}): {}", text(&out.stderr)))
+            .len();
+        assert!(
+            len > 20_000,
+            "{name} screenshot is {len} bytes: a blank page?"
+        );
+        if let Ok(keep) = std::env::var("EVSITE_KEEP_SCREENSHOTS") {
+            let _ = std::fs::copy(
+                &png,
+                std::path::Path::new(&keep).join(format!("{name}.png")),
+            );
+        }
+    }
     d.signal("-TERM");
     assert!(d.exit().await.success());
 }

@@ -16,6 +16,8 @@ struct Line {
     state: String,
     setpoint: Option<f64>,
     energy: Option<f64>,
+    /// Why it has its current, in the cycle's words (`why="…"`, quoted last on the line).
+    why: Option<String>,
 }
 
 /// `value` of `key=value` in a whitespace-separated line, with `unit` stripped.
@@ -45,6 +47,10 @@ fn charger_lines(out: &str) -> Vec<(String, Vec<Line>)> {
             state: field(&words, "state", "").unwrap_or("?").to_string(),
             setpoint: field(&words, "setpoint", "A").and_then(|v| v.parse().ok()),
             energy: field(&words, "energy", "Wh").and_then(|v| v.parse().ok()),
+            why: l
+                .split_once(" why=\"")
+                .and_then(|(_, w)| w.strip_suffix('"'))
+                .map(|w| w.replace("\\\"", "\"").replace("\\\\", "\\")),
         };
         match by.iter_mut().find(|(c, _)| c == id) {
             Some((_, v)) => v.push(line),
@@ -292,6 +298,16 @@ async fn the_demo_shows_cars_charging_under_the_limit_and_sessions_completing() 
         })
     });
     assert!(progressed.is_some(), "no car seen charging:\n{stdout}");
+    // Every line of every charger says why it has its current, in words.
+    for (id, lines) in &chargers {
+        for l in lines {
+            assert!(
+                l.why.as_deref().is_some_and(|w| !w.trim().is_empty()),
+                "{id} at {} s has no why:\n{stdout}",
+                l.t
+            );
+        }
+    }
 
     // Every metered grid phase stays under the limit, and so does the true peak.
     let mut grid_lines = 0;

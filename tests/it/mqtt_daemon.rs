@@ -334,4 +334,33 @@ async fn the_demo_publishes_its_sessions_status_and_telemetry_with_mqtt() {
         completed["data"]["cost"]["total"].is_string(),
         "{completed}"
     );
+    // The telemetry the real controller's cycles give: valid against its schema, and every
+    // charger in it says why it has its current.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{}/schemas/telemetry.v1.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("schema file"),
+    )
+    .expect("schema JSON");
+    let schema = jsonschema::validator_for(&schema).expect("a valid schema");
+    let telemetry: Vec<serde_json::Value> = got
+        .iter()
+        .filter(|m| m.topic.ends_with("/telemetry"))
+        .map(Msg::json)
+        .collect();
+    assert!(!telemetry.is_empty());
+    for t in &telemetry {
+        let errors: Vec<String> = schema.iter_errors(t).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{t}\n{errors:#?}");
+        let chargers = t["chargers"].as_array().expect("chargers");
+        assert_eq!(chargers.len(), 5, "the demo's five chargers: {t}");
+        for c in chargers {
+            assert!(
+                c["why"]["code"].as_str().is_some_and(|w| !w.is_empty()),
+                "{c}"
+            );
+        }
+    }
 }

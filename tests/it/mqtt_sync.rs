@@ -12,7 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use evsite::commands::RawCommand;
 use evsite::control::demand::DemandStatus;
-use evsite::control::record::{ChargerCycle, CycleRecord};
+use evsite::control::record::{ChargerCycle, CycleRecord, LimitSource};
+use evsite::control::why::{Why, WhyCode};
 use evsite::devices::model::ChargeState;
 use evsite::sessions::machine::SessionRecord;
 use evsite::site::SiteState;
@@ -140,6 +141,15 @@ fn view() -> SiteState {
             power_w: Some(11_000.0),
             energy_wh: Some(1_000_500.0),
             setpoint_a: Some(16.0),
+            why: Why {
+                code: WhyCode::Circuit,
+                source: Some(LimitSource::Installer),
+                constraint: Some("hall-a".into()),
+                phase: Some(2),
+                limit_a: Some(16.0),
+                until: Some(t0() + TimeDelta::hours(1)),
+                text: "limited by circuit hall-a on L2 (16 A, installer)".into(),
+            },
             ..ChargerCycle::unread("cp-1")
         }],
         demand: Some(DemandStatus {
@@ -322,6 +332,48 @@ async fn sessions_and_alerts_arrive_in_order_with_every_field() {
         assert_eq!(v["grid"]["current_a"], json!([20.0, 18.5, 22.0]));
         assert_eq!(v["demand"]["projected_kw"], 18.2);
         assert_eq!(v["demand"]["window_end"], "2026-11-21T17:15:00Z");
+        // The charger's why, compact: every part the record names, as the record has it.
+        let rec = view();
+        let why = &rec.cycle.as_ref().expect("a cycle").chargers[0].why;
+        let sent = &v["chargers"][0]["why"];
+        assert_eq!(sent["code"], serde_json::to_value(why.code).unwrap());
+        assert_eq!(sent["source"], serde_json::to_value(why.source).unwrap());
+        assert_eq!(sent["constraint"].as_str(), why.constraint.as_deref());
+        assert_eq!(sent["phase"].as_u64(), why.phase.map(u64::from));
+        assert_eq!(sent["limit_a"].as_f64(), why.limit_a);
+        assert_eq!(
+            sent["until"]
+                .as_str()
+                .and_then(|u| u.parse::<DateTime<Utc>>().ok()),
+            why.until
+        );
+        assert!(
+            sent.get("text").is_none(),
+            "no sentence on the wire: {sent}"
+        );
+    }
+    // A why needs its code, and holds its parts to their types.
+    let one = live_msgs
+        .iter()
+        .find(|m| m.topic == topic("telemetry"))
+        .expect("telemetry")
+        .json();
+    for (key, value) in [
+        ("code", Value::Null),
+        ("phase", json!(4)),
+        ("until", json!("soon")),
+    ] {
+        let mut bad = one.clone();
+        match value {
+            Value::Null => {
+                bad["chargers"][0]["why"]
+                    .as_object_mut()
+                    .expect("why")
+                    .remove(key);
+            }
+            v => bad["chargers"][0]["why"][key] = v,
+        }
+        assert!(!telemetry_schema.is_valid(&bad), "{key}: {bad}");
     }
     // A site without [demand] has no demand object, and the schema holds one that has it
     // to its types.

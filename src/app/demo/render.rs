@@ -61,6 +61,16 @@ pub fn reason_text(reason: ChargerReason) -> &'static str {
     }
 }
 
+/// Why the charger has its current, as the cycle says it (its reason, from a record that has
+/// no why).
+pub fn why_text(c: &ChargerCycle) -> &str {
+    if c.why.text.trim().is_empty() {
+        reason_text(c.reason)
+    } else {
+        &c.why.text
+    }
+}
+
 fn state_text(c: &ChargerCycle) -> String {
     match (c.online, c.state) {
         (false, _) => "offline".into(),
@@ -115,7 +125,7 @@ pub fn frame(
     }
     lines.push(String::new());
     lines.push(format!(
-        "{:<8} {:<7} {:>6} {:>6} {:>6} {:>9} {:>14}  status",
+        "{:<8} {:<7} {:>6} {:>6} {:>6} {:>9} {:>14}  why",
         "charger", "state", "L1 A", "L2 A", "L3 A", "setpoint", "energy"
     ));
     for c in &v.chargers {
@@ -129,7 +139,7 @@ pub fn frame(
             a[2],
             opt(c.setpoint_a, 1, " A"),
             opt(c.energy_wh.map(|e| e / 1000.0), 3, " kWh"),
-            reason_text(c.reason)
+            why_text(c)
         ));
     }
     lines.push(String::new());
@@ -162,7 +172,7 @@ pub fn plain_lines(elapsed_s: f64, v: &CycleRecord) -> Vec<String> {
     for c in &v.chargers {
         let a = c.current_or_zero_a();
         out.push(format!(
-            "{t} {} state={} current={:.1}/{:.1}/{:.1}A setpoint={} energy={} reason={}",
+            "{t} {} state={} current={:.1}/{:.1}/{:.1}A setpoint={} energy={} reason={} why={:?}",
             c.id,
             state_text(c),
             a[0],
@@ -170,7 +180,8 @@ pub fn plain_lines(elapsed_s: f64, v: &CycleRecord) -> Vec<String> {
             a[2],
             opt(c.setpoint_a, 1, "A"),
             opt(c.energy_wh, 0, "Wh"),
-            reason_text(c.reason).replace(' ', "-")
+            reason_text(c.reason).replace(' ', "-"),
+            why_text(c)
         ));
     }
     out
@@ -234,8 +245,46 @@ mod tests {
         assert_eq!(
             lines[1],
             "   4.0s cp-1 state=C current=10.0/10.0/10.0A setpoint=10.5A energy=1234Wh \
-             reason=paused:-no-capacity"
+             reason=paused:-no-capacity why=\"paused: no capacity\""
         );
+    }
+
+    /// Each charger's why, in the cycle's own words, in the frame and the plain lines.
+    #[test]
+    fn both_views_show_each_chargers_why() {
+        let whys = [
+            crate::control::why::Why::from_reason(crate::control::allocate::Reason::Paused(
+                crate::control::allocate::PauseReason::Disabled,
+            )),
+            crate::control::why::Why {
+                code: crate::control::why::WhyCode::Circuit,
+                text: "limited by circuit hall-a on L2 (100 A, installer)".into(),
+                ..Default::default()
+            },
+        ];
+        let mut v = view();
+        v.chargers = whys
+            .iter()
+            .enumerate()
+            .map(|(i, w)| ChargerCycle {
+                why: w.clone(),
+                ..ChargerCycle::unread(&format!("cp-{i}"))
+            })
+            .collect();
+        let f = frame(&header(60.0), &v, &Tally::default(), &[], &[]);
+        let lines = plain_lines(1.0, &v);
+        for (c, w) in v.chargers.iter().zip(&whys) {
+            assert!(
+                f.lines()
+                    .any(|l| l.starts_with(&c.id) && l.ends_with(&format!("  {}\x1b[K", w.text))),
+                "{f}"
+            );
+            let line = lines
+                .iter()
+                .find(|l| l.contains(&format!(" {} ", c.id)))
+                .unwrap();
+            assert!(line.ends_with(&format!(" why={:?}", w.text)), "{line}");
+        }
     }
 
     /// The demo's header `site_s` into the run, 12 s of wall time in at 30×.
