@@ -61,6 +61,12 @@ pub struct Scenario {
     pub tariff: Option<toml::Table>,
     #[serde(default, rename = "schedule")]
     pub schedules: Vec<toml::Table>,
+    /// An installer's model files (a directory of `*.toml`, or one file) the devices' models
+    /// may come from besides the built-in ones; relative to the scenario file. The written
+    /// config names the same place as `[devices] models_dir`, so the simulator and the daemon
+    /// read the same files.
+    #[serde(default)]
+    pub models_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -349,7 +355,15 @@ impl Scenario {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, &path.display().to_string())
+        let mut scenario = Self::parse(&text, &path.display().to_string())?;
+        if let (Some(dir), Some(base)) = (&scenario.models_dir, path.parent()) {
+            if dir.is_relative() {
+                let joined = base.join(dir);
+                // Absolute, so that a written config names the same files wherever it is.
+                scenario.models_dir = Some(std::path::absolute(&joined).unwrap_or(joined));
+            }
+        }
+        Ok(scenario)
     }
 
     /// Check what the file format cannot: phases, ranges and references.

@@ -43,3 +43,4 @@ mod simulator;
 mod site;
 mod store;
 mod torture;
+mod user_model;
