@@ -38,8 +38,9 @@ enum Command {
     /// Validate the config and the files it names; print every error as file:line:col: key:
     /// reason (exit 78). With --live, then try the site once (exit 69 if a part fails).
     CheckConfig(CheckConfigArgs),
-    /// Read every configured device once and print what it reports.
-    Probe(ConfigArg),
+    /// Read every configured device once and print what it reports; or, with --read, --scan
+    /// or --model, read a device named on the command line (see docs/devices.md).
+    Probe(ProbeArgs),
     /// List the supported meter and charger models with their link and defaults.
     Models(ModelsArgs),
     /// Watch the controller manage a simulated site (no config, no hardware needed).
@@ -70,6 +71,14 @@ struct CheckConfigArgs {
     /// read it back, bind the API address. Prints one table; exit 0, or 69 when a part fails.
     #[arg(long)]
     live: bool,
+}
+
+#[derive(clap::Args)]
+struct ProbeArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    tools: evsite::app::probe::tools::ToolArgs,
 }
 
 #[derive(clap::Args)]
@@ -148,7 +157,21 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig(a) => check_config(&a.config.config, a.live),
-        Command::Probe(a) => with_config(&a.config, |cfg| {
+        Command::Probe(a) if a.tools.any() => {
+            runtime().map(
+                |rt| match rt.block_on(evsite::app::probe::tools::run(&a.tools)) {
+                    Ok((text, code)) => {
+                        print!("{text}");
+                        ExitCode::from(code)
+                    }
+                    Err(e) => {
+                        eprintln!("evsite: {}", e.message);
+                        ExitCode::from(e.code)
+                    }
+                },
+            )
+        }
+        Command::Probe(a) => with_config(&a.config.config, |cfg| {
             runtime()?.block_on(async {
                 print!("{}", evsite::app::probe::probe(&cfg).await);
                 Ok(ExitCode::SUCCESS)

@@ -37,6 +37,7 @@ mod mqtt_sync;
 mod mqtt_tls;
 mod outage;
 mod package;
+mod probe_tools;
 mod service;
 mod sim_db;
 mod simulator;
