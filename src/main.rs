@@ -126,10 +126,11 @@ struct DemoArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo's live view must not be garbled by routine log lines.
-    let level = if matches!(cli.command, Command::Demo(_)) {
-        "warn"
-    } else {
-        "info"
+    let level = match &cli.command {
+        Command::Demo(_) => "warn",
+        // A scan's silent ids are its normal case, not news: the tools report failures.
+        Command::Probe(a) if a.tools.any() => "error",
+        _ => "info",
     };
     // The daemon sets up its own logging (journal or stdout, level from its config).
     if !matches!(cli.command, Command::Run(_) | Command::StoreTrial { .. }) {
