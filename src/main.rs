@@ -172,12 +172,22 @@ fn main() -> ExitCode {
                 },
             )
         }
-        Command::Probe(a) => with_config(&a.config.config, |cfg| {
-            runtime()?.block_on(async {
-                print!("{}", evsite::app::probe::probe(&cfg).await);
-                Ok(ExitCode::SUCCESS)
-            })
-        }),
+        Command::Probe(a) => {
+            // A model's warnings (a charger with no fallback of its own) belong beside what
+            // the probe reads from it.
+            let checked = evsite::config::check(&a.config.config, evsite::config::FileScope::None);
+            warn(&checked.warnings);
+            match checked.result {
+                Ok(cfg) => runtime().map(|rt| {
+                    print!("{}", rt.block_on(evsite::app::probe::probe(&cfg)));
+                    ExitCode::SUCCESS
+                }),
+                Err(errors) => {
+                    eprint!("{errors}");
+                    Ok(ExitCode::from(EX_CONFIG))
+                }
+            }
+        }
         Command::Demo(a) => runtime().and_then(|rt| {
             let mut opts = evsite::app::demo::Options::new(a.run_for, a.speed);
             opts.mqtt = a.mqtt;

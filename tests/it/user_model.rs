@@ -212,6 +212,32 @@ async fn a_users_charger_without_a_fallback_runs_with_the_invariant_3_warning() 
         "the warning names the file: {warning}"
     );
     assert!(warning.contains("charger"), "{warning}");
+    // `evsite probe` on the same config reads the charger and shows the same warning.
+    let probe = tokio::process::Command::new(env!("CARGO_BIN_EXE_evsite"))
+        .arg("probe")
+        .arg("--config")
+        .arg(&served.config)
+        .kill_on_drop(true)
+        .output();
+    let probe = tokio::time::timeout(std::time::Duration::from_secs(60), probe)
+        .await
+        .expect("probe ends within 60 s")
+        .expect("probe runs");
+    let (out, err) = (
+        String::from_utf8_lossy(&probe.stdout),
+        String::from_utf8_lossy(&probe.stderr),
+    );
+    assert!(probe.status.success(), "{out}{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains("warning") && l.contains("safety invariant 3")),
+        "{err}"
+    );
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("acme "))
+        .unwrap_or_else(|| panic!("no acme row: {out}"));
+    assert!(row.contains("acme-volt") && row.contains(" ok "), "{row}");
     // Accepted, not refused: the daemon still controls the charger.
     until(&served.site, "the charger follows a setpoint", |s| {
         s.charger_truth()
