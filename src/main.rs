@@ -98,6 +98,9 @@ struct ModelsArgs {
     /// change (see docs/devices.md).
     #[arg(long, value_name = "ID")]
     show: Option<String>,
+    /// The installer's own models to list too (default: /etc/evsite/models.d, if it exists).
+    #[arg(long, value_name = "DIR")]
+    models_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -152,7 +155,14 @@ fn main() -> ExitCode {
         }
         Command::Models(a) => {
             match a.format {
-                ModelsFormat::Text => print!("{}", evsite::app::models::table()),
+                ModelsFormat::Text => {
+                    let (table, notes, ok) = evsite::app::models::listing(a.models_dir.as_deref());
+                    print!("{table}");
+                    notes.iter().for_each(|n| eprintln!("{n}"));
+                    if !ok {
+                        return ExitCode::from(EX_CONFIG);
+                    }
+                }
                 ModelsFormat::Markdown => print!("{}", evsite::devices::docs::markdown()),
             }
             Ok(ExitCode::SUCCESS)
