@@ -38,8 +38,9 @@ enum Command {
     /// Validate the config and the files it names; print every error as file:line:col: key:
     /// reason (exit 78). With --live, then try the site once (exit 69 if a part fails).
     CheckConfig(CheckConfigArgs),
-    /// Read every configured device once and print what it reports.
-    Probe(ConfigArg),
+    /// Read every configured device once and print what it reports; or, with --read, --scan
+    /// or --model, read a device named on the command line (see docs/devices.md).
+    Probe(ProbeArgs),
     /// List the supported meter and charger models with their link and defaults.
     Models(ModelsArgs),
     /// Watch the controller manage a simulated site (no config, no hardware needed).
@@ -73,6 +74,14 @@ struct CheckConfigArgs {
 }
 
 #[derive(clap::Args)]
+struct ProbeArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    tools: evsite::app::probe::tools::ToolArgs,
+}
+
+#[derive(clap::Args)]
 struct StatusArgs {
     #[command(flatten)]
     config: ConfigArg,
@@ -89,6 +98,9 @@ struct ModelsArgs {
     /// change (see docs/devices.md).
     #[arg(long, value_name = "ID")]
     show: Option<String>,
+    /// The installer's own models to list too (default: /etc/evsite/models.d, if it exists).
+    #[arg(long, value_name = "DIR")]
+    models_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -117,10 +129,11 @@ struct DemoArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo's live view must not be garbled by routine log lines.
-    let level = if matches!(cli.command, Command::Demo(_)) {
-        "warn"
-    } else {
-        "info"
+    let level = match &cli.command {
+        Command::Demo(_) => "warn",
+        // A scan's silent ids are its normal case, not news: the tools report failures.
+        Command::Probe(a) if a.tools.any() => "error",
+        _ => "info",
     };
     // The daemon sets up its own logging (journal or stdout, level from its config).
     if !matches!(cli.command, Command::Run(_) | Command::StoreTrial { .. }) {
@@ -142,18 +155,49 @@ fn main() -> ExitCode {
         }
         Command::Models(a) => {
             match a.format {
-                ModelsFormat::Text => print!("{}", evsite::app::models::table()),
+                ModelsFormat::Text => {
+                    let (table, notes, ok) = evsite::app::models::listing(a.models_dir.as_deref());
+                    print!("{table}");
+                    notes.iter().for_each(|n| eprintln!("{n}"));
+                    if !ok {
+                        return ExitCode::from(EX_CONFIG);
+                    }
+                }
                 ModelsFormat::Markdown => print!("{}", evsite::devices::docs::markdown()),
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig(a) => check_config(&a.config.config, a.live),
-        Command::Probe(a) => with_config(&a.config, |cfg| {
-            runtime()?.block_on(async {
-                print!("{}", evsite::app::probe::probe(&cfg).await);
-                Ok(ExitCode::SUCCESS)
-            })
-        }),
+        Command::Probe(a) if a.tools.any() => {
+            runtime().map(
+                |rt| match rt.block_on(evsite::app::probe::tools::run(&a.tools)) {
+                    Ok((text, code)) => {
+                        print!("{text}");
+                        ExitCode::from(code)
+                    }
+                    Err(e) => {
+                        eprintln!("evsite: {}", e.message);
+                        ExitCode::from(e.code)
+                    }
+                },
+            )
+        }
+        Command::Probe(a) => {
+            // A model's warnings (a charger with no fallback of its own) belong beside what
+            // the probe reads from it.
+            let checked = evsite::config::check(&a.config.config, evsite::config::FileScope::None);
+            warn(&checked.warnings);
+            match checked.result {
+                Ok(cfg) => runtime().map(|rt| {
+                    print!("{}", rt.block_on(evsite::app::probe::probe(&cfg)));
+                    ExitCode::SUCCESS
+                }),
+                Err(errors) => {
+                    eprint!("{errors}");
+                    Ok(ExitCode::from(EX_CONFIG))
+                }
+            }
+        }
         Command::Demo(a) => runtime().and_then(|rt| {
             let mut opts = evsite::app::demo::Options::new(a.run_for, a.speed);
             opts.mqtt = a.mqtt;

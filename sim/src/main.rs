@@ -38,6 +38,11 @@ enum Command {
         /// Where the written config keeps evsite's data (default: a fresh temp directory).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// Model files (a directory of `*.toml`, or one file) the scenario's devices may name
+        /// besides the built-in models; overrides the scenario's `models_dir`. The written
+        /// config names the same files (`[devices] models_dir`).
+        #[arg(long, value_name = "PATH")]
+        models: Option<PathBuf>,
     },
     /// Run a scenario against the real controller on a virtual clock (a day takes seconds)
     /// and write its scorecard as JSON.
@@ -123,9 +128,14 @@ fn main() -> anyhow::Result<()> {
             write_config: config_path,
             speed,
             data_dir,
-        } => {
-            tokio::runtime::Runtime::new()?.block_on(serve(scenario, config_path, speed, data_dir))
-        }
+            models,
+        } => tokio::runtime::Runtime::new()?.block_on(serve(
+            scenario,
+            config_path,
+            speed,
+            data_dir,
+            models,
+        )),
     }
 }
 
@@ -134,10 +144,15 @@ async fn serve(
     config_path: Option<PathBuf>,
     speed: f64,
     data_dir: Option<PathBuf>,
+    models: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(speed > 0.0 && speed.is_finite(), "--speed must be positive");
     let path = evsite_sim::scenario_path(&scenario);
-    let scenario = Scenario::from_path(&path)?;
+    let mut scenario = Scenario::from_path(&path)?;
+    if let Some(models) = models {
+        // Absolute, so that the written config names the same files wherever it is read.
+        scenario.models_dir = Some(std::path::absolute(&models)?);
+    }
     let site = SiteModel::from_registry(&scenario)?.into_shared();
     let mut served = serve_site(site.clone()).await?;
     println!(

@@ -15,7 +15,6 @@ use evsite::clock::Clock;
 use evsite::config::Config;
 use evsite::control::allocate::Turn;
 use evsite::devices::model::Transport;
-use evsite::devices::registry;
 use evsite::modbus::{BoxedStream, Connector, Links, RtuBus, RtuSettings};
 use evsite::simulator::write_config::config_toml;
 use evsite::simulator::{
@@ -164,7 +163,8 @@ pub fn in_memory(model: SiteModel, data_dir: &Path) -> Result<InMemory, RunError
 }
 
 async fn run_paused(scenario: &Scenario, db: Option<&Path>) -> Result<Scorecard, RunError> {
-    let resolve = |name: &str| registry::find(name);
+    let user = SiteModel::user_models(scenario)?;
+    let resolve = |name: &str| user.find(name);
     let real = SiteModel::new(scenario, &resolve)?;
     let mut ideal = SiteModel::new(scenario, &resolve)?;
     let data_dir = std::env::temp_dir().join(format!("evsite-sim-{}", scenario.name));

@@ -1,7 +1,11 @@
 //! `evsite probe`: read every configured device once and print what it reports. A dead device
-//! shows its error in its row; it never stops the others.
+//! shows its error in its row; it never stops the others. With `--read`, `--scan` or
+//! `--model`, a commissioning tool instead ([`tools`]), which needs no config.
 
 use futures::future::join_all;
+
+#[path = "probe_tools.rs"]
+pub mod tools;
 
 use crate::config::{Config, Device};
 use crate::devices::traits::ReadAll;

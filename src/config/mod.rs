@@ -15,6 +15,7 @@ mod validate;
 
 pub use error::{ConfigError, ConfigErrors, KeyPath, Location, Segment};
 pub use load::{check, check_with_env, load, load_str, load_with_env, Checked};
+pub use models::DEFAULT_MODELS_DIR;
 pub use report::ENV_PREFIX;
 pub use types::*;
 pub use validate::files;

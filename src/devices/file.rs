@@ -1183,6 +1183,95 @@ pub fn to_toml(spec: &ModelSpec) -> String {
     s
 }
 
+// ---------------------------------------------------------------------------------------
+// An installer's files, read outside a config: by the simulator serving them and by
+// `evsite probe --model`.
+
+/// The models read from an installer's files, and the warnings they raised.
+#[derive(Debug, Default)]
+pub struct UserModels {
+    pub models: Vec<&'static ModelSpec>,
+    pub warnings: Vec<Finding>,
+}
+
+impl UserModels {
+    /// The model called `name`: one of these, else a built-in one.
+    pub fn find(&self, name: &str) -> Option<&'static ModelSpec> {
+        self.models
+            .iter()
+            .copied()
+            .find(|m| m.name == name)
+            .or_else(|| super::registry::find(name))
+    }
+}
+
+/// Reads the model file `path`, or every `*.toml` in the directory `path` (in file-name order),
+/// as the daemon reads `[devices] models_dir`. `Err` holds one line per mistake
+/// (`file:line:col: key: reason`, or why the path cannot be read); a model named like a
+/// built-in one or like another file's is a mistake too.
+pub fn load_path(path: &std::path::Path) -> Result<UserModels, Vec<String>> {
+    let files = if path.is_dir() {
+        let entries = std::fs::read_dir(path).map_err(|e| {
+            vec![format!(
+                "{}: cannot read this directory: {e}",
+                path.display()
+            )]
+        })?;
+        let mut files: Vec<_> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("toml"))
+            .collect();
+        files.sort();
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut out = UserModels::default();
+    let mut errors = Vec::new();
+    for p in files {
+        let origin = p.display().to_string();
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(format!("{origin}: cannot read this model file: {e}"));
+                continue;
+            }
+        };
+        match load(&origin, &text) {
+            Ok(loaded) => {
+                let name = loaded.spec.name;
+                if super::registry::find(name).is_some()
+                    || out.models.iter().any(|m| m.name == name)
+                {
+                    errors.push(format!(
+                        "{origin}:1:1: id: another model is already called {name:?}; give this \
+                         one an id of its own"
+                    ));
+                    continue;
+                }
+                out.warnings.extend(loaded.warnings);
+                // Leaked: read once, used as long as the program runs.
+                out.models.push(Box::leak(Box::new(loaded.spec)));
+            }
+            Err(findings) => {
+                for f in findings {
+                    if f.warning {
+                        out.warnings.push(f);
+                    } else {
+                        errors.push(f.to_string());
+                    }
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
 #[cfg(test)]
 #[path = "file_tests.rs"]
 mod tests;

@@ -61,6 +61,12 @@ pub struct Scenario {
     pub tariff: Option<toml::Table>,
     #[serde(default, rename = "schedule")]
     pub schedules: Vec<toml::Table>,
+    /// An installer's model files (a directory of `*.toml`, or one file) the devices' models
+    /// may come from besides the built-in ones; relative to the scenario file. The written
+    /// config names the same place as `[devices] models_dir`, so the simulator and the daemon
+    /// read the same files.
+    #[serde(default)]
+    pub models_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -349,7 +355,15 @@ impl Scenario {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, &path.display().to_string())
+        let mut scenario = Self::parse(&text, &path.display().to_string())?;
+        if let (Some(dir), Some(base)) = (&scenario.models_dir, path.parent()) {
+            if dir.is_relative() {
+                let joined = base.join(dir);
+                // Absolute, so that a written config names the same files wherever it is.
+                scenario.models_dir = Some(std::path::absolute(&joined).unwrap_or(joined));
+            }
+        }
+        Ok(scenario)
     }
 
     /// Check what the file format cannot: phases, ranges and references.
@@ -479,6 +493,45 @@ soc_start = [0.2, 0.5]
 soc_target = 0.8
 max_current_a = [16, 32]
 "#;
+
+    /// A scenario's own models are found beside it, whatever the working directory, and a
+    /// charger may name one; a broken file stops the site with its located error.
+    #[test]
+    fn models_dir_is_relative_to_the_scenario_and_its_models_are_served() {
+        use crate::simulator::{SiteError, SiteModel};
+        let dir = tempfile::tempdir().unwrap();
+        let models = dir.path().join("models.d");
+        std::fs::create_dir(&models).unwrap();
+        let mine = crate::devices::registry::source("alfen-eve")
+            .unwrap()
+            .replace("id = \"alfen-eve\"", "id = \"my-alfen\"");
+        std::fs::write(models.join("my-alfen.toml"), &mine).unwrap();
+        let text = format!(
+            "models_dir = \"models.d\"\n{}",
+            SMALL.replace("model = \"alfen-eve\"", "model = \"my-alfen\"")
+        );
+        let path = dir.path().join("site.toml");
+        std::fs::write(&path, &text).unwrap();
+        let s = Scenario::from_path(&path).unwrap();
+        assert_eq!(s.models_dir.as_deref(), Some(models.as_path()));
+        let site = SiteModel::from_registry(&s).unwrap();
+        assert_eq!(site.chargers()[0].model.name, "my-alfen");
+        assert_eq!(site.models_dir(), Some(models.as_path()));
+        // Without its file the model is unknown; with a mistake in it, the mistake is named.
+        let bare = Scenario::parse(&text.replacen("models_dir = \"models.d\"\n", "", 1), "t");
+        assert!(matches!(
+            SiteModel::from_registry(&bare.unwrap()),
+            Err(SiteError::UnknownModel { .. })
+        ));
+        std::fs::write(
+            models.join("my-alfen.toml"),
+            mine.replace("type = \"float64\"", "type = \"double\""),
+        )
+        .unwrap();
+        let err = SiteModel::from_registry(&s).err().unwrap().to_string();
+        assert!(err.contains("my-alfen.toml:"), "{err}");
+        assert!(err.contains("double"), "{err}");
+    }
 
     #[test]
     fn parses_interpolates_and_expands_arrivals_deterministically() {

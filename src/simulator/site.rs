@@ -55,6 +55,8 @@ pub enum SiteError {
     GatewayNeedsRtu { device: String, gateway: Gateway },
     #[error("no free unit id left on the RTU line for {device}")]
     NoFreeUnit { device: String },
+    #[error("the scenario's model files:\n{}", .0.join("\n"))]
+    Models(Vec<String>),
 }
 
 /// How a device is reached, for the servers and the config writer.
@@ -98,6 +100,8 @@ pub struct SiteModel {
     circuits: Vec<(String, f64)>,
     /// `[demand]`, `[tariff]` and `[[schedule]]` of the scenario, for the written config.
     shaping: Shaping,
+    /// The scenario's own model files, for the written config.
+    models_dir: Option<std::path::PathBuf>,
 }
 
 /// The scenario's sections written into the site's config as they are.
@@ -263,15 +267,36 @@ impl SiteModel {
                 tariff: scenario.tariff.clone(),
                 schedules: scenario.schedules.clone(),
             },
+            models_dir: scenario.models_dir.clone(),
         };
         // Settle plug-ins and readings at t = 0 so the first read already makes sense.
         model.step(0.0);
         Ok(model)
     }
 
-    /// Build the site with the supported models (the device registry).
+    /// Build the site with the supported models (the device registry) and the scenario's own
+    /// model files (`models_dir`), if it names any.
     pub fn from_registry(scenario: &Scenario) -> Result<Self, SiteError> {
-        Self::new(scenario, &crate::devices::registry::find)
+        let user = Self::user_models(scenario)?;
+        Self::new(scenario, &|name| user.find(name))
+    }
+
+    /// The models of the scenario's `models_dir` (none when it names none); their warnings
+    /// are logged.
+    pub fn user_models(scenario: &Scenario) -> Result<crate::devices::file::UserModels, SiteError> {
+        let Some(dir) = &scenario.models_dir else {
+            return Ok(Default::default());
+        };
+        let user = crate::devices::file::load_path(dir).map_err(SiteError::Models)?;
+        for w in &user.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(user)
+    }
+
+    /// The scenario's own model files, if it names any.
+    pub fn models_dir(&self) -> Option<&std::path::Path> {
+        self.models_dir.as_deref()
     }
 
     pub fn into_shared(self) -> SharedSite {

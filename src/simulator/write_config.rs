@@ -30,6 +30,8 @@ pub enum WriteConfigError {
 #[derive(Serialize)]
 struct File {
     site: super::scenario::SiteSpec,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    devices: Option<Devices>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     bus: Vec<Bus>,
     meter: Device,
@@ -51,6 +53,12 @@ struct File {
 #[derive(Serialize)]
 struct ClockSection {
     trusted: bool,
+}
+
+/// `[devices]`: where the scenario's own model files are.
+#[derive(Serialize)]
+struct Devices {
+    models_dir: PathBuf,
 }
 
 #[derive(Serialize)]
@@ -188,6 +196,9 @@ pub fn config_toml(
         .collect();
     let file = File {
         site: site.site().clone(),
+        devices: site.models_dir().map(|d| Devices {
+            models_dir: d.to_path_buf(),
+        }),
         bus,
         meter: device(find(METER, "meter")?),
         charger,

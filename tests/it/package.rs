@@ -103,6 +103,8 @@ fn the_package_holds_the_binary_the_unit_the_conffile_and_the_scripts() {
         ("./usr/lib/systemd/system/evsite.service", "-rw-r--r--"),
         ("./usr/lib/sysusers.d/evsite.conf", "-rw-r--r--"),
         ("./etc/evsite/evsite.toml", "-rw-r--r--"),
+        ("./etc/evsite/models.d/README", "-rw-r--r--"),
+        ("./usr/share/doc/evsite/devices.md", "-rw-r--r--"),
         ("./usr/share/doc/evsite/operations.md", "-rw-r--r--"),
         ("./usr/share/doc/evsite/examples/evsite.toml", "-rw-r--r--"),
         ("./usr/share/doc/evsite/changelog.Debian.gz", "-rw-r--r--"),
@@ -134,7 +136,21 @@ fn the_package_holds_the_binary_the_unit_the_conffile_and_the_scripts() {
         .arg(deb)
         .arg(control.path()));
     let read = |f: &str| std::fs::read_to_string(control.path().join(f)).expect(f);
-    assert_eq!(read("conffiles").trim(), "/etc/evsite/evsite.toml");
+    assert_eq!(
+        read("conffiles").trim(),
+        "/etc/evsite/evsite.toml\n/etc/evsite/models.d/README"
+    );
+    // The models directory holds its README only: no model is installed there.
+    let models: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .filter(|p| p.starts_with("./etc/evsite/models.d/"))
+        .collect();
+    assert_eq!(
+        models,
+        ["./etc/evsite/models.d/", "./etc/evsite/models.d/README"],
+        "{listing}"
+    );
     let postinst = read("postinst");
     assert!(postinst.contains("systemd-sysusers"), "{postinst}");
     assert!(
@@ -388,6 +404,12 @@ fn install_upgrade_remove_and_purge_in_a_scratch_root() {
         text(&check.stdout)
     );
 
+    // The models directory, for the installer's own model files.
+    let models = root.path("etc/evsite/models.d");
+    assert!(models.join("README").is_file(), "{}", models.display());
+    let mine = models.join("my-meter.toml");
+    std::fs::write(&mine, "# the installer's model\n").expect("a model file");
+
     // The installer's edits and the session data survive an upgrade.
     let edited = std::fs::read_to_string(&config)
         .expect("config")
@@ -412,6 +434,10 @@ fn install_upgrade_remove_and_purge_in_a_scratch_root() {
     assert!(config.exists() && data.exists());
     root.dpkg(&["--purge", "evsite"], None);
     assert!(!config.exists(), "purge removes the conffile");
+    assert!(
+        mine.is_file(),
+        "the installer's own model files are never the package's to remove"
+    );
     assert!(
         !root.path("var/lib/evsite").exists(),
         "purge removes the data"

@@ -115,6 +115,7 @@ pub fn site(seed: u64, index: usize, faults: bool, bounds: Bounds) -> Scenario {
         demand: None,
         tariff: None,
         schedules: Vec::new(),
+        models_dir: None,
     }
 }
 
