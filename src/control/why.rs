@@ -114,12 +114,15 @@ pub struct Seen {
     pub setpoint_a: Option<f64>,
 }
 
+/// A normal cycle's allocation: its input, its decisions and every charger's slack.
+pub type Allocation<'a> = (&'a AllocInput, &'a [Decision], &'a [Option<Slack>]);
+
 /// What explaining a cycle needs beyond each charger's own part.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
     pub limits: &'a CycleLimits,
     /// The allocation of a normal cycle: its input, decisions and every charger's slack.
-    pub allocation: Option<(&'a AllocInput, &'a [Decision], &'a [Option<Slack>])>,
+    pub allocation: Option<Allocation<'a>>,
     /// The site's time zone: times are told in it, with the zone named.
     pub tz: Tz,
     /// How long the main meter has been silent (fail-safe, holding).
