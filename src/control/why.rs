@@ -184,8 +184,26 @@ impl Why {
 }
 
 /// Why charger `i` has its current this cycle: the one constraint that binds it and where
-/// it comes from. Pure: from the cycle's limits, its allocation and what was read.
+/// it comes from. Pure: from the cycle's limits, its allocation and what was read. A car
+/// still ramping up to what it was given is told so: the constraint binds what it is given.
 pub fn explain(i: usize, seen: Seen, ctx: &Context) -> Why {
+    let mut w = binding(i, seen, ctx);
+    let given = ctx
+        .allocation
+        .filter(|_| ctx.limits.mode == Mode::Normal)
+        .and_then(|(_, decisions, _)| decisions.get(i))
+        .filter(|d| d.reason == Reason::Charging)
+        .map(|d| d.setpoint_a);
+    if let (Some(given), Some(at)) = (given, seen.setpoint_a) {
+        if at < given - 1e-6 {
+            w.text = format!("{}; at {} A, rising to {} A", w.text, amps(at), amps(given));
+        }
+    }
+    w
+}
+
+/// The binding constraint of what charger `i` was given (see [`explain`]).
+fn binding(i: usize, seen: Seen, ctx: &Context) -> Why {
     let Some(l) = ctx.limits.chargers.get(i) else {
         return Why::from_reason(seen.reason);
     };

@@ -105,8 +105,32 @@ fn whys(l: &CycleLimits, input: &AllocInput) -> Vec<Why> {
     decisions
         .iter()
         .enumerate()
-        .map(|(i, d)| explain(i, seen(d.reason), &ctx))
+        .map(|(i, d)| {
+            let mut s = seen(d.reason);
+            s.setpoint_a = Some(d.setpoint_a);
+            explain(i, s, &ctx)
+        })
         .collect()
+}
+
+#[test]
+fn a_car_still_ramping_up_is_told_where_it_is_and_where_it_goes() {
+    let l = limits(63.0, Vec::new(), vec![charger("cp-1", None)]);
+    let input = input_for(&l, [0.0; 3]);
+    let decisions = allocate(&input);
+    let slacks = slack(&input, &decisions);
+    let ctx = Context {
+        limits: &l,
+        allocation: Some((&input, &decisions, &slacks)),
+        tz: TZ,
+        meter_silent_s: None,
+    };
+    let mut s = seen(Reason::Charging);
+    s.setpoint_a = Some(10.0);
+    assert_eq!(
+        explain(0, s, &ctx).text,
+        "at its maximum of 32 A (installer); at 10 A, rising to 32 A"
+    );
 }
 
 #[test]
