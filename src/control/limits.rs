@@ -109,6 +109,8 @@ pub struct ChargerLimits {
     pub id: String,
     /// Enabled by the config and not disabled by the cloud.
     pub enabled: bool,
+    /// Who disabled it, when it is: the installer (config) or the cloud (`cloud_cap`).
+    pub disabled_by: Option<LimitSource>,
     /// Its configured maximum (installer).
     pub max_a: f64,
     /// The most it may be offered in any mode: its maximum, or a lower cloud cap.
@@ -409,6 +411,13 @@ impl Limits {
                 ChargerLimits {
                     id: c.id.clone(),
                     enabled: self.enabled(i),
+                    disabled_by: if !c.enabled {
+                        Some(LimitSource::Installer)
+                    } else if !self.enabled(i) {
+                        Some(LimitSource::CloudCap)
+                    } else {
+                        None
+                    },
                     max_a: c.max_current_a,
                     ceiling: self.ceiling(i),
                     cap: self.charger_cap(i, c.min_current_a, now, o, sched),

@@ -59,7 +59,7 @@ pub enum LimitSource {
     Schedule,
     /// The demand window's budget (`[demand]`).
     Demand,
-    /// A cloud `set_charger` cap on one charger.
+    /// A cloud `set_charger` on one charger: its cap, or its disabling.
     CloudCap,
     /// The session's departure plan, holding the car for a cheaper slot.
     Plan,
@@ -91,7 +91,8 @@ impl LimitSource {
 pub struct SiteLimit {
     pub limit_a: f64,
     pub source: LimitSource,
-    /// When a commanded limit lapses (only for [`LimitSource::Command`]).
+    /// When the bound ends, where known: a commanded site limit's expiry
+    /// ([`LimitSource::Command`]), the end of a departure plan's hold ([`LimitSource::Plan`]).
     pub expires_at: Option<DateTime<Utc>>,
 }
 

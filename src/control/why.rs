@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::allocate::{AllocInput, Constraint, Decision, Reason, Slack};
-use super::limits::{Bound, CycleLimits};
+use super::limits::{Bound, ChargerLimits, CycleLimits};
 use super::record::LimitSource;
 use super::safety::Mode;
 
@@ -216,7 +216,7 @@ fn binding(i: usize, seen: Seen, ctx: &Context) -> Why {
             return Why::from_reason(Reason::NoCar);
         }
         if !l.enabled {
-            return Why::from_reason(Reason::Disabled);
+            return disabled(l);
         }
         let silent = ctx
             .meter_silent_s
@@ -352,6 +352,7 @@ fn binding(i: usize, seen: Seen, ctx: &Context) -> Why {
             Some((c, free)) => constraint_why(c, ctx, input, Some((free.max(0.0), ch.min_a))),
             None => Why::from_reason(d.reason),
         },
+        Reason::Disabled => disabled(l),
         Reason::WaitingTurn => {
             let mut w = Why::from_reason(d.reason);
             // When a car of its priority that holds a slot has held it for the rotation
@@ -383,6 +384,21 @@ fn binding(i: usize, seen: Seen, ctx: &Context) -> Why {
             w
         }
         _ => Why::from_reason(d.reason),
+    }
+}
+
+/// A disabled charger, and by whom.
+fn disabled(l: &ChargerLimits) -> Why {
+    let text = match l.disabled_by {
+        Some(LimitSource::Installer) => "paused: disabled in the config",
+        Some(_) => "paused: disabled by the cloud",
+        None => "paused: disabled",
+    };
+    Why {
+        code: WhyCode::Disabled,
+        source: l.disabled_by,
+        text: text.to_string(),
+        ..Why::default()
     }
 }
 

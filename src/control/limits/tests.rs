@@ -128,6 +128,7 @@ fn a_cloud_charger_cap_lowers_its_ceiling_and_cap_and_a_disable_ands_with_the_co
     let l = limits.resolve(&plain());
     let c = &l.chargers[0];
     assert!(!c.enabled);
+    assert_eq!(c.disabled_by, Some(LimitSource::CloudCap));
     assert_eq!(c.ceiling.limit_a, 10.0);
     assert_eq!(c.ceiling.source, LimitSource::CloudCap);
     assert_eq!(

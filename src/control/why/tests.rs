@@ -29,6 +29,7 @@ fn charger(id: &str, cap: Option<Bound>) -> ChargerLimits {
     ChargerLimits {
         id: id.to_string(),
         enabled: true,
+        disabled_by: None,
         max_a: 32.0,
         ceiling: installer(32.0),
         cap,
@@ -356,4 +357,23 @@ fn a_reason_with_no_limit_behind_it_is_told_plainly() {
     let w = &whys(&l, &input)[0];
     assert_eq!(w.code, WhyCode::Disabled);
     assert_eq!(w.source, None);
+    l.chargers[0].disabled_by = Some(LimitSource::CloudCap);
+    let w = &whys(&l, &input)[0];
+    assert_eq!(
+        (w.source, w.text.as_str()),
+        (Some(LimitSource::CloudCap), "paused: disabled by the cloud")
+    );
+    l.chargers[0].disabled_by = Some(LimitSource::Installer);
+    assert_eq!(whys(&l, &input)[0].text, "paused: disabled in the config");
+    let fine = limits(63.0, Vec::new(), vec![charger("cp-1", None)]);
+    let mut input = input_for(&fine, [0.0; 3]);
+    input.chargers[0].link = LinkState::Online {
+        state: ChargeState::A,
+        measured_a: [0.0; 3],
+    };
+    let w = &whys(&fine, &input)[0];
+    assert_eq!(
+        (w.code, w.text.as_str()),
+        (WhyCode::NoCar, "paused: no car")
+    );
 }
