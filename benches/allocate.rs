@@ -40,7 +40,7 @@ fn site(chargers: usize) -> AllocInput {
                 max_a: if rng.gen_bool(0.5) { 16.0 } else { 32.0 },
                 priority: rng.gen_range(0..3),
                 enabled: true,
-                profile_limit_a: None,
+                cap_a: None,
                 step_a: if rng.gen_bool(0.5) { 1.0 } else { 0.1 },
                 link,
                 usage: Usage {

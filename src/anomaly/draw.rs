@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::hold::{secs, Hold};
 use super::{Facts, Settings, Verdict};
 use crate::alerts::{AlertKind, When};
-use crate::control::record::{ChargerCycle, ChargerReason};
+use crate::control::record::{ChargerCycle, Reason};
 use crate::devices::model::ChargeState;
 
 /// The setpoints of the last response window: a car may still follow any of them.
@@ -79,7 +79,7 @@ impl DrawWatch {
         let draw = c.current_or_zero_a().into_iter().fold(0.0, f64::max);
         let range = self.recent.range();
         let state = c.state;
-        let disabled = !c.enabled || c.reason == ChargerReason::Disabled;
+        let disabled = !c.enabled || c.reason == Reason::Disabled;
         let must_not_draw =
             disabled || state == Some(ChargeState::A) || range.is_some_and(|(hi, _)| hi <= 0.0);
 

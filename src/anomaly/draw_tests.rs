@@ -22,7 +22,7 @@ fn cycle(state: ChargeState, setpoint: f64, draw: f64) -> ChargerCycle {
     c.state = Some(state);
     c.setpoint_a = Some(setpoint);
     c.current_a = [Some(draw); 3];
-    c.reason = ChargerReason::Charging;
+    c.reason = Reason::Charging;
     c
 }
 
@@ -97,7 +97,7 @@ fn drawing_while_disabled_paused_or_unplugged_is_unexpected_draw() {
         ("disabled", {
             let mut c = cycle(ChargeState::C, 16.0, 16.0);
             c.enabled = false;
-            c.reason = ChargerReason::Disabled;
+            c.reason = Reason::Disabled;
             c
         }),
         ("paused", cycle(ChargeState::C, 0.0, 10.0)),
@@ -156,7 +156,7 @@ fn a_car_idle_for_hours_blocks_the_bay_unless_the_site_holds_it_back() {
     }
     assert_eq!(raised, Some(4 * 3600));
     let mut waiting = idle.clone();
-    waiting.reason = ChargerReason::WaitingTurn;
+    waiting.reason = Reason::WaitingTurn;
     let mut w = DrawWatch::default();
     for t in (0..=5 * 3600).step_by(60) {
         let out = w.observe(&waiting, &facts(), at(t).into(), &s);
@@ -165,7 +165,7 @@ fn a_car_idle_for_hours_blocks_the_bay_unless_the_site_holds_it_back() {
     // Held for a cheaper slot by its departure plan: the site holds it back too.
     let mut held = idle.clone();
     held.setpoint_a = Some(0.0);
-    held.reason = ChargerReason::Limited;
+    held.reason = Reason::Limited;
     held.plan = Some(crate::control::plan::PlanStatus {
         energy_wh: 25_000,
         depart_at: at(12 * 3600),

@@ -1,7 +1,7 @@
 use chrono::{DateTime, TimeDelta};
 
 use super::*;
-use crate::control::record::{ChargerCycle, ChargerReason};
+use crate::control::record::{ChargerCycle, Reason};
 use crate::devices::model::ChargeState;
 
 const BASE: &str = include_str!("../../tests/fixtures/config/base.toml");
@@ -24,7 +24,7 @@ fn record(t: i64, setpoint: f64, draw: f64) -> CycleRecord {
     c.state = Some(ChargeState::C);
     c.setpoint_a = Some(setpoint);
     c.current_a = [Some(draw); 3];
-    c.reason = ChargerReason::Charging;
+    c.reason = Reason::Charging;
     r.chargers.push(c);
     r
 }

@@ -186,13 +186,7 @@ pub fn render(
             "gauge",
             "The per-phase site limit in force, by where it comes from.",
         );
-        let source = match c.limit.source {
-            crate::control::record::LimitSource::Installer => "installer",
-            crate::control::record::LimitSource::Command => "command",
-            crate::control::record::LimitSource::Profile => "profile",
-            crate::control::record::LimitSource::Schedule => "schedule",
-            crate::control::record::LimitSource::Demand => "demand",
-        };
+        let source = c.limit.source.name();
         o.sample(
             "evsite_site_limit_amperes",
             &[("source", source)],

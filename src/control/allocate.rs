@@ -68,8 +68,11 @@ pub struct ChargerInput {
     /// Higher is served first.
     pub priority: u8,
     pub enabled: bool,
-    /// Cap from a charging profile or a cloud command; never exceeded, even for the minimum.
-    pub profile_limit_a: Option<f64>,
+    /// Every cap below `max_a`, as one: the lowest of the cloud's cap, charging profiles,
+    /// the installer's schedule, a departure plan's hold (0) and the idle watch (its
+    /// minimum), resolved by [`crate::control::limits`]. Never exceeded, even for the
+    /// minimum; a NaN is 0. None: no cap.
+    pub cap_a: Option<f64>,
     /// Setpoint resolution of the charger (1.0 for whole-amp registers).
     pub step_a: f64,
     pub link: LinkState,
@@ -89,15 +92,15 @@ pub struct Decision {
     pub reason: Reason,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Why a charger got its setpoint: charging, offline, or one reason it is paused. One flat
+/// type from the allocator to the cycle record, serialised by its snake_case name
+/// (`charging`, `no_capacity`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reason {
     Charging,
-    Paused(PauseReason),
     Offline,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PauseReason {
+    /// Paused: no car connected.
     NoCar,
     Disabled,
     Fault,
@@ -109,6 +112,18 @@ pub enum PauseReason {
     NoCapacity,
     /// Its minimum would fit, but chargers of its own priority hold the slots for now.
     WaitingTurn,
+}
+
+impl Reason {
+    /// Paused (asked nothing, or given nothing), rather than charging or offline.
+    pub fn is_paused(self) -> bool {
+        !matches!(self, Reason::Charging | Reason::Offline)
+    }
+
+    /// Paused for want of capacity (the site is full), rather than by the car or a rule.
+    pub fn is_capacity(self) -> bool {
+        matches!(self, Reason::NoCapacity | Reason::WaitingTurn)
+    }
 }
 
 /// A charger's place in the rotation, kept by the control loop between cycles and fed back
@@ -130,12 +145,12 @@ impl Turn {
                 waiting_since_s: None,
                 charging_since_s: self.charging_since_s.or(Some(now_s)),
             },
-            Reason::Paused(PauseReason::NoCapacity | PauseReason::WaitingTurn) => Turn {
+            Reason::NoCapacity | Reason::WaitingTurn => Turn {
                 waiting_since_s: self.waiting_since_s.or(Some(now_s)),
                 charging_since_s: None,
             },
             // Not asking for current: not waiting for it either.
-            Reason::Paused(_) => Turn::default(),
+            _ => Turn::default(),
         }
     }
 }
@@ -163,7 +178,7 @@ pub fn allocate(input: &AllocInput) -> Vec<Decision> {
                 candidates.push(c);
                 decisions.push(Decision {
                     setpoint_a: 0.0,
-                    reason: Reason::Paused(PauseReason::NoCapacity),
+                    reason: Reason::NoCapacity,
                 });
             }
             Err(reason) => decisions.push(Decision {
@@ -350,21 +365,21 @@ fn candidate(
         LinkState::Offline { .. } => return Err(Reason::Offline),
         LinkState::Online { state, .. } => state,
     };
-    let paused = |why| Err(Reason::Paused(why));
+    let paused = Err::<Candidate, Reason>;
     if !ch.enabled {
-        return paused(PauseReason::Disabled);
+        return paused(Reason::Disabled);
     }
     if state.is_fault() {
-        return paused(PauseReason::Fault);
+        return paused(Reason::Fault);
     }
     if !state.is_connected() {
-        return paused(PauseReason::NoCar);
+        return paused(Reason::NoCar);
     }
     if ch.phase_map.is_empty()
         || ch.phase_map.len() > MAX_PHASES
         || ch.phase_map.iter().any(|&gp| gp >= phases)
     {
-        return paused(PauseReason::BadPhaseMap);
+        return paused(Reason::BadPhaseMap);
     }
     // A coarser step only ever floors lower: the safe fallback for a nonsensical one.
     let step_a = if ch.step_a > 0.0 && ch.step_a.is_finite() {
@@ -373,7 +388,7 @@ fn candidate(
         1.0
     };
     let min_a = ceil_to_step(ch.min_a, step_a);
-    let profile = match ch.profile_limit_a {
+    let profile = match ch.cap_a {
         Some(p) if p.is_nan() => 0.0,
         Some(p) => p,
         None => f64::INFINITY,
@@ -381,7 +396,7 @@ fn candidate(
     let hard_cap = floor_to_step(ch.max_a.min(profile), step_a);
     // Written so that a NaN anywhere lands on `Limited`.
     if !(min_a > 0.0 && hard_cap >= min_a && hard_cap.is_finite()) {
-        return paused(PauseReason::Limited);
+        return paused(Reason::Limited);
     }
     // A car that draws little still needs its minimum offered: the demand cap stops there.
     let cap_a = match ch.usage.demand_cap_a {
@@ -478,9 +493,9 @@ fn serve_class(class: &[Candidate], remaining: &mut [f64]) -> Vec<Decision> {
             alloc[j] = c.min_a;
             admitted.push(j);
         } else if fits(c, c.min_a, &at_start) {
-            reasons[j] = Reason::Paused(PauseReason::WaitingTurn);
+            reasons[j] = Reason::WaitingTurn;
         } else {
-            reasons[j] = Reason::Paused(PauseReason::NoCapacity);
+            reasons[j] = Reason::NoCapacity;
         }
     }
 
@@ -567,6 +582,99 @@ fn water_fill(class: &[Candidate], admitted: &[usize], alloc: &mut [f64], remain
         level = next;
         active.retain(|&j| alloc[j] < class[j].cap_a - EPS && !full(&class[j], remaining));
     }
+}
+
+/// A constraint of the allocation, as [`slack`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Constraint {
+    /// The site limit on grid phase `phase` (0-based).
+    Site { phase: usize },
+    /// Circuit `circuit` (an index into [`AllocInput::circuits`]) on grid phase `phase`.
+    Circuit { circuit: usize, phase: usize },
+    /// The total over every phase (the demand budget).
+    Total,
+}
+
+/// How close one charger is to its bounds after an allocation: what [`allocate`] worked
+/// with, told after the fact so that a charger's current can be explained.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slack {
+    /// Its step-aligned minimum.
+    pub min_a: f64,
+    /// Its step-aligned hard cap: its maximum and every cap on it, floored to its step.
+    pub hard_cap_a: f64,
+    /// Its cap this cycle: the hard cap, lowered to what the car has shown it takes.
+    pub cap_a: f64,
+    /// Its tightest constraint and the amps of this charger it has room for: after every
+    /// charger's setpoint for a charger that got current, after the higher priority classes
+    /// only for one that did not (what was free when its turn came).
+    pub tightest: Option<(Constraint, f64)>,
+}
+
+/// Per charger, its [`Slack`] after `decisions` (None: it asked for no current).
+pub fn slack(input: &AllocInput, decisions: &[Decision]) -> Vec<Option<Slack>> {
+    let phases = input.phases.clamp(1, MAX_PHASES);
+    let member_of = circuits_of(input);
+    let n_circuits = input.circuits.len();
+    let start = capacities(input, phases, &member_of);
+    let candidates: Vec<Option<Candidate>> = (0..input.chargers.len())
+        .map(|i| candidate(input, i, phases, &member_of).ok())
+        .collect();
+    let used = |remaining: &mut Vec<f64>, keep: &dyn Fn(&Candidate) -> bool| {
+        for (c, d) in candidates.iter().zip(decisions) {
+            if let Some(c) = c.as_ref().filter(|c| keep(c)) {
+                if d.setpoint_a > 0.0 {
+                    take(c, d.setpoint_a, remaining);
+                }
+            }
+        }
+    };
+    let mut after_all = start.clone();
+    used(&mut after_all, &|_| true);
+    let decode = |k: usize| {
+        if k == total_constraint(n_circuits) {
+            Constraint::Total
+        } else if k < MAX_PHASES {
+            Constraint::Site { phase: k }
+        } else {
+            Constraint::Circuit {
+                circuit: k / MAX_PHASES - 1,
+                phase: k % MAX_PHASES,
+            }
+        }
+    };
+    candidates
+        .iter()
+        .zip(decisions)
+        .map(|(c, d)| {
+            let c = c.as_ref()?;
+            let remaining = if d.setpoint_a > 0.0 {
+                after_all.clone()
+            } else {
+                let mut r = start.clone();
+                used(&mut r, &|o: &Candidate| o.priority > c.priority);
+                r
+            };
+            let tightest = c
+                .loads
+                .iter()
+                .filter(|&&(_, coef)| coef > 0.0)
+                .map(|&(k, coef)| (decode(k), remaining[k] / coef))
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            let ch = &input.chargers[c.index];
+            let cap = match ch.cap_a {
+                Some(p) if p.is_nan() => 0.0,
+                Some(p) => p,
+                None => f64::INFINITY,
+            };
+            Some(Slack {
+                min_a: c.min_a,
+                hard_cap_a: floor_to_step(ch.max_a.min(cap), c.step_a),
+                cap_a: c.cap_a,
+                tightest,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

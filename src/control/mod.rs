@@ -15,6 +15,7 @@ pub mod charger;
 pub mod command;
 pub mod demand;
 pub mod gate;
+pub mod limits;
 pub mod plan;
 pub mod profile;
 pub mod record;

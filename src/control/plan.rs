@@ -110,6 +110,48 @@ pub fn charge_now(
     true
 }
 
+/// While [`charge_now`] holds a car (false), when the plan expects to start charging: the
+/// start of the earliest slot it picked, should prices and the car's needs stay as they are.
+/// None when it charges now (or cannot say).
+pub fn hold_until(
+    now: DateTime<Utc>,
+    depart_at: DateTime<Utc>,
+    missing_wh: f64,
+    power_w: f64,
+    price: &dyn Fn(DateTime<Utc>) -> Decimal,
+) -> Option<DateTime<Utc>> {
+    if missing_wh <= 0.0 || now >= depart_at || power_w <= 0.0 {
+        return None;
+    }
+    let mut slots: Vec<(DateTime<Utc>, f64, Decimal)> = Vec::new();
+    let mut t = now;
+    while t < depart_at && slots.len() < 7 * 96 {
+        let boundary =
+            DateTime::from_timestamp(t.timestamp() - t.timestamp().rem_euclid(SLOT_S) + SLOT_S, 0)
+                .unwrap_or(depart_at)
+                .min(depart_at);
+        let secs = (boundary - t).num_milliseconds() as f64 / 1000.0;
+        slots.push((t, secs, price(t)));
+        t = boundary;
+    }
+    let mut order: Vec<usize> = (0..slots.len()).collect();
+    order.sort_by(|&a, &b| slots[a].2.cmp(&slots[b].2).then(a.cmp(&b)));
+    let need = missing_wh * RESERVE;
+    let mut got = 0.0;
+    let mut first: Option<usize> = None;
+    for i in order {
+        if i == 0 {
+            return None;
+        }
+        first = Some(first.map_or(i, |f| f.min(i)));
+        got += power_w * slots[i].1 / 3600.0;
+        if got >= need {
+            return first.map(|f| slots[f].0);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +176,28 @@ mod tests {
         // 11 kW car, 30 kWh by 07:00: the night (22:00–06:00) holds 88 kWh.
         assert!(!charge_now(t(18, 0), t(31, 0), 30_000.0, 11_000.0, &night));
         assert!(charge_now(t(22, 0), t(31, 0), 30_000.0, 11_000.0, &night));
+    }
+
+    #[test]
+    fn a_held_car_is_told_when_its_first_cheap_slot_starts_and_a_charging_one_nothing() {
+        // Held from 18:00: the night from 22:00 holds enough; the hold ends at 22:00.
+        assert_eq!(
+            hold_until(t(18, 0), t(31, 0), 30_000.0, 11_000.0, &night),
+            Some(t(22, 0))
+        );
+        // Whenever it is held, it says until when; whenever it charges, it says nothing.
+        for (h, wh) in [
+            (18, 30_000.0),
+            (21, 10_000.0),
+            (22, 30_000.0),
+            (18, 100_000.0),
+        ] {
+            let now = t(h, 0);
+            let held = !charge_now(now, t(31, 0), wh, 11_000.0, &night);
+            let until = hold_until(now, t(31, 0), wh, 11_000.0, &night);
+            assert_eq!(held, until.is_some(), "{h}:00, {wh} Wh");
+            assert!(until.is_none_or(|u| u > now));
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::allocate::{PauseReason, Reason};
+/// Why a charger got its setpoint: the allocator's own type, serialised flat.
+pub use super::allocate::Reason;
 use super::demand::DemandStatus;
 use super::plan::PlanStatus;
 use super::safety::Mode;
@@ -16,20 +17,46 @@ use crate::clock::ClockView;
 use crate::devices::model::ChargeState;
 use crate::modbus::StatsSnapshot;
 
-/// Where the site limit in force comes from: the lowest of these wins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where a limit in force comes from: the lowest of these wins. The site limit comes from
+/// the first five; a charger's caps from the others too (see [`crate::control::limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitSource {
-    /// The installer's `grid_limit_a`.
+    /// The installer's config: `grid_limit_a`, a circuit, a charger's maximum.
     Installer,
     /// A cloud `set_site_limit`.
     Command,
-    /// The site's `ChargePointMax` charging profile.
+    /// A `ChargePointMax` or transaction charging profile.
     Profile,
-    /// An installer's `[[schedule]]` for the site.
+    /// An installer's `[[schedule]]`.
     Schedule,
     /// The demand window's budget (`[demand]`).
     Demand,
+    /// A cloud `set_charger` on one charger: its cap, or its disabling.
+    CloudCap,
+    /// The session's departure plan, holding the car for a cheaper slot.
+    Plan,
+    /// The idle watch: a car that took nothing when offered is offered its minimum only.
+    Idle,
+    /// The fail-safe current, with the main meter silent.
+    Failsafe,
+}
+
+impl LimitSource {
+    /// The serialised name (`installer`, `cloud_cap`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitSource::Installer => "installer",
+            LimitSource::Command => "command",
+            LimitSource::Profile => "profile",
+            LimitSource::Schedule => "schedule",
+            LimitSource::Demand => "demand",
+            LimitSource::CloudCap => "cloud_cap",
+            LimitSource::Plan => "plan",
+            LimitSource::Idle => "idle",
+            LimitSource::Failsafe => "failsafe",
+        }
+    }
 }
 
 /// The per-phase site limit in force this cycle.
@@ -37,7 +64,8 @@ pub enum LimitSource {
 pub struct SiteLimit {
     pub limit_a: f64,
     pub source: LimitSource,
-    /// When a commanded limit lapses (only for [`LimitSource::Command`]).
+    /// When the bound ends, where known: a commanded site limit's expiry
+    /// ([`LimitSource::Command`]), the end of a departure plan's hold ([`LimitSource::Plan`]).
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -48,46 +76,6 @@ pub struct GridReading {
     pub current_a: [Option<f64>; 3],
     pub voltage_v: [Option<f64>; 3],
     pub power_w: Option<f64>,
-}
-
-/// Why a charger got its setpoint, as the allocator decided it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChargerReason {
-    Charging,
-    Offline,
-    NoCar,
-    Disabled,
-    Fault,
-    Limited,
-    BadPhaseMap,
-    NoCapacity,
-    WaitingTurn,
-}
-
-impl From<Reason> for ChargerReason {
-    fn from(r: Reason) -> Self {
-        match r {
-            Reason::Charging => ChargerReason::Charging,
-            Reason::Offline => ChargerReason::Offline,
-            Reason::Paused(p) => match p {
-                PauseReason::NoCar => ChargerReason::NoCar,
-                PauseReason::Disabled => ChargerReason::Disabled,
-                PauseReason::Fault => ChargerReason::Fault,
-                PauseReason::Limited => ChargerReason::Limited,
-                PauseReason::BadPhaseMap => ChargerReason::BadPhaseMap,
-                PauseReason::NoCapacity => ChargerReason::NoCapacity,
-                PauseReason::WaitingTurn => ChargerReason::WaitingTurn,
-            },
-        }
-    }
-}
-
-impl ChargerReason {
-    /// Paused for want of capacity (the site is full), rather than by the car or a rule.
-    pub fn is_capacity(self) -> bool {
-        matches!(self, ChargerReason::NoCapacity | ChargerReason::WaitingTurn)
-    }
 }
 
 /// One charger after the cycle.
@@ -107,7 +95,7 @@ pub struct ChargerCycle {
     pub applied_current_a: Option<f64>,
     /// The last setpoint written (None: never written).
     pub setpoint_a: Option<f64>,
-    pub reason: ChargerReason,
+    pub reason: Reason,
     /// Enabled by the config and not disabled by a cloud command.
     pub enabled: bool,
     /// The charger's Modbus counters so far (requests, timeouts, exceptions, ...).
@@ -131,7 +119,7 @@ impl ChargerCycle {
             energy_wh: None,
             applied_current_a: None,
             setpoint_a: None,
-            reason: ChargerReason::Offline,
+            reason: Reason::Offline,
             enabled: true,
             link: StatsSnapshot::default(),
             plan: None,
@@ -211,5 +199,66 @@ impl CycleRecord {
 
     pub fn charger(&self, id: &str) -> Option<&ChargerCycle> {
         self.chargers.iter().find(|c| c.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_serialises_flat_by_the_names_the_record_always_had() {
+        let names: Vec<String> = [
+            Reason::Charging,
+            Reason::Offline,
+            Reason::NoCar,
+            Reason::Disabled,
+            Reason::Fault,
+            Reason::Limited,
+            Reason::BadPhaseMap,
+            Reason::NoCapacity,
+            Reason::WaitingTurn,
+        ]
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap_or_default())
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "\"charging\"",
+                "\"offline\"",
+                "\"no_car\"",
+                "\"disabled\"",
+                "\"fault\"",
+                "\"limited\"",
+                "\"bad_phase_map\"",
+                "\"no_capacity\"",
+                "\"waiting_turn\"",
+            ]
+        );
+        assert!(Reason::NoCapacity.is_capacity() && Reason::WaitingTurn.is_capacity());
+        assert!(Reason::NoCar.is_paused() && !Reason::Charging.is_paused());
+    }
+
+    #[test]
+    fn every_limit_source_serialises_by_its_name() {
+        for s in [
+            LimitSource::Installer,
+            LimitSource::Command,
+            LimitSource::Profile,
+            LimitSource::Schedule,
+            LimitSource::Demand,
+            LimitSource::CloudCap,
+            LimitSource::Plan,
+            LimitSource::Idle,
+            LimitSource::Failsafe,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&s).unwrap_or_default(),
+                format!("\"{}\"", s.name())
+            );
+        }
+        assert_eq!(LimitSource::Installer.name(), "installer");
+        assert_eq!(LimitSource::CloudCap.name(), "cloud_cap");
     }
 }

@@ -10,8 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant, MissedTickBehavior};
 
 use super::allocate::{
-    allocate, online_draw_a, AllocInput, ChargerInput, CircuitInput, Decision, LinkState, Reason,
-    Turn,
+    allocate, online_draw_a, AllocInput, ChargerInput, Decision, LinkState, Reason, Turn,
 };
 use super::base::BaseLoadFilter;
 use chrono::{DateTime, Utc};
@@ -20,11 +19,12 @@ use super::charger::{prepare_fallback, setpoint_refresh, setpoint_step_a, IdleWa
 use super::command::ControlCommand;
 use super::demand::{DemandMeter, DemandStatus};
 use super::gate::{gate, GateCharger, GateConstraint};
-use super::profile::ProfileSet;
+use super::limits::{CycleLimits, CycleObs, Limits};
 use super::ramp::next_setpoint;
-use super::record::{ChargerCycle, CycleRecord, GridReading, LimitSource, SiteLimit};
+use super::record::{ChargerCycle, CycleRecord, GridReading, SiteLimit};
 use super::safety::{MeterWatch, Mode, Transition};
 use super::usage::{UsageParams, UsageTracker};
+use super::why;
 use crate::alerts::{AlertKind, AlertSignal as ControlAlert};
 use crate::clock::{Clock, ClockView};
 use crate::config::{Charger, Config, Link};
@@ -64,10 +64,6 @@ struct ChargerRt {
     turn: Turn,
     reason: Reason,
     idle: IdleWatch,
-    /// Cleared by a cloud `set_charger` with `enabled: false`; ANDs with the config's.
-    cloud_enabled: bool,
-    /// A cloud cap below the configured maximum.
-    cloud_max_a: Option<f64>,
     /// The session's departure plan.
     plan: shaping::PlanRt,
 }
@@ -75,16 +71,6 @@ struct ChargerRt {
 impl ChargerRt {
     fn assumed_a(&self) -> f64 {
         self.written.unwrap_or(self.cfg.max_current_a)
-    }
-
-    fn enabled(&self) -> bool {
-        self.cfg.enabled && self.cloud_enabled
-    }
-
-    /// The most it may be offered: the configured maximum, or a lower cloud cap.
-    fn max_a(&self) -> f64 {
-        self.cloud_max_a
-            .map_or(self.cfg.max_current_a, |m| m.min(self.cfg.max_current_a))
     }
 }
 
@@ -100,12 +86,14 @@ pub struct Controller {
     fast_interventions: u64,
     base: BaseLoadFilter,
     clock: Clock,
-    /// A lower site limit from a command, if any (never above `grid_limit_a`).
-    site_limit_override: Option<f64>,
-    /// When the commanded site limit lapses (None: when replaced).
-    site_limit_expires: Option<DateTime<Utc>>,
-    /// Charging profiles in force (see [`super::profile`]).
-    profiles: ProfileSet,
+    /// Every limit's source: the installer's and the cloud's (see [`super::limits`]).
+    limits: Limits,
+    /// The limits the last cycle resolved: what the fast path works to between cycles.
+    cycle_limits: Arc<CycleLimits>,
+    /// This cycle's allocation, for explaining it in the record (normal mode only).
+    allocation: Option<(AllocInput, Vec<Decision>)>,
+    /// How long the main meter had been silent at this cycle (None: it answered).
+    meter_silent_s: Option<f64>,
     overload_since: Option<Instant>,
     overload_reported: bool,
     /// Cycles run so far (the last record's `seq`).
@@ -160,13 +148,19 @@ impl Controller {
                 turn: Turn::default(),
                 idle: IdleWatch::default(),
                 reason: Reason::Offline,
-                cloud_enabled: true,
-                cloud_max_a: None,
                 plan: shaping::PlanRt::default(),
             });
         }
         let watch = MeterWatch::new(cfg.control.meter_timeout, Instant::now());
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let limits = Limits::new(cfg.clone());
+        let cycle_limits = Arc::new(limits.resolve(&CycleObs {
+            now: clock.now(),
+            time_trusted: false,
+            mode: Mode::Startup,
+            demand: None,
+            chargers: Vec::new(),
+        }));
         Ok(Controller {
             meter,
             chargers,
@@ -175,9 +169,10 @@ impl Controller {
             fast_interventions: 0,
             base: BaseLoadFilter::default(),
             clock,
-            site_limit_override: None,
-            site_limit_expires: None,
-            profiles: ProfileSet::default(),
+            limits,
+            cycle_limits,
+            allocation: None,
+            meter_silent_s: None,
             overload_since: None,
             overload_reported: false,
             seq: 0,
@@ -216,36 +211,12 @@ impl Controller {
 
     /// The site limit in force and where it comes from.
     pub fn site_limit(&self) -> SiteLimit {
-        let now = self.clock.now();
-        let commanded = self
-            .site_limit_override
-            .filter(|_| self.site_limit_expires.is_none_or(|e| now < e));
-        let mut limit = SiteLimit {
-            limit_a: self.cfg.site.grid_limit_a,
-            source: LimitSource::Installer,
-            expires_at: None,
-        };
-        // Only a strictly lower value wins, and a NaN never compares lower: a nonsensical
-        // limit never raises the installer's.
-        if let Some(c) = commanded.filter(|&c| c < limit.limit_a) {
-            limit = SiteLimit {
-                limit_a: c,
-                source: LimitSource::Command,
-                expires_at: self.site_limit_expires,
-            };
-        }
-        if let Some(p) = self
-            .profiles
-            .site_limit_a(now)
-            .filter(|&p| p < limit.limit_a)
-        {
-            limit = SiteLimit {
-                limit_a: p,
-                source: LimitSource::Profile,
-                expires_at: None,
-            };
-        }
-        super::caps::lower(limit, self.schedule_site_a(now), LimitSource::Schedule)
+        self.limits.site(self.clock.now(), self.clock_view.trusted)
+    }
+
+    /// Every limit the last cycle worked to, each with its source.
+    pub fn cycle_limits(&self) -> Arc<CycleLimits> {
+        self.cycle_limits.clone()
     }
 
     /// The demand window so far (None: the site has no `[demand]`, or no cycle ran yet).
@@ -265,38 +236,16 @@ impl Controller {
         limit_a: Option<f64>,
         expires_at: Option<DateTime<Utc>>,
     ) {
-        self.site_limit_override = limit_a.map(|l| l.clamp(0.0, self.cfg.site.grid_limit_a));
-        self.site_limit_expires = self.site_limit_override.and(expires_at);
+        self.limits.set_site_limit(limit_a, expires_at);
     }
 
     /// Apply a cloud `set_charger`; an unknown id is ignored (the command layer checks ids).
     fn set_charger(&mut self, id: &str, enabled: Option<bool>, max_current_a: Option<f64>) {
-        let Some(c) = self.chargers.iter_mut().find(|c| c.cfg.id == id) else {
+        let Some(i) = self.chargers.iter().position(|c| c.cfg.id == id) else {
             tracing::warn!(charger = id, "set_charger for a charger not in the config");
             return;
         };
-        if let Some(e) = enabled {
-            c.cloud_enabled = e;
-        }
-        if let Some(m) = max_current_a {
-            // A NaN caps to 0 (fails safe); the configured maximum or more: no cap.
-            let m = if m.is_nan() { 0.0 } else { m.max(0.0) };
-            c.cloud_max_a = (m < c.cfg.max_current_a).then_some(m);
-        }
-    }
-
-    /// The cap on a charger from its cloud maximum and its charging profiles, if any.
-    fn command_limit_a(
-        profiles: &ProfileSet,
-        now: DateTime<Utc>,
-        c: &ChargerRt,
-        connected: bool,
-    ) -> Option<f64> {
-        let profile = profiles.charger_limit_a(&c.cfg.id, now, connected);
-        match (c.cloud_max_a, profile) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.limits.set_charger(i, enabled, max_current_a);
     }
 
     /// A sender for changes applied at the start of the next cycle (see [`ControlCommand`]).
@@ -317,7 +266,7 @@ impl Controller {
                     enabled,
                     max_current_a,
                 } => self.set_charger(&charger, enabled, max_current_a),
-                ControlCommand::SetProfiles(set) => self.profiles = set,
+                ControlCommand::SetProfiles(set) => self.limits.set_profiles(set),
                 ControlCommand::SetPlan { charger, plan } => self.set_plan(&charger, plan),
                 ControlCommand::RestorePlan {
                     charger,
@@ -337,12 +286,8 @@ impl Controller {
                 ControlCommand::Reconfigure(cfg) => self.reconfigure(cfg),
             }
         }
-        if self
-            .site_limit_expires
-            .is_some_and(|e| self.clock.now() >= e)
-        {
+        if self.limits.expire(self.clock.now()) {
             tracing::info!("commanded site limit expired: back to the installer's limit");
-            self.set_site_limit(None);
         }
     }
 
@@ -377,6 +322,8 @@ impl Controller {
             .and_then(|s| complete_currents(s, self.cfg.site.phases));
         let (mode, transition) = self.watch.observe(grid.is_some(), now);
         self.mode = mode;
+        self.meter_silent_s =
+            (mode != Mode::Normal).then(|| self.watch.silent_for(now).as_secs_f64());
         match transition {
             Some(Transition::EnteredFailsafe) => self.alert(
                 AlertKind::MeterOffline,
@@ -410,20 +357,28 @@ impl Controller {
         self.observe_demand(meter.as_ref(), grid);
         self.observe_plans();
 
+        let normal = matches!((mode, grid), (Mode::Normal, Some(_)));
+        if normal {
+            self.observe_usage(now_s);
+        }
+        // Every limit of this cycle, once: what follows works to this one value.
+        let limits = Arc::new(self.resolve_limits(mode, normal));
+        self.cycle_limits = limits.clone();
+        self.allocation = None;
         let targets = match (mode, grid) {
-            (Mode::Normal, Some(grid)) => self.normal_targets(grid, now_s),
-            (Mode::Holding, _) => self.holding_targets(),
+            (Mode::Normal, Some(grid)) => self.normal_targets(grid, now_s, &limits),
+            (Mode::Holding, _) => self.holding_targets(&limits),
             _ => {
                 self.base.reset();
-                self.failsafe_targets()
+                self.failsafe_targets(&limits)
             }
         };
         self.write(targets, now).await;
         if let Some(grid) = grid {
-            self.check_overload(grid, now);
+            self.check_overload(grid, now, limits.site.limit_a);
         }
         let took = started.elapsed();
-        let record = Arc::new(self.record(mode, meter.as_ref(), grid, took));
+        let record = Arc::new(self.record(mode, meter.as_ref(), grid, took, &limits));
         self.hand_on(&record);
         record
     }
@@ -554,8 +509,7 @@ impl Controller {
         }
     }
 
-    fn check_overload(&mut self, grid: [f64; 3], now: Instant) {
-        let limit = self.site_limit_a();
+    fn check_overload(&mut self, grid: [f64; 3], now: Instant, limit: f64) {
         let over = grid
             .iter()
             .take(usize::from(self.cfg.site.phases))
@@ -611,6 +565,7 @@ impl Controller {
         meter: Option<&Snapshot>,
         grid_a: Option<[f64; 3]>,
         took: std::time::Duration,
+        limits: &CycleLimits,
     ) -> CycleRecord {
         let phases = usize::from(self.cfg.site.phases);
         let grid = meter.map(|s| {
@@ -625,11 +580,31 @@ impl Controller {
             }
             r
         });
+        let allocation = self.allocation.take();
+        let slacks = allocation
+            .as_ref()
+            .map(|(input, decisions)| super::allocate::slack(input, decisions));
+        let ctx = why::Context {
+            limits,
+            allocation: allocation
+                .as_ref()
+                .zip(slacks.as_deref())
+                .map(|((input, decisions), s)| (input, decisions.as_slice(), s)),
+            tz: self.cfg.site.timezone,
+            meter_silent_s: self.meter_silent_s,
+        };
         let chargers = self
             .chargers
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
                 let s = Self::online(c);
+                let seen = why::Seen {
+                    online: s.is_some(),
+                    connected: s.and_then(|s| s.state).is_some_and(|st| st.is_connected()),
+                    reason: c.reason,
+                    setpoint_a: c.written,
+                };
                 let current_a = s.map(|s| s.current_a).unwrap_or_default();
                 ChargerCycle {
                     id: c.cfg.id.clone(),
@@ -641,11 +616,11 @@ impl Controller {
                     energy_wh: s.and_then(|s| s.energy_wh),
                     applied_current_a: s.and_then(|s| s.applied_current_a),
                     setpoint_a: c.written,
-                    reason: c.reason.into(),
-                    enabled: c.enabled(),
+                    reason: c.reason,
+                    enabled: limits.chargers[i].enabled,
                     link: c.dev.io().stats(),
                     plan: c.plan.status(),
-                    why: super::why::Why::from_reason(c.reason),
+                    why: why::explain(i, seen, &ctx),
                 }
             })
             .collect();
@@ -658,7 +633,7 @@ impl Controller {
             grid,
             meter_link: self.meter.io().stats(),
             grid_a,
-            limit: self.control_limit(),
+            limit: limits.control,
             demand: self.demand_status,
             chargers,
             alerts: std::mem::take(&mut self.alerts),
@@ -702,7 +677,8 @@ impl Controller {
         let targets: Vec<f64> = self
             .chargers
             .iter()
-            .map(|c| self.failsafe_for(c).min(c.written.unwrap_or(f64::MAX)))
+            .enumerate()
+            .map(|(i, c)| self.limits.failsafe_a(i).min(c.written.unwrap_or(f64::MAX)))
             .collect();
         let jobs = self.chargers.iter().zip(targets).map(|(c, t)| async move {
             match c.dev.set_current_limit(t).await {

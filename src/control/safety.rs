@@ -68,6 +68,12 @@ impl MeterWatch {
     pub fn in_failsafe(&self) -> bool {
         self.failsafe
     }
+
+    /// How long the meter has been silent at `now`: since its last good read, or since the
+    /// start when it never answered (zero right after a good read).
+    pub fn silent_for(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.last_ok.unwrap_or(self.started))
+    }
 }
 
 #[cfg(test)]

@@ -248,9 +248,7 @@ mod tests {
             json!({"code": "circuit", "source": "installer", "constraint": "hall-a",
                    "phase": 2, "limit_a": 100.0, "until": "2026-11-21T18:00:00Z"})
         );
-        let paused = Why::from_reason(crate::control::allocate::Reason::Paused(
-            crate::control::allocate::PauseReason::Disabled,
-        ));
+        let paused = Why::from_reason(crate::control::allocate::Reason::Disabled);
         assert_eq!(why(&paused), json!({"code": "disabled"}));
         let nan = Why {
             limit_a: Some(f64::NAN),

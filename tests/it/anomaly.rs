@@ -6,7 +6,7 @@
 use chrono::{DateTime, TimeDelta};
 
 use evsite::alerts::{AlertChange, AlertKind, AlertState};
-use evsite::control::record::{ChargerCycle, ChargerReason, CycleRecord};
+use evsite::control::record::{ChargerCycle, CycleRecord, Reason};
 use evsite::devices::model::ChargeState;
 use evsite::simulator::Scenario;
 use evsite::site::{Pipeline, SiteEvent};
@@ -122,7 +122,7 @@ fn an_anomaly_is_raised_and_cleared_through_the_sites_alert_book() {
         c.current_a = [Some(if (10..40).contains(&t) { 20.0 } else { 10.0 }); 3];
         c.power_w = Some(c.current_a.iter().flatten().sum::<f64>() * 230.0);
         c.energy_wh = Some(1.0e6 + t as f64 * 2.0);
-        c.reason = ChargerReason::Charging;
+        c.reason = Reason::Charging;
         r.chargers.push(c);
         for e in p.observe(&r) {
             if let SiteEvent::Alert(a) = e {

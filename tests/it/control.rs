@@ -766,3 +766,43 @@ fn demand_bar(path: &std::path::Path, a: &evsite_sim::score::Scorecard) {
         "{p}: {a:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_circuit_bound_charger_is_told_limited_by_its_circuit_on_its_phase() {
+    // A 1-phase charger on grid phase L2, on a 20 A circuit behind a roomy 80 A main fuse.
+    let circuit = "[[circuit]]\nid = \"hall-a\"\nlimit_a = 20.0\n".to_string();
+    let one_phase = "[[charger]]\nid = \"cp-1\"\nmodel = \"alfen-eve\"\ntransport = \"tcp\"\n\
+                     phases = 1\nphase_map = [2]\nmin_current_a = 6.0\nmax_current_a = 32.0\n\
+                     circuit = \"hall-a\"\n"
+        .to_string();
+    let car = "[[vehicle]]\ncharger = \"cp-1\"\narrive_s = 0\ndepart_s = 3600\n\
+               capacity_kwh = 100\nsoc_start = 0.1\nsoc_target = 1.0\nmax_current_a = 32\n\
+               phases = 1\nresponse_delay_s = 2\ntaper_from_soc = 1.0\n"
+        .to_string();
+    let s = scenario(head(80.0, "[[0, 4, 4, 4]]"), &[circuit, one_phase, car]);
+    let mut rig = Rig::new(&s);
+    let mut last = None;
+    for _ in 0..40 {
+        rig.tick.tick().await;
+        rig.catch_up();
+        last = Some(rig.ctl.cycle().await);
+    }
+    let rec = last.expect("cycles ran");
+    let c = rec.charger("cp-1").expect("cp-1 in the record");
+    // The site has room on L2 (80 A less 4 A of base load); the circuit less its margin
+    // (20 − 1 A) is what the car gets.
+    assert_eq!(c.setpoint_a, Some(19.0), "{c:?}");
+    let why = &c.why;
+    assert_eq!(why.code, evsite::control::why::WhyCode::Circuit, "{why:?}");
+    assert_eq!(why.constraint.as_deref(), Some("hall-a"));
+    assert_eq!(why.phase, Some(2));
+    assert_eq!(why.limit_a, Some(20.0));
+    assert_eq!(
+        why.source,
+        Some(evsite::control::record::LimitSource::Installer)
+    );
+    assert_eq!(
+        why.text,
+        "limited by circuit hall-a on L2 (20 A, installer)"
+    );
+}

@@ -171,7 +171,7 @@ pub fn ideal_control(
                 max_a: c.max_current_a,
                 priority: alloc_priority(false, c.priority, *due),
                 enabled: c.enabled,
-                profile_limit_a: *cap,
+                cap_a: *cap,
                 // The same hardware resolution the real controller has to respect.
                 step_a: setpoint_step_a(c.device.model),
                 // Base load is known exactly, so chargers count as drawing nothing.

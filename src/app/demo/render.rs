@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::control::record::{ChargerCycle, ChargerReason, CycleRecord};
+use crate::control::record::{ChargerCycle, CycleRecord, Reason};
 use crate::control::safety::Mode;
 
 use super::tally::Tally;
@@ -47,17 +47,17 @@ pub fn mode_name(mode: Mode) -> &'static str {
 }
 
 /// The controller's reason in words.
-pub fn reason_text(reason: ChargerReason) -> &'static str {
+pub fn reason_text(reason: Reason) -> &'static str {
     match reason {
-        ChargerReason::Charging => "charging",
-        ChargerReason::Offline => "offline",
-        ChargerReason::NoCar => "paused: no car",
-        ChargerReason::Disabled => "paused: disabled",
-        ChargerReason::Fault => "paused: fault",
-        ChargerReason::Limited => "paused: limited",
-        ChargerReason::BadPhaseMap => "paused: bad phase map",
-        ChargerReason::NoCapacity => "paused: no capacity",
-        ChargerReason::WaitingTurn => "paused: waiting turn",
+        Reason::Charging => "charging",
+        Reason::Offline => "offline",
+        Reason::NoCar => "paused: no car",
+        Reason::Disabled => "paused: disabled",
+        Reason::Fault => "paused: fault",
+        Reason::Limited => "paused: limited",
+        Reason::BadPhaseMap => "paused: bad phase map",
+        Reason::NoCapacity => "paused: no capacity",
+        Reason::WaitingTurn => "paused: waiting turn",
     }
 }
 
@@ -208,7 +208,7 @@ mod tests {
                 current_a: [Some(10.0); 3],
                 energy_wh: Some(1234.4),
                 setpoint_a: Some(10.5),
-                reason: ChargerReason::NoCapacity,
+                reason: Reason::NoCapacity,
                 ..ChargerCycle::unread("cp-1")
             }],
             cycle_ms: 2.0,
@@ -226,12 +226,9 @@ mod tests {
 
     #[test]
     fn reasons_read_as_words() {
-        assert_eq!(
-            reason_text(ChargerReason::NoCapacity),
-            "paused: no capacity"
-        );
-        assert_eq!(reason_text(ChargerReason::Charging), "charging");
-        assert_eq!(reason_text(ChargerReason::Offline), "offline");
+        assert_eq!(reason_text(Reason::NoCapacity), "paused: no capacity");
+        assert_eq!(reason_text(Reason::Charging), "charging");
+        assert_eq!(reason_text(Reason::Offline), "offline");
     }
 
     #[test]
@@ -253,9 +250,7 @@ mod tests {
     #[test]
     fn both_views_show_each_chargers_why() {
         let whys = [
-            crate::control::why::Why::from_reason(crate::control::allocate::Reason::Paused(
-                crate::control::allocate::PauseReason::Disabled,
-            )),
+            crate::control::why::Why::from_reason(crate::control::allocate::Reason::Disabled),
             crate::control::why::Why {
                 code: crate::control::why::WhyCode::Circuit,
                 text: "limited by circuit hall-a on L2 (100 A, installer)".into(),

@@ -45,7 +45,7 @@ fn charger(
                     max_a: min + extra,
                     priority,
                     enabled,
-                    profile_limit_a: profile,
+                    cap_a: profile,
                     step_a: step,
                     link,
                     usage: Usage {
@@ -169,10 +169,7 @@ fn min_eff(ch: &ChargerInput) -> f64 {
 
 /// The most a candidate may be given: max, profile and demand cap (but never below min).
 fn cap_eff(ch: &ChargerInput) -> f64 {
-    let hard = floor_to_step(
-        ch.max_a.min(ch.profile_limit_a.unwrap_or(f64::INFINITY)),
-        ch.step_a,
-    );
+    let hard = floor_to_step(ch.max_a.min(ch.cap_a.unwrap_or(f64::INFINITY)), ch.step_a);
     match ch.usage.demand_cap_a {
         Some(d) => floor_to_step(d, ch.step_a).max(min_eff(ch)).min(hard),
         None => hard,
@@ -182,7 +179,7 @@ fn cap_eff(ch: &ChargerInput) -> f64 {
 fn is_candidate(d: &Decision) -> bool {
     matches!(
         d.reason,
-        Reason::Charging | Reason::Paused(PauseReason::NoCapacity | PauseReason::WaitingTurn)
+        Reason::Charging | Reason::NoCapacity | Reason::WaitingTurn
     )
 }
 
@@ -217,7 +214,7 @@ proptest! {
             let s = d.setpoint_a;
             prop_assert!(s == 0.0 || s >= ch.min_a - TOL, "{s} between 0 and min {}", ch.min_a);
             prop_assert!(s <= ch.max_a + TOL);
-            prop_assert!(s <= ch.profile_limit_a.unwrap_or(f64::INFINITY) + TOL);
+            prop_assert!(s <= ch.cap_a.unwrap_or(f64::INFINITY) + TOL);
             if let Some(cap) = ch.usage.demand_cap_a {
                 prop_assert!(s <= cap + TOL || s <= min_eff(ch) + TOL);
             }

@@ -24,7 +24,7 @@ fn charger(phase_map: &[usize]) -> ChargerInput {
         max_a: 32.0,
         priority: 0,
         enabled: true,
-        profile_limit_a: None,
+        cap_a: None,
         step_a: 1.0,
         link: LinkState::Online {
             state: ChargeState::C,
@@ -94,11 +94,11 @@ fn a_demand_cap_below_min_still_gets_min() {
 #[test]
 fn a_profile_below_min_pauses() {
     let mut input = site(40.0, vec![charger(&[0])]);
-    input.chargers[0].profile_limit_a = Some(5.0);
+    input.chargers[0].cap_a = Some(5.0);
     let d = allocate(&input);
     assert_eq!(d[0].setpoint_a, 0.0);
-    assert_eq!(d[0].reason, Reason::Paused(PauseReason::Limited));
-    input.chargers[0].profile_limit_a = Some(12.5);
+    assert_eq!(d[0].reason, Reason::Limited);
+    input.chargers[0].cap_a = Some(12.5);
     assert_eq!(setpoints(&input), vec![12.0]);
 }
 
@@ -108,7 +108,7 @@ fn never_between_zero_and_min_when_not_all_minimums_fit() {
     let d = allocate(&input);
     assert_eq!(d[0].setpoint_a, 10.0);
     assert_eq!(d[1].setpoint_a, 0.0);
-    assert_eq!(d[1].reason, Reason::Paused(PauseReason::WaitingTurn));
+    assert_eq!(d[1].reason, Reason::WaitingTurn);
 }
 
 #[test]
@@ -199,7 +199,7 @@ fn overload_decreases_at_once() {
     assert_eq!(setpoints(&input), vec![0.0, 32.0]);
     input.grid_a = [60.0, 0.0, 0.0];
     let d = allocate(&input);
-    assert_eq!(d[0].reason, Reason::Paused(PauseReason::NoCapacity));
+    assert_eq!(d[0].reason, Reason::NoCapacity);
 }
 
 #[test]
@@ -293,7 +293,7 @@ fn higher_priority_is_served_first() {
         d[1],
         Decision {
             setpoint_a: 0.0,
-            reason: Reason::Paused(PauseReason::NoCapacity)
+            reason: Reason::NoCapacity
         }
     );
     // A low-priority charger on another phase is not held back.
@@ -322,10 +322,10 @@ fn states_that_ask_for_nothing_get_nothing() {
     assert_eq!(
         reasons,
         vec![
-            Reason::Paused(PauseReason::NoCar),
-            Reason::Paused(PauseReason::Fault),
-            Reason::Paused(PauseReason::Fault),
-            Reason::Paused(PauseReason::Disabled),
+            Reason::NoCar,
+            Reason::Fault,
+            Reason::Fault,
+            Reason::Disabled,
         ]
     );
 }

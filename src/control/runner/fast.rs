@@ -64,7 +64,9 @@ impl Controller {
             return out;
         };
         out.read = true;
-        let limit = self.site_limit_a();
+        // The limits the last cycle resolved: a check works to the same ones.
+        let limits = self.cycle_limits.clone();
+        let limit = limits.site.limit_a;
         let phases = usize::from(self.cfg.site.phases);
         if !grid.iter().take(phases).any(|&a| a > limit) {
             return out;
@@ -93,7 +95,7 @@ impl Controller {
             }
         }
         let now_s = self.clock.elapsed_s();
-        let mut inputs = self.charger_inputs(now_s, false);
+        let mut inputs = self.charger_inputs(&limits);
         for ((inp, c), fresh) in inputs.iter_mut().zip(&self.chargers).zip(fresh) {
             // The most it can draw now: its setpoint, or less when the car has shown it
             // takes less than it is offered.
@@ -112,7 +114,7 @@ impl Controller {
             }
         }
         // The raw reading: at the limit, the base load is taken as read (as the cycle does).
-        let input = self.alloc_input(grid, inputs, now_s);
+        let input = self.alloc_input(grid, inputs, now_s, &limits);
         let decisions = allocate(&input);
         let jobs: Vec<(usize, f64)> = self
             .chargers

@@ -10,8 +10,8 @@ use crate::config::Config;
 use crate::control::usage::{UsageParams, UsageTracker};
 
 impl Controller {
-    /// Take over `cfg`'s live settings. A commanded site limit stays in force, under the new
-    /// `grid_limit_a`, until the expiry it was commanded with.
+    /// Take over `cfg`'s live settings. What the cloud commanded stays in force, under the new
+    /// `grid_limit_a` and maximums: a site limit until the expiry it was commanded with.
     pub(super) fn reconfigure(&mut self, cfg: Arc<Config>) {
         let same_devices = cfg.meter == self.cfg.meter
             && cfg.site.phases == self.cfg.site.phases
@@ -56,9 +56,9 @@ impl Controller {
             }
         }
         self.tariff = super::tariff_of(&cfg);
+        // The installer's part of the limits only: the cloud's (its site limit and expiry,
+        // charger caps, profiles) is held apart and stays as commanded, under the new bounds.
+        self.limits.reconfigure(cfg.clone());
         self.cfg = cfg;
-        // Re-clamped under the new grid limit; the expiry goes with it, or a limit meant
-        // for an hour would hold for ever after a reload.
-        self.set_site_limit_until(self.site_limit_override, self.site_limit_expires);
     }
 }

@@ -5,12 +5,12 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{charger_currents, ChargerRt, Controller};
+use super::{charger_currents, Controller};
 use crate::alerts::AlertKind;
-use crate::control::demand::per_phase_a;
+use crate::control::limits::{ChargerObs, CycleLimits, CycleObs, PlanHold};
 use crate::control::plan::{self, Plan, PlanStatus};
-use crate::control::record::{LimitSource, SiteLimit};
-use crate::control::schedule;
+use crate::control::safety::Mode;
+use crate::devices::model::ChargeState;
 use crate::devices::Snapshot;
 
 /// What a plan's car is expected to take, as a share of what it could.
@@ -73,53 +73,43 @@ fn draw_w(s: &Snapshot, phases: usize, voltage_v: f64) -> f64 {
 }
 
 impl Controller {
-    /// What the demand window's budget lets the site draw now, summed over its phases (A):
-    /// the allocator's total limit. It keeps no per-phase margin (the budget has its own) and
-    /// spreads over the phases as the building's load leaves room, so an unbalanced building
-    /// does not waste the budget on its lighter phases.
-    pub(super) fn demand_total_a(&self) -> Option<f64> {
-        self.demand_status
-            .map(|d| (d.allowed_kw * 1000.0 / self.cfg.site.voltage_v).max(0.0))
-    }
-
-    /// The limit in force as the cycle record shows it: the site limit, lowered to the
-    /// demand window's budget spread evenly over the phases when that is lower. Never above
-    /// `grid_limit_a`. (The allocator takes the budget as a total, [`Self::demand_total_a`].)
-    pub(super) fn control_limit(&self) -> SiteLimit {
-        let cap = self.demand_status.map(|d| {
-            per_phase_a(
-                d.allowed_kw * 1000.0,
-                self.cfg.site.voltage_v,
-                self.cfg.site.phases,
-            )
-        });
-        crate::control::caps::lower(self.site_limit(), cap, LimitSource::Demand)
-    }
-
-    /// The site's `[[schedule]]` cap at `now`, per phase; while the time is untrusted, the
-    /// lowest any entry could set.
-    pub(super) fn schedule_site_a(&self, now: DateTime<Utc>) -> Option<f64> {
-        schedule::lowest_a(
-            &self.cfg.schedules,
-            None,
-            self.clock_view.trusted.then_some(now),
-            self.cfg.site.timezone,
-            self.cfg.site.voltage_v,
-            usize::from(self.cfg.site.phases),
-        )
-    }
-
-    /// A charger's `[[schedule]]` cap at `now`, per phase; while the time is untrusted, the
-    /// lowest any entry could set.
-    pub(super) fn schedule_charger_a(&self, c: &ChargerRt, now: DateTime<Utc>) -> Option<f64> {
-        schedule::lowest_a(
-            &self.cfg.schedules,
-            Some(&c.cfg.id),
-            self.clock_view.trusted.then_some(now),
-            self.cfg.site.timezone,
-            self.cfg.site.voltage_v,
-            c.cfg.phase_map.len(),
-        )
+    /// Every limit in force this cycle, from the resolver and this cycle's observations:
+    /// the demand window, the plans (priced only in normal mode, where they are used), the
+    /// idle watch and the mode.
+    pub(super) fn resolve_limits(&mut self, mode: Mode, normal: bool) -> CycleLimits {
+        // Cars with a plan still to meet share what the site can give them.
+        let plan_cars = self
+            .chargers
+            .iter()
+            .filter(|c| c.plan.status().is_some_and(|p| !p.met))
+            .count();
+        let holds: Vec<Option<PlanHold>> = (0..self.chargers.len())
+            .map(|i| {
+                if normal {
+                    self.plan_hold(i, plan_cars)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let chargers = self
+            .chargers
+            .iter()
+            .zip(holds)
+            .map(|(c, plan_hold)| ChargerObs {
+                connected: Self::online(c)
+                    .is_some_and(|s| s.state.unwrap_or(ChargeState::A).is_connected()),
+                idle: c.idle.idle,
+                plan_hold,
+            })
+            .collect();
+        self.limits.resolve(&CycleObs {
+            now: self.clock.now(),
+            time_trusted: self.clock_view.trusted,
+            mode,
+            demand: self.demand_status,
+            chargers,
+        })
     }
 
     /// Account the window's import from this cycle's readings; raise or clear
@@ -270,11 +260,11 @@ impl Controller {
         c.plan.restored = Some(delivered_wh.max(0.0));
     }
 
-    /// The cap a plan sets on charger `i` now: 0 while holding for cheaper slots, None while
-    /// charging (or with no plan). The car is expected to take its maximum, or an equal share
-    /// of the site's target (`[demand]`, else the grid limit) with the other cars that have
-    /// a plan to meet, whichever is less. `plan_cars`: cars with a plan still to meet, sharing the site.
-    pub(super) fn plan_cap_a(&mut self, i: usize, plan_cars: usize) -> Option<f64> {
+    /// The hold a plan sets on charger `i` now (0 A for cheaper slots), None while charging
+    /// (or with no plan). The car is expected to take its maximum, or an equal share of the
+    /// site's target (`[demand]`, else the grid limit) with the other cars that have a plan
+    /// to meet, whichever is less. `plan_cars`: cars with a plan still to meet, sharing the site.
+    pub(super) fn plan_hold(&mut self, i: usize, plan_cars: usize) -> Option<PlanHold> {
         let now = self.clock.now();
         let site = &self.cfg.site;
         let mut site_w = site.grid_limit_a * site.voltage_v * f64::from(site.phases);
@@ -286,17 +276,22 @@ impl Controller {
         let share_w = site_w / plan_cars.max(1) as f64;
         let c = &self.chargers[i];
         let plan = c.plan.active?;
-        let car_w = c.max_a() * site.voltage_v * c.cfg.phase_map.len() as f64;
+        let car_w = self.limits.ceiling(i).limit_a * site.voltage_v * c.cfg.phase_map.len() as f64;
         let power_w = car_w.min(share_w) * PLAN_POWER_SHARE;
         let missing = plan.energy_wh as f64 - c.plan.delivered_wh;
-        let charge = match &self.tariff {
-            Some(t) => plan::charge_now(now, plan.depart_at, missing, power_w, &|at| {
-                t.price_at(at).1
-            }),
-            None => true,
+        let (charge, until) = match &self.tariff {
+            Some(t) => {
+                let price = |at| t.price_at(at).1;
+                let charge = plan::charge_now(now, plan.depart_at, missing, power_w, &price);
+                let until = (!charge)
+                    .then(|| plan::hold_until(now, plan.depart_at, missing, power_w, &price))
+                    .flatten();
+                (charge, until)
+            }
+            None => (true, None),
         };
         self.chargers[i].plan.charging = charge;
-        (!charge).then_some(0.0)
+        (!charge).then_some(PlanHold { until })
     }
 }
 

@@ -5,10 +5,15 @@
 use super::*;
 
 impl Controller {
-    pub(super) fn normal_targets(&mut self, grid: [f64; 3], now_s: f64) -> Vec<f64> {
-        let inputs = self.charger_inputs(now_s, true);
-        let grid = self.filtered_grid(grid, &inputs);
-        let input = self.alloc_input(grid, inputs, now_s);
+    pub(super) fn normal_targets(
+        &mut self,
+        grid: [f64; 3],
+        now_s: f64,
+        limits: &CycleLimits,
+    ) -> Vec<f64> {
+        let inputs = self.charger_inputs(limits);
+        let grid = self.filtered_grid(grid, &inputs, limits);
+        let input = self.alloc_input(grid, inputs, now_s, limits);
         let decisions = allocate(&input);
         for ((c, d), i) in self
             .chargers
@@ -21,7 +26,9 @@ impl Controller {
             c.turn = c.turn.after(d, connected, now_s);
             c.reason = d.reason;
         }
-        self.ramp_and_gate(&input, &decisions)
+        let targets = self.ramp_and_gate(&input, &decisions);
+        self.allocation = Some((input, decisions));
+        targets
     }
 
     /// The allocator's input for the grid current `grid` (base load already as it should be
@@ -31,13 +38,14 @@ impl Controller {
         grid: [f64; 3],
         inputs: Vec<ChargerInput>,
         now_s: f64,
+        limits: &CycleLimits,
     ) -> AllocInput {
         AllocInput {
             phases: usize::from(self.cfg.site.phases),
-            site_limit_a: self.site_limit().limit_a,
+            site_limit_a: limits.site.limit_a,
             margin_a: self.cfg.site.margin_a,
-            total_limit_a: self.demand_total_a(),
-            circuits: CircuitInput::from_config(&self.cfg),
+            total_limit_a: limits.total_a,
+            circuits: limits.circuit_inputs(),
             grid_a: grid,
             chargers: inputs,
             now_s,
@@ -45,92 +53,77 @@ impl Controller {
         }
     }
 
-    /// Every charger's allocator input from its last reading. With `observe`, this reading
-    /// is also fed to the usage tracker and the idle watch (once per full cycle); without it
-    /// (the overload fast path) nothing is changed.
-    pub(super) fn charger_inputs(&mut self, now_s: f64, observe: bool) -> Vec<ChargerInput> {
-        // Usage first: it needs this cycle's measurement and the last setpoint.
-        let mut inputs = Vec::with_capacity(self.chargers.len());
-        let wall_now = self.clock.now();
-        // Cars with a plan still to meet share what the site can give them.
-        let plan_cars = self
-            .chargers
-            .iter()
-            .filter(|c| c.plan.status().is_some_and(|p| !p.met))
-            .count();
-        let plan_caps: Vec<Option<f64>> = (0..self.chargers.len())
-            .map(|i| self.plan_cap_a(i, plan_cars))
-            .collect();
-        let schedule_caps: Vec<Option<f64>> = self
-            .chargers
-            .iter()
-            .map(|c| self.schedule_charger_a(c, wall_now))
-            .collect();
-        for (i, c) in self.chargers.iter_mut().enumerate() {
-            let mut connected = false;
-            let link = match Self::online(c).cloned() {
-                Some(s) => {
-                    let state = s.state.unwrap_or(ChargeState::A);
-                    connected = state.is_connected();
-                    let measured = charger_currents(&s, c.cfg.phase_map.len());
-                    if observe {
-                        if !connected {
-                            c.usage.reset();
-                        }
-                        c.idle.observe(
-                            state,
-                            c.written.unwrap_or(0.0) >= c.cfg.min_current_a,
-                            &measured,
-                            now_s,
-                        );
-                        c.usage.observe(
-                            c.written.unwrap_or(0.0),
-                            &measured[..c.cfg.phase_map.len()],
-                            state.is_charging(),
-                            now_s,
-                        );
-                    }
-                    LinkState::Online {
-                        state,
-                        measured_a: measured,
-                    }
-                }
-                None => LinkState::Offline {
-                    assumed_a: c.assumed_a(),
-                },
+    /// Feed every online charger's last reading to its usage tracker and idle watch: once
+    /// per full cycle in normal mode, before the limits are resolved (an idle car is capped).
+    pub(super) fn observe_usage(&mut self, now_s: f64) {
+        for c in &mut self.chargers {
+            let Some(s) = Self::online(c).cloned() else {
+                continue;
             };
-            let idle_cap = c.idle.idle.then_some(c.cfg.min_current_a);
-            // Every cap is a minimum: the idle watch, cloud caps and profiles, the
-            // installer's schedule and the session's plan. None of them can raise another.
-            let profile_limit_a = crate::control::caps::lowest([
-                idle_cap,
-                Self::command_limit_a(&self.profiles, wall_now, c, connected),
-                schedule_caps[i],
-                plan_caps[i],
-            ]);
-            inputs.push(ChargerInput {
-                phase_map: c.cfg.phase_map.clone(),
-                min_a: c.cfg.min_current_a,
-                max_a: c.cfg.max_current_a,
-                priority: alloc_priority(c.idle.idle, c.cfg.priority, c.plan.due()),
-                enabled: c.enabled(),
-                profile_limit_a,
-                step_a: setpoint_step_a(c.dev.spec()),
-                link,
-                usage: c.usage.usage(),
-                waiting_since_s: c.turn.waiting_since_s,
-                charging_since_s: c.turn.charging_since_s,
-            });
+            let state = s.state.unwrap_or(ChargeState::A);
+            let measured = charger_currents(&s, c.cfg.phase_map.len());
+            if !state.is_connected() {
+                c.usage.reset();
+            }
+            c.idle.observe(
+                state,
+                c.written.unwrap_or(0.0) >= c.cfg.min_current_a,
+                &measured,
+                now_s,
+            );
+            c.usage.observe(
+                c.written.unwrap_or(0.0),
+                &measured[..c.cfg.phase_map.len()],
+                state.is_charging(),
+                now_s,
+            );
         }
-        inputs
+    }
+
+    /// Every charger's allocator input from its last reading, under `limits`. Changes
+    /// nothing (the overload fast path builds its input here too).
+    pub(super) fn charger_inputs(&self, limits: &CycleLimits) -> Vec<ChargerInput> {
+        self.chargers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let link = match Self::online(c) {
+                    Some(s) => LinkState::Online {
+                        state: s.state.unwrap_or(ChargeState::A),
+                        measured_a: charger_currents(s, c.cfg.phase_map.len()),
+                    },
+                    None => LinkState::Offline {
+                        assumed_a: c.assumed_a(),
+                    },
+                };
+                ChargerInput {
+                    phase_map: c.cfg.phase_map.clone(),
+                    min_a: c.cfg.min_current_a,
+                    max_a: c.cfg.max_current_a,
+                    priority: alloc_priority(c.idle.idle, c.cfg.priority, c.plan.due()),
+                    enabled: limits.chargers[i].enabled,
+                    cap_a: limits.cap_a(i),
+                    step_a: setpoint_step_a(c.dev.spec()),
+                    link,
+                    usage: c.usage.usage(),
+                    waiting_since_s: c.turn.waiting_since_s,
+                    charging_since_s: c.turn.charging_since_s,
+                }
+            })
+            .collect()
     }
 
     /// The grid reading with its base-load part smoothed (see [`BaseLoadFilter`]): chargers'
     /// measured currents are kept as read, so the allocator's base load is the filtered one.
-    fn filtered_grid(&mut self, grid: [f64; 3], inputs: &[ChargerInput]) -> [f64; 3] {
+    fn filtered_grid(
+        &mut self,
+        grid: [f64; 3],
+        inputs: &[ChargerInput],
+        limits: &CycleLimits,
+    ) -> [f64; 3] {
         let chargers = online_draw_a(inputs);
         let raw: [f64; 3] = std::array::from_fn(|p| grid[p] - chargers[p]);
-        let threshold = self.control_limit().limit_a - self.cfg.site.margin_a;
+        let threshold = limits.control.limit_a - self.cfg.site.margin_a;
         let base = self.base.update(raw, grid, threshold);
         std::array::from_fn(|p| base[p] + chargers[p])
     }
@@ -211,40 +204,30 @@ impl Controller {
     }
 
     /// Meter briefly missing: keep what was written, only ever lower it.
-    pub(super) fn holding_targets(&self) -> Vec<f64> {
+    pub(super) fn holding_targets(&self, limits: &CycleLimits) -> Vec<f64> {
         self.chargers
             .iter()
-            .map(|c| match Self::online(c) {
+            .zip(&limits.chargers)
+            .map(|(c, l)| match Self::online(c) {
                 Some(s) if !s.state.is_some_and(|st| st.is_connected()) => 0.0,
-                _ if !c.enabled() => 0.0,
-                _ => c
-                    .written
-                    .unwrap_or_else(|| self.failsafe_for(c))
-                    .min(c.max_a()),
+                _ if !l.enabled => 0.0,
+                _ => c.written.unwrap_or(l.failsafe_a).min(l.ceiling.limit_a),
             })
             .collect()
     }
 
-    pub(super) fn failsafe_for(&self, c: &ChargerRt) -> f64 {
-        let f = self.cfg.site.failsafe_current_a.min(c.max_a());
-        if f < c.cfg.min_current_a {
-            0.0
-        } else {
-            f
-        }
-    }
-
     /// No trustworthy measurement: every charger at the fail-safe current (proved to fit the
     /// limit with no knowledge of the base load by config validation).
-    pub(super) fn failsafe_targets(&self) -> Vec<f64> {
+    pub(super) fn failsafe_targets(&self, limits: &CycleLimits) -> Vec<f64> {
         self.chargers
             .iter()
-            .map(|c| {
+            .zip(&limits.chargers)
+            .map(|(c, l)| {
                 let connected = Self::online(c)
                     .and_then(|s| s.state)
                     .is_some_and(|s| s.is_connected());
-                if connected && c.enabled() {
-                    self.failsafe_for(c)
+                if connected && l.enabled {
+                    l.failsafe_a
                 } else {
                     0.0
                 }
