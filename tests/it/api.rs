@@ -816,7 +816,8 @@ async fn each_chargers_why_shows_in_the_api_status_and_page() {
     // A disabled charger's why is fixed: nothing but its config decides it.
     let cp2 = &st["cycle"]["chargers"][1]["why"];
     assert_eq!(cp2["code"], "disabled", "{cp2}");
-    assert_eq!(cp2["text"], "paused: disabled", "{cp2}");
+    assert_eq!(cp2["text"], "paused: disabled in the config", "{cp2}");
+    assert_eq!(cp2["source"], "installer", "{cp2}");
     // The same in each event, and a why without its text is no state.
     let mut sse = Sse::open(addr, "/api/events").await;
     let (event, data) = sse.next().await;
@@ -825,7 +826,7 @@ async fn each_chargers_why_shows_in_the_api_status_and_page() {
     assert_valid(&schema, &ev);
     assert_eq!(
         ev["cycle"]["chargers"][1]["why"]["text"],
-        "paused: disabled"
+        "paused: disabled in the config"
     );
     let mut bad = ev.clone();
     bad["cycle"]["chargers"][0]["why"]
@@ -867,7 +868,7 @@ async fn each_chargers_why_shows_in_the_api_status_and_page() {
         shown_as_served(&id, &shown, &before, &after);
     }
     assert!(
-        block.contains(&"cp-2  paused: disabled"),
+        block.contains(&"cp-2  paused: disabled in the config"),
         "cp-2's line:\n{table}"
     );
 
@@ -902,7 +903,7 @@ async fn each_chargers_why_shows_in_the_api_status_and_page() {
         );
     }
     assert!(
-        rendered(&dom).contains("data-code=\"disabled\"><td colspan=\"6\">paused: disabled</td>"),
+        rendered(&dom).contains("data-code=\"disabled\"><td colspan=\"6\">paused: disabled in the config</td>"),
         "{dom}"
     );
 
