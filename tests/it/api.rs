@@ -903,7 +903,9 @@ async fn each_chargers_why_shows_in_the_api_status_and_page() {
         );
     }
     assert!(
-        rendered(&dom).contains("data-code=\"disabled\"><td colspan=\"6\">paused: disabled in the config</td>"),
+        rendered(&dom).contains(
+            "data-code=\"disabled\"><td colspan=\"6\">paused: disabled in the config</td>"
+        ),
         "{dom}"
     );
 
