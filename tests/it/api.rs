@@ -749,10 +749,10 @@ fn whys(st: &Value) -> Vec<(String, Value)> {
         .collect()
 }
 
-/// The why text shown for `id` is the one the API gave just before or just after it was
-/// shown (a charger's why may change between cycles).
-fn shown_as_served(id: &str, shown: &str, before: &Value, after: &Value) {
-    let served: Vec<String> = [before, after]
+/// The why text shown for `id` is one the API served while it was being shown (a charger's
+/// why changes from cycle to cycle while its car ramps).
+fn shown_as_served(id: &str, shown: &str, states: &[Value]) {
+    let served: Vec<String> = states
         .iter()
         .filter_map(|st| {
             whys(st)
@@ -765,6 +765,27 @@ fn shown_as_served(id: &str, shown: &str, before: &Value, after: &Value) {
         served.iter().any(|t| t == shown),
         "{id}: shown {shown:?}, the API gave {served:?}"
     );
+}
+
+/// Runs `fut` while reading `/api/state` again and again: what it returns, and every state
+/// the API served from just before it started to just after it ended.
+async fn served_during<T>(
+    addr: SocketAddr,
+    fut: impl std::future::Future<Output = T>,
+) -> (T, Vec<Value>) {
+    let mut states = vec![get(addr, "/api/state").await.json()];
+    tokio::pin!(fut);
+    let out = loop {
+        tokio::select! {
+            out = &mut fut => break out,
+            // The pace of the polling, not a wait for anything.
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                states.push(get(addr, "/api/state").await.json());
+            }
+        }
+    };
+    states.push(get(addr, "/api/state").await.json());
+    (out, states)
 }
 
 /// Why each charger has its current, one of them disabled by its config: in `/api/state` and
@@ -836,9 +857,11 @@ async fn each_chargers_why_shows_in_the_api_status_and_page() {
     assert!(!schema.is_valid(&bad), "a why needs its text");
 
     // `evsite status`, as a user runs it: a `why` block, a line per charger with its text.
-    let before = get(addr, "/api/state").await.json();
-    let out = evsite(&["status", "--config", served.config.to_str().unwrap()]).await;
-    let after = get(addr, "/api/state").await.json();
+    let (out, states) = served_during(
+        addr,
+        evsite(&["status", "--config", served.config.to_str().unwrap()]),
+    )
+    .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let table = text(&out.stdout);
     if let Ok(keep) = std::env::var("EVSITE_KEEP_SCREENSHOTS") {
@@ -855,7 +878,7 @@ async fn each_chargers_why_shows_in_the_api_status_and_page() {
         .lines()
         .take_while(|l| !l.is_empty())
         .collect();
-    for (id, _) in whys(&before) {
+    for (id, _) in whys(&states[0]) {
         let start = block
             .iter()
             .position(|l| l.starts_with(&format!("{id} ")))
@@ -865,7 +888,7 @@ async fn each_chargers_why_shows_in_the_api_status_and_page() {
         for more in block[start + 1..].iter().take_while(|l| l.starts_with(' ')) {
             shown = format!("{shown} {}", more.trim());
         }
-        shown_as_served(&id, &shown, &before, &after);
+        shown_as_served(&id, &shown, &states);
     }
     assert!(
         block.contains(&"cp-2  paused: disabled in the config"),
@@ -874,10 +897,9 @@ async fn each_chargers_why_shows_in_the_api_status_and_page() {
 
     // The live page in Chromium: a why line under each charger, with the API's text.
     let url = format!("http://{addr}/");
-    let before = get(addr, "/api/state").await.json();
-    let dom = text(&chromium(&url, &["--dump-dom"]).await.stdout);
-    let after = get(addr, "/api/state").await.json();
-    for (id, _) in whys(&before) {
+    let (dom, states) = served_during(addr, chromium(&url, &["--dump-dom"])).await;
+    let dom = text(&dom.stdout);
+    for (id, _) in whys(&states[0]) {
         let row = rendered(&dom)
             .split(&format!(
                 "<tr class=\"why\" data-why-for=\"{id}\" data-code=\""
@@ -889,7 +911,7 @@ async fn each_chargers_why_shows_in_the_api_status_and_page() {
             .nth(1)
             .and_then(|r| r.split("</td>").next())
             .unwrap_or_else(|| panic!("{id}'s why cell:\n{dom}"));
-        shown_as_served(&id, &unescape(shown), &before, &after);
+        shown_as_served(&id, &unescape(shown), &states);
         // Right under the charger's own row.
         let own = rendered(&dom)
             .split(&format!("<tr data-charger=\"{id}\">"))
