@@ -149,6 +149,7 @@ impl TokenList {
             file,
             text,
             found: Vec::new(),
+            lines: None,
         };
         let raw: RawFile = match toml::from_str(text) {
             Ok(r) => r,
@@ -159,7 +160,9 @@ impl TokenList {
             }
         };
         let mut list = TokenList::default();
-        let mut first_at: HashMap<String, (usize, usize)> = HashMap::new();
+        // Where each id was first written (a byte offset: turned into a line only for a mistake,
+        // since counting lines for every entry would make a large list quadratic).
+        let mut first_at: HashMap<String, usize> = HashMap::new();
         for (i, t) in raw.token.into_iter().enumerate() {
             let key = |k: &str| format!("token[{}].{k}", i + 1);
             let id_span = t.id.span();
@@ -219,8 +222,8 @@ impl TokenList {
                 None => None,
             };
             if !norm.is_empty() {
-                let (line, col) = crate::config::locate::line_col(text, id_span.start);
-                if let Some(&(l0, c0)) = first_at.get(&norm) {
+                if let Some(&first) = first_at.get(&norm) {
+                    let (l0, c0) = errors.line_col(first);
                     errors.push(
                         id_span,
                         &key("id"),
@@ -228,7 +231,7 @@ impl TokenList {
                     );
                     continue;
                 }
-                first_at.insert(norm.clone(), (line, col));
+                first_at.insert(norm.clone(), id_span.start);
             }
             list.by_id.insert(norm, list.tokens.len());
             list.tokens.push(Token {
@@ -251,11 +254,31 @@ struct Errors<'a> {
     file: &'a str,
     text: &'a str,
     found: Vec<TokenError>,
+    /// Byte offset of each line's start, counted once on the first mistake: a list of
+    /// thousands with a mistake in each stays linear.
+    lines: Option<Vec<usize>>,
 }
 
 impl Errors<'_> {
+    /// 1-based line and column (in characters) of byte `offset`.
+    fn line_col(&mut self, offset: usize) -> (usize, usize) {
+        let text = self.text;
+        let lines = self.lines.get_or_insert_with(|| {
+            std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = lines.partition_point(|&start| start <= offset);
+        let start = lines[line - 1];
+        (line, text[start..offset].chars().count() + 1)
+    }
+
     fn push(&mut self, span: Range<usize>, key: &str, reason: String) {
-        let (line, col) = crate::config::locate::line_col(self.text, span.start);
+        let (line, col) = self.line_col(span.start);
         self.found.push(TokenError {
             file: self.file.to_string(),
             line,

@@ -189,3 +189,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_mistake_in_every_entry_of_a_large_list_is_placed_as_in_a_small_one() {
+    // Every entry's user empty: each error on its own line, counted from one index.
+    let n = 2_000;
+    let text: String = (0..n)
+        .map(|i| format!("[[token]]\nid = \"ID{i}\"\nuser = \"\"\n"))
+        .collect();
+    let e = TokenList::parse(&text, "t.toml").unwrap_err();
+    assert_eq!(e.0.len(), n);
+    for (i, err) in e.0.iter().enumerate().step_by(199) {
+        assert_eq!((err.line, err.col), (3 * i + 3, 8), "{err}");
+        let (l, c) = crate::config::locate::line_col(
+            &text,
+            text.match_indices("user").nth(i).unwrap().0 + 7,
+        );
+        assert_eq!((err.line, err.col), (l, c));
+    }
+}
