@@ -66,21 +66,27 @@ pub fn next_local(after: DateTime<Utc>, minute: u16, tz: Tz) -> DateTime<Utc> {
     after + Duration::days(1)
 }
 
-/// Whether to charge now. `missing_wh`: still to deliver; `power_w`: what the car can be
-/// expected to take while charging; `price`: the energy price at an instant.
-pub fn charge_now(
+/// What a plan does now: charge, or hold until the start of the earliest slot it picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    Now,
+    Later(DateTime<Utc>),
+}
+
+/// The plan's choice at `now`: the cheapest 15-minute slots before `depart_at` (the earliest
+/// first among equal prices) that deliver `missing_wh` with its reserve at `power_w`. It
+/// charges now when the slot in progress is among them, when no choice of slots is enough,
+/// when the plan is met (the car tops up freely: it costs what it costs, and it is what it
+/// asked), or when there is nothing to plan with.
+fn pick(
     now: DateTime<Utc>,
     depart_at: DateTime<Utc>,
     missing_wh: f64,
     power_w: f64,
     price: &dyn Fn(DateTime<Utc>) -> Decimal,
-) -> bool {
-    if missing_wh <= 0.0 {
-        // Met: let the car top up freely (it costs what it costs, and it is what it asked).
-        return true;
-    }
-    if now >= depart_at || power_w <= 0.0 {
-        return true;
+) -> Pick {
+    if missing_wh <= 0.0 || now >= depart_at || power_w <= 0.0 {
+        return Pick::Now;
     }
     // (start, seconds, price), the first one partial.
     let mut slots: Vec<(DateTime<Utc>, f64, Decimal)> = Vec::new();
@@ -98,21 +104,35 @@ pub fn charge_now(
     order.sort_by(|&a, &b| slots[a].2.cmp(&slots[b].2).then(a.cmp(&b)));
     let need = missing_wh * RESERVE;
     let mut got = 0.0;
+    let mut first = usize::MAX;
     for i in order {
         if i == 0 {
-            return true;
+            return Pick::Now;
         }
+        first = first.min(i);
         got += power_w * slots[i].1 / 3600.0;
         if got >= need {
-            return false;
+            return Pick::Later(slots[first].0);
         }
     }
-    true
+    Pick::Now
+}
+
+/// Whether to charge now. `missing_wh`: still to deliver; `power_w`: what the car can be
+/// expected to take while charging; `price`: the energy price at an instant.
+pub fn charge_now(
+    now: DateTime<Utc>,
+    depart_at: DateTime<Utc>,
+    missing_wh: f64,
+    power_w: f64,
+    price: &dyn Fn(DateTime<Utc>) -> Decimal,
+) -> bool {
+    pick(now, depart_at, missing_wh, power_w, price) == Pick::Now
 }
 
 /// While [`charge_now`] holds a car (false), when the plan expects to start charging: the
 /// start of the earliest slot it picked, should prices and the car's needs stay as they are.
-/// None when it charges now (or cannot say).
+/// None when it charges now.
 pub fn hold_until(
     now: DateTime<Utc>,
     depart_at: DateTime<Utc>,
@@ -120,36 +140,10 @@ pub fn hold_until(
     power_w: f64,
     price: &dyn Fn(DateTime<Utc>) -> Decimal,
 ) -> Option<DateTime<Utc>> {
-    if missing_wh <= 0.0 || now >= depart_at || power_w <= 0.0 {
-        return None;
+    match pick(now, depart_at, missing_wh, power_w, price) {
+        Pick::Now => None,
+        Pick::Later(at) => Some(at),
     }
-    let mut slots: Vec<(DateTime<Utc>, f64, Decimal)> = Vec::new();
-    let mut t = now;
-    while t < depart_at && slots.len() < 7 * 96 {
-        let boundary =
-            DateTime::from_timestamp(t.timestamp() - t.timestamp().rem_euclid(SLOT_S) + SLOT_S, 0)
-                .unwrap_or(depart_at)
-                .min(depart_at);
-        let secs = (boundary - t).num_milliseconds() as f64 / 1000.0;
-        slots.push((t, secs, price(t)));
-        t = boundary;
-    }
-    let mut order: Vec<usize> = (0..slots.len()).collect();
-    order.sort_by(|&a, &b| slots[a].2.cmp(&slots[b].2).then(a.cmp(&b)));
-    let need = missing_wh * RESERVE;
-    let mut got = 0.0;
-    let mut first: Option<usize> = None;
-    for i in order {
-        if i == 0 {
-            return None;
-        }
-        first = Some(first.map_or(i, |f| f.min(i)));
-        got += power_w * slots[i].1 / 3600.0;
-        if got >= need {
-            return first.map(|f| slots[f].0);
-        }
-    }
-    None
 }
 
 #[cfg(test)]
