@@ -205,6 +205,10 @@ pub struct VehicleSpec {
     pub response_delay_s: f64,
     #[serde(default = "default_taper")]
     pub taper_from_soc: f64,
+    /// The user's token (RFID card, OCPP idTag) the charger reports while the vehicle is
+    /// connected, in its model's id register.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 fn default_delay() -> f64 {

@@ -3,6 +3,7 @@
 //! u32 values in mA / W / Wh. A twin station's second point answers on port 503.
 
 use crate::devices::model::{
+    EvId,
     ChargeState, ChargerSpec, DeviceKind, EnergyScope, ModelSpec, Readings, StateSpec, Transport,
 };
 use crate::devices::regmap::{DataType, NoValue, Register, WriteFn};
@@ -61,6 +62,11 @@ pub static SPEC: ModelSpec = ModelSpec {
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
         fallback: "no watchdog known",
+        id_tag: Some(Register::holding(720, DataType::Ascii(10))),
+        ev_id: Some(EvId {
+            reg: Register::holding(741, DataType::Ascii(6)),
+            valid_when: Some((Register::holding(740, DataType::U16), 1)),
+        }),
     }),
     hex_addresses: false,
     confidence: "H (Bender CC613 Modbus manual; evcc agrees)",
