@@ -109,3 +109,48 @@ async fn a_cars_token_is_read_while_connected_and_gone_after_unplug() {
         assert_eq!((snap.id_tag, snap.ev_id), (None, None), "{id} {model}");
     }
 }
+
+/// The real daemon against a simulated Webasto NEXT over Modbus TCP: `/api/state` shows the
+/// car's token while it is plugged in (valid against schemas/state.json), and none after it
+/// left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_shows_the_token_in_api_state_until_unplug() {
+    use crate::support::daemon::{field, Daemon, Served};
+    use crate::support::http::{self, until_json};
+    let text = format!(
+        "name = \"identity\"\nseed = 5\nduration_s = 3600\nstart = \"2026-12-07T08:00:00Z\"\n\
+         [site]\nid = \"identity\"\ngrid_limit_a = 63.0\nphases = 3\nvoltage_v = 230.0\n\
+         margin_a = 1.0\nfailsafe_current_a = 6.0\n[base_load]\npoints = [[0, 4, 4, 4]]\n\
+         [meter]\nmodel = \"eastron-sdm630\"\ntransport = \"rtu\"\n\
+         [[charger]]\nid = \"cp-1\"\nmodel = \"webasto-next\"\ntransport = \"tcp\"\nphases = 3\n\
+         phase_map = [1, 2, 3]\nmin_current_a = 6.0\nmax_current_a = 16.0\n\
+         [[vehicle]]\ncharger = \"cp-1\"\narrive_s = 2\ndepart_s = 12\ncapacity_kwh = 100\n\
+         soc_start = 0.2\nsoc_target = 1.0\nmax_current_a = 16\nphases = 3\n\
+         response_delay_s = 1\ntaper_from_soc = 1.0\ntoken = \"{TOKEN}\"\n"
+    );
+    let scenario = Scenario::parse(&text, "identity").expect("scenario parses");
+    let served = Served::start(&scenario).await;
+    let port = http::free_port();
+    served.add_config(&format!("\n[api]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let mut d = Daemon::start(&served.config);
+    let line = d.line_with(&["local API listening"]).await;
+    let addr: std::net::SocketAddr = field(&line, "addr").parse().expect("the logged address");
+    let schema = crate::api::schema();
+    let st = until_json(addr, "/api/state", "the token is shown", |v| {
+        v["cycle"]["chargers"][0]["id_tag"] == TOKEN
+    })
+    .await;
+    crate::api::assert_valid(&schema, &st);
+    let c = &st["cycle"]["chargers"][0];
+    assert_ne!(c["state"], "A", "{c}");
+    assert!(c["ev_id"].is_null(), "{c}");
+    let st = until_json(addr, "/api/state", "the car left", |v| {
+        v["cycle"]["chargers"][0]["state"] == "A"
+    })
+    .await;
+    crate::api::assert_valid(&schema, &st);
+    assert!(st["cycle"]["chargers"][0]["id_tag"].is_null(), "{st}");
+    d.signal("-TERM");
+    let (_, status) = d.all_lines().await;
+    assert!(status.success(), "{status:?}");
+}
