@@ -16,7 +16,7 @@ use super::traits::{
 };
 use super::write::encode_write;
 use crate::devices::codec::CodecError;
-use crate::modbus::{RegisterIo, Request};
+use crate::modbus::{ModbusError, RegisterIo, Request};
 
 /// A device of a known model behind a register link.
 #[derive(Debug)]
@@ -32,6 +32,9 @@ pub struct ModbusDevice<L: RegisterIo> {
     bad_ids: AtomicU64,
     /// Whether such an id was logged already (once per device, not every cycle).
     bad_id_logged: AtomicBool,
+    /// The charger answered "illegal data address" for its id registers (firmware without
+    /// them): they are not asked for again, which would cost a round trip every cycle.
+    ids_absent: AtomicBool,
 }
 
 /// Registers read in blocks, and the words each block returned.
@@ -90,6 +93,7 @@ impl<L: RegisterIo> ModbusDevice<L> {
             id_plan: plan_registers(&id_registers(spec)),
             bad_ids: AtomicU64::new(0),
             bad_id_logged: AtomicBool::new(false),
+            ids_absent: AtomicBool::new(false),
         }
     }
 
@@ -105,11 +109,21 @@ impl<L: RegisterIo> ModbusDevice<L> {
         let Some(c) = &self.spec.charger else {
             return (None, None);
         };
-        if self.id_plan.is_empty() {
+        if self.id_plan.is_empty() || self.ids_absent.load(Ordering::Relaxed) {
             return (None, None);
         }
-        let Ok(f) = self.fetch(self.id_plan.clone()).await else {
-            return (None, None);
+        let f = match self.fetch(self.id_plan.clone()).await {
+            Ok(f) => f,
+            Err(DeviceError::Modbus(ModbusError::Exception { code: 0x02 })) => {
+                self.ids_absent.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    model = self.spec.name,
+                    "the charger has no id registers (older firmware?): no user id is read \
+                     from it until evsite restarts"
+                );
+                return (None, None);
+            }
+            Err(_) => return (None, None),
         };
         let id_tag = c.id_tag.and_then(|r| self.id_text(&f, &r));
         let ev_id = c.ev_id.and_then(|e| {

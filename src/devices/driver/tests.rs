@@ -18,8 +18,10 @@ struct Bank {
     reads: Mutex<Vec<Request>>,
     writes: Mutex<Vec<Request>>,
     fail_reads: Mutex<Option<ModbusError>>,
-    /// Reads that start at one of these addresses answer "illegal data address".
+    /// Reads that start at one of these addresses answer an exception: "illegal data
+    /// address" (2), or `refuse_code` where set.
     refuse: Mutex<Vec<u16>>,
+    refuse_code: Mutex<Option<u8>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -66,7 +68,8 @@ impl RegisterIo for Bank {
             return Err(e);
         }
         if lock(&self.refuse).contains(&addr) {
-            return Err(ModbusError::Exception { code: 0x02 });
+            let code = lock(&self.refuse_code).unwrap_or(0x02);
+            return Err(ModbusError::Exception { code });
         }
         lock(&self.reads).push(request.clone());
         let regs = lock(&self.regs);
@@ -484,9 +487,44 @@ async fn a_refused_id_read_is_no_id_and_the_readings_stand() {
     assert_eq!(snap.id_tag, None);
     assert_eq!(snap.state, Some(ChargeState::C));
     assert!(close(snap.power_w, W));
-    lock(&dev.io().refuse).clear();
+    // "Illegal data address" means the firmware has no such register: not asked again.
+    lock(&dev.io().reads).clear();
     let snap = dev.read_all().await.unwrap();
-    assert_eq!(snap.id_tag, None, "zeros are no id");
+    assert_eq!(snap.id_tag, None);
+    assert_eq!(lock(&dev.io().reads).clone(), dev.plan());
+    // Zeros (firmware that has the register but no card was shown) are no id either.
+    let bank = bank_for(spec, ChargeState::C);
+    bank.put(&tag, &[0; 15]);
+    let dev = ModbusDevice::new(spec, bank);
+    assert_eq!(
+        dev.read_all().await.unwrap().id_tag,
+        None,
+        "zeros are no id"
+    );
+    assert_eq!(lock(&dev.io().reads).len(), dev.plan().len() + 1);
+}
+
+#[tokio::test]
+async fn a_busy_id_read_is_no_id_and_is_tried_again() {
+    let spec = registry::find("webasto-next").unwrap();
+    let tag = spec.charger.unwrap().id_tag.unwrap();
+    let bank = bank_for(spec, ChargeState::C);
+    bank.put(
+        &tag,
+        &crate::devices::codec::encode_text(&tag, "04A1B2C3D4E5F6"),
+    );
+    lock(&bank.refuse).push(tag.addr);
+    *lock(&bank.refuse_code) = Some(0x06); // server device busy
+    let dev = ModbusDevice::new(spec, bank);
+    let snap = dev.read_all().await.unwrap();
+    assert_eq!(snap.id_tag, None);
+    assert_eq!(snap.state, Some(ChargeState::C));
+    // Only "illegal data address" stops the reads: the register answers next time.
+    lock(&dev.io().refuse).clear();
+    assert_eq!(
+        dev.read_all().await.unwrap().id_tag.as_deref(),
+        Some("04A1B2C3D4E5F6")
+    );
 }
 
 #[tokio::test]
