@@ -3,8 +3,7 @@
 //! letter in the high byte; the setpoint is whole amperes and 0 disables.
 
 use crate::devices::model::{
-    EvId,
-    ChargerSpec, DeviceKind, EnergyScope, ModelSpec, Readings, StateSpec, Transport,
+    ChargerSpec, DeviceKind, EnergyScope, EvId, ModelSpec, Readings, StateSpec, Transport,
 };
 use crate::devices::regmap::{DataType, Register, WriteFn};
 
@@ -55,6 +54,7 @@ pub static SPEC: ModelSpec = ModelSpec {
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
         fallback: "none known",
+        // RFID at 275, EV id at 265, 10 registers each (M: evcc only).
         id_tag: Some(Register::holding(BASE + 275, DataType::Ascii(10))),
         ev_id: Some(EvId {
             reg: Register::holding(BASE + 265, DataType::Ascii(10)),
