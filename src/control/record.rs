@@ -104,6 +104,10 @@ pub struct ChargerCycle {
     pub plan: Option<PlanStatus>,
     /// Why it has the current it has: the constraint that binds it, and its source.
     pub why: Why,
+    /// The user's id (RFID card, OCPP idTag) the charger reports, where its model has one.
+    pub id_tag: Option<String>,
+    /// The vehicle's id (ISO 15118 EVCCID) the charger reports, where its model has one.
+    pub ev_id: Option<String>,
 }
 
 impl ChargerCycle {
@@ -124,6 +128,8 @@ impl ChargerCycle {
             link: StatsSnapshot::default(),
             plan: None,
             why: Why::default(),
+            id_tag: None,
+            ev_id: None,
         }
     }
 

@@ -615,6 +615,8 @@ impl Controller {
                     power_w: s.and_then(|s| s.power_w),
                     energy_wh: s.and_then(|s| s.energy_wh),
                     applied_current_a: s.and_then(|s| s.applied_current_a),
+                    id_tag: s.and_then(|s| s.id_tag.clone()),
+                    ev_id: s.and_then(|s| s.ev_id.clone()),
                     setpoint_a: c.written,
                     reason: c.reason,
                     enabled: limits.chargers[i].enabled,

@@ -152,6 +152,39 @@ pub fn encode_number(reg: &Register, value: f64) -> Result<Vec<u16>, CodecError>
     Ok(split(reg, bits))
 }
 
+/// What an id register (user or vehicle id, ASCII, two bytes a word, high byte first) holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdText {
+    /// No id: all zeros, all 0xFFFF, or blanks only.
+    None,
+    /// The id, trailing NULs and blanks (and leading blanks) trimmed.
+    Id(String),
+    /// Bytes no id has (control characters, non-ASCII): reported as no id, and counted.
+    Unprintable,
+}
+
+/// Decode an id register's words. Never fails: anything that is not a printable ASCII id is
+/// [`IdText::None`] or [`IdText::Unprintable`].
+pub fn decode_id(words: &[u16]) -> IdText {
+    if words.iter().all(|w| *w == 0xFFFF) {
+        return IdText::None;
+    }
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+    // The id ends at its first NUL; what follows is padding (zeros, or stale bytes some
+    // firmware leaves behind).
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    let text = &bytes[..end];
+    if !text.iter().all(|b| (0x20..0x7F).contains(b)) {
+        return IdText::Unprintable;
+    }
+    let s = String::from_utf8_lossy(text).trim().to_string();
+    if s.is_empty() {
+        IdText::None
+    } else {
+        IdText::Id(s)
+    }
+}
+
 /// Encode text for an ASCII register (padded with NULs, cut to fit).
 pub fn encode_text(reg: &Register, text: &str) -> Vec<u16> {
     let bytes = text.as_bytes();

@@ -103,6 +103,12 @@ pub fn describe(spec: &ModelSpec) -> ModelRow {
         if c.safe_current.is_some() {
             caps.push("safe-current");
         }
+        if c.id_tag.is_some() {
+            caps.push("user-id");
+        }
+        if c.ev_id.is_some() {
+            caps.push("vehicle-id");
+        }
     }
     ModelRow {
         name: spec.name,
@@ -139,6 +145,12 @@ mod tests {
         assert!(abb.capabilities.contains("comms-timeout"));
         assert!(abb.capabilities.contains("session-energy"));
         assert!(!abb.capabilities.contains("heartbeat"));
+        assert!(!abb.capabilities.contains("user-id"));
+
+        let bender = describe(registry::find("bender-cc613").unwrap());
+        assert!(bender.capabilities.ends_with("user-id, vehicle-id"));
+        let next = describe(registry::find("webasto-next").unwrap());
+        assert!(next.capabilities.ends_with("user-id"));
 
         let sdm = describe(registry::find("eastron-sdm120").unwrap());
         assert_eq!(sdm.serial, "2400 8N1");

@@ -16,6 +16,7 @@ pub fn regions() -> Vec<(&'static str, String)> {
         ("meters", meters_table(all)),
         ("chargers", chargers_table(all)),
         ("fallback", fallback_table(all)),
+        ("identity", identity_table(all)),
         ("confidence", confidence_list(all)),
     ]
 }
@@ -131,6 +132,33 @@ fn fallback_table(all: &[&ModelSpec]) -> String {
         .collect();
     table(
         &["model", "evsite writes", "the charger falls back to"],
+        &rows,
+    )
+}
+
+/// Which chargers report who charged (a user's id) and which vehicle (its own id).
+fn identity_table(all: &[&ModelSpec]) -> String {
+    let id = |m: &ModelSpec, r: &Register| match r.dtype {
+        DataType::Ascii(n) => format!("{}, {n} registers ASCII", place(m, r)),
+        _ => place(m, r),
+    };
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .filter_map(|m| m.charger.map(|c| (m, c)))
+        .map(|(m, c)| {
+            let user = c.id_tag.map_or("–".to_string(), |r| id(m, &r));
+            let vehicle = c.ev_id.map_or("–".to_string(), |e| {
+                let mut s = id(m, &e.reg);
+                if let Some((flag, v)) = e.valid_when {
+                    s.push_str(&format!(", valid when {} = {v}", place(m, &flag)));
+                }
+                s
+            });
+            vec![format!("`{}`", m.name), user, vehicle]
+        })
+        .collect();
+    table(
+        &["model", "user id (RFID, OCPP idTag)", "vehicle id"],
         &rows,
     )
 }
@@ -467,7 +495,7 @@ mod tests {
             })
         ));
         let mut doc = doc.to_string();
-        for name in ["chargers", "fallback", "confidence"] {
+        for name in ["chargers", "fallback", "identity", "confidence"] {
             doc.push_str(&format!(
                 "{}\n{}\nafter {name}\n",
                 begin_marker(name),
@@ -485,7 +513,7 @@ mod tests {
         for m in registry::all() {
             let row = format!("| `{}` |", m.name);
             let rows = out.lines().filter(|l| l.starts_with(&row)).count();
-            let tables = if m.charger.is_some() { 2 } else { 1 };
+            let tables = if m.charger.is_some() { 3 } else { 1 };
             assert_eq!(rows, tables, "{}", m.name);
             assert!(out.contains(&format!("- `{}`: {}", m.name, m.confidence)));
         }

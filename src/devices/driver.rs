@@ -1,9 +1,10 @@
 //! The one generic driver: a [`ModbusDevice`] implements every capability trait from its
 //! model's register map, over any [`RegisterIo`] link.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::codec::decode_number;
+use super::codec::{decode_id, decode_number, IdText};
 use super::error::DeviceError;
 use super::model::{ChargerSpec, EnergyScope, ModelSpec};
 use super::plan::{plan_reads, plan_registers};
@@ -15,7 +16,7 @@ use super::traits::{
 };
 use super::write::encode_write;
 use crate::devices::codec::CodecError;
-use crate::modbus::{RegisterIo, Request};
+use crate::modbus::{ModbusError, RegisterIo, Request};
 
 /// A device of a known model behind a register link.
 #[derive(Debug)]
@@ -24,6 +25,16 @@ pub struct ModbusDevice<L: RegisterIo> {
     io: L,
     /// The coalesced reads of `read_all`, computed once.
     plan: Vec<Request>,
+    /// The reads of the id registers, apart from `plan`: an id is optional information, and
+    /// a charger that refuses it (older firmware) must not fail the readings.
+    id_plan: Vec<Request>,
+    /// Id registers that held bytes no id has (control characters, non-ASCII).
+    bad_ids: AtomicU64,
+    /// Whether such an id was logged already (once per device, not every cycle).
+    bad_id_logged: AtomicBool,
+    /// The charger answered "illegal data address" for its id registers (firmware without
+    /// them): they are not asked for again, which would cost a round trip every cycle.
+    ids_absent: AtomicBool,
 }
 
 /// Registers read in blocks, and the words each block returned.
@@ -79,6 +90,69 @@ impl<L: RegisterIo> ModbusDevice<L> {
             spec,
             io,
             plan: plan_reads(spec),
+            id_plan: plan_registers(&id_registers(spec)),
+            bad_ids: AtomicU64::new(0),
+            bad_id_logged: AtomicBool::new(false),
+            ids_absent: AtomicBool::new(false),
+        }
+    }
+
+    /// How many id reads held bytes no id has (each such read reports no id).
+    pub fn bad_ids(&self) -> u64 {
+        self.bad_ids.load(Ordering::Relaxed)
+    }
+
+    /// The ids the charger reports (user, vehicle). A read that fails (an exception from
+    /// firmware without the registers, a timeout) is no id, never an error: the readings
+    /// already succeeded and the charger is online.
+    async fn read_ids(&self) -> (Option<String>, Option<String>) {
+        let Some(c) = &self.spec.charger else {
+            return (None, None);
+        };
+        if self.id_plan.is_empty() || self.ids_absent.load(Ordering::Relaxed) {
+            return (None, None);
+        }
+        let f = match self.fetch(self.id_plan.clone()).await {
+            Ok(f) => f,
+            Err(DeviceError::Modbus(ModbusError::Exception { code: 0x02 })) => {
+                self.ids_absent.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    model = self.spec.name,
+                    "the charger has no id registers (older firmware?): no user id is read \
+                     from it until evsite restarts"
+                );
+                return (None, None);
+            }
+            Err(_) => return (None, None),
+        };
+        let id_tag = c.id_tag.and_then(|r| self.id_text(&f, &r));
+        let ev_id = c.ev_id.and_then(|e| {
+            if let Some((flag, value)) = e.valid_when {
+                let words = f.words(&flag).ok()?;
+                if words.first() != Some(&value) {
+                    return None;
+                }
+            }
+            self.id_text(&f, &e.reg)
+        });
+        (id_tag, ev_id)
+    }
+
+    fn id_text(&self, f: &Fetched, reg: &Register) -> Option<String> {
+        match decode_id(f.words(reg).ok()?) {
+            IdText::None => None,
+            IdText::Id(s) => Some(s),
+            IdText::Unprintable => {
+                self.bad_ids.fetch_add(1, Ordering::Relaxed);
+                if !self.bad_id_logged.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        model = self.spec.name,
+                        addr = reg.addr,
+                        "an id register holds bytes no id has; reporting no id (logged once)"
+                    );
+                }
+                None
+            }
         }
     }
 
@@ -93,6 +167,11 @@ impl<L: RegisterIo> ModbusDevice<L> {
     /// The reads `read_all` issues.
     pub fn plan(&self) -> &[Request] {
         &self.plan
+    }
+
+    /// The reads `read_all` adds while a vehicle is connected, for the ids.
+    pub fn id_plan(&self) -> &[Request] {
+        &self.id_plan
     }
 
     fn charger(&self, what: &'static str) -> Result<&'static ChargerSpec, DeviceError> {
@@ -167,8 +246,24 @@ impl<L: RegisterIo> ModbusDevice<L> {
             energy_wh: opt(&r.energy.map(as_counter))?,
             state,
             applied_current_a: applied,
+            id_tag: None,
+            ev_id: None,
         })
     }
+}
+
+/// The id registers of a model (user, vehicle and the vehicle id's validity flag), read
+/// apart from the readings.
+pub fn id_registers(spec: &ModelSpec) -> Vec<Register> {
+    let Some(c) = &spec.charger else {
+        return Vec::new();
+    };
+    let mut regs: Vec<Register> = c.id_tag.into_iter().collect();
+    if let Some(e) = c.ev_id {
+        regs.push(e.reg);
+        regs.extend(e.valid_when.map(|(flag, _)| flag));
+    }
+    regs
 }
 
 /// An energy counter whose words are all ones has no value, whether or not its model says
@@ -198,7 +293,13 @@ impl<L: RegisterIo> ReadAll for ModbusDevice<L> {
     /// a condition the model does not describe), a "no value" pattern is `None`.
     async fn read_all(&self) -> Result<Snapshot, DeviceError> {
         let fetched = self.fetch(self.plan.clone()).await?;
-        self.assemble(&fetched)
+        let mut snap = self.assemble(&fetched)?;
+        // Ids only while a vehicle is connected: no round trip for an empty bay, and an id
+        // left in the registers after unplugging is not shown.
+        if snap.state.is_some_and(|s| s.is_connected()) {
+            (snap.id_tag, snap.ev_id) = self.read_ids().await;
+        }
+        Ok(snap)
     }
 }
 

@@ -18,8 +18,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::{
-    ChargeState, ChargerSpec, CommsTimeout, DeviceKind, Enable, EnergyScope, Heartbeat, ModelSpec,
-    Parity, Readings, SerialDefaults, StateSpec, Transport,
+    ChargeState, ChargerSpec, CommsTimeout, DeviceKind, Enable, EnergyScope, EvId, Heartbeat,
+    ModelSpec, Parity, Readings, SerialDefaults, StateSpec, Transport,
 };
 use super::regmap::{DataType, NoValue, Register, Table, WordOrder, WriteFn};
 
@@ -127,6 +127,8 @@ struct RegistersFile {
     enable: Option<Spanned<RegFile>>,
     heartbeat: Option<Spanned<RegFile>>,
     comms_timeout: Option<Spanned<RegFile>>,
+    id_tag: Option<Spanned<RegFile>>,
+    ev_id: Option<Spanned<RegFile>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -185,6 +187,10 @@ struct RegFile {
     period_s: Option<Spanned<i64>>,
     /// `comms_timeout` only: the timeout evsite writes at start-up, in seconds.
     default_s: Option<Spanned<i64>>,
+    /// `ev_id` only: the register (same table, one word) that says whether the id is valid,
+    /// and the value it holds then.
+    valid_addr: Option<Spanned<i64>>,
+    valid_value: Option<Spanned<i64>>,
     /// Where this fact comes from (for the reader; not used by evsite).
     #[allow(dead_code)]
     note: Option<String>,
@@ -346,6 +352,8 @@ impl Checker<'_> {
             ("value", r.value.as_ref().map(Spanned::span)),
             ("period_s", r.period_s.as_ref().map(Spanned::span)),
             ("default_s", r.default_s.as_ref().map(Spanned::span)),
+            ("valid_addr", r.valid_addr.as_ref().map(Spanned::span)),
+            ("valid_value", r.valid_value.as_ref().map(Spanned::span)),
         ] {
             if let Some(at) = present {
                 if !extras.contains(&name) {
@@ -467,6 +475,107 @@ impl Checker<'_> {
 
     fn opt(&mut self, r: &Option<Spanned<RegFile>>, key: &str) -> Option<Register> {
         r.as_ref().and_then(|r| self.register(r, key, &[]))
+    }
+
+    /// An id register (`id_tag`, `ev_id`): a `string` read, never written.
+    fn id(&mut self, r: &Spanned<RegFile>, key: &str, extras: &[&str]) -> Option<Register> {
+        let reg = self.register(r, key, extras)?;
+        let v = r.get_ref();
+        if !matches!(reg.dtype, DataType::Ascii(_)) {
+            self.error(
+                v.dtype.span(),
+                &format!("{key}.type"),
+                "an id is text: type = \"string\" with `words`, its length in registers",
+            );
+            return None;
+        }
+        if let Some(w) = &v.write {
+            self.error(
+                w.span(),
+                &format!("{key}.write"),
+                "an id is read, never written",
+            );
+        }
+        if reg.table == Table::Coil {
+            self.error(
+                r.span(),
+                &format!("{key}.function"),
+                "an id is in holding or input registers",
+            );
+            return None;
+        }
+        Some(reg)
+    }
+
+    /// `ev_id`, with its optional validity flag (`valid_addr`, `valid_value`).
+    fn ev_id(&mut self, r: &Spanned<RegFile>) -> Option<EvId> {
+        let key = "registers.ev_id";
+        let reg = self.id(r, key, &["valid_addr", "valid_value"]);
+        let v = r.get_ref();
+        let valid_when = match (&v.valid_addr, &v.valid_value) {
+            (None, None) => None,
+            (Some(a), Some(val)) => {
+                let addr = self.int::<u16>(a, &format!("{key}.valid_addr"), 0, 65535, "an address");
+                let value = self.int::<u16>(
+                    val,
+                    &format!("{key}.valid_value"),
+                    0,
+                    65535,
+                    "a register value",
+                );
+                let flag_table = reg.map(|x| x.table).unwrap_or(Table::Holding);
+                if let Some(addr) = addr {
+                    let start = u32::from(addr);
+                    let clash = self
+                        .seen
+                        .iter()
+                        .find(|(t, s, e, _, _)| {
+                            *t == flag_table
+                                && start < *e
+                                && *s < start + 1
+                                && (*s, *e) != (start, start + 1)
+                        })
+                        .map(|(_, s, e, k, _)| (k.clone(), *s, *e));
+                    if let Some((other, s, e)) = clash {
+                        self.error(
+                            a.span(),
+                            &format!("{key}.valid_addr"),
+                            format!("register {start} overlaps {other} ({s}–{})", e - 1),
+                        );
+                    }
+                    self.seen.push((
+                        flag_table,
+                        start,
+                        start + 1,
+                        format!("{key}.valid_addr"),
+                        a.span(),
+                    ));
+                }
+                let mut flag = Register::holding(addr?, DataType::U16);
+                flag.table = flag_table;
+                Some((flag, value?))
+            }
+            (Some(a), None) => {
+                self.error(
+                    a.span(),
+                    key,
+                    "`valid_addr` needs `valid_value`, the value that makes the id valid",
+                );
+                return None;
+            }
+            (None, Some(val)) => {
+                self.error(
+                    val.span(),
+                    key,
+                    "`valid_value` needs `valid_addr`, the register that holds it",
+                );
+                return None;
+            }
+        };
+        Some(EvId {
+            reg: reg?,
+            valid_when,
+        })
     }
 
     fn seconds(&mut self, v: &Option<Spanned<i64>>, key: &str) -> Option<u32> {
@@ -752,6 +861,8 @@ fn build(c: &mut Checker<'_>, m: &ModelFile) -> Option<ModelSpec> {
         ("enable", &r.enable),
         ("heartbeat", &r.heartbeat),
         ("comms_timeout", &r.comms_timeout),
+        ("id_tag", &r.id_tag),
+        ("ev_id", &r.ev_id),
     ];
     let charger = if kind == DeviceKind::Meter {
         for (name, reg) in charger_only {
@@ -888,6 +999,11 @@ fn charger(c: &mut Checker<'_>, m: &ModelFile) -> Option<ChargerSpec> {
             default_s: default_s?,
         })
     });
+    let id_tag = r
+        .id_tag
+        .as_ref()
+        .and_then(|t| c.id(t, "registers.id_tag", &[]));
+    let ev_id = r.ev_id.as_ref().and_then(|e| c.ev_id(e));
     let Some(ch) = &m.charger else {
         c.error(
             0..0,
@@ -955,6 +1071,8 @@ fn charger(c: &mut Checker<'_>, m: &ModelFile) -> Option<ChargerSpec> {
         energy_scope: ch.energy_scope,
         idle_close_s: idle,
         fallback: leak(&ch.fallback),
+        id_tag,
+        ev_id,
     })
 }
 
@@ -1115,6 +1233,16 @@ pub fn to_toml(spec: &ModelSpec) -> String {
                 Some(t.reg),
                 &format!(", default_s = {}", t.default_s),
             );
+        }
+        line("id_tag", c.id_tag, "");
+        if let Some(e) = c.ev_id {
+            let extra = e.valid_when.map_or(String::new(), |(flag, v)| {
+                format!(
+                    ", valid_addr = {}, valid_value = {v}",
+                    addr_text(flag.addr, hex)
+                )
+            });
+            line("ev_id", Some(e.reg), &extra);
         }
         s.push_str("\n[state]\n");
         match c.state {

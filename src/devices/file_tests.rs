@@ -307,3 +307,93 @@ fn mutated_model_files_never_panic_and_are_refused_in_place() {
     println!("{cases} mutated model files, {refused} refused");
     assert!(refused > 0, "the mutations reached the checks");
 }
+
+/// The example with `lines` added to its registers.
+fn with_registers(lines: &str) -> String {
+    CHARGER.replace(
+        "comms_timeout = { addr = 301",
+        &format!("{lines}\ncomms_timeout = {{ addr = 301"),
+    )
+}
+
+#[test]
+fn id_registers_load_and_survive_the_round_trip() {
+    let text = with_registers(
+        "id_tag = { addr = 400, function = \"holding\", type = \"string\", words = 10 }\n\
+         ev_id = { addr = 421, function = \"holding\", type = \"string\", words = 6, valid_addr = 420, valid_value = 1 }",
+    );
+    let l = load("acme.toml", &text).unwrap();
+    let c = l.spec.charger.unwrap();
+    let tag = c.id_tag.unwrap();
+    assert_eq!(
+        (tag.addr, tag.words(), tag.table),
+        (400, 10, Table::Holding)
+    );
+    let ev = c.ev_id.unwrap();
+    assert_eq!((ev.reg.addr, ev.reg.words()), (421, 6));
+    let (flag, v) = ev.valid_when.unwrap();
+    assert_eq!((flag.addr, flag.table, v), (420, Table::Holding, 1));
+    let back = load("acme.toml", &to_toml(&l.spec)).unwrap();
+    assert_eq!(back.spec, l.spec);
+}
+
+#[test]
+fn an_id_that_is_not_a_string_is_located() {
+    let text = with_registers("id_tag = { addr = 400, function = \"holding\", type = \"uint32\" }");
+    let f = one_error(&text, "id_tag", "an id is text");
+    assert_eq!(f.key, "registers.id_tag.type");
+    let text =
+        with_registers("ev_id = { addr = 400, function = \"holding\", type = \"ascii-high\" }");
+    let f = one_error(&text, "ev_id", "an id is text");
+    assert_eq!(f.key, "registers.ev_id.type");
+}
+
+#[test]
+fn an_id_overlapping_another_register_is_located() {
+    // 295–304 runs over the setpoint at 300.
+    let text = with_registers(
+        "id_tag = { addr = 295, function = \"holding\", type = \"string\", words = 10 }",
+    );
+    let f = one_error(&text, "id_tag", "overlap");
+    assert_eq!(f.key, "registers.id_tag.addr");
+    // The ev id's validity flag inside the user id.
+    let text = with_registers(
+        "id_tag = { addr = 400, function = \"holding\", type = \"string\", words = 10 }\n\
+         ev_id = { addr = 421, function = \"holding\", type = \"string\", words = 6, valid_addr = 405, valid_value = 1 }",
+    );
+    let f = one_error(&text, "ev_id", "overlaps registers.id_tag");
+    assert_eq!(f.key, "registers.ev_id.valid_addr");
+}
+
+#[test]
+fn an_id_written_or_half_a_condition_is_located() {
+    let text = with_registers(
+        "id_tag = { addr = 400, function = \"holding\", type = \"string\", words = 10, write = \"fc16\" }",
+    );
+    let f = one_error(&text, "id_tag", "never written");
+    assert_eq!(f.key, "registers.id_tag.write");
+    let text = with_registers(
+        "ev_id = { addr = 421, function = \"holding\", type = \"string\", words = 6, valid_addr = 420 }",
+    );
+    one_error(&text, "ev_id", "needs `valid_value`");
+    let text = with_registers(
+        "id_tag = { addr = 400, function = \"holding\", type = \"string\", words = 10, valid_value = 1 }",
+    );
+    let f = one_error(&text, "id_tag", "does not belong to registers.id_tag");
+    assert_eq!(f.key, "registers.id_tag.valid_value");
+}
+
+#[test]
+fn a_meter_with_an_id_is_located() {
+    let meter = load(
+        "m.toml",
+        &crate::devices::file::to_toml(registry::find("eastron-sdm630").unwrap()),
+    )
+    .unwrap();
+    let text = to_toml(&meter.spec).replace(
+        "[registers]\n",
+        "[registers]\nid_tag = { addr = 1000, function = \"input\", type = \"string\", words = 10 }\n",
+    );
+    let f = one_error(&text, "id_tag", "no charger registers");
+    assert_eq!(f.key, "registers.id_tag");
+}

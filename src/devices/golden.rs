@@ -169,3 +169,80 @@ fn the_documented_sdm120_plan_holds() {
         ]
     );
 }
+
+/// `head` (raw words as the device answers them), then `fill` up to `n` words.
+fn padded(head: &[u16], n: u16, fill: u16) -> Vec<u16> {
+    let mut w = head.to_vec();
+    w.resize(usize::from(n), fill);
+    w
+}
+
+/// Each model's id registers decoded from register dumps: a real-looking id padded with
+/// NULs and with blanks, all zeros, all 0xFFFF, and bytes no id has.
+#[test]
+fn id_registers_decode_from_register_dumps() {
+    use super::codec::{decode_id, IdText};
+    // "04A1B2C3D4E5F6", a 7-byte MIFARE UID as hex, as an OCPP idTag usually is.
+    const UID: [u16; 7] = [0x3034, 0x4131, 0x4232, 0x4333, 0x4434, 0x4535, 0x4636];
+    // "0A1B2C3D4E5F", an EVCCID (the vehicle's MAC) as 12 hex digits: exactly 6 registers.
+    const EVCCID: [u16; 6] = [0x3041, 0x3142, 0x3243, 0x3344, 0x3445, 0x3546];
+    let id = |s: &str| IdText::Id(s.to_string());
+    let expect = [
+        ("phoenix-charx", (1275, 10), Some((1265, 10))),
+        ("webasto-next", (1600, 10), None),
+        ("bender-cc613", (720, 10), Some((741, 6))),
+        ("vestel-evc04", (1516, 15), None),
+    ];
+    for (name, (tag_addr, tag_words), ev) in expect {
+        let c = reference(name).charger.unwrap();
+        let tag = c.id_tag.unwrap();
+        assert_eq!((tag.addr, tag.words()), (tag_addr, tag_words), "{name}");
+        assert_eq!(c.ev_id.map(|e| (e.reg.addr, e.reg.words())), ev, "{name}");
+        let mut regs = vec![(tag, &UID[..], "04A1B2C3D4E5F6")];
+        if let Some(e) = c.ev_id {
+            regs.push((e.reg, &EVCCID[..], "0A1B2C3D4E5F"));
+        }
+        for (reg, head, text) in regs {
+            let n = reg.words();
+            assert_eq!(decode_id(&padded(head, n, 0)), id(text), "{name} NULs");
+            assert_eq!(
+                decode_id(&padded(head, n, 0x2020)),
+                id(text),
+                "{name} blanks"
+            );
+            // An odd length: the last byte of a word is the NUL or blank.
+            let mut odd = padded(head, n, 0);
+            odd[usize::from(n) - 1] = 0;
+            odd[head.len() - 1] = 0x4600;
+            let want = format!("{}F", &text[..text.len() - 2]);
+            if usize::from(n) > head.len() {
+                assert_eq!(decode_id(&odd), id(&want), "{name} odd");
+            }
+            assert_eq!(decode_id(&padded(&[], n, 0)), IdText::None, "{name} zeros");
+            assert_eq!(
+                decode_id(&padded(&[], n, 0xFFFF)),
+                IdText::None,
+                "{name} 0xFFFF"
+            );
+            assert_eq!(
+                decode_id(&padded(&[], n, 0x2020)),
+                IdText::None,
+                "{name} blanks"
+            );
+            let mut bad = padded(head, n, 0);
+            bad[1] = 0x41FE;
+            assert_eq!(decode_id(&bad), IdText::Unprintable, "{name} 0xFE");
+            bad[1] = 0x0A41;
+            assert_eq!(decode_id(&bad), IdText::Unprintable, "{name} newline");
+            // What the simulator serves decodes back to the token.
+            let served = super::codec::encode_text(&reg, text);
+            assert_eq!(decode_id(&served), id(text), "{name} served");
+        }
+    }
+    // Every other charger reports no id.
+    for m in MODELS.iter().filter(|m| m.charger.is_some()) {
+        let c = m.charger.unwrap();
+        let listed = expect.iter().any(|(n, _, _)| *n == m.name);
+        assert_eq!(c.id_tag.is_some(), listed, "{}", m.name);
+    }
+}

@@ -144,6 +144,14 @@ pub struct Enable {
     pub off: u16,
 }
 
+/// The vehicle's own id (ISO 15118 EVCCID), valid only while `valid_when` (a register and
+/// the value it must hold) says so, where the model has such a flag (Bender: 740 = 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EvId {
+    pub reg: Register,
+    pub valid_when: Option<(Register, u16)>,
+}
+
 /// Everything a charger adds to a meter.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ChargerSpec {
@@ -173,6 +181,11 @@ pub struct ChargerSpec {
     /// What the charger does on its own when evsite stops talking to it, as far as known
     /// (for docs/devices.md).
     pub fallback: &'static str,
+    /// The user's id the charger reports for the session (RFID card, OCPP idTag): an ASCII
+    /// string register, read only while a vehicle is connected.
+    pub id_tag: Option<Register>,
+    /// The vehicle's id, where the charger reports one.
+    pub ev_id: Option<EvId>,
 }
 
 /// A supported device model.

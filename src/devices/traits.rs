@@ -11,7 +11,7 @@ use super::error::DeviceError;
 use super::model::{ChargeState, EnergyScope};
 
 /// Everything a device measures, read with as few requests as possible.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Snapshot {
     pub voltage_v: [Option<f64>; 3],
     pub current_a: [Option<f64>; 3],
@@ -20,6 +20,11 @@ pub struct Snapshot {
     pub state: Option<ChargeState>,
     /// The current limit the charger reports applying, where the model has such a register.
     pub applied_current_a: Option<f64>,
+    /// The user's id (RFID card, OCPP idTag) the charger reports while a vehicle is
+    /// connected, where the model has the register. Personal data.
+    pub id_tag: Option<String>,
+    /// The vehicle's id (ISO 15118 EVCCID), where the model has the register.
+    pub ev_id: Option<String>,
 }
 
 pub trait ReadAll {

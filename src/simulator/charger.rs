@@ -106,7 +106,26 @@ impl SimCharger {
         if let Some(ct) = spec.comms_timeout {
             c.bank.set_number(&ct.reg, f64::from(ct.default_s));
         }
+        c.encode_token(None);
         c
+    }
+
+    /// The user's token in the model's id register while a vehicle that has one is
+    /// connected, zeros otherwise (as a charger shows an empty id). The vehicle id, where the
+    /// model has one, reads as zeros and its validity flag as "not valid".
+    pub fn encode_token(&mut self, token: Option<&str>) {
+        if let Some(reg) = self.spec.id_tag {
+            match token {
+                Some(t) => self.bank.set_text(&reg, t),
+                None => self.bank.put(&reg, &vec![0; usize::from(reg.words())]),
+            }
+        }
+        if let Some(e) = self.spec.ev_id {
+            self.bank.put(&e.reg, &vec![0; usize::from(e.reg.words())]);
+            if let Some((flag, value)) = e.valid_when {
+                self.bank.put(&flag, &[u16::from(value == 0)]);
+            }
+        }
     }
 
     /// The current the charger offers the vehicle now (0 = paused), before the vehicle's own

@@ -205,6 +205,10 @@ pub struct VehicleSpec {
     pub response_delay_s: f64,
     #[serde(default = "default_taper")]
     pub taper_from_soc: f64,
+    /// The user's token (RFID card, OCPP idTag) the charger reports while the vehicle is
+    /// connected, in its model's id register.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 fn default_delay() -> f64 {
@@ -452,6 +456,15 @@ fn check_vehicle(
     {
         return Err(format!("{who}: soc values must be within 0–1"));
     }
+    if let Some(t) = &v.token {
+        // An OCPP 1.6 idTag is at most 20 characters: it fits every model's id register.
+        if t.is_empty() || t.len() > 20 || !t.bytes().all(|b| (0x21..0x7F).contains(&b)) {
+            return Err(format!(
+                "{who}: token {t:?} must be 1–20 printable ASCII characters without blanks \
+                 (an OCPP idTag)"
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -531,6 +544,24 @@ max_current_a = [16, 32]
         let err = SiteModel::from_registry(&s).err().unwrap().to_string();
         assert!(err.contains("my-alfen.toml:"), "{err}");
         assert!(err.contains("double"), "{err}");
+    }
+
+    #[test]
+    fn a_vehicles_token_is_checked() {
+        let vehicle = |token: &str| {
+            format!(
+                "{SMALL}\n[[vehicle]]\ncharger = \"cp-1\"\narrive_s = 0\ndepart_s = 10\n\
+                 capacity_kwh = 60\nsoc_start = 0.2\nsoc_target = 0.9\nmax_current_a = 16\n\
+                 phases = 3\n{token}"
+            )
+        };
+        let ok = Scenario::parse(&vehicle("token = \"04A1B2C3D4E5F6\"\n"), "t").unwrap();
+        let v = ok.vehicles.last().unwrap();
+        assert_eq!(v.token.as_deref(), Some("04A1B2C3D4E5F6"));
+        for bad in ["", "with blank", "0123456789ABCDEF01234", "caf\u{e9}"] {
+            let err = Scenario::parse(&vehicle(&format!("token = {bad:?}\n")), "t").unwrap_err();
+            assert!(err.to_string().contains("token"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

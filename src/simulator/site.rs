@@ -77,6 +77,7 @@ struct Visit {
     depart_s: f64,
     plugged: bool,
     vehicle: Vehicle,
+    token: Option<String>,
 }
 
 struct Meter {
@@ -227,6 +228,7 @@ impl SiteModel {
                     depart_s: v.depart_s,
                     plugged: false,
                     vehicle: Vehicle::new(v),
+                    token: v.token.clone(),
                 })
             })
             .collect();
@@ -544,6 +546,12 @@ impl SiteModel {
             let error = self.fault_active(ci + 1, FaultKind::ChargerError);
             self.chargers[ci].power_gain = self.power_gain(ci + 1);
             self.chargers[ci].encode(v, local, state, error);
+            let token = self
+                .visits
+                .iter()
+                .find(|v| v.charger == ci && v.plugged)
+                .and_then(|v| v.token.as_deref());
+            self.chargers[ci].encode_token(token);
         }
     }
 

@@ -198,6 +198,7 @@ mod tests {
             phases,
             response_delay_s: delay,
             taper_from_soc: 0.8,
+            token: None,
         }
     }
 

@@ -19,14 +19,14 @@ use tokio::process::Command;
 use daemon::{field, Daemon, Served};
 use http::{get, get_with, until_json, Sse};
 
-fn schema() -> jsonschema::Validator {
+pub(crate) fn schema() -> jsonschema::Validator {
     let path = format!("{}/schemas/state.json", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).expect("schema file");
     let value: Value = serde_json::from_str(&text).expect("schema JSON");
     jsonschema::validator_for(&value).expect("a valid schema")
 }
 
-fn assert_valid(v: &jsonschema::Validator, instance: &Value) {
+pub(crate) fn assert_valid(v: &jsonschema::Validator, instance: &Value) {
     let errors: Vec<String> = v
         .iter_errors(instance)
         .map(|e| format!("{e} at {}", e.instance_path))

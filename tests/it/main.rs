@@ -29,6 +29,7 @@ mod drivers;
 mod fuzz;
 mod gateways;
 mod history;
+mod identity;
 mod modbus_faults;
 mod modbus_links;
 mod models_show;

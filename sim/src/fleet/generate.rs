@@ -408,6 +408,7 @@ fn visits(rng: &mut SmallRng, chargers: &[ChargerEntry], duration_s: f64) -> Vec
                 phases,
                 response_delay_s: rng.gen_range(0.5..=5.0),
                 taper_from_soc: rng.gen_range(0.7..0.95),
+                token: None,
             });
             t += stay + log_uniform(rng, 300.0, 6.0 * 3600.0);
         }

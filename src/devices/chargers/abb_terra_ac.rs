@@ -77,6 +77,8 @@ pub static SPEC: ModelSpec = ModelSpec {
         energy_scope: EnergyScope::Session,
         idle_close_s: None,
         fallback: "stops charging once the comms timeout has run out",
+        id_tag: None,
+        ev_id: None,
     }),
     hex_addresses: true,
     confidence: "H (ABB Terra AC Modbus communication v1.7; evcc agrees)",

@@ -45,6 +45,8 @@ pub static SPEC: ModelSpec = ModelSpec {
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: Some(60),
         fallback: "its safe current (read-only, set in the Alfen service installer) once the setpoint's validity has run out",
+        id_tag: None,
+        ev_id: None,
     }),
     hex_addresses: false,
     confidence: "H (Alfen Modbus slave manual; evcc agrees)",

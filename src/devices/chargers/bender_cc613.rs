@@ -3,7 +3,8 @@
 //! u32 values in mA / W / Wh. A twin station's second point answers on port 503.
 
 use crate::devices::model::{
-    ChargeState, ChargerSpec, DeviceKind, EnergyScope, ModelSpec, Readings, StateSpec, Transport,
+    ChargeState, ChargerSpec, DeviceKind, EnergyScope, EvId, ModelSpec, Readings, StateSpec,
+    Transport,
 };
 use crate::devices::regmap::{DataType, NoValue, Register, WriteFn};
 
@@ -61,6 +62,13 @@ pub static SPEC: ModelSpec = ModelSpec {
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
         fallback: "no watchdog known",
+        // User id (OCPP idTag, bytes 0–19) at 720; EVCCID (ASCII hex, bytes 0–11) at 741,
+        // valid while 740 ("smart vehicle detected") is 1. M: as evcc quotes the manual.
+        id_tag: Some(Register::holding(720, DataType::Ascii(10))),
+        ev_id: Some(EvId {
+            reg: Register::holding(741, DataType::Ascii(6)),
+            valid_when: Some((Register::holding(740, DataType::U16), 1)),
+        }),
     }),
     hex_addresses: false,
     confidence: "H (Bender CC613 Modbus manual; evcc agrees)",

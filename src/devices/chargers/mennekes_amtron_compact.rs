@@ -75,6 +75,8 @@ pub static SPEC: ModelSpec = ModelSpec {
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
         fallback: "stops without the heartbeat",
+        id_tag: None,
+        ev_id: None,
     }),
     hex_addresses: true,
     confidence: "M (one implementation; word order L)",

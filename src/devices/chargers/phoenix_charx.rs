@@ -3,7 +3,7 @@
 //! letter in the high byte; the setpoint is whole amperes and 0 disables.
 
 use crate::devices::model::{
-    ChargerSpec, DeviceKind, EnergyScope, ModelSpec, Readings, StateSpec, Transport,
+    ChargerSpec, DeviceKind, EnergyScope, EvId, ModelSpec, Readings, StateSpec, Transport,
 };
 use crate::devices::regmap::{DataType, Register, WriteFn};
 
@@ -54,6 +54,12 @@ pub static SPEC: ModelSpec = ModelSpec {
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
         fallback: "none known",
+        // RFID at 275, EV id at 265, 10 registers each (M: evcc only).
+        id_tag: Some(Register::holding(BASE + 275, DataType::Ascii(10))),
+        ev_id: Some(EvId {
+            reg: Register::holding(BASE + 265, DataType::Ascii(10)),
+            valid_when: None,
+        }),
     }),
     hex_addresses: false,
     confidence: "M (one implementation, evcc phoenix-charx; unit id L)",

@@ -48,6 +48,8 @@ pub static SPEC: ModelSpec = ModelSpec {
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
         fallback: "**none known**: a hung controller leaves the last setpoint in force",
+        id_tag: None,
+        ev_id: None,
     }),
     hex_addresses: false,
     confidence: "M (one implementation, evcc phoenix-ev-eth)",

@@ -62,6 +62,8 @@ pub static SPEC: ModelSpec = ModelSpec {
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
         fallback: "the charger's own fallback (only under Modbus supervision: a lifebit that reads 2 means it is not)",
+        id_tag: None,
+        ev_id: None,
     }),
     hex_addresses: false,
     confidence: "M (one implementation, evcc schneider-v3; Schneider GEX1969300)",

@@ -71,6 +71,9 @@ pub static SPEC: ModelSpec = ModelSpec {
         energy_scope: EnergyScope::Lifetime,
         idle_close_s: None,
         fallback: "its failsafe current once the alive register has not been written within the failsafe timeout",
+        // RFID, firmware 3.156 and later only (older: exception or zeros, i.e. no id); M: evcc.
+        id_tag: Some(Register::input(1516, DataType::Ascii(15))),
+        ev_id: None,
     }),
     hex_addresses: false,
     confidence: "H (Vestel EVC04 Modbus document; evcc agrees)",

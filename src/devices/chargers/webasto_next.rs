@@ -70,6 +70,9 @@ pub static SPEC: ModelSpec = ModelSpec {
         idle_close_s: None,
         fallback:
             "its safe current once the life bit has not been written within the comms timeout",
+        // User id (OCPP idTag, bytes 0–19); M: evcc only.
+        id_tag: Some(Register::holding(1600, DataType::Ascii(10))),
+        ev_id: None,
     }),
     hex_addresses: false,
     confidence: "H (Webasto NEXT Modbus document; evcc agrees)",

@@ -18,6 +18,10 @@ struct Bank {
     reads: Mutex<Vec<Request>>,
     writes: Mutex<Vec<Request>>,
     fail_reads: Mutex<Option<ModbusError>>,
+    /// Reads that start at one of these addresses answer an exception: "illegal data
+    /// address" (2), or `refuse_code` where set.
+    refuse: Mutex<Vec<u16>>,
+    refuse_code: Mutex<Option<u8>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -62,6 +66,10 @@ impl RegisterIo for Bank {
         };
         if let Some(e) = lock(&self.fail_reads).clone() {
             return Err(e);
+        }
+        if lock(&self.refuse).contains(&addr) {
+            let code = lock(&self.refuse_code).unwrap_or(0x02);
+            return Err(ModbusError::Exception { code });
         }
         lock(&self.reads).push(request.clone());
         let regs = lock(&self.regs);
@@ -148,8 +156,15 @@ async fn read_all_every_model_in_planned_reads() {
             }
             None => assert_eq!(snap.state, None),
         }
+        // Charging (a vehicle connected): the id registers are read after the plan, in reads
+        // of their own.
         let reads = lock(&dev.io().reads).clone();
-        assert_eq!(reads, dev.plan(), "{} reads exactly its plan", spec.name);
+        let planned = [dev.plan(), dev.id_plan()].concat();
+        assert_eq!(reads, planned, "{} reads exactly its plan", spec.name);
+        let has_ids = spec
+            .charger
+            .is_some_and(|c| c.id_tag.is_some() || c.ev_id.is_some());
+        assert_eq!(dev.id_plan().is_empty(), !has_ids, "{}", spec.name);
     }
 }
 
@@ -387,4 +402,143 @@ async fn single_capability_reads() {
             count: 6
         })
     );
+}
+
+/// The models that report a user's id, with a real-looking id in their register.
+const ID_MODELS: [&str; 4] = [
+    "phoenix-charx",
+    "webasto-next",
+    "bender-cc613",
+    "vestel-evc04",
+];
+
+#[tokio::test]
+async fn ids_are_read_while_connected_and_not_for_an_empty_bay() {
+    for name in ID_MODELS {
+        let spec = registry::find(name).unwrap();
+        let c = spec.charger.unwrap();
+        let bank = bank_for(spec, ChargeState::B);
+        let tag = c.id_tag.unwrap();
+        bank.put(
+            &tag,
+            &crate::devices::codec::encode_text(&tag, "04A1B2C3D4E5F6"),
+        );
+        if let Some(e) = c.ev_id {
+            bank.put(
+                &e.reg,
+                &crate::devices::codec::encode_text(&e.reg, "0A1B2C3D4E5F"),
+            );
+            if let Some((flag, v)) = e.valid_when {
+                bank.put(&flag, &[v]);
+            }
+        }
+        let dev = ModbusDevice::new(spec, bank);
+        let snap = dev.read_all().await.unwrap();
+        assert_eq!(snap.id_tag.as_deref(), Some("04A1B2C3D4E5F6"), "{name}");
+        assert_eq!(
+            snap.ev_id.as_deref(),
+            c.ev_id.map(|_| "0A1B2C3D4E5F"),
+            "{name}"
+        );
+        // Unplugged: the stale id in the registers is not shown, and not even read.
+        for (reg, words) in encode_state(&c.state, ChargeState::A) {
+            dev.io().put(&reg, &words);
+        }
+        lock(&dev.io().reads).clear();
+        let snap = dev.read_all().await.unwrap();
+        assert_eq!((snap.id_tag, snap.ev_id), (None, None), "{name}");
+        assert_eq!(lock(&dev.io().reads).clone(), dev.plan(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn bender_ev_id_only_when_its_flag_says_valid() {
+    let spec = registry::find("bender-cc613").unwrap();
+    let e = spec.charger.unwrap().ev_id.unwrap();
+    let (flag, valid) = e.valid_when.unwrap();
+    assert_eq!(
+        (flag.addr, valid, e.reg.addr, e.reg.words()),
+        (740, 1, 741, 6)
+    );
+    let bank = bank_for(spec, ChargeState::C);
+    bank.put(
+        &e.reg,
+        &crate::devices::codec::encode_text(&e.reg, "0A1B2C3D4E5F"),
+    );
+    bank.put(&flag, &[0]);
+    let dev = ModbusDevice::new(spec, bank);
+    assert_eq!(dev.read_all().await.unwrap().ev_id, None);
+    dev.io().put(&flag, &[1]);
+    assert_eq!(
+        dev.read_all().await.unwrap().ev_id.as_deref(),
+        Some("0A1B2C3D4E5F")
+    );
+}
+
+#[tokio::test]
+async fn a_refused_id_read_is_no_id_and_the_readings_stand() {
+    // Vestel firmware before 3.156 has no id register: an exception there, or zeros.
+    let spec = registry::find("vestel-evc04").unwrap();
+    let tag = spec.charger.unwrap().id_tag.unwrap();
+    let bank = bank_for(spec, ChargeState::C);
+    lock(&bank.refuse).push(tag.addr);
+    let dev = ModbusDevice::new(spec, bank);
+    let snap = dev.read_all().await.unwrap();
+    assert_eq!(snap.id_tag, None);
+    assert_eq!(snap.state, Some(ChargeState::C));
+    assert!(close(snap.power_w, W));
+    // "Illegal data address" means the firmware has no such register: not asked again.
+    lock(&dev.io().reads).clear();
+    let snap = dev.read_all().await.unwrap();
+    assert_eq!(snap.id_tag, None);
+    assert_eq!(lock(&dev.io().reads).clone(), dev.plan());
+    // Zeros (firmware that has the register but no card was shown) are no id either.
+    let bank = bank_for(spec, ChargeState::C);
+    bank.put(&tag, &[0; 15]);
+    let dev = ModbusDevice::new(spec, bank);
+    assert_eq!(
+        dev.read_all().await.unwrap().id_tag,
+        None,
+        "zeros are no id"
+    );
+    assert_eq!(lock(&dev.io().reads).len(), dev.plan().len() + 1);
+}
+
+#[tokio::test]
+async fn a_busy_id_read_is_no_id_and_is_tried_again() {
+    let spec = registry::find("webasto-next").unwrap();
+    let tag = spec.charger.unwrap().id_tag.unwrap();
+    let bank = bank_for(spec, ChargeState::C);
+    bank.put(
+        &tag,
+        &crate::devices::codec::encode_text(&tag, "04A1B2C3D4E5F6"),
+    );
+    lock(&bank.refuse).push(tag.addr);
+    *lock(&bank.refuse_code) = Some(0x06); // server device busy
+    let dev = ModbusDevice::new(spec, bank);
+    let snap = dev.read_all().await.unwrap();
+    assert_eq!(snap.id_tag, None);
+    assert_eq!(snap.state, Some(ChargeState::C));
+    // Only "illegal data address" stops the reads: the register answers next time.
+    lock(&dev.io().refuse).clear();
+    assert_eq!(
+        dev.read_all().await.unwrap().id_tag.as_deref(),
+        Some("04A1B2C3D4E5F6")
+    );
+}
+
+#[tokio::test]
+async fn an_unprintable_id_is_none_and_counted() {
+    let spec = registry::find("webasto-next").unwrap();
+    let tag = spec.charger.unwrap().id_tag.unwrap();
+    let bank = bank_for(spec, ChargeState::C);
+    let mut words = vec![0u16; usize::from(tag.words())];
+    words[0] = 0x3034;
+    words[1] = 0x1B41; // ESC
+    bank.put(&tag, &words);
+    let dev = ModbusDevice::new(spec, bank);
+    for _ in 0..3 {
+        assert_eq!(dev.read_all().await.unwrap().id_tag, None);
+    }
+    assert_eq!(dev.bad_ids(), 3);
 }

@@ -70,6 +70,7 @@ impl Scenario {
                     phases,
                     response_delay_s,
                     taper_from_soc: a.taper_from_soc,
+                    token: None,
                 });
             }
         }
