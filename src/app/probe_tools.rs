@@ -191,24 +191,14 @@ fn num(v: f64) -> String {
 }
 
 fn parse_type(name: &str, count: Option<u16>) -> Result<DataType, ToolError> {
-    Ok(match name {
-        "uint16" => DataType::U16,
-        "int16" => DataType::I16,
-        "uint32" => DataType::U32,
-        "int32" => DataType::I32,
-        "uint64" => DataType::U64,
-        "int64" => DataType::I64,
-        "float32" => DataType::F32,
-        "float64" => DataType::F64,
-        "ascii-high" => DataType::AsciiHigh,
-        "ascii-low" => DataType::AsciiLow,
-        "string" => DataType::Ascii(count.unwrap_or(1).min(123) as u8),
-        other => {
-            return Err(usage(format!(
-                "unknown --type {other:?}; one of int16, uint16, int32, uint32, int64, uint64, \
-                 float32, float64, string, ascii-high, ascii-low"
-            )))
-        }
+    if name == "string" {
+        return Ok(DataType::Ascii(count.unwrap_or(1).min(123) as u8));
+    }
+    file::fixed_type(name).ok_or_else(|| {
+        usage(format!(
+            "unknown --type {name:?}; one of {}",
+            file::TYPE_NAMES
+        ))
     })
 }
 

@@ -245,6 +245,27 @@ fn lifetime() -> EnergyScope {
 // ---------------------------------------------------------------------------------------
 // Checking and building.
 
+/// The type names a register may have, as errors list them.
+pub const TYPE_NAMES: &str =
+    "int16, uint16, int32, uint32, int64, uint64, float32, float64, string, ascii-high, ascii-low";
+
+/// The type of a fixed length named `name` (all but `string`, whose length is given apart).
+pub fn fixed_type(name: &str) -> Option<DataType> {
+    Some(match name {
+        "uint16" => DataType::U16,
+        "int16" => DataType::I16,
+        "uint32" => DataType::U32,
+        "int32" => DataType::I32,
+        "uint64" => DataType::U64,
+        "int64" => DataType::I64,
+        "float32" => DataType::F32,
+        "float64" => DataType::F64,
+        "ascii-high" => DataType::AsciiHigh,
+        "ascii-low" => DataType::AsciiLow,
+        _ => return None,
+    })
+}
+
 struct Checker<'a> {
     file: &'a str,
     text: &'a str,
@@ -297,16 +318,6 @@ impl Checker<'_> {
     fn dtype(&mut self, r: &RegFile, key: &str) -> Option<DataType> {
         let name = r.dtype.get_ref().as_str();
         let t = match name {
-            "uint16" => DataType::U16,
-            "int16" => DataType::I16,
-            "uint32" => DataType::U32,
-            "int32" => DataType::I32,
-            "uint64" => DataType::U64,
-            "int64" => DataType::I64,
-            "float32" => DataType::F32,
-            "float64" => DataType::F64,
-            "ascii-high" => DataType::AsciiHigh,
-            "ascii-low" => DataType::AsciiLow,
             "string" => {
                 let Some(words) = &r.words else {
                     self.error(
@@ -321,15 +332,16 @@ impl Checker<'_> {
                 return Some(DataType::Ascii(n));
             }
             other => {
-                self.error(
-                    r.dtype.span(),
-                    &format!("{key}.type"),
-                    format!(
-                        "unknown type {other:?}; known: int16, uint16, int32, uint32, int64, \
-                         uint64, float32, float64, string, ascii-high, ascii-low"
-                    ),
-                );
-                return None;
+                if let Some(t) = fixed_type(other) {
+                    t
+                } else {
+                    self.error(
+                        r.dtype.span(),
+                        &format!("{key}.type"),
+                        format!("unknown type {other:?}; known: {TYPE_NAMES}"),
+                    );
+                    return None;
+                }
             }
         };
         if let Some(w) = &r.words {
