@@ -22,6 +22,8 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::config::locate::LineIndex;
+
 #[cfg(test)]
 mod tests;
 
@@ -254,27 +256,17 @@ struct Errors<'a> {
     file: &'a str,
     text: &'a str,
     found: Vec<TokenError>,
-    /// Byte offset of each line's start, counted once on the first mistake: a list of
-    /// thousands with a mistake in each stays linear.
-    lines: Option<Vec<usize>>,
+    /// Lines counted once, on the first mistake.
+    lines: Option<LineIndex<'a>>,
 }
 
-impl Errors<'_> {
+impl<'a> Errors<'a> {
     /// 1-based line and column (in characters) of byte `offset`.
     fn line_col(&mut self, offset: usize) -> (usize, usize) {
         let text = self.text;
-        let lines = self.lines.get_or_insert_with(|| {
-            std::iter::once(0)
-                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-                .collect()
-        });
-        let mut offset = offset.min(text.len());
-        while !text.is_char_boundary(offset) {
-            offset -= 1;
-        }
-        let line = lines.partition_point(|&start| start <= offset);
-        let start = lines[line - 1];
-        (line, text[start..offset].chars().count() + 1)
+        self.lines
+            .get_or_insert_with(|| LineIndex::new(text))
+            .line_col(offset)
     }
 
     fn push(&mut self, span: Range<usize>, key: &str, reason: String) {
