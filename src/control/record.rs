@@ -16,6 +16,7 @@ use crate::alerts::AlertSignal;
 use crate::clock::ClockView;
 use crate::devices::model::ChargeState;
 use crate::modbus::StatsSnapshot;
+use crate::tokens::AuthStatus;
 
 /// Where a limit in force comes from: the lowest of these wins. The site limit comes from
 /// the first five; a charger's caps from the others too (see [`crate::control::limits`]).
@@ -108,6 +109,8 @@ pub struct ChargerCycle {
     pub id_tag: Option<String>,
     /// The vehicle's id (ISO 15118 EVCCID) the charger reports, where its model has one.
     pub ev_id: Option<String>,
+    /// Who may charge on it and whose session it is (see [`crate::tokens`]).
+    pub auth: AuthStatus,
 }
 
 impl ChargerCycle {
@@ -130,6 +133,7 @@ impl ChargerCycle {
             why: Why::default(),
             id_tag: None,
             ev_id: None,
+            auth: AuthStatus::default(),
         }
     }
 

@@ -135,6 +135,10 @@ pub struct SessionRecord {
     /// a corrected record follows once the time is trusted (or the clock is stepped).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub time_provisional: bool,
+    /// Whose session it is: `token`, `user`, `vehicle`, `group`, `authorized_by`, each
+    /// optional, flat in the record.
+    #[serde(flatten)]
+    pub identity: crate::tokens::Identity,
 }
 
 impl SessionRecord {
@@ -164,6 +168,7 @@ impl SessionRecord {
             cost: None,
             tariff: None,
             time_provisional: false,
+            identity: crate::tokens::Identity::default(),
         }
     }
 }
@@ -493,6 +498,7 @@ fn record_of(charger: &str, a: &Active) -> SessionRecord {
         cost: None,
         tariff: None,
         time_provisional: false,
+        identity: crate::tokens::Identity::default(),
     }
 }
 

@@ -24,8 +24,11 @@ use toml::Spanned;
 
 use crate::config::locate::LineIndex;
 
+mod identity;
 #[cfg(test)]
 mod tests;
+
+pub use identity::{AuthMode, AuthState, AuthStatus, AuthorizedBy, Identity};
 
 /// The longest id accepted. OCPP 1.6 idTags are at most 20 characters and 2.0.1 idTokens 36;
 /// the identity registers of the chargers evsite reads hold up to 30 (Vestel, 15 registers).
