@@ -224,6 +224,9 @@ pub struct RawCharger {
     /// Local time "HH:MM" the vehicle leaves (the next such time after plug-in).
     #[serde(default)]
     pub plan_depart: Option<String>,
+    /// Who may charge: `free` (default), `local` or `cloud`.
+    #[serde(default)]
+    pub auth: crate::tokens::AuthMode,
 }
 
 #[derive(Debug, Clone, Deserialize)]

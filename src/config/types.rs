@@ -131,6 +131,8 @@ pub struct Charger {
     /// Higher is served first.
     pub priority: u8,
     pub enabled: bool,
+    /// Who may charge on it (`auth`): `free`, `local` or `cloud`.
+    pub auth: crate::tokens::AuthMode,
     /// A departure plan every session on this charger carries, if any.
     pub plan: Option<PlanSpec>,
 }

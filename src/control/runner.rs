@@ -617,7 +617,14 @@ impl Controller {
                     applied_current_a: s.and_then(|s| s.applied_current_a),
                     id_tag: s.and_then(|s| s.id_tag.clone()),
                     ev_id: s.and_then(|s| s.ev_id.clone()),
-                    auth: crate::tokens::AuthStatus::default(),
+                    auth: crate::tokens::AuthStatus {
+                        mode: c.cfg.auth,
+                        state: match c.cfg.auth {
+                            crate::tokens::AuthMode::Free => crate::tokens::AuthState::Open,
+                            _ => crate::tokens::AuthState::Waiting,
+                        },
+                        ..Default::default()
+                    },
                     setpoint_a: c.written,
                     reason: c.reason,
                     enabled: limits.chargers[i].enabled,

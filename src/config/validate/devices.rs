@@ -219,6 +219,7 @@ fn charger(
         max_current_a: max,
         priority: c.priority as u8,
         enabled: c.enabled,
+        auth: c.auth,
     })
 }
 
