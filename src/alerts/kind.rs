@@ -21,6 +21,9 @@
 //! | `bay_blocked` | info | a car has been plugged in and idle for hours |
 //! | `meter_disagreement` | warning | the site meter does not see what the chargers report: its readings, and the load plan, are off |
 //! | `session_outlier` | info | a session far longer or larger than the charger's history (one per session) |
+//! | `unauthorized_draw` | warning | energy flows on a charger in `local` or `cloud` mode with nobody authorised |
+//! | `unknown_token` | info | a token not on the list (or disabled) presented again and again |
+//! | `token_in_use_twice` | warning | one token on two chargers at once: a copied card, or one card for two cars |
 //! | `demand_exceeded` | warning | the building alone takes a demand window over the target: every charger is paused and the peak is billed anyway |
 //! | `clock_stepped` | info | the system clock was stepped (one per step): stamps follow the corrected clock, running sessions are restamped |
 //! | `clock_unsynced` | warning | the wall time has not been trusted for minutes: schedules at their lowest, demand windows not billed, session times provisional |
@@ -78,10 +81,16 @@ pub enum AlertKind {
     ClockUnsynced,
     /// The cloud link cannot start: a file it needs is missing, unreadable or wrong.
     CloudLinkDown,
+    /// Energy drawn on a charger in `local` or `cloud` mode with nobody authorised.
+    UnauthorizedDraw,
+    /// A token that may not charge, presented repeatedly.
+    UnknownToken,
+    /// One token on two connected chargers at once.
+    TokenInUseTwice,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 22] = [
+    pub const ALL: [AlertKind; 25] = [
         AlertKind::MeterOffline,
         AlertKind::ChargerOffline,
         AlertKind::ChargerFault,
@@ -104,10 +113,13 @@ impl AlertKind {
         AlertKind::ClockStepped,
         AlertKind::ClockUnsynced,
         AlertKind::CloudLinkDown,
+        AlertKind::UnauthorizedDraw,
+        AlertKind::UnknownToken,
+        AlertKind::TokenInUseTwice,
     ];
 
     /// The kinds [`crate::anomaly`] raises.
-    pub const ANOMALIES: [AlertKind; 11] = [
+    pub const ANOMALIES: [AlertKind; 14] = [
         AlertKind::SetpointIgnored,
         AlertKind::UnexpectedDraw,
         AlertKind::Overpower,
@@ -119,6 +131,9 @@ impl AlertKind {
         AlertKind::BayBlocked,
         AlertKind::MeterDisagreement,
         AlertKind::SessionOutlier,
+        AlertKind::UnauthorizedDraw,
+        AlertKind::UnknownToken,
+        AlertKind::TokenInUseTwice,
     ];
 
     pub fn is_anomaly(self) -> bool {
@@ -150,6 +165,9 @@ impl AlertKind {
             AlertKind::ClockStepped => "clock_stepped",
             AlertKind::ClockUnsynced => "clock_unsynced",
             AlertKind::CloudLinkDown => "cloud_link_down",
+            AlertKind::UnauthorizedDraw => "unauthorized_draw",
+            AlertKind::UnknownToken => "unknown_token",
+            AlertKind::TokenInUseTwice => "token_in_use_twice",
         }
     }
 
@@ -173,11 +191,14 @@ impl AlertKind {
             | AlertKind::MeterDisagreement
             | AlertKind::DemandExceeded
             | AlertKind::ClockUnsynced
-            | AlertKind::CloudLinkDown => Severity::Warning,
+            | AlertKind::CloudLinkDown
+            | AlertKind::UnauthorizedDraw
+            | AlertKind::TokenInUseTwice => Severity::Warning,
             AlertKind::ChargingComplete
             | AlertKind::BayBlocked
             | AlertKind::SessionOutlier
-            | AlertKind::ClockStepped => Severity::Info,
+            | AlertKind::ClockStepped
+            | AlertKind::UnknownToken => Severity::Info,
         }
     }
 

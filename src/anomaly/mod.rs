@@ -8,6 +8,7 @@
 //! ([`CycleRecord::at`]); what it finds goes through the site's one alert book like every other alert.
 //! The rules, their thresholds and their scored figures are in `docs/anomalies.md`.
 
+mod auth;
 mod draw;
 mod energy;
 pub mod health;
@@ -18,6 +19,7 @@ pub(crate) mod settings;
 mod site_meter;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 pub use outlier::upper_bound;
 pub use settings::Settings;
@@ -26,6 +28,7 @@ use crate::alerts::{AlertKind, AlertSignal, When};
 use crate::config::Config;
 use crate::control::record::CycleRecord;
 use crate::sessions::machine::SessionRecord;
+use crate::tokens::TokenList;
 
 /// What a rule knows about a charger from the config.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +64,9 @@ pub struct Detectors {
     phases: phases::PhaseWatch,
     meter: site_meter::MeterAgreement,
     sessions: Vec<outlier::SessionWatch>,
+    auth: auth::AuthWatch,
+    /// The token list `unknown_token` judges presented ids by.
+    tokens: Arc<TokenList>,
     /// Conditions currently signalled on.
     active: BTreeSet<(AlertKind, Option<String>)>,
 }
@@ -84,6 +90,13 @@ impl Detectors {
             cfg.site.voltage_v,
             usize::from(cfg.site.phases),
         )
+        .with_tokens(cfg.auth.tokens.clone())
+    }
+
+    /// The token list `unknown_token` judges by (empty until given: every id is unknown).
+    pub fn with_tokens(mut self, tokens: Arc<TokenList>) -> Self {
+        self.tokens = tokens;
+        self
     }
 
     /// Detectors for `facts` with `settings`, at a nominal `voltage_v`.
@@ -103,6 +116,8 @@ impl Detectors {
                 .iter()
                 .map(|_| outlier::SessionWatch::default())
                 .collect(),
+            auth: auth::AuthWatch::new(facts.len()),
+            tokens: Arc::default(),
             facts,
             active: BTreeSet::new(),
         }
@@ -112,6 +127,7 @@ impl Detectors {
     /// changed set of chargers needs a restart, as for the loop).
     pub fn reconfigure(&mut self, cfg: &Config) {
         self.settings = cfg.anomaly.clone();
+        self.tokens = cfg.auth.tokens.clone();
     }
 
     /// Completed sessions from before the start (oldest first): each charger's history for
@@ -191,6 +207,12 @@ impl Detectors {
                 found.push((AlertKind::SessionOutlier, id, v));
             }
         }
+        found.extend(
+            self.auth
+                .observe(rec, &self.facts, &self.tokens, voltage_v, now, s)
+                .into_iter()
+                .map(|(k, c, v)| (k, Some(c), v)),
+        );
         if self.site_phases == 3 {
             found.extend(
                 self.phases

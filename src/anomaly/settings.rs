@@ -68,6 +68,16 @@ pub struct Settings {
     pub outlier_min_sessions: i64,
     /// … when energy or duration is above the median by more than this many scaled MADs.
     pub outlier_mads: f64,
+    /// Unauthorised draw: a charger in `local` or `cloud` mode with nobody authorised draws
+    /// above the draw floor for this long.
+    pub unauthorized_hold_s: f64,
+    /// Unknown token: presented this many times (an appearance in a charger's id register,
+    /// on any charger) …
+    pub unknown_token_count: i64,
+    /// … within this long.
+    pub unknown_token_window_s: f64,
+    /// Token in use twice: one token on two connected chargers for this long.
+    pub token_twice_hold_s: f64,
 }
 
 impl Default for Settings {
@@ -100,6 +110,10 @@ impl Default for Settings {
             outlier_sessions: 50,
             outlier_min_sessions: 10,
             outlier_mads: 5.0,
+            unauthorized_hold_s: 10.0,
+            unknown_token_count: 3,
+            unknown_token_window_s: 3600.0,
+            token_twice_hold_s: 30.0,
         }
     }
 }
@@ -199,6 +213,27 @@ pub(crate) const REAL_KEYS: &[RealKey] = &[
     ("meter_step_w", |s| s.meter_step_w, 100.0, 1_000_000.0, " W"),
     ("meter_hold_s", |s| s.meter_hold_s, 1.0, 3600.0, " s"),
     ("outlier_mads", |s| s.outlier_mads, 1.0, 100.0, ""),
+    (
+        "unauthorized_hold_s",
+        |s| s.unauthorized_hold_s,
+        1.0,
+        3600.0,
+        " s",
+    ),
+    (
+        "unknown_token_window_s",
+        |s| s.unknown_token_window_s,
+        60.0,
+        7.0 * 86_400.0,
+        " s",
+    ),
+    (
+        "token_twice_hold_s",
+        |s| s.token_twice_hold_s,
+        1.0,
+        3600.0,
+        " s",
+    ),
 ];
 
 /// Every count of `[anomaly]` with its range.
@@ -207,4 +242,5 @@ pub(crate) const COUNT_KEYS: &[CountKey] = &[
     ("meter_evidence", |s| s.meter_evidence, 1, 100),
     ("outlier_sessions", |s| s.outlier_sessions, 3, 1000),
     ("outlier_min_sessions", |s| s.outlier_min_sessions, 3, 1000),
+    ("unknown_token_count", |s| s.unknown_token_count, 2, 1000),
 ];
