@@ -1,7 +1,7 @@
 //! Anomaly detection: chargers that ignore their setpoints or draw when they must not,
 //! registers that disagree with the power that flowed, phase maps that look wrong, a site
 //! meter that does not see what the chargers report, sessions that are stuck or far outside
-//! their charger's history, and bays that are blocked. Pure: every rule is a function of the cycle
+//! their charger's history, bays that are blocked, and unauthorised use. Pure: every rule is a function of the cycle
 //! records it has seen, fed by the site pipeline in order. Holds, windows, rates and
 //! integrations of power run on the record's steady time ([`CycleRecord::steady`]), which a
 //! step of the wall clock does not move; only what a message prints is wall time

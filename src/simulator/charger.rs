@@ -50,6 +50,8 @@ pub struct SimCharger {
     pub energy_wh: f64,
     /// What the power reading shows of the power drawn (1 unless a fault says otherwise).
     pub power_gain: f64,
+    /// `[[charger]] auth` for the written config (None: left out, `free`).
+    pub auth: Option<crate::tokens::AuthMode>,
 }
 
 impl SimCharger {
@@ -92,6 +94,7 @@ impl SimCharger {
                 EnergyScope::Session => 0.0,
             },
             power_gain: 1.0,
+            auth: entry.auth,
         };
         c.bank.set_number(&spec.setpoint, entry.max_current_a);
         if let Some(safe) = spec.safe_current {

@@ -181,6 +181,10 @@ pub struct ChargerEntry {
     pub plan_energy_wh: Option<u64>,
     #[serde(default)]
     pub plan_depart: Option<String>,
+    /// Who may charge (`[[charger]] auth` of the written config); the config's default
+    /// (`free`) when left out.
+    #[serde(default)]
+    pub auth: Option<crate::tokens::AuthMode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -290,6 +294,17 @@ pub enum FaultKind {
     NoValue,
     /// Answers carry another unit's address, as a miswired or misaddressed device does.
     WrongUnit,
+    /// A card the token list does not know is presented at the charger again and again: its
+    /// id shows in the charger's id register for 20 s of every minute from the onset (the
+    /// charger clears it after refusing it). The controller reads ids only while a car is
+    /// plugged in, so a scenario plugs one in.
+    UnknownToken,
+    /// The charger reports the token of a car plugged in at another charger (a copied
+    /// card, or one card used for two cars) while its own car is plugged in.
+    TokenInUseTwice,
+    /// The charger runs free of the controller (writes acknowledged, not applied; it offers
+    /// its maximum) and its car presents no token: energy flows with nobody authorised.
+    UnauthorizedDraw,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -315,6 +330,12 @@ impl FaultSpec {
     pub const DEFAULT_POWER_GAIN: f64 = 1.5;
     /// The readings' gain of a `site_meter_scale` fault.
     pub const DEFAULT_METER_SCALE: f64 = 0.5;
+    /// The card an `unknown_token` fault presents (on no token list the simulator writes) …
+    pub const UNKNOWN_TOKEN: &'static str = "0BADC0DE99";
+    /// … once every this many seconds from its onset …
+    pub const UNKNOWN_TOKEN_PERIOD_S: f64 = 60.0;
+    /// … for this long each time.
+    pub const UNKNOWN_TOKEN_SHOWN_S: f64 = 20.0;
 
     pub fn active_at(&self, t_s: f64) -> bool {
         t_s >= self.at_s && t_s < self.at_s + self.duration_s

@@ -414,6 +414,10 @@ impl SiteModel {
                 // The charger says it offers; the car never sees it (or is full).
                 offered = 0.0;
             }
+            if !error && self.fault_active(ci + 1, FaultKind::UnauthorizedDraw) {
+                // Free of the controller: the charger offers all it can.
+                offered = self.chargers[ci].max_current_a;
+            }
             for v in self
                 .visits
                 .iter_mut()
@@ -546,13 +550,44 @@ impl SiteModel {
             let error = self.fault_active(ci + 1, FaultKind::ChargerError);
             self.chargers[ci].power_gain = self.power_gain(ci + 1);
             self.chargers[ci].encode(v, local, state, error);
-            let token = self
-                .visits
-                .iter()
-                .find(|v| v.charger == ci && v.plugged)
-                .and_then(|v| v.token.as_deref());
-            self.chargers[ci].encode_token(token);
+            let token = self.presented_token(ci);
+            self.chargers[ci].encode_token(token.as_deref());
         }
+    }
+
+    /// The id charger `ci` shows now: its plugged-in car's token, unless a fault says
+    /// otherwise.
+    fn presented_token(&self, ci: usize) -> Option<String> {
+        let device = ci + 1;
+        let plugged = |c: usize| self.visits.iter().find(|v| v.charger == c && v.plugged);
+        if self.fault_active(device, FaultKind::UnknownToken) {
+            // A refused card, shown again every minute from the fault's onset.
+            let onset = self
+                .faults
+                .iter()
+                .filter(|(f, d, _)| {
+                    f.kind == FaultKind::UnknownToken && *d == Some(device) && f.active_at(self.t_s)
+                })
+                .map(|(f, _, _)| f.at_s)
+                .fold(f64::INFINITY, f64::min);
+            let phase = (self.t_s - onset).rem_euclid(FaultSpec::UNKNOWN_TOKEN_PERIOD_S);
+            return (phase < FaultSpec::UNKNOWN_TOKEN_SHOWN_S)
+                .then(|| FaultSpec::UNKNOWN_TOKEN.to_string());
+        }
+        if self.fault_active(device, FaultKind::UnauthorizedDraw) {
+            return None;
+        }
+        let own = plugged(ci)?;
+        if self.fault_active(device, FaultKind::TokenInUseTwice) {
+            if let Some(t) = (0..self.chargers.len())
+                .filter(|&c| c != ci)
+                .filter_map(|c| plugged(c).and_then(|v| v.token.clone()))
+                .next()
+            {
+                return Some(t);
+            }
+        }
+        own.token.clone()
     }
 
     /// Per-phase current at the grid connection (what the main meter measures).
@@ -631,7 +666,8 @@ impl SiteModel {
             return Err(Exception::ILLEGAL_ADDRESS);
         }
         let ignore = self.fault_active(device, FaultKind::IgnoreSetpoints)
-            || self.fault_active(device, FaultKind::DrawWhileDisabled);
+            || self.fault_active(device, FaultKind::DrawWhileDisabled)
+            || self.fault_active(device, FaultKind::UnauthorizedDraw);
         let now = self.t_s;
         let charger = self
             .chargers

@@ -6,7 +6,8 @@
 //!
 //! A fault whose rule is a hold by definition (`bay_blocked`: idle for `bay_blocked_s`) is
 //! scored from when its hold has passed: the delay is what the rule took beyond its
-//! threshold, not the threshold itself.
+//! threshold, not the threshold itself. So is `unknown_token`, whose rule counts
+//! presentations: from the presentation that reaches `unknown_token_count`.
 
 use std::collections::BTreeMap;
 
@@ -75,6 +76,16 @@ pub fn expected(kind: FaultKind) -> Option<(AlertKind, &'static [AlertKind])> {
         FaultKind::PowerHigh => (A::Overpower, &[A::MeterDrift]),
         FaultKind::SiteMeterScale => (A::MeterDisagreement, &[]),
         FaultKind::BayBlocked => (A::BayBlocked, &[]),
+        // A car that charges with a refused card draws with nobody authorised, where the
+        // controller does not hold it (or the charger ignores the hold).
+        FaultKind::UnknownToken => (A::UnknownToken, &[A::UnauthorizedDraw]),
+        FaultKind::TokenInUseTwice => (A::TokenInUseTwice, &[]),
+        // Free of the controller, it ignores its setpoints too: a hold at 0 A is an
+        // unexpected draw, a lower setpoint an ignored one.
+        FaultKind::UnauthorizedDraw => (
+            A::UnauthorizedDraw,
+            &[A::UnexpectedDraw, A::SetpointIgnored],
+        ),
         // Link faults: the controller's own alerts (offline, fail-safe) cover them.
         FaultKind::MeterSilent
         | FaultKind::ChargerError
@@ -89,6 +100,10 @@ pub fn expected(kind: FaultKind) -> Option<(AlertKind, &'static [AlertKind])> {
 pub fn hold_s(kind: FaultKind, s: &Settings) -> f64 {
     match kind {
         FaultKind::BayBlocked => s.bay_blocked_s,
+        // The rule counts presentations; the fault makes one a period, from its onset.
+        FaultKind::UnknownToken => {
+            (s.unknown_token_count.max(1) - 1) as f64 * FaultSpec::UNKNOWN_TOKEN_PERIOD_S
+        }
         _ => 0.0,
     }
 }
