@@ -51,7 +51,10 @@ impl Recorder {
 
     pub async fn handle(&mut self, e: SiteEvent) {
         match e {
-            SiteEvent::Session(u) => self.session(*u).await,
+            SiteEvent::Session(u) => {
+                // A failure is logged there; the tracker's next update stores it whole.
+                let _ = self.session(*u).await;
+            }
             SiteEvent::Alert(c) => self.alert(c).await,
             SiteEvent::DemandWindow(w) => {
                 if let Err(e) = self.store.put_demand_window(&w).await {
@@ -59,7 +62,37 @@ impl Recorder {
                 }
             }
             SiteEvent::LinkTally(t) => self.links(t).await,
+            SiteEvent::Assigned(a) => self.assigned(*a).await,
         }
+    }
+
+    /// Stores an assigned session (see `crate::commands::assign`) and answers its command.
+    async fn assigned(&mut self, a: super::pipeline::Assigned) {
+        let outcome = match a.update {
+            Some(u) => {
+                let record = u.record.clone();
+                match self.session(u).await {
+                    Ok(()) => Ok(record),
+                    Err(e) => Err(crate::commands::CommandError::Store(e)),
+                }
+            }
+            None => {
+                let out = crate::commands::assign::assign_stored(
+                    &self.store,
+                    &self.site,
+                    self.announce,
+                    self.clock.now(),
+                    a.assignment,
+                    a.tariff,
+                )
+                .await;
+                if out.is_ok() && self.announce {
+                    self.wake.notify_one();
+                }
+                out
+            }
+        };
+        a.done.send(outcome);
     }
 
     /// Adds a quarter hour's Modbus counts into the store's hourly rows.
@@ -82,7 +115,7 @@ impl Recorder {
         }
     }
 
-    async fn session(&mut self, u: SessionUpdate) {
+    async fn session(&mut self, u: SessionUpdate) -> Result<(), StoreError> {
         let event = (self.announce && u.publish).then(|| {
             OutboxEvent::new(
                 self.site.clone(),
@@ -134,8 +167,12 @@ impl Recorder {
             }
             // Nothing else can be done here: the tracker still holds the session, and the
             // next update stores it whole (record and its samples) again.
-            Err(e) => tracing::error!(session = %id, error = %e, "session not stored"),
+            Err(e) => {
+                tracing::error!(session = %id, error = %e, "session not stored");
+                return Err(e);
+            }
         }
+        Ok(())
     }
 
     async fn alert(&mut self, change: AlertChange) {
