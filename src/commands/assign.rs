@@ -240,3 +240,85 @@ fn message_type(state: RecordState) -> &'static str {
         RecordState::Completed | RecordState::Interrupted => "session.completed",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cfg() -> Config {
+        let mut cfg = crate::config::load_str(
+            include_str!("../../tests/fixtures/config/base.toml"),
+            "base",
+        )
+        .expect("a valid config");
+        let list = crate::tokens::TokenList::parse(
+            "[[token]]\nid = \"04A1B2\"\nuser = \"Anna\"\ngroup = \"company\"\nvehicle = { name = \"ID.3\" }\n",
+            "tokens.toml",
+        )
+        .expect("a valid list");
+        cfg.auth.tokens = Arc::new(list);
+        cfg
+    }
+
+    fn body(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    fn refused(v: Value) -> String {
+        match parse(body(v.clone()), &cfg()) {
+            Ok(a) => panic!("{v} was accepted: {a:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_token_on_the_list_names_its_user_vehicle_and_group() {
+        let a = parse(
+            body(json!({"session_id": "s-1", "token": " 04a1b2 "})),
+            &cfg(),
+        )
+        .expect("accepted");
+        assert_eq!(a.session_id, "s-1");
+        assert_eq!(a.identity.token.as_deref(), Some("04A1B2"));
+        assert_eq!(a.identity.user.as_deref(), Some("Anna"));
+        assert_eq!(a.identity.vehicle.as_deref(), Some("ID.3"));
+        assert_eq!(a.identity.group.as_deref(), Some("company"));
+        assert_eq!(a.identity.authorized_by, Some(AuthorizedBy::Assigned));
+    }
+
+    #[test]
+    fn without_a_token_the_named_fields_are_taken_as_given() {
+        let a = parse(
+            body(json!({"session_id": "s-1", "group": "visitors"})),
+            &cfg(),
+        )
+        .expect("accepted");
+        assert_eq!(a.identity.token, None);
+        assert_eq!(a.identity.user, None);
+        assert_eq!(a.identity.group.as_deref(), Some("visitors"));
+        assert_eq!(a.identity.authorized_by, Some(AuthorizedBy::Assigned));
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_the_field() {
+        assert!(refused(json!({"session_id": "s-1", "token": "FFFF"})).contains("unknown token"));
+        assert!(
+            refused(json!({"session_id": "s-1", "token": "04A1B2", "user": "x"}))
+                .contains("give token alone")
+        );
+        assert!(refused(json!({"session_id": "s-1"})).contains("name the owner"));
+        assert!(refused(json!({"session_id": "", "user": "x"})).starts_with("session_id:"));
+        assert!(refused(json!({"session_id": "s-1", "user": " "})).starts_with("user:"));
+        let long = "x".repeat(MAX_FIELD + 1);
+        assert!(refused(json!({"session_id": "s-1", "group": long})).starts_with("group:"));
+        assert!(refused(json!({"token": "04A1B2"})).contains("malformed"));
+        assert!(
+            refused(json!({"session_id": "s-1", "user": "x", "owner": "y"})).contains("malformed")
+        );
+        assert!(refused(json!({"session_id": 7, "user": "x"})).contains("malformed"));
+    }
+}

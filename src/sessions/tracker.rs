@@ -1,5 +1,6 @@
 //! Sessions of the whole site, fed by the controller's view after every cycle: one
-//! [`SessionMachine`] per charger, the tariff snapshotted at plug-in, the running cost and an
+//! [`SessionMachine`] per charger, whose each session is (from the cycle record's identity), the
+//! tariff snapshotted at plug-in (its group's once the group is known), the running cost and an
 //! end-time estimate, and what must be stored and announced.
 //!
 //! Pure apart from fresh session ids: the daemon stores what [`SessionTracker::observe`]

@@ -74,12 +74,12 @@ pub fn tariff_groups(
             &p,
             format!("a group name must be non-empty without surrounding blanks, got {name:?}"),
         );
-        check(
-            rep,
-            group.groups.is_empty(),
-            &p.key("groups"),
-            "group tariffs are listed under [tariff] only, not inside a group's".into(),
-        );
+        for inner in group.groups.keys() {
+            rep.error(
+                &p.key("groups").key(inner),
+                "group tariffs are listed under [tariff] only, not inside a group's",
+            );
+        }
         if let Some(t) = one_tariff(group, &p, site_zone, rep) {
             groups.insert(name.clone(), t);
         }
