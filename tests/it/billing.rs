@@ -341,3 +341,30 @@ async fn identity_fields_round_trip_in_the_store_and_rows_without_them_still_rea
     let all = store.sessions(&Default::default()).expect("list");
     assert_eq!(all.len(), 2);
 }
+
+#[test]
+fn check_config_warns_of_a_token_group_without_a_tariff() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    config(dir.path(), mosquitto::free_port());
+    let path = dir.path().join("evsite.toml");
+    let tokens = dir.path().join("tokens.toml");
+    let mut list = std::fs::read_to_string(&tokens).expect("token file");
+    list.push_str("\n[[token]]\nid = \"0C0C\"\nuser = \"Guest\"\ngroup = \"visitors\"\n");
+    std::fs::write(&tokens, list).expect("token file");
+    let checked = evsite::config::check(&path, evsite::config::FileScope::Site);
+    let cfg = checked
+        .result
+        .unwrap_or_else(|e| panic!("a warning does not refuse: {e}"));
+    assert!(cfg.tariff_groups.contains_key("company"));
+    let shown: Vec<String> = checked.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        shown
+            .iter()
+            .any(|w| w.contains("tariff.groups") && w.contains("\"visitors\"")),
+        "{shown:#?}"
+    );
+    assert!(
+        !shown.iter().any(|w| w.contains("\"company\"")),
+        "{shown:#?}"
+    );
+}
