@@ -161,6 +161,9 @@ pub fn diff(old: &Config, new: &Config) -> Changes {
     if old.tariff != new.tariff {
         c.live.push("tariff".into());
     }
+    if old.tariff_groups != new.tariff_groups {
+        c.live.push("tariff.groups".into());
+    }
     if old.auth != new.auth {
         c.live.push(format!(
             "auth: token list {} entries → {}",

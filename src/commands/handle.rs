@@ -49,7 +49,12 @@ pub async fn handle(ctx: &CommandContext, name: &str, payload: &[u8]) -> Value {
         Err(e) => return reply(&echo, Err(&CommandError::Store(e))),
     }
     let now = ctx.clock.now();
-    let planned = parse(name, body, &ctx.cfg, now).and_then(|cmd| plan(ctx, cmd));
+    let planned = match parse(name, body, &ctx.cfg, now) {
+        Ok(Command::AssignSession(a)) => super::assign::apply(ctx, a)
+            .await
+            .map(|()| (CommandChange::None, None)),
+        parsed => parsed.and_then(|cmd| plan(ctx, cmd)),
+    };
     let (change, control) = match planned {
         Ok(p) => p,
         Err(e) => {
@@ -242,6 +247,6 @@ fn plan(
                 limit_kw.map(|kw| (year, month, kw)),
             )),
         )),
-        Command::Resync { .. } => Err(CommandError::NotHandledHere),
+        Command::Resync { .. } | Command::AssignSession(_) => Err(CommandError::NotHandledHere),
     }
 }

@@ -6,6 +6,7 @@
 //! `startup` (what a restart re-applies). The limits themselves are applied by
 //! [`crate::control`]; they can only ever lower the installer's.
 
+pub mod assign;
 mod error;
 mod handle;
 mod startup;
@@ -48,6 +49,9 @@ pub struct CommandContext {
     pub store: Store,
     pub control: mpsc::UnboundedSender<ControlCommand>,
     pub clock: Clock,
+    /// The site's session pipeline, for `assign_session` on a running session (None: the
+    /// stored session is updated directly).
+    pub sessions: Option<mpsc::UnboundedSender<assign::AssignRequest>>,
 }
 
 /// Answers every command from `rx`, one at a time (so a repeated request id racing its

@@ -45,6 +45,8 @@ pub enum Command {
         month: u32,
         limit_kw: Option<f64>,
     },
+    /// `assign_session`: applied by [`super::assign::apply`], not through the controller.
+    AssignSession(super::assign::Assignment),
 }
 
 /// The furthest ahead a plan's departure may be.
@@ -63,6 +65,7 @@ pub fn parse(
         "set_profile" => profile(typed(body)?, cfg, now),
         "set_plan" => plan(typed(body)?, cfg, now),
         "set_demand_limit" => demand_limit(typed(body)?, cfg),
+        "assign_session" => super::assign::parse(body, cfg).map(Command::AssignSession),
         "resync" => {
             let r: wire::Resync = typed(body)?;
             Ok(Command::Resync {

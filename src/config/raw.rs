@@ -251,10 +251,15 @@ pub struct RawTariff {
     pub idle_grace_min: i64,
     #[serde(default = "default_zero_money")]
     pub time_fee_per_hour: String,
-    #[serde(default = "default_timezone")]
-    pub timezone: String,
+    /// Default: UTC for `[tariff]`; the site tariff's zone for a group's.
+    #[serde(default)]
+    pub timezone: Option<String>,
     #[serde(default)]
     pub window: Vec<RawTariffWindow>,
+    /// `[tariff.groups.NAME]`: a whole tariff of the same shape for the sessions of one
+    /// token-list group (only in `[tariff]`, not in a group's own).
+    #[serde(default)]
+    pub groups: std::collections::BTreeMap<String, RawTariff>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -387,9 +392,6 @@ fn default_window_min() -> i64 {
 }
 fn default_demand_margin_pct() -> f64 {
     2.0
-}
-fn default_timezone() -> String {
-    "UTC".into()
 }
 fn default_topic_prefix() -> String {
     "evsite".into()

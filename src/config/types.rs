@@ -15,6 +15,9 @@ pub struct Config {
     pub chargers: Vec<Charger>,
     pub circuits: Vec<Circuit>,
     pub tariff: Option<Tariff>,
+    /// `[tariff.groups.NAME]`: the tariff of each token-list group that has its own (the
+    /// others, and sessions of nobody known, are billed at `tariff`).
+    pub tariff_groups: std::collections::BTreeMap<String, Tariff>,
     pub mqtt: Option<Mqtt>,
     pub storage: Storage,
     pub api: Api,

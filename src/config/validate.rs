@@ -74,12 +74,20 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
     }
     let site_id = raw.site.id.as_str();
     let tariff = raw.tariff.as_ref().map(|t| services::tariff(t, rep));
+    let tariff_groups = raw
+        .tariff
+        .as_ref()
+        .map(|t| services::tariff_groups(t, rep))
+        .unwrap_or_default();
     let timezone = site_zone(own_zone.flatten(), tariff.as_ref());
     let mqtt = raw.mqtt.as_ref().map(|m| services::mqtt(m, site_id, rep));
     let storage = services::storage(&raw.storage, rep);
     let api = services::api(&raw.api, rep);
     let log = services::log(&raw.log, rep);
     let auth = auth::auth(&raw.auth, rep);
+    if let Some(a) = &auth {
+        ungrouped_tariffs(a, &tariff_groups, rep);
+    }
     let anomaly = anomaly::anomaly(&raw.anomaly, rep);
     let demand = raw.demand.as_ref().map(|d| demand::demand(d, rep));
     let schedules = demand::schedules(&raw.schedule, &raw.charger, rep);
@@ -99,6 +107,7 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
         chargers: all(&chargers)?,
         circuits,
         tariff: tariff.flatten(),
+        tariff_groups,
         mqtt: mqtt.flatten(),
         storage: storage?,
         api: api?,
@@ -109,6 +118,32 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
         schedules,
         clock: raw.clock.clone(),
     })
+}
+
+/// A warning for each group on the token list with no `[tariff.groups]` entry, once the
+/// site has group tariffs at all: its sessions are billed at the site's `[tariff]`.
+fn ungrouped_tariffs(
+    auth: &super::types::Auth,
+    groups: &std::collections::BTreeMap<String, super::types::Tariff>,
+    rep: &mut Reporter<'_>,
+) {
+    if groups.is_empty() {
+        return;
+    }
+    let mut missing: Vec<&str> = auth
+        .tokens
+        .iter()
+        .filter_map(|t| t.group.as_deref())
+        .filter(|g| !groups.contains_key(*g))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    for g in missing {
+        rep.warn(
+            &KeyPath::root("tariff").key("groups"),
+            format!("group {g:?} of the token list has no tariff here: its sessions are billed at the site's [tariff]"),
+        );
+    }
 }
 
 /// The site's time zone: `[site] timezone` (`site`, as checked), else the tariff's (as its

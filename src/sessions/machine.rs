@@ -125,7 +125,8 @@ pub struct SessionRecord {
     /// The bill so far (final once the session has ended); None without a tariff.
     #[serde(default)]
     pub cost: Option<Cost>,
-    /// The tariff in force when the session started: later tariff changes do not touch it.
+    /// The tariff the session is billed by: the site's in force when it started, or its
+    /// group's as it was when the group became known. Later tariff changes do not touch it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tariff: Option<TariffSnapshot>,
     /// The departure plan the session carried, and whether it was met.

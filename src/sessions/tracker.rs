@@ -1,5 +1,6 @@
 //! Sessions of the whole site, fed by the controller's view after every cycle: one
-//! [`SessionMachine`] per charger, the tariff snapshotted at plug-in, the running cost and an
+//! [`SessionMachine`] per charger, whose each session is (from the cycle record's identity), the
+//! tariff snapshotted at plug-in (its group's once the group is known), the running cost and an
 //! end-time estimate, and what must be stored and announced.
 //!
 //! Pure apart from fresh session ids: the daemon stores what [`SessionTracker::observe`]
@@ -7,7 +8,7 @@
 //! back with [`SessionTracker::resume`], and the first reading of its charger decides whether
 //! the vehicle is still there.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -27,6 +28,7 @@ use crate::control::record::{ChargerCycle, CycleRecord};
 use crate::devices::model::EnergyScope;
 use crate::devices::regmap::DataType;
 use crate::electric::{power_w, DRAW_FLOOR_A};
+use crate::tokens::Identity;
 
 /// How often a running session is announced (`session.updated`) besides its state changes;
 /// it is stored every minute.
@@ -130,6 +132,66 @@ struct Slot {
     restamp: bool,
     /// A register fault found on the charger and not cleared.
     fault: Option<RegisterFault>,
+    /// Whose the active session is, as far as known (see [`adopt_identity`]).
+    identity: Identity,
+}
+
+/// The tariffs sessions are billed by: the site's, and each group's that has its own.
+#[derive(Debug, Clone, Default)]
+struct Tariffs {
+    site: Option<TariffSnapshot>,
+    groups: BTreeMap<String, TariffSnapshot>,
+    /// Groups met with no tariff of their own, each logged once.
+    warned: BTreeSet<String>,
+}
+
+impl Tariffs {
+    fn of(cfg: &Config) -> Self {
+        Tariffs {
+            site: snapshot(cfg),
+            groups: cfg.tariff_groups.clone(),
+            warned: BTreeSet::new(),
+        }
+    }
+
+    /// The snapshot of `group`'s own tariff, taken now. None for no group, and for a group
+    /// with none of its own (logged once per group): its session keeps the site's snapshot
+    /// it took at plug-in.
+    fn of_group(&mut self, group: Option<&str>) -> Option<TariffSnapshot> {
+        let g = group?;
+        if let Some(t) = self.groups.get(g) {
+            return Some(t.clone());
+        }
+        if self.warned.insert(g.to_string()) {
+            tracing::warn!(
+                group = g,
+                "group has no tariff of its own ([tariff.groups]): its sessions are billed at the site's tariff"
+            );
+        }
+        None
+    }
+}
+
+/// Whether an identity names anyone (a token, user, vehicle or group), rather than only how
+/// the charger let the session charge.
+fn names_someone(i: &Identity) -> bool {
+    i.token.is_some() || i.user.is_some() || i.vehicle.is_some() || i.group.is_some()
+}
+
+/// Takes the identity the cycle record gives the charger's session while the session knows
+/// nobody yet (a card swiped after plug-in, the cloud's late answer). Once it names someone
+/// it does not change within the session, except by [`SessionTracker::assign`]. When the
+/// group becomes known, its tariff is snapshotted and the session priced by it from its start.
+/// True when the session's identity changed.
+fn adopt_identity(slot: &mut Slot, seen: &Identity, tariffs: &mut Tariffs) -> bool {
+    if seen.is_empty() || names_someone(&slot.identity) || *seen == slot.identity {
+        return false;
+    }
+    if let Some(t) = tariffs.of_group(seen.group.as_deref()) {
+        slot.tariff = Some(t);
+    }
+    slot.identity = seen.clone();
+    true
 }
 
 /// While a register fault holds on the slot's charger, its session's energy is taken from
@@ -172,7 +234,7 @@ fn session_plan(slot: &mut Slot, record: &SessionRecord, at: DateTime<Utc>) -> O
 pub struct SessionTracker {
     slots: Vec<Slot>,
     ids: Vec<String>,
-    tariff: Option<TariffSnapshot>,
+    tariffs: Tariffs,
     /// Energy of recently finished sessions, for end-time estimates.
     history: VecDeque<f64>,
     /// Currents at which recent tapering vehicles stopped (A), for end-time estimates.
@@ -208,22 +270,26 @@ impl SessionTracker {
                     provisional: false,
                     restamp: false,
                     fault: None,
+                    identity: Identity::default(),
                 }
             })
             .collect();
         SessionTracker {
             slots,
             ids: cfg.chargers.iter().map(|c| c.id.clone()).collect(),
-            tariff: snapshot(cfg),
+            tariffs: Tariffs::of(cfg),
             history: VecDeque::new(),
             stops: VecDeque::new(),
         }
     }
 
-    /// A reloaded config: its tariff applies to sessions that start from now on; running
-    /// sessions keep the one they started with. Charger limits take effect for new readings.
+    /// A reloaded config: its tariffs apply to sessions that start, or whose group becomes
+    /// known, from now on; running sessions keep the snapshot they hold. Charger limits take
+    /// effect for new readings.
     pub fn reconfigure(&mut self, cfg: &Config) {
-        self.tariff = snapshot(cfg);
+        let warned = std::mem::take(&mut self.tariffs.warned);
+        self.tariffs = Tariffs::of(cfg);
+        self.tariffs.warned = warned;
         for (slot, c) in self.slots.iter_mut().zip(&cfg.chargers) {
             slot.min_current_a = c.min_current_a;
             slot.voltage_v = cfg.site.voltage_v;
@@ -261,6 +327,7 @@ impl SessionTracker {
         slot.stored_samples = samples.len();
         slot.machine.resume(record, samples, now);
         slot.tariff = record.tariff.clone();
+        slot.identity = record.identity.clone();
         slot.resumed_from = Some(record.updated_at.unwrap_or(record.plugged_in_at));
         slot.last_published = Some(now);
         slot.complete_alert = record.charging_completed_at.is_some();
@@ -301,7 +368,7 @@ impl SessionTracker {
                 // For a session that starts now (cleared below if none does).
                 slot.provisional = !trusted;
             }
-            let ended = observe_slot(slot, cv, local, self.tariff.as_ref(), expect, &mut out);
+            let ended = observe_slot(slot, cv, local, &mut self.tariffs, expect, &mut out);
             correct(slot, local, expect, &mut out);
             let updated = out[before..]
                 .iter()
@@ -364,6 +431,47 @@ impl SessionTracker {
         out.pop()
     }
 
+    /// Names the owner of the active session `session_id` after the fact (`assign_session`):
+    /// its identity is replaced by `identity`, its group's tariff snapshotted now (the one it
+    /// holds stays when the group has none, or none is named) and the session re-priced from
+    /// its start. Returns the updated record to store and announce, or None when no charger
+    /// has that session active (the caller updates the stored one: see [`assign_ended`]).
+    pub fn assign(
+        &mut self,
+        session_id: &str,
+        identity: Identity,
+        at: DateTime<Utc>,
+    ) -> Option<SessionUpdate> {
+        let history = self.sorted_history();
+        let expect = expectation(&history, stop_points(&self.stops));
+        let slot = self.slots.iter_mut().find(|s| {
+            s.machine
+                .record()
+                .is_some_and(|r| r.session_id == session_id)
+        })?;
+        if let Some(t) = self.tariffs.of_group(identity.group.as_deref()) {
+            slot.tariff = Some(t);
+        }
+        slot.identity = identity;
+        let local = slot
+            .machine
+            .record()
+            .and_then(|r| r.updated_at)
+            .unwrap_or(at - slot.shift);
+        let mut out = Vec::new();
+        push_update(slot, SessionChange::Updated, true, local, expect, &mut out);
+        match out.pop() {
+            Some(TrackerOutput::Session(u)) => Some(*u),
+            _ => None,
+        }
+    }
+
+    /// The snapshot of `group`'s own tariff, taken now (see `assign_session`); None for no
+    /// group or a group with none (logged once per group): the session keeps its own.
+    pub fn group_tariff(&mut self, group: Option<&str>) -> Option<TariffSnapshot> {
+        self.tariffs.of_group(group)
+    }
+
     /// The records of the sessions active now (for the live view and shutdown).
     pub fn active(&self) -> Vec<SessionRecord> {
         self.slots
@@ -371,6 +479,7 @@ impl SessionTracker {
             .filter_map(|s| {
                 let mut r = s.machine.record()?;
                 restamp(&mut r, s.shift, s.provisional);
+                r.identity = s.identity.clone();
                 Some(r)
             })
             .collect()
@@ -392,6 +501,7 @@ impl SessionTracker {
                 let samples = restamped(slot.machine.samples(), slot.shift);
                 record.tariff = slot.tariff.clone();
                 record.cost = bill(&record, &samples, slot.tariff.as_ref(), at);
+                record.identity = slot.identity.clone();
                 record.plan = slot.plan.map(|p| SessionPlan {
                     energy_wh: p.energy_wh,
                     depart_at: p.depart_at,
@@ -502,7 +612,7 @@ fn observe_slot(
     slot: &mut Slot,
     cv: &ChargerCycle,
     at: DateTime<Utc>,
-    tariff: Option<&TariffSnapshot>,
+    tariffs: &mut Tariffs,
     expect: Expectation<'_>,
     out: &mut Vec<TrackerOutput>,
 ) -> Option<f64> {
@@ -607,7 +717,8 @@ fn observe_slot(
         match ev {
             SessionEvent::Started => {
                 slot.estimator = EndEstimator::new();
-                slot.tariff = tariff.cloned();
+                slot.identity = Identity::default();
+                slot.tariff = tariffs.site.clone();
                 slot.stored_samples = 0;
                 slot.last_published = None;
                 slot.complete_alert = false;
@@ -634,6 +745,11 @@ fn observe_slot(
             }
             ev @ SessionEvent::Ended { .. } => ended = Some(ev),
         }
+    }
+    if (slot.machine.is_active() || ended.is_some())
+        && adopt_identity(slot, &cv.auth.identity, tariffs)
+    {
+        change.get_or_insert(SessionChange::Updated);
     }
     if let Some(ev) = ended {
         return finish(slot, ev, at, out);
@@ -700,6 +816,7 @@ fn push_update(
     let samples = restamped(slot.machine.samples(), slot.shift);
     record.tariff = slot.tariff.clone();
     record.cost = bill(&record, &samples, slot.tariff.as_ref(), true_at);
+    record.identity = slot.identity.clone();
     let restamped = std::mem::take(&mut slot.restamp);
     let new_samples = if restamped {
         samples.to_vec()
@@ -736,6 +853,7 @@ fn finish(
     restamp(&mut record, slot.shift, slot.provisional);
     let samples = restamped(&session.samples, slot.shift).into_owned();
     record.tariff = slot.tariff.take();
+    record.identity = std::mem::take(&mut slot.identity);
     let end = record.ended_at.unwrap_or(at + slot.shift);
     record.cost = bill(&record, &samples, record.tariff.as_ref(), end);
     if let Some(done) = record.charging_completed_at {
@@ -818,6 +936,23 @@ fn restamped(samples: &[Sample], shift: TimeDelta) -> std::borrow::Cow<'_, [Samp
 /// Samples from the last stored one on (it may have grown since).
 fn changed_samples(samples: &[Sample], stored: usize) -> Vec<Sample> {
     samples[stored.saturating_sub(1).min(samples.len())..].to_vec()
+}
+
+/// Names the owner of an ended session as stored (`assign_session`): `identity` replaces its
+/// own, `tariff` (the group's snapshot, when the group has one) replaces the one it was billed
+/// by, and its cost is computed again from its start with its stored samples.
+pub fn assign_ended(
+    record: &mut SessionRecord,
+    samples: &[Sample],
+    identity: Identity,
+    tariff: Option<TariffSnapshot>,
+) {
+    if tariff.is_some() {
+        record.tariff = tariff;
+    }
+    record.identity = identity;
+    let end = record.ended_at.unwrap_or(record.plugged_in_at);
+    record.cost = bill(record, samples, record.tariff.as_ref(), end);
 }
 
 fn bill(
@@ -937,3 +1072,7 @@ fn alert(
 #[cfg(test)]
 #[path = "tracker_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "tracker_identity_tests.rs"]
+mod identity_tests;

@@ -146,6 +146,7 @@ impl SiteBuilder {
         let (mut recorder, mut pruner, mut sync) = (None, None, None);
         // Conditions raised from outside the loop (the cloud link's) reach the alert book here.
         let (signals_tx, signals) = mpsc::unbounded_channel();
+        let (assign_tx, assignments) = mpsc::unbounded_channel();
         if let Some(store) = &self.store {
             let now = self.clock.now();
             pipeline.restore_alerts(stored_alerts(store));
@@ -206,7 +207,8 @@ impl SiteBuilder {
                 cfg.storage.retention_days,
                 cfg.storage.max_size_mb,
             )));
-            let commands = spawn_command_handler(&cfg, store, control.clone(), self.clock.clone());
+            let commands =
+                spawn_command_handler(&cfg, store, control.clone(), self.clock.clone(), assign_tx);
             sync = CloudLink::start(cloud::Parts {
                 cfg: cfg.clone(),
                 started_at: self.started_at,
@@ -234,6 +236,7 @@ impl SiteBuilder {
                 live: self.live,
                 config,
                 signals,
+                assignments,
             }
             .run(),
         );
@@ -309,6 +312,7 @@ fn spawn_command_handler(
     store: &Store,
     control: mpsc::UnboundedSender<ControlCommand>,
     clock: Clock,
+    sessions: mpsc::UnboundedSender<commands::assign::AssignRequest>,
 ) -> mpsc::Sender<RawCommand> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(commands::serve(
@@ -318,6 +322,7 @@ fn spawn_command_handler(
             store: store.clone(),
             control,
             clock,
+            sessions: Some(sessions),
         },
     ));
     tx

@@ -26,6 +26,21 @@ pub enum SiteEvent {
     DemandWindow(crate::control::demand::WindowDemand),
     /// Modbus requests to the chargers over a quarter of an hour, for the store to add up.
     LinkTally(LinkTally),
+    /// `assign_session`: the owner of a session named after the fact, for the recorder to
+    /// store and answer.
+    Assigned(Box<Assigned>),
+}
+
+/// An assignment as the pipeline hands it on: the running session's updated record, or (for a
+/// session the tracker no longer follows) what the recorder applies to the stored one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assigned {
+    pub assignment: crate::commands::assign::Assignment,
+    /// The running session's record, assigned and re-priced by the tracker.
+    pub update: Option<SessionUpdate>,
+    /// For a stored session: its group's own tariff (None: it keeps its snapshot).
+    pub tariff: Option<crate::sessions::tariff::TariffSnapshot>,
+    pub done: crate::commands::assign::Responder,
 }
 
 /// How often the Modbus counts are handed on: every quarter of an hour of record time (UTC),
@@ -191,6 +206,27 @@ impl Pipeline {
         self.book.restore(active);
     }
 
+    /// `assign_session`: the running session's record updated by the tracker, or what the
+    /// recorder applies to the stored one. `at`: the time now.
+    pub fn assign(
+        &mut self,
+        req: crate::commands::assign::AssignRequest,
+        at: DateTime<Utc>,
+    ) -> SiteEvent {
+        let a = req.assignment;
+        let update = self.tracker.assign(&a.session_id, a.identity.clone(), at);
+        let tariff = match update {
+            Some(_) => None,
+            None => self.tracker.group_tariff(a.identity.group.as_deref()),
+        };
+        SiteEvent::Assigned(Box::new(Assigned {
+            assignment: a,
+            update,
+            tariff,
+            done: req.done,
+        }))
+    }
+
     /// A reloaded config brings its tariff to the sessions that start after it.
     pub fn reconfigure(&mut self, cfg: &Config) {
         self.tracker.reconfigure(cfg);
@@ -311,7 +347,10 @@ impl Pipeline {
                     t.link_alerts += 1;
                 }
             }
-            SiteEvent::Alert(_) | SiteEvent::DemandWindow(_) | SiteEvent::LinkTally(_) => {}
+            SiteEvent::Alert(_)
+            | SiteEvent::DemandWindow(_)
+            | SiteEvent::LinkTally(_)
+            | SiteEvent::Assigned(_) => {}
         }
     }
 

@@ -51,7 +51,10 @@ impl Recorder {
 
     pub async fn handle(&mut self, e: SiteEvent) {
         match e {
-            SiteEvent::Session(u) => self.session(*u).await,
+            SiteEvent::Session(u) => {
+                // A failure is logged there; the tracker's next update stores it whole.
+                let _ = self.session(*u).await;
+            }
             SiteEvent::Alert(c) => self.alert(c).await,
             SiteEvent::DemandWindow(w) => {
                 if let Err(e) = self.store.put_demand_window(&w).await {
@@ -59,7 +62,37 @@ impl Recorder {
                 }
             }
             SiteEvent::LinkTally(t) => self.links(t).await,
+            SiteEvent::Assigned(a) => self.assigned(*a).await,
         }
+    }
+
+    /// Stores an assigned session (see `crate::commands::assign`) and answers its command.
+    async fn assigned(&mut self, a: super::pipeline::Assigned) {
+        let outcome = match a.update {
+            Some(u) => {
+                let record = u.record.clone();
+                match self.session(u).await {
+                    Ok(()) => Ok(record),
+                    Err(e) => Err(crate::commands::CommandError::Store(e)),
+                }
+            }
+            None => {
+                let out = crate::commands::assign::assign_stored(
+                    &self.store,
+                    &self.site,
+                    self.announce,
+                    self.clock.now(),
+                    a.assignment,
+                    a.tariff,
+                )
+                .await;
+                if out.is_ok() && self.announce {
+                    self.wake.notify_one();
+                }
+                out
+            }
+        };
+        a.done.send(outcome);
     }
 
     /// Adds a quarter hour's Modbus counts into the store's hourly rows.
@@ -82,7 +115,7 @@ impl Recorder {
         }
     }
 
-    async fn session(&mut self, u: SessionUpdate) {
+    async fn session(&mut self, u: SessionUpdate) -> Result<(), StoreError> {
         let event = (self.announce && u.publish).then(|| {
             OutboxEvent::new(
                 self.site.clone(),
@@ -134,8 +167,12 @@ impl Recorder {
             }
             // Nothing else can be done here: the tracker still holds the session, and the
             // next update stores it whole (record and its samples) again.
-            Err(e) => tracing::error!(session = %id, error = %e, "session not stored"),
+            Err(e) => {
+                tracing::error!(session = %id, error = %e, "session not stored");
+                return Err(e);
+            }
         }
+        Ok(())
     }
 
     async fn alert(&mut self, change: AlertChange) {
@@ -372,5 +409,159 @@ mod tests {
         let learned = latest_finished_wh(&store).expect("read");
         let latest: Vec<u64> = (n - HISTORY as i64..n).map(|i| 1_000 + i as u64).collect();
         assert_eq!(learned, latest);
+    }
+
+    /// `assign_session` through the pipeline: a running session is changed in the tracker
+    /// (and stays assigned), one that ended first is changed as stored; both re-priced by the
+    /// group's tariff, stored with their message, and answered once stored.
+    #[tokio::test]
+    async fn an_assignment_reaches_a_running_and_an_ended_session_in_order() {
+        use crate::commands::assign::{AssignRequest, Assignment, Responder};
+        use crate::control::record::{ChargerCycle, CycleRecord};
+        use crate::devices::model::ChargeState::{self, A, B, C};
+        use crate::tokens::{AuthorizedBy, Identity};
+        use rust_decimal::Decimal;
+
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, _) = Store::open(dir.path()).expect("store opens");
+        let text = format!(
+            "{}\n[tariff.groups.company]\ncurrency = \"EUR\"\nenergy_price = \"0.20\"\n",
+            include_str!("../../tests/fixtures/config/base.toml")
+        );
+        let cfg = crate::config::load_str(&text, "base").expect("a valid config");
+        let charger = cfg.chargers[0].id.clone();
+        // A Saturday: the base tariff's weekday window does not apply.
+        let t0: DateTime<Utc> = "2026-11-21T09:00:00Z".parse().expect("time");
+        let view = |s: i64, state: ChargeState, amps: f64, wh: f64| CycleRecord {
+            chargers: vec![ChargerCycle {
+                online: true,
+                state: Some(state),
+                current_a: [Some(amps); 3],
+                power_w: Some(amps * 230.0 * 3.0),
+                energy_wh: Some(wh),
+                setpoint_a: Some(16.0),
+                ..ChargerCycle::unread(&charger)
+            }],
+            ..CycleRecord::blank(t0 + TimeDelta::seconds(s), 63.0)
+        };
+        let mut pipeline = super::super::Pipeline::new(&cfg);
+        let mut rec = Recorder::new(
+            &cfg,
+            store.clone(),
+            Arc::new(Notify::new()),
+            Clock::system(),
+        );
+        let mut wh = 0.0;
+        for e in pipeline.observe(&view(0, B, 0.0, wh)) {
+            rec.handle(e).await;
+        }
+        for s in 1..600 {
+            wh += 16.0 * 230.0 * 3.0 / 3600.0;
+            for e in pipeline.observe(&view(s, C, 16.0, wh)) {
+                rec.handle(e).await;
+            }
+        }
+        let id = pipeline.active_sessions()[0].session_id.clone();
+        let owner = Identity {
+            user: Some("fleet car 7".into()),
+            group: Some("company".into()),
+            authorized_by: Some(AuthorizedBy::Assigned),
+            ..Identity::default()
+        };
+        let assign = |pipeline: &mut super::super::Pipeline| {
+            let (done, answer) = Responder::new();
+            let req = AssignRequest {
+                assignment: Assignment {
+                    session_id: id.clone(),
+                    identity: owner.clone(),
+                },
+                done,
+            };
+            (pipeline.assign(req, t0 + TimeDelta::seconds(600)), answer)
+        };
+        let price = |r: &SessionRecord, p: Decimal| {
+            (Decimal::from(r.energy_wh) / Decimal::from(1000) * p).round_dp(2)
+        };
+        let seq_before = store.outbox_len();
+
+        // Running: the tracker's record, stored and announced as an update.
+        let (event, answer) = assign(&mut pipeline);
+        rec.handle(event).await;
+        let running = answer.await.expect("answered").expect("assigned");
+        assert_eq!(running.identity, owner);
+        assert_eq!(running.state, RecordState::Active);
+        let stored = store.session(&id).expect("read").expect("stored");
+        assert_eq!(stored.identity, owner);
+        let total = stored.cost.as_ref().map(|c| c.total).expect("priced");
+        assert_eq!(total, price(&stored, Decimal::new(20, 2)));
+        assert_eq!(store.outbox_len(), seq_before + 1);
+
+        // The session goes on assigned, and ends.
+        for s in 600..660 {
+            wh += 16.0 * 230.0 * 3.0 / 3600.0;
+            for e in pipeline.observe(&view(s, C, 16.0, wh)) {
+                rec.handle(e).await;
+            }
+        }
+        for e in pipeline.observe(&view(660, A, 0.0, wh)) {
+            rec.handle(e).await;
+        }
+        let ended = store.session(&id).expect("read").expect("stored");
+        assert_eq!(ended.state, RecordState::Completed);
+        assert_eq!(ended.identity, owner);
+
+        // Named again once ended: the stored record, re-priced from its samples.
+        let other = Identity {
+            user: Some("visitor".into()),
+            ..owner.clone()
+        };
+        let (done, answer) = Responder::new();
+        let event = pipeline.assign(
+            AssignRequest {
+                assignment: Assignment {
+                    session_id: id.clone(),
+                    identity: other.clone(),
+                },
+                done,
+            },
+            t0 + TimeDelta::seconds(700),
+        );
+        let SiteEvent::Assigned(a) = &event else {
+            panic!("an assignment");
+        };
+        assert!(a.update.is_none(), "the tracker no longer holds it");
+        rec.handle(event).await;
+        let r = answer.await.expect("answered").expect("assigned");
+        assert_eq!(r.identity, other);
+        assert_eq!(r.state, RecordState::Completed);
+        assert_eq!(r.energy_wh, ended.energy_wh);
+        assert_eq!(r.cost, ended.cost, "the same group, the same price");
+        let mut last = None;
+        for m in store.outbox_from(0) {
+            last = Some(m.expect("read").1);
+        }
+        let last = last.expect("a message");
+        assert_eq!(last.kind, "session.completed");
+        assert_eq!(last.data["session_id"], serde_json::json!(id));
+        assert_eq!(last.data["user"], "visitor");
+        assert_eq!(last.data["authorized_by"], "assigned");
+
+        // An unknown session: refused by the recorder, nothing stored.
+        let (done, answer) = Responder::new();
+        let event = pipeline.assign(
+            AssignRequest {
+                assignment: Assignment {
+                    session_id: "nobody".into(),
+                    identity: other,
+                },
+                done,
+            },
+            t0,
+        );
+        let before = store.outbox_len();
+        rec.handle(event).await;
+        let refused = answer.await.expect("answered");
+        assert!(refused.is_err_and(|e| e.to_string().contains("unknown session")));
+        assert_eq!(store.outbox_len(), before);
     }
 }

@@ -24,11 +24,14 @@ pub(crate) struct Stage {
     pub(crate) config: watch::Receiver<Arc<Config>>,
     /// Conditions raised from outside the loop ([`super::cloud`]).
     pub(crate) signals: mpsc::UnboundedReceiver<super::cloud::Signal>,
+    /// `assign_session` requests from the command handler.
+    pub(crate) assignments: mpsc::UnboundedReceiver<crate::commands::assign::AssignRequest>,
 }
 
 impl Stage {
     pub(crate) async fn run(mut self) -> Pipeline {
         let mut last_seq = None;
+        let mut last_at = None;
         loop {
             tokio::select! {
                 // Records first: a reload never overtakes cycles already run.
@@ -41,6 +44,7 @@ impl Stage {
                             }
                         }
                         last_seq = Some(rec.seq);
+                        last_at = Some(rec.at);
                         self.observe(&rec);
                     }
                     None => {
@@ -52,6 +56,11 @@ impl Stage {
                 Some(s) = self.signals.recv() => {
                     let events = self.pipeline.signal(s.kind, None, s.on, &s.message, s.at);
                     self.hand_on(events);
+                }
+                Some(req) = self.assignments.recv() => {
+                    let at = last_at.unwrap_or_else(chrono::Utc::now);
+                    let event = self.pipeline.assign(req, at);
+                    self.hand_on(vec![event]);
                 }
                 Ok(()) = self.config.changed() => {
                     let cfg = self.config.borrow_and_update().clone();

@@ -749,3 +749,65 @@ fn a_mistyped_tariff_zone_is_reported_once_and_hides_no_other_error() {
         "site.failsafe_current_a",
     );
 }
+
+// --- tariffs per group ---------------------------------------------------------------------
+
+/// The base fixture with `groups` (TOML) after its tariff window.
+fn with_groups(groups: &str) -> String {
+    edit(
+        &base(),
+        "days = [\"mon\", \"fri\"]",
+        &format!("days = [\"mon\", \"fri\"]\n\n{groups}"),
+    )
+}
+
+#[test]
+fn a_group_tariff_is_a_whole_tariff_with_the_sites_zone_by_default() {
+    let text = with_groups(
+        "[tariff.groups.company]\ncurrency = \"EUR\"\nenergy_price = \"0.20\"\n\n\
+         [tariff.groups.night]\ncurrency = \"EUR\"\nenergy_price = \"0.30\"\ntimezone = \"UTC\"\n\n\
+         [[tariff.groups.night.window]]\nstart = \"22:00\"\nend = \"06:00\"\nenergy_price = \"0.10\"\n",
+    );
+    let cfg = load_str(&text, ORIGIN).unwrap_or_else(|e| panic!("{e}"));
+    let site = cfg.tariff.as_ref().expect("the site's tariff");
+    let company = &cfg.tariff_groups["company"];
+    assert_eq!(company.energy_price.to_string(), "0.20");
+    assert_eq!(company.timezone, site.timezone, "the site tariff's zone");
+    assert!(company.windows.is_empty(), "nothing else is inherited");
+    assert_eq!(company.idle_fee_per_min, rust_decimal::Decimal::ZERO);
+    let night = &cfg.tariff_groups["night"];
+    assert_eq!(night.timezone, chrono_tz::UTC);
+    assert_eq!(night.windows.len(), 1);
+    assert_eq!(cfg.tariff_groups.len(), 2);
+}
+
+#[test]
+fn group_tariff_mistakes_are_reported_at_their_place() {
+    let text = with_groups(
+        "[tariff.groups.company]\ncurrency = \"eur\"\nenergy_price = \"0,20\"\n\n\
+         [[tariff.groups.company.window]]\nstart = \"22:00\"\nend = \"30:00\"\nenergy_price = \"0.10\"\n\n\
+         [tariff.groups.company.groups.inner]\ncurrency = \"EUR\"\nenergy_price = \"0.1\"\n",
+    );
+    let errs = errors(&text);
+    assert_error_at(
+        &errs,
+        line_of(&text, "currency = \"eur\""),
+        "tariff.groups.company.currency",
+    );
+    assert_error_at(
+        &errs,
+        line_of(&text, "energy_price = \"0,20\""),
+        "tariff.groups.company.energy_price",
+    );
+    assert_error_at(
+        &errs,
+        line_of(&text, "end = \"30:00\""),
+        "tariff.groups.company.window[0].end",
+    );
+    let nested = assert_error_at(
+        &errs,
+        line_of(&text, "[tariff.groups.company.groups.inner]"),
+        "tariff.groups.company.groups.inner",
+    );
+    assert!(nested.contains("under [tariff] only"), "{nested}");
+}

@@ -174,6 +174,7 @@ fn every_cloud_command_gets_a_reply_saying_why() {
         store,
         control,
         clock: Clock::system(),
+        sessions: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

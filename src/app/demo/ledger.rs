@@ -96,6 +96,7 @@ impl Ledger {
             }
             SiteEvent::DemandWindow(_) => None,
             SiteEvent::LinkTally(_) => None,
+            SiteEvent::Assigned(_) => None,
         }
     }
 

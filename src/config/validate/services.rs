@@ -54,7 +54,46 @@ fn local_time(
 
 /// `[tariff]`, parsed into the snapshot sessions are billed with.
 pub fn tariff(raw: &RawTariff, rep: &mut Reporter<'_>) -> Option<Tariff> {
-    let p = KeyPath::root("tariff");
+    one_tariff(raw, &KeyPath::root("tariff"), "UTC", rep)
+}
+
+/// `[tariff.groups.NAME]`: each group's whole tariff, checked as `[tariff]` is, its zone
+/// defaulting to the site tariff's (`site_zone`, as written). Empty when any is wrong (each
+/// mistake reported at its place).
+pub fn tariff_groups(
+    raw: &RawTariff,
+    rep: &mut Reporter<'_>,
+) -> std::collections::BTreeMap<String, Tariff> {
+    let site_zone = raw.timezone.as_deref().unwrap_or("UTC");
+    let mut groups = std::collections::BTreeMap::new();
+    for (name, group) in &raw.groups {
+        let p = KeyPath::root("tariff").key("groups").key(name);
+        check(
+            rep,
+            !name.trim().is_empty() && name.trim() == name,
+            &p,
+            format!("a group name must be non-empty without surrounding blanks, got {name:?}"),
+        );
+        for inner in group.groups.keys() {
+            rep.error(
+                &p.key("groups").key(inner),
+                "group tariffs are listed under [tariff] only, not inside a group's",
+            );
+        }
+        if let Some(t) = one_tariff(group, &p, site_zone, rep) {
+            groups.insert(name.clone(), t);
+        }
+    }
+    groups
+}
+
+/// One tariff at `p`, its zone `default_zone` when it names none.
+fn one_tariff(
+    raw: &RawTariff,
+    p: &KeyPath,
+    default_zone: &str,
+    rep: &mut Reporter<'_>,
+) -> Option<Tariff> {
     let before = rep.count();
     check(
         rep,
@@ -75,7 +114,11 @@ pub fn tariff(raw: &RawTariff, rep: &mut Reporter<'_>) -> Option<Tariff> {
         &p.key("idle_grace_min"),
         format!("must be 0–10080 minutes, got {}", raw.idle_grace_min),
     );
-    let timezone = zone::zone(&raw.timezone, &p.key("timezone"), rep);
+    let timezone = zone::zone(
+        raw.timezone.as_deref().unwrap_or(default_zone),
+        &p.key("timezone"),
+        rep,
+    );
     let mut windows = Vec::new();
     for (i, w) in raw.window.iter().enumerate() {
         let wp = p.key("window").index(i);

@@ -110,6 +110,7 @@ impl Rig {
             store: self.store.clone(),
             control: self.ctl.commands(),
             clock: self.clock.clone(),
+            sessions: None,
         }
     }
 
