@@ -256,7 +256,7 @@ pub fn statement(
             date: local_date(r.plugged_in_at, zone),
             plugged_in_at: r.plugged_in_at,
             ended_at: r.ended_at,
-            state: r.state.clone(),
+            state: r.state,
             charger: r.charger.clone(),
             vehicle: r.identity.vehicle.clone(),
             group: r.identity.group.clone(),

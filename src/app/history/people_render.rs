@@ -107,11 +107,11 @@ fn grouped_table(g: &Grouped) -> String {
             } else {
                 String::new()
             };
-            let bar = if top > 0 {
-                "#".repeat(((r.sums.energy_wh * BAR_WIDTH + top / 2) / top) as usize)
-            } else {
-                String::new()
-            };
+            let bar = "#".repeat(
+                (r.sums.energy_wh * BAR_WIDTH + top / 2)
+                    .checked_div(top)
+                    .unwrap_or(0) as usize,
+            );
             vec![
                 r.key.clone(),
                 sessions(&r.sums),
@@ -254,8 +254,13 @@ fn statement_table(s: &Statement) -> String {
     }
     let _ = writeln!(
         out,
-        "\ntotal: {} sessions, {} kWh{}",
-        sessions(&s.totals),
+        "\ntotal: {} sessions{}, {} kWh{}",
+        s.totals.sessions,
+        if s.totals.active_sessions > 0 {
+            format!(" ({} active)", s.totals.active_sessions)
+        } else {
+            String::new()
+        },
         kwh(s.totals.energy_wh),
         if s.totals.cost.is_empty() {
             String::new()
