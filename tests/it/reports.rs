@@ -427,6 +427,21 @@ fn sessions_of_a_user_or_group_are_theirs_alone() {
         "{table}"
     );
 
+    let csv = ok_stdout(&[
+        "sessions", "--db", db, "--format", "csv", "--group", "staff",
+    ]);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let csv_rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(
+        csv_rows.len(),
+        ids(&|r| r.identity.group.as_deref() == Some("staff")).len()
+    );
+    assert!(csv_rows
+        .iter()
+        .all(|r| &r[col("group")] == "staff" && ["alice", "carol"].contains(&&r[col("user")])));
+
     // --month and --from cannot both be given; a bad month is a usage error.
     let out = evsite(&[
         "sessions",
