@@ -47,8 +47,9 @@ enum Command {
     Demo(DemoArgs),
     /// List recorded charging sessions (read from the store; filters by charger and time).
     Sessions(evsite::app::history::HistoryArgs),
-    /// Usage report: energy, cost and sessions per charger and day, peak hours, utilisation.
-    Report(evsite::app::history::HistoryArgs),
+    /// Usage report: energy, cost and sessions per charger and day, peak hours, utilisation;
+    /// or per user, group or charger (--by); or a user's monthly statement (--statement).
+    Report(evsite::app::history::ReportArgs),
     /// The live state from the running daemon (its local API on `[api] listen`).
     Status(StatusArgs),
     /// The daemon's trial open of its database, in a child process (exit 0, or 65 when sled

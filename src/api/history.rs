@@ -1,6 +1,7 @@
 //! `/api/sessions` and `/api/report`: the history commands' own code (`app::history`) over
 //! the store the daemon holds, with the commands' filters as query parameters — `charger`,
-//! `from`, `to`, `tz` — and `format` `json` (default), `csv` or `table`.
+//! `from`, `to`, `month`, `user`, `group`, `tz`, and on `/api/report` `by` and `statement` —
+//! and `format` `json` (default), `csv` or `table`.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -13,14 +14,14 @@ use crate::app::history::{self, Bound, Format, HistoryError, HistoryQuery, Sourc
 type RawQuery = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 pub async fn sessions(State(ctx): State<ApiContext>, query: RawQuery) -> Response {
-    answer(ctx, query, |store, source, args| {
+    answer(ctx, query, false, |store, source, args| {
         history::sessions_in(store, source, args)
     })
     .await
 }
 
 pub async fn report(State(ctx): State<ApiContext>, query: RawQuery) -> Response {
-    answer(ctx, query, |store, source, args| {
+    answer(ctx, query, true, |store, source, args| {
         history::report_in(store, source, args, chrono::Utc::now())
     })
     .await
@@ -29,13 +30,14 @@ pub async fn report(State(ctx): State<ApiContext>, query: RawQuery) -> Response 
 async fn answer(
     ctx: ApiContext,
     query: RawQuery,
+    report: bool,
     run: impl FnOnce(&crate::store::Store, &Source, &HistoryQuery) -> Result<String, HistoryError>
         + Send
         + 'static,
 ) -> Response {
     let args = match query
         .map_err(|e| ApiError::bad_request(e.body_text()))
-        .and_then(|Query(pairs)| args(&pairs))
+        .and_then(|Query(pairs)| args(&pairs, report))
     {
         Ok(a) => a,
         Err(e) => return e.into_response(),
@@ -73,8 +75,9 @@ fn from_history(e: HistoryError) -> ApiError {
     }
 }
 
-/// The query parameters as a history query; anything the commands would not take is a 400.
-fn args(pairs: &[(String, String)]) -> Result<HistoryQuery, ApiError> {
+/// The query parameters as a history query; anything the commands would not take is a 400
+/// (`by` and `statement` are the report's alone).
+fn args(pairs: &[(String, String)], report: bool) -> Result<HistoryQuery, ApiError> {
     let mut args = HistoryQuery {
         format: Format::Json,
         ..HistoryQuery::default()
@@ -85,6 +88,28 @@ fn args(pairs: &[(String, String)]) -> Result<HistoryQuery, ApiError> {
             "charger" => args.charger = Some(value.clone()),
             "from" => args.from = Some(Bound::parse(value).map_err(bad)?),
             "to" => args.to = Some(Bound::parse(value).map_err(bad)?),
+            "month" => args.month = Some(history::Month::parse(value).map_err(bad)?),
+            "user" => args.user = Some(value.clone()),
+            "group" => args.group = Some(value.clone()),
+            "by" if report => {
+                args.by = Some(match value.as_str() {
+                    "user" => history::By::User,
+                    "group" => history::By::Group,
+                    "charger" => history::By::Charger,
+                    _ => {
+                        return Err(bad(format!(
+                            "unknown key {value:?} (expected user, group or charger)"
+                        )))
+                    }
+                })
+            }
+            "statement" if report => {
+                args.statement = match value.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(bad(format!("{value:?} is neither true nor false"))),
+                }
+            }
             "tz" => args.tz = Some(history::source::parse_zone(value).map_err(bad)?),
             "format" => {
                 args.format = match value.as_str() {
@@ -99,9 +124,14 @@ fn args(pairs: &[(String, String)]) -> Result<HistoryQuery, ApiError> {
                 }
             }
             other => {
+                let expected = if report {
+                    "charger, from, to, month, user, group, by, statement, tz or format"
+                } else {
+                    "charger, from, to, month, user, group, tz or format"
+                };
                 return Err(ApiError::bad_request(format!(
-                    "unknown filter {other:?} (expected charger, from, to, tz or format)"
-                )))
+                    "unknown filter {other:?} (expected {expected})"
+                )));
             }
         }
     }
@@ -120,11 +150,14 @@ mod tests {
 
     #[test]
     fn filters_parse_as_the_commands_do() {
-        let a = args(&pairs(&[
-            ("charger", "cp-1"),
-            ("from", "2026-11-01"),
-            ("format", "csv"),
-        ]))
+        let a = args(
+            &pairs(&[
+                ("charger", "cp-1"),
+                ("from", "2026-11-01"),
+                ("format", "csv"),
+            ]),
+            false,
+        )
         .expect("valid");
         assert_eq!(a.charger.as_deref(), Some("cp-1"));
         assert!(a.from.is_some());
@@ -133,14 +166,39 @@ mod tests {
 
     #[test]
     fn unknown_filters_and_bad_times_are_refused() {
-        let e = args(&pairs(&[("site", "x")])).expect_err("unknown");
+        let e = args(&pairs(&[("site", "x")]), true).expect_err("unknown");
         assert!(
             e.message.contains("unknown filter \"site\""),
             "{}",
             e.message
         );
-        let e = args(&pairs(&[("from", "yesterday")])).expect_err("bad time");
+        let e = args(&pairs(&[("from", "yesterday")]), true).expect_err("bad time");
         assert!(e.message.starts_with("from: "), "{}", e.message);
-        assert!(args(&pairs(&[("format", "xml")])).is_err());
+        assert!(args(&pairs(&[("format", "xml")]), true).is_err());
+        assert!(args(&pairs(&[("month", "2026-13")]), true).is_err());
+        assert!(args(&pairs(&[("by", "vehicle")]), true).is_err());
+        // The report's own keys are no filter of the session list.
+        let e = args(&pairs(&[("by", "user")]), false).expect_err("not a sessions key");
+        assert!(e.message.contains("unknown filter \"by\""), "{}", e.message);
+    }
+
+    #[test]
+    fn people_keys_parse_as_the_commands_do() {
+        let a = args(
+            &pairs(&[
+                ("user", "ann"),
+                ("group", "(unknown)"),
+                ("month", "2026-11"),
+                ("by", "group"),
+                ("statement", "true"),
+            ]),
+            true,
+        )
+        .expect("valid");
+        assert_eq!(a.user.as_deref(), Some("ann"));
+        assert_eq!(a.group.as_deref(), Some("(unknown)"));
+        assert_eq!(a.month.map(|m| m.to_string()).as_deref(), Some("2026-11"));
+        assert_eq!(a.by, Some(history::By::Group));
+        assert!(a.statement);
     }
 }

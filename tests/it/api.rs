@@ -278,7 +278,7 @@ async fn the_daemon_serves_its_live_state_history_metrics_and_health() {
 }
 
 /// The shipped example config with `[api] listen` set to `listen`, in `dir`.
-fn example_config(dir: &std::path::Path, listen: &str) -> (std::path::PathBuf, String) {
+pub(crate) fn example_config(dir: &std::path::Path, listen: &str) -> (std::path::PathBuf, String) {
     let example = std::fs::read_to_string(format!(
         "{}/config/example.toml",
         env!("CARGO_MANIFEST_DIR")
@@ -458,7 +458,7 @@ async fn health_is_503_until_the_loop_cycles() {
 }
 
 /// Runs headless Chromium on `url` with `args` (a screenshot or the DOM), bounded.
-async fn chromium(url: &str, args: &[&str]) -> std::process::Output {
+pub(crate) async fn chromium(url: &str, args: &[&str]) -> std::process::Output {
     let profile = tempfile::tempdir().expect("profile dir");
     let run = Command::new("chromium")
         .args([

@@ -40,6 +40,7 @@ mod mqtt_tls;
 mod outage;
 mod package;
 mod probe_tools;
+mod reports;
 mod service;
 mod sim_db;
 mod simulator;

@@ -29,6 +29,21 @@ pub fn query(args: &HistoryQuery, source: &Source) -> String {
     if let Some(b) = &args.to {
         pairs.push(("to", bound(b)));
     }
+    if let Some(m) = &args.month {
+        pairs.push(("month", m.to_string()));
+    }
+    if let Some(u) = &args.user {
+        pairs.push(("user", u.clone()));
+    }
+    if let Some(g) = &args.group {
+        pairs.push(("group", g.clone()));
+    }
+    if let Some(by) = args.by {
+        pairs.push(("by", by.name().to_owned()));
+    }
+    if args.statement {
+        pairs.push(("statement", "true".to_owned()));
+    }
     // The zone as this command resolved it (--tz, else its config's tariff), so a daemon
     // with another tariff zone cannot count other days.
     pairs.push(("tz", source.zone.name().to_owned()));
@@ -122,6 +137,7 @@ mod tests {
             to: Some(Bound::parse("2026-11-21T18:00:00+01:00").expect("instant")),
             tz: None,
             format: Format::Csv,
+            ..HistoryQuery::default()
         }
     }
 
@@ -138,6 +154,19 @@ mod tests {
         assert_eq!(
             q,
             "charger=cp%201&from=2026-11-01&to=2026-11-21T17%3A00%3A00Z&tz=Europe%2FBerlin&format=csv"
+        );
+        let people = HistoryQuery {
+            user: Some("Zoë K".into()),
+            group: Some("staff".into()),
+            month: Some(super::super::Month::parse("2026-11").expect("month")),
+            statement: true,
+            from: None,
+            to: None,
+            ..args()
+        };
+        assert_eq!(
+            query(&people, &source),
+            "charger=cp%201&month=2026-11&user=Zo%C3%AB%20K&group=staff&statement=true&tz=Europe%2FBerlin&format=csv"
         );
         // The instant is the same one the command parsed.
         let to = Bound::parse("2026-11-21T17:00:00Z").expect("instant");

@@ -9,8 +9,9 @@ use super::{Format, HistoryError};
 use crate::app::table;
 use crate::sessions::machine::{RecordState, SessionRecord};
 
-/// CSV columns: the contract's session fields, the cost flattened into two.
-pub const CSV_HEADER: [&str; 17] = [
+/// CSV columns: the contract's session fields, the cost flattened into two, whose session it
+/// is last (empty where unknown).
+pub const CSV_HEADER: [&str; 21] = [
     "session_id",
     "charger",
     "state",
@@ -28,6 +29,10 @@ pub const CSV_HEADER: [&str; 17] = [
     "estimated_end_earliest",
     "estimated_end_latest",
     "energy_notes",
+    "user",
+    "vehicle",
+    "group",
+    "authorized_by",
 ];
 
 /// The records in plug-in order (the store keeps them in id order).
@@ -51,7 +56,9 @@ fn render_table(records: &[&SessionRecord], zone: Tz) -> String {
         return "no sessions\n".to_owned();
     }
     let plugged = format!("plugged in ({zone})");
-    let header = [
+    // Whose sessions they are, when any is known.
+    let people = records.iter().any(|r| r.identity.user.is_some());
+    let mut header = vec![
         "session",
         "charger",
         "state",
@@ -62,10 +69,13 @@ fn render_table(records: &[&SessionRecord], zone: Tz) -> String {
         "cost",
         "stop reason",
     ];
+    if people {
+        header.insert(2, "user");
+    }
     let rows: Vec<Vec<String>> = records
         .iter()
         .map(|r| {
-            vec![
+            let mut row = vec![
                 r.session_id.clone(),
                 r.charger.clone(),
                 name_of(&r.state),
@@ -83,7 +93,17 @@ fn render_table(records: &[&SessionRecord], zone: Tz) -> String {
                     .map(|c| format!("{} {}", c.total, c.currency))
                     .unwrap_or_default(),
                 r.stop_reason.as_ref().map(name_of).unwrap_or_default(),
-            ]
+            ];
+            if people {
+                row.insert(
+                    2,
+                    r.identity
+                        .user
+                        .clone()
+                        .unwrap_or_else(|| super::people::UNKNOWN.to_owned()),
+                );
+            }
+            row
         })
         .collect();
     let active = records
@@ -147,6 +167,13 @@ fn render_csv(records: &[&SessionRecord]) -> Result<String, HistoryError> {
             time(r.estimated_end_earliest),
             time(r.estimated_end_latest),
             notes(r),
+            r.identity.user.clone().unwrap_or_default(),
+            r.identity.vehicle.clone().unwrap_or_default(),
+            r.identity.group.clone().unwrap_or_default(),
+            r.identity
+                .authorized_by
+                .map(|a| a.name().to_owned())
+                .unwrap_or_default(),
         ])
         .map_err(err)?;
     }
@@ -234,6 +261,54 @@ mod tests {
         assert_eq!(
             rows[1].get(at("estimated_end_latest")),
             Some("2026-11-21T16:00:00Z")
+        );
+        // Nobody known: no user column in the table, empty cells in the CSV.
+        assert!(
+            !table.lines().next().unwrap_or("").contains("user"),
+            "{table}"
+        );
+        assert_eq!(rows[0].get(at("user")), Some(""));
+    }
+
+    #[test]
+    fn whose_session_it_is_shows_in_the_table_and_the_csv() {
+        let t0 = Utc
+            .with_ymd_and_hms(2026, 11, 21, 14, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let mut known = SessionRecord::new("s-1".into(), "cp-1".into(), t0);
+        known.identity = crate::tokens::Identity {
+            token: Some("04A1".into()),
+            user: Some("ann".into()),
+            vehicle: Some("Zoe".into()),
+            group: Some("staff".into()),
+            authorized_by: Some(crate::tokens::AuthorizedBy::Local),
+        };
+        let nobody = SessionRecord::new("s-2".into(), "cp-2".into(), t0);
+        let records = [known, nobody];
+        let table =
+            render(&records, Tz::UTC, Format::Table).unwrap_or_else(|e| panic!("table: {e}"));
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("session  charger  user"), "{table}");
+        assert!(lines[1].contains("cp-1     ann"), "{table}");
+        assert!(lines[2].contains("cp-2     (unknown)"), "{table}");
+        let csv = render(&records, Tz::UTC, Format::Csv).unwrap_or_else(|e| panic!("csv: {e}"));
+        let mut rows = csv::Reader::from_reader(csv.as_bytes());
+        let header = rows.headers().cloned().unwrap_or_default();
+        let at = |name: &str| header.iter().position(|h| h == name).unwrap_or(usize::MAX);
+        let rows: Vec<csv::StringRecord> = rows.records().map_while(Result::ok).collect();
+        let who: Vec<Vec<&str>> = rows
+            .iter()
+            .map(|r| {
+                ["user", "vehicle", "group", "authorized_by"]
+                    .iter()
+                    .map(|c| r.get(at(c)).unwrap_or("?"))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            who,
+            [vec!["ann", "Zoe", "staff", "local"], vec!["", "", "", ""]]
         );
     }
 }

@@ -5,11 +5,15 @@
 //! (the same request to the daemon's `/api/sessions` and `/api/report`), `range`
 //! (the `--from`/`--to` bounds), `list` (the session list in three formats), `report` (the
 //! figures, pure), `demand` (the report's demand section, pure), `render` (the report as a
-//! table or CSV).
+//! table or CSV), `people` (sums per user, group or charger and a month's statement, pure),
+//! `people_render` (those in three formats), `overview` (the status page's history view).
 
 pub mod daemon;
 pub mod demand;
 pub mod list;
+pub mod overview;
+pub mod people;
+pub mod people_render;
 pub mod range;
 pub mod render;
 pub mod report;
@@ -22,7 +26,8 @@ use chrono::{DateTime, Utc};
 use crate::config::ConfigErrors;
 use crate::store::{OpenExistingError, SessionFilter, Store, StoreError};
 
-pub use range::Bound;
+pub use people::By;
+pub use range::{Bound, Month};
 pub use report::Report;
 pub use source::Source;
 
@@ -112,6 +117,16 @@ pub struct HistoryArgs {
     /// that local day).
     #[arg(long, value_name = "TIME", value_parser = Bound::parse)]
     pub to: Option<Bound>,
+    /// Sessions plugged in during this local month (YYYY-MM), instead of --from/--to.
+    #[arg(long, value_name = "YYYY-MM", value_parser = Month::parse, conflicts_with_all = ["from", "to"])]
+    pub month: Option<Month>,
+    /// Only this user's sessions; `(unknown)`: those with no user.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Only this group's (cost centre's, tariff group's) sessions; `(unknown)`: those with
+    /// no group.
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
     /// Time zone for dates and days (IANA name) [default: the tariff's, else UTC].
     #[arg(long, value_name = "ZONE", value_parser = source::parse_zone)]
     pub tz: Option<chrono_tz::Tz>,
@@ -126,8 +141,38 @@ impl HistoryArgs {
             charger: self.charger.clone(),
             from: self.from,
             to: self.to,
+            month: self.month,
+            user: self.user.clone(),
+            group: self.group.clone(),
             tz: self.tz,
             format: self.format,
+            by: None,
+            statement: false,
+        }
+    }
+}
+
+/// `evsite report`'s arguments: the history filters, and how to sum.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub history: HistoryArgs,
+    /// Energy, cost and sessions per user, group or charger (sessions with no user or
+    /// group count under "(unknown)") instead of the usage report.
+    #[arg(long, value_enum, value_name = "KEY", conflicts_with = "statement")]
+    pub by: Option<By>,
+    /// A month's statement for --user (or --group): each session, the cost lines summed by
+    /// kind, the total. The month is --month [default: the current local month].
+    #[arg(long)]
+    pub statement: bool,
+}
+
+impl ReportArgs {
+    pub fn query(&self) -> HistoryQuery {
+        HistoryQuery {
+            by: self.by,
+            statement: self.statement,
+            ..self.history.query()
         }
     }
 }
@@ -144,9 +189,19 @@ pub struct HistoryQuery {
     pub from: Option<Bound>,
     /// Sessions plugged in before this (a date: up to the end of that local day).
     pub to: Option<Bound>,
+    /// Sessions plugged in during this local month (instead of `from` and `to`).
+    pub month: Option<Month>,
+    /// Only this user's sessions (`(unknown)`: those with none).
+    pub user: Option<String>,
+    /// Only this group's sessions (`(unknown)`: those with none).
+    pub group: Option<String>,
     /// Time zone for dates and days, over the site's.
     pub tz: Option<chrono_tz::Tz>,
     pub format: Format,
+    /// The report summed per user, group or charger.
+    pub by: Option<By>,
+    /// The report as the month's statement of `user` (or `group`).
+    pub statement: bool,
 }
 
 /// `evsite sessions`: the matching sessions in the chosen format.
@@ -169,13 +224,32 @@ pub fn sessions_in(
     args: &HistoryQuery,
 ) -> Result<String, HistoryError> {
     let filter = filter(args, source)?;
-    let records = store.sessions(&filter)?;
+    let records = matching(store, &filter, args)?;
     list::render(&records, source.zone, args.format)
 }
 
+/// The stored sessions the filter and the query's user and group admit.
+pub fn matching(
+    store: &Store,
+    filter: &SessionFilter,
+    args: &HistoryQuery,
+) -> Result<Vec<crate::sessions::machine::SessionRecord>, HistoryError> {
+    let mut records = store.sessions(filter)?;
+    records.retain(|r| {
+        args.user
+            .as_deref()
+            .is_none_or(|u| people::matches(r.identity.user.as_deref(), u))
+            && args
+                .group
+                .as_deref()
+                .is_none_or(|g| people::matches(r.identity.group.as_deref(), g))
+    });
+    Ok(records)
+}
+
 /// `evsite report`: the usage report over the matching sessions, as of `now`.
-pub fn report(args: &HistoryArgs, now: DateTime<Utc>) -> Result<String, HistoryError> {
-    let source = Source::resolve(args)?;
+pub fn report(args: &ReportArgs, now: DateTime<Utc>) -> Result<String, HistoryError> {
+    let source = Source::resolve(&args.history)?;
     let query = args.query();
     match source.open() {
         Ok(store) => report_in(&store, &source, &query, now),
@@ -194,8 +268,24 @@ pub fn report_in(
     args: &HistoryQuery,
     now: DateTime<Utc>,
 ) -> Result<String, HistoryError> {
+    if args.statement {
+        return statement_in(store, source, args, now);
+    }
     let filter = filter(args, source)?;
-    let records = store.sessions(&filter)?;
+    let records = matching(store, &filter, args)?;
+    if let Some(by) = args.by {
+        let mut chargers = source.chargers.clone();
+        if let Some(only) = &args.charger {
+            chargers.retain(|c| c == only);
+        }
+        // Idle chargers belong in a report of everyone's sessions only.
+        if args.user.is_some() || args.group.is_some() {
+            chargers.clear();
+        }
+        let span = people::span(&records, filter.from, filter.to, now, source.zone);
+        let grouped = people::group(&records, by, source.zone, span, &chargers);
+        return people_render::grouped(&grouped, args.format);
+    }
     let mut sessions = Vec::with_capacity(records.len());
     for record in records {
         let samples = store.samples(&record.session_id)?;
@@ -225,7 +315,56 @@ pub fn report_in(
     render::render(&report, args.format)
 }
 
+/// A month's statement for the query's user or group (the month: the query's, else the
+/// one `now` is in).
+fn statement_in(
+    store: &Store,
+    source: &Source,
+    args: &HistoryQuery,
+    now: DateTime<Utc>,
+) -> Result<String, HistoryError> {
+    if args.user.is_none() && args.group.is_none() {
+        return Err(HistoryError::Usage(
+            "a statement is a user's or a group's: give --user or --group".into(),
+        ));
+    }
+    if args.from.is_some() || args.to.is_some() {
+        return Err(HistoryError::Usage(
+            "a statement covers a month: give --month, not --from/--to".into(),
+        ));
+    }
+    let month = args.month.unwrap_or_else(|| Month::of(now, source.zone));
+    let filter = filter(
+        &HistoryQuery {
+            month: Some(month),
+            ..args.clone()
+        },
+        source,
+    )?;
+    let records = matching(store, &filter, args)?;
+    let span = month.bounds(source.zone)?;
+    let holder = people::Holder {
+        user: args.user.clone(),
+        group: args.group.clone(),
+    };
+    let s = people::statement(&records, holder, month, source.zone, span);
+    people_render::statement(&s, args.format)
+}
+
 fn filter(args: &HistoryQuery, source: &Source) -> Result<SessionFilter, HistoryError> {
+    if let Some(month) = args.month {
+        if args.from.is_some() || args.to.is_some() {
+            return Err(HistoryError::Usage(
+                "give either a month or --from/--to, not both".into(),
+            ));
+        }
+        let (from, to) = month.bounds(source.zone)?;
+        return Ok(SessionFilter {
+            charger: args.charger.clone(),
+            from: Some(from),
+            to: Some(to),
+        });
+    }
     let from = args
         .from
         .as_ref()

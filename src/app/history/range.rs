@@ -3,7 +3,7 @@
 //! `--from 2026-03-01 --to 2026-03-31` is all of March. RFC 3339 times are exact instants
 //! (`--to` exclusive).
 
-use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Months, NaiveDate, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::HistoryError;
@@ -64,6 +64,59 @@ pub fn local_date(at: DateTime<Utc>, zone: Tz) -> NaiveDate {
     at.with_timezone(&zone).date_naive()
 }
 
+/// A calendar month (`--month 2026-11`): from the first instant of its first local day to the
+/// first instant of the next month's, in the site's zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Month(pub NaiveDate);
+
+impl Month {
+    /// `YYYY-MM`.
+    pub fn parse(s: &str) -> Result<Month, String> {
+        NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d")
+            .ok()
+            .filter(|_| s.len() == 7)
+            .map(Month)
+            .ok_or_else(|| format!("{s:?} is not a month as YYYY-MM"))
+    }
+
+    /// The month `at` falls in, in `zone`.
+    pub fn of(at: DateTime<Utc>, zone: Tz) -> Month {
+        let d = local_date(at, zone);
+        Month(d.with_day(1).unwrap_or(d))
+    }
+
+    pub fn first_day(self) -> NaiveDate {
+        self.0
+    }
+
+    pub fn next(self) -> Month {
+        Month(self.0.checked_add_months(Months::new(1)).unwrap_or(self.0))
+    }
+
+    pub fn previous(self) -> Month {
+        Month(self.0.checked_sub_months(Months::new(1)).unwrap_or(self.0))
+    }
+
+    /// `[start, end)` of the month in `zone`.
+    pub fn bounds(self, zone: Tz) -> Result<(DateTime<Utc>, DateTime<Utc>), HistoryError> {
+        let start = Bound::Date(self.0).start(zone)?;
+        let end = Bound::Date(self.next().0).start(zone)?;
+        Ok((start, end))
+    }
+
+    /// The days of the month, in order.
+    pub fn days(self) -> impl Iterator<Item = NaiveDate> {
+        let next = self.next().0;
+        self.0.iter_days().take_while(move |d| *d < next)
+    }
+}
+
+impl std::fmt::Display for Month {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +144,25 @@ mod tests {
         );
         assert_eq!(b.start(Tz::UTC).unwrap(), b.end(Tz::UTC).unwrap());
         assert!(Bound::parse("21.11.2026").is_err());
+    }
+
+    #[test]
+    fn a_month_is_its_local_days_and_junk_is_refused() {
+        let zone: Tz = "Europe/Berlin".parse().unwrap();
+        let m = Month::parse("2026-10").unwrap();
+        let (start, end) = m.bounds(zone).unwrap();
+        assert_eq!(start.to_rfc3339(), "2026-09-30T22:00:00+00:00");
+        assert_eq!(end.to_rfc3339(), "2026-10-31T23:00:00+00:00");
+        assert_eq!(m.days().count(), 31);
+        assert_eq!(m.to_string(), "2026-10");
+        assert_eq!(
+            Month::parse("2026-12").unwrap().next().to_string(),
+            "2027-01"
+        );
+        assert_eq!(Month::of(end, zone).to_string(), "2026-11");
+        for bad in ["2026-13", "2026-1", "11/2026", "2026-11-01"] {
+            assert!(Month::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

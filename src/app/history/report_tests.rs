@@ -274,6 +274,7 @@ fn stored_report(
         to: Some(Bound::parse(to).unwrap()),
         tz: None,
         format,
+        ..HistoryQuery::default()
     };
     report_in(store, &source, &args, at("2026-12-15T12:00:00Z")).unwrap()
 }
