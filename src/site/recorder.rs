@@ -254,14 +254,22 @@ fn close_orphan(mut r: SessionRecord) -> SessionRecord {
     r
 }
 
-/// Prunes old samples hourly, within the configured retention and size cap.
-pub async fn prune_forever(store: Store, retention_days: u32, max_size_mb: u64) {
+/// Prunes old samples hourly, within the configured retention and size cap, and removes the
+/// identities of sessions past the identity retention.
+pub async fn prune_forever(store: Store, storage: crate::config::Storage) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        let retention = TimeDelta::days(i64::from(retention_days));
+        let now = Utc::now();
+        let identities = TimeDelta::days(i64::from(storage.identity_retention_days));
+        match store.expire_identities(now - identities).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "identities past their retention removed"),
+            Err(e) => tracing::error!(error = %e, "removing expired identities failed"),
+        }
+        let retention = TimeDelta::days(i64::from(storage.retention_days));
         match store
-            .prune(Utc::now(), retention, max_size_mb.saturating_mul(1 << 20))
+            .prune(now, retention, storage.max_size_mb.saturating_mul(1 << 20))
             .await
         {
             Ok(r) if r.expired + r.for_size + r.link_hours > 0 => tracing::info!(
