@@ -52,6 +52,9 @@ enum Command {
     Report(evsite::app::history::ReportArgs),
     /// The live state from the running daemon (its local API on `[api] listen`).
     Status(StatusArgs),
+    /// Remove a person's identity (token, user, vehicle) from every stored session, keeping
+    /// energy and cost for the accounts. The daemon must be stopped (it holds the database).
+    Forget(evsite::app::forget::ForgetArgs),
     /// The daemon's trial open of its database, in a child process (exit 0, or 65 when sled
     /// refuses it; a crash means sled cannot read the files).
     #[command(hide = true)]
@@ -226,6 +229,18 @@ fn main() -> ExitCode {
                 }
             })
         }),
+        Command::Forget(a) => {
+            runtime().map(|rt| match rt.block_on(evsite::app::forget::forget(&a)) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("evsite: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            })
+        }
         Command::Manpages { dir } => manpages(&dir).map(|()| ExitCode::SUCCESS),
         Command::StoreTrial { path } => Ok(match evsite::store::schema::trial_open(&path) {
             Ok(()) => ExitCode::SUCCESS,

@@ -27,6 +27,7 @@ use crate::score::{AnomalyLog, Scorecard, Scorer, SessionLog};
 
 mod ideal;
 use evsite::control::command::ControlCommand;
+use evsite::sessions::tracker::SessionTracker;
 use evsite::simulator::FaultKind;
 use evsite::site::SiteBuilder;
 use evsite::store::Store;
@@ -189,6 +190,17 @@ async fn run_paused(scenario: &Scenario, db: Option<&Path>) -> Result<Scorecard,
         .take()
         .ok_or_else(|| io::Error::other("the site hands out no events"))?;
     let mut log = SessionLog::default();
+    // Returning vehicles' estimates are scored apart: two trackers beside the site's, on the
+    // same cycles, one with the vehicles' own history and one with the site's alone.
+    let mut recurring = returning_vehicles(scenario).then(|| {
+        let own = SessionTracker::new(&cfg);
+        let mut site_only = SessionTracker::new(&cfg);
+        site_only.set_vehicle_history(false);
+        [
+            (own, SessionLog::default()),
+            (site_only, SessionLog::default()),
+        ]
+    });
     let mut anomalies = AnomalyLog::default();
     // A `draw_while_disabled` fault is a cloud `set_charger` the charger then ignores:
     // (when, charger, enabled), in time order.
@@ -290,6 +302,9 @@ async fn run_paused(scenario: &Scenario, db: Option<&Path>) -> Result<Scorecard,
             }
         }
         let rec = controller.cycle().await;
+        for (tracker, log) in recurring.iter_mut().flatten() {
+            log.observe_tracker(tracker.observe(&rec));
+        }
         next_check = Instant::now() + every;
         cycles.push(rec.cycle_ms);
         alerts += rec.alerts.iter().filter(|a| a.raised).count();
@@ -330,6 +345,14 @@ async fn run_paused(scenario: &Scenario, db: Option<&Path>) -> Result<Scorecard,
         &real.vehicle_truth(),
         scenario.duration_s,
     ));
+    if let Some([(own, own_log), (site_only, site_log)]) = &recurring {
+        let at = scenario.start + chrono::TimeDelta::seconds(scenario.duration_s as i64);
+        let truth = real.vehicle_truth();
+        let mae = |t: &SessionTracker, l: &SessionLog| {
+            l.recurring_end_time_mae_s(scenario.start, &t.current(at), &truth, scenario.duration_s)
+        };
+        scorer.record_recurring(mae(own, own_log), mae(site_only, site_log));
+    }
     scorer.record_anomalies(
         anomalies.score(&scenario.faults, &cfg.anomaly),
         anomalies.outcomes(&scenario.faults, &cfg.anomaly),
@@ -346,6 +369,16 @@ async fn run_paused(scenario: &Scenario, db: Option<&Path>) -> Result<Scorecard,
         scorer.record_optimum(&best);
     }
     Ok(scorer.into_card())
+}
+
+/// Whether some vehicle of the scenario comes back: its token on more than one visit.
+fn returning_vehicles(scenario: &Scenario) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    scenario
+        .vehicles
+        .iter()
+        .filter_map(|v| v.token.as_deref())
+        .any(|t| !seen.insert(t))
 }
 
 /// Whether the run is judged against the offline optimum: a site with a demand target, a

@@ -52,6 +52,13 @@ pub struct Scorecard {
     pub session_energy_error_wh: Option<f64>,
     pub end_time_mae_s: Option<f64>,
     pub end_time_in_range: Option<f64>,
+    /// For returning vehicles (a token seen on an earlier visit) only, the end-time error of
+    /// the estimates made while charging: with their own history, and with the site's alone,
+    /// the same cycles fed to both. Absent when the scenario has no returning vehicle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurring_end_time_mae_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurring_end_time_mae_site_s: Option<f64>,
     /// Alerts raised by the controller.
     pub alerts: usize,
     pub cycles: usize,
@@ -165,6 +172,8 @@ impl Scorer {
                 session_energy_error_wh: None,
                 end_time_mae_s: None,
                 end_time_in_range: None,
+                recurring_end_time_mae_s: None,
+                recurring_end_time_mae_site_s: None,
                 alerts: 0,
                 cycles: 0,
                 cycle_ms_p50: 0.0,
@@ -328,6 +337,12 @@ impl Scorer {
         self.card.session_energy_error_wh = Some(s.energy_error_wh);
         self.card.end_time_mae_s = s.end_time_mae_s;
         self.card.end_time_in_range = s.end_time_in_range;
+    }
+
+    /// The end-time errors of returning vehicles: with their own history, and with the site's.
+    pub fn record_recurring(&mut self, own: Option<f64>, site: Option<f64>) {
+        self.card.recurring_end_time_mae_s = own;
+        self.card.recurring_end_time_mae_site_s = site;
     }
 
     /// The offline optimum's fields, once [`Scorer::finish`] has the real energy.

@@ -1,5 +1,6 @@
 //! The commands of the `evsite` binary, as library code so tests can drive them.
 pub mod demo;
+pub mod forget;
 pub mod history;
 pub mod live;
 pub mod logging;

@@ -301,6 +301,8 @@ pub struct RawStorage {
     pub path: String,
     pub max_size_mb: i64,
     pub retention_days: i64,
+    /// Unset: as `retention_days`.
+    pub identity_retention_days: Option<i64>,
 }
 
 impl Default for RawStorage {
@@ -309,6 +311,7 @@ impl Default for RawStorage {
             path: "/var/lib/evsite".into(),
             max_size_mb: 512,
             retention_days: 365,
+            identity_retention_days: None,
         }
     }
 }

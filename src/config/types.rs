@@ -212,6 +212,9 @@ pub struct Storage {
     pub path: PathBuf,
     pub max_size_mb: u64,
     pub retention_days: u32,
+    /// After this many days a finished session loses its token, user, vehicle and vehicle
+    /// id, and keeps its energy and cost; at most `retention_days`.
+    pub identity_retention_days: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

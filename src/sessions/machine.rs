@@ -140,6 +140,14 @@ pub struct SessionRecord {
     /// optional, flat in the record.
     #[serde(flatten)]
     pub identity: crate::tokens::Identity,
+    /// The vehicle's ISO 15118 id (EVCCID), where the charger reports one: personal data like
+    /// the token, published, forgotten and expired with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ev_id: Option<String>,
+    /// The current the vehicle stopped at after tapering (A): where it ends its charge, which
+    /// the end estimate of its next session learns from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taper_stop_a: Option<f64>,
 }
 
 impl SessionRecord {
@@ -170,6 +178,8 @@ impl SessionRecord {
             tariff: None,
             time_provisional: false,
             identity: crate::tokens::Identity::default(),
+            ev_id: None,
+            taper_stop_a: None,
         }
     }
 }
@@ -500,6 +510,8 @@ fn record_of(charger: &str, a: &Active) -> SessionRecord {
         tariff: None,
         time_provisional: false,
         identity: crate::tokens::Identity::default(),
+        ev_id: None,
+        taper_stop_a: None,
     }
 }
 

@@ -10,3 +10,4 @@ pub mod estimate;
 pub mod machine;
 pub mod tariff;
 pub mod tracker;
+pub mod vehicles;

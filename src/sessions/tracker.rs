@@ -22,6 +22,7 @@ use super::machine::{
     StopReason,
 };
 use super::tariff::TariffSnapshot;
+use super::vehicles::{vehicle_key, VehicleHistories, Visit};
 use crate::alerts::{AlertKind, AlertSignal};
 use crate::config::{Charger, Config};
 use crate::control::record::{ChargerCycle, CycleRecord};
@@ -134,6 +135,11 @@ struct Slot {
     fault: Option<RegisterFault>,
     /// Whose the active session is, as far as known (see [`adopt_identity`]).
     identity: Identity,
+    /// The active session's vehicle, as its history is kept (see [`vehicle_key`]), its ISO
+    /// 15118 id, and the current it stopped at after a taper.
+    vehicle: Option<String>,
+    ev_id: Option<String>,
+    taper_stop_a: Option<f64>,
 }
 
 /// The tariffs sessions are billed by: the site's, and each group's that has its own.
@@ -239,6 +245,10 @@ pub struct SessionTracker {
     history: VecDeque<f64>,
     /// Currents at which recent tapering vehicles stopped (A), for end-time estimates.
     stops: VecDeque<f64>,
+    /// What each returning vehicle took before, for its end-time estimates.
+    vehicles: VehicleHistories,
+    /// Whether a returning vehicle's estimate uses its own history (off: the site's only).
+    vehicle_history: bool,
 }
 
 impl SessionTracker {
@@ -271,6 +281,9 @@ impl SessionTracker {
                     restamp: false,
                     fault: None,
                     identity: Identity::default(),
+                    vehicle: None,
+                    ev_id: None,
+                    taper_stop_a: None,
                 }
             })
             .collect();
@@ -280,7 +293,28 @@ impl SessionTracker {
             tariffs: Tariffs::of(cfg),
             history: VecDeque::new(),
             stops: VecDeque::new(),
+            vehicles: VehicleHistories::new(),
+            vehicle_history: true,
         }
+    }
+
+    /// Whether a returning vehicle's end estimate uses its own history (on by default); off,
+    /// every session is estimated from the site's history alone, as for a stranger.
+    pub fn set_vehicle_history(&mut self, on: bool) {
+        self.vehicle_history = on;
+    }
+
+    /// Learns the finished sessions of known vehicles (oldest first): `(key, visit)`, the key
+    /// as [`vehicle_key`] gives it.
+    pub fn learn_vehicles(&mut self, visits: impl IntoIterator<Item = (String, Visit)>) {
+        for (key, visit) in visits {
+            self.vehicles.learn(&key, visit);
+        }
+    }
+
+    /// Forgets the vehicles whose key `gone` says; returns how many.
+    pub fn forget_vehicles(&mut self, gone: impl Fn(&str) -> bool) -> usize {
+        self.vehicles.forget(gone)
     }
 
     /// A reloaded config: its tariffs apply to sessions that start, or whose group becomes
@@ -331,6 +365,9 @@ impl SessionTracker {
         slot.resumed_from = Some(record.updated_at.unwrap_or(record.plugged_in_at));
         slot.last_published = Some(now);
         slot.complete_alert = record.charging_completed_at.is_some();
+        slot.ev_id = record.ev_id.clone();
+        slot.vehicle = vehicle_key(record.ev_id.as_deref(), &record.identity, None);
+        slot.taper_stop_a = record.taper_stop_a;
         true
     }
 
@@ -354,7 +391,8 @@ impl SessionTracker {
             let Some(i) = self.ids.iter().position(|id| *id == cv.id) else {
                 continue;
             };
-            let expect = expectation(&history, stops);
+            let own = self.own_history(&self.slots[i]);
+            let expect = own.apply(expectation(&history, stops));
             let slot = &mut self.slots[i];
             if trusted && slot.provisional {
                 // The time is trusted now: the session's times stand as they are corrected.
@@ -392,7 +430,21 @@ impl SessionTracker {
                 }
                 self.stops.push_back(a);
             }
+            if slot.machine.is_active() {
+                slot.ev_id = slot.ev_id.take().or_else(|| cv.ev_id.clone());
+                if slot.vehicle.is_none() {
+                    slot.vehicle =
+                        vehicle_key(cv.ev_id.as_deref(), &cv.auth.identity, cv.id_tag.as_deref());
+                }
+            }
             if let Some(wh) = ended {
+                let visit = Visit {
+                    energy_wh: wh,
+                    stop_a: slot.taper_stop_a,
+                };
+                if let Some(key) = slot.vehicle.take() {
+                    self.vehicles.learn(&key, visit);
+                }
                 self.remember(wh);
             }
         }
@@ -496,7 +548,9 @@ impl SessionTracker {
             .filter_map(|slot| {
                 let mut record = slot.machine.record()?;
                 let local = at - slot.shift;
-                set_estimate(&mut record, &slot.estimator, local, expect);
+                let own = self.own_history(slot);
+                set_estimate(&mut record, &slot.estimator, local, own.apply(expect));
+                tag(slot, &mut record);
                 restamp(&mut record, slot.shift, slot.provisional);
                 let samples = restamped(slot.machine.samples(), slot.shift);
                 record.tariff = slot.tariff.clone();
@@ -525,9 +579,41 @@ struct Expectation<'a> {
     /// The highest (infinite while too few were seen) and lowest they stopped at (A).
     stop_high_a: f64,
     stop_low_a: f64,
+    /// The energy of this vehicle's own recent sessions (Wh), sorted: empty for a stranger.
+    vehicle_wh: &'a [f64],
+}
+
+/// What a returning vehicle's own sessions say: their energy (sorted) and the current it
+/// usually stopped at after a taper.
+#[derive(Debug, Default)]
+struct OwnHistory {
+    energy_wh: Vec<f64>,
+    stop_a: Option<f64>,
+}
+
+impl OwnHistory {
+    /// The site's expectation, with this vehicle's own history where it has one.
+    fn apply<'a>(&'a self, site: Expectation<'a>) -> Expectation<'a> {
+        Expectation {
+            vehicle_wh: &self.energy_wh,
+            stop_a: self.stop_a.or(site.stop_a),
+            ..site
+        }
+    }
 }
 
 impl SessionTracker {
+    /// The history of the slot's vehicle (empty for a stranger, or with it switched off).
+    fn own_history(&self, slot: &Slot) -> OwnHistory {
+        match slot.vehicle.as_deref().filter(|_| self.vehicle_history) {
+            Some(k) => OwnHistory {
+                energy_wh: self.vehicles.energies(k),
+                stop_a: stop_points(&self.vehicles.stops(k)).0,
+            },
+            None => OwnHistory::default(),
+        }
+    }
+
     fn sorted_history(&self) -> Vec<f64> {
         let mut history: Vec<f64> = self.history.iter().copied().collect();
         history.sort_by(f64::total_cmp);
@@ -559,6 +645,7 @@ fn expectation(
         stop_a,
         stop_high_a,
         stop_low_a,
+        vehicle_wh: &[],
     }
 }
 
@@ -719,6 +806,9 @@ fn observe_slot(
                 slot.estimator = EndEstimator::new();
                 slot.identity = Identity::default();
                 slot.tariff = tariffs.site.clone();
+                slot.vehicle = None;
+                slot.ev_id = None;
+                slot.taper_stop_a = None;
                 slot.stored_samples = 0;
                 slot.last_published = None;
                 slot.complete_alert = false;
@@ -727,6 +817,7 @@ fn observe_slot(
             SessionEvent::ChargingComplete => {
                 change.get_or_insert(SessionChange::Updated);
                 slot.stopped_at_a = slot.estimator.last_taper_current();
+                slot.taper_stop_a = slot.stopped_at_a.or(slot.taper_stop_a);
                 if let Some(r) = slot.machine.record() {
                     slot.complete_alert = true;
                     out.push(alert(
@@ -810,6 +901,7 @@ fn push_update(
         return;
     };
     set_estimate(&mut record, &slot.estimator, at, expect);
+    tag(slot, &mut record);
     // From here on, the corrected clock's time: records, samples, prices and plans.
     restamp(&mut record, slot.shift, slot.provisional);
     let true_at = at + slot.shift;
@@ -838,6 +930,12 @@ fn push_update(
     })));
 }
 
+/// What the slot knows of the session's vehicle, onto its record.
+fn tag(slot: &Slot, record: &mut SessionRecord) {
+    record.ev_id.clone_from(&slot.ev_id);
+    record.taper_stop_a = slot.taper_stop_a;
+}
+
 /// The final record of an ended session.
 fn finish(
     slot: &mut Slot,
@@ -850,6 +948,7 @@ fn finish(
     };
     let charger = session.record.charger.clone();
     let mut record = session.record;
+    tag(slot, &mut record);
     restamp(&mut record, slot.shift, slot.provisional);
     let samples = restamped(&session.samples, slot.shift).into_owned();
     record.tariff = slot.tariff.take();
@@ -1017,16 +1116,16 @@ fn estimate_end(
     }
     record.charging_started_at?;
     let delivered = estimator.energy_wh();
-    let (low_wh, high_wh) = energy_range(
-        expect.history_wh,
-        delivered,
-        RANGE_SHARE,
-        DEFAULT_SESSION_HIGH_WH,
-    );
+    // A returning vehicle's own sessions, while this one has not outgrown them all.
+    let history = match expect.vehicle_wh.last() {
+        Some(&most) if most > delivered => expect.vehicle_wh,
+        _ => expect.history_wh,
+    };
+    let (low_wh, high_wh) = energy_range(history, delivered, RANGE_SHARE, DEFAULT_SESSION_HIGH_WH);
     estimator.estimate_range(
         now,
         &Outlook {
-            expected_wh: expected_energy(expect.history_wh, delivered, DEFAULT_SESSION_WH),
+            expected_wh: expected_energy(history, delivered, DEFAULT_SESSION_WH),
             low_wh,
             high_wh,
             stop_a: expect.stop_a,

@@ -204,8 +204,7 @@ impl SiteBuilder {
             ));
             pruner = Some(tokio::spawn(prune_forever(
                 store.clone(),
-                cfg.storage.retention_days,
-                cfg.storage.max_size_mb,
+                cfg.storage.clone(),
             )));
             let commands =
                 spawn_command_handler(&cfg, store, control.clone(), self.clock.clone(), assign_tx);

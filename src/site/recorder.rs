@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::sessions::machine::{RecordState, SessionRecord, StopReason};
 use crate::sessions::tracker::{SessionChange, SessionTracker, SessionUpdate, HISTORY};
+use crate::sessions::vehicles::{vehicle_key, Visit};
 use crate::store::{LinkHour, OutboxEvent, Store, StoreError};
 
 /// Stores sessions and alerts; wakes the sync after each outbox write.
@@ -226,6 +227,7 @@ pub fn recover_sessions(
     now: DateTime<Utc>,
 ) -> Result<Vec<SessionUpdate>, StoreError> {
     tracker.learn(latest_finished_wh(store)?);
+    tracker.learn_vehicles(vehicle_visits(store)?);
     let mut closed = Vec::new();
     for record in store.open_sessions()? {
         let samples = store.samples(&record.session_id)?;
@@ -261,6 +263,27 @@ pub fn latest_finished_wh(store: &Store) -> Result<Vec<u64>, StoreError> {
     Ok(finished.into_iter().skip(skip).map(|(_, wh)| wh).collect())
 }
 
+/// The completed sessions of known vehicles, oldest first, as `(key, visit)`: what each
+/// returning vehicle's end estimate learns at start (the tracker keeps the latest of each).
+/// A session whose identity was forgotten or expired names no vehicle and is left out.
+pub fn vehicle_visits(store: &Store) -> Result<Vec<(String, Visit)>, StoreError> {
+    let mut visits: Vec<(DateTime<Utc>, String, Visit)> = store
+        .sessions(&Default::default())?
+        .into_iter()
+        .filter(|r| r.state == RecordState::Completed && r.energy_wh > 0)
+        .filter_map(|r| {
+            let key = vehicle_key(r.ev_id.as_deref(), &r.identity, None)?;
+            let visit = Visit {
+                energy_wh: r.energy_wh as f64,
+                stop_a: r.taper_stop_a,
+            };
+            Some((r.ended_at.unwrap_or(r.plugged_in_at), key, visit))
+        })
+        .collect();
+    visits.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    Ok(visits.into_iter().map(|(_, k, v)| (k, v)).collect())
+}
+
 fn close_orphan(mut r: SessionRecord) -> SessionRecord {
     r.state = RecordState::Interrupted;
     r.stop_reason = Some(StopReason::ControllerOffline);
@@ -268,14 +291,22 @@ fn close_orphan(mut r: SessionRecord) -> SessionRecord {
     r
 }
 
-/// Prunes old samples hourly, within the configured retention and size cap.
-pub async fn prune_forever(store: Store, retention_days: u32, max_size_mb: u64) {
+/// Prunes old samples hourly, within the configured retention and size cap, and removes the
+/// identities of sessions past the identity retention.
+pub async fn prune_forever(store: Store, storage: crate::config::Storage) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        let retention = TimeDelta::days(i64::from(retention_days));
+        let now = Utc::now();
+        let identities = TimeDelta::days(i64::from(storage.identity_retention_days));
+        match store.expire_identities(now - identities).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "identities past their retention removed"),
+            Err(e) => tracing::error!(error = %e, "removing expired identities failed"),
+        }
+        let retention = TimeDelta::days(i64::from(storage.retention_days));
         match store
-            .prune(Utc::now(), retention, max_size_mb.saturating_mul(1 << 20))
+            .prune(now, retention, storage.max_size_mb.saturating_mul(1 << 20))
             .await
         {
             Ok(r) if r.expired + r.for_size + r.link_hours > 0 => tracing::info!(
@@ -563,5 +594,56 @@ mod tests {
         let refused = answer.await.expect("answered");
         assert!(refused.is_err_and(|e| e.to_string().contains("unknown session")));
         assert_eq!(store.outbox_len(), before);
+    }
+
+    /// Restored at start from a real store: the completed sessions of known vehicles, in the
+    /// order they ended, with the current each stopped at; a session that names nobody, or
+    /// was interrupted, teaches nothing.
+    #[tokio::test]
+    async fn vehicle_histories_are_read_back_from_the_stored_sessions() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, _) = Store::open(dir.path()).expect("store opens");
+        let t0: DateTime<Utc> = "2026-01-15T17:00:00Z".parse().expect("time");
+        let mut put = Vec::new();
+        for (i, (ev, token, state)) in [
+            (Some("EVCC-1"), Some("T-1"), RecordState::Completed),
+            (None, Some("T-2"), RecordState::Completed),
+            (None, None, RecordState::Completed),
+            (None, Some("T-2"), RecordState::Interrupted),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // Ended in the reverse order of their ids.
+            let mut r = SessionRecord::new(format!("s-{}", 9 - i), "cp-1".into(), t0);
+            r.ended_at = Some(t0 + TimeDelta::hours(i as i64));
+            r.state = state;
+            r.energy_wh = 1_000 * (i as u64 + 1);
+            r.ev_id = ev.map(str::to_string);
+            r.identity.token = token.map(str::to_string);
+            r.taper_stop_a = Some(3.0 + i as f64);
+            put.push(r);
+        }
+        for r in &put {
+            store.put_session(r, &[], None).await.expect("stored");
+        }
+        let visits = vehicle_visits(&store).expect("read");
+        let want = vec![
+            (
+                "ev:EVCC-1".to_string(),
+                Visit {
+                    energy_wh: 1_000.0,
+                    stop_a: Some(3.0),
+                },
+            ),
+            (
+                "token:T-2".to_string(),
+                Visit {
+                    energy_wh: 2_000.0,
+                    stop_a: Some(4.0),
+                },
+            ),
+        ];
+        assert_eq!(visits, want);
     }
 }

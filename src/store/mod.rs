@@ -6,11 +6,12 @@
 //! (the gap-free message queue for the sync), `links` (Modbus request counts per charger
 //! and hour, for station health), `retention` (pruning and the size cap),
 //! `commands` (cloud command replies, profiles and limits), `readonly` (opening an existing
-//! database for the history commands).
+//! database for the history commands), `identities` (forgetting whose a session was).
 
 pub mod commands;
 mod demand;
 mod error;
+pub mod identities;
 mod keys;
 mod links;
 pub mod outbox;

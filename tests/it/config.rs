@@ -811,3 +811,23 @@ fn group_tariff_mistakes_are_reported_at_their_place() {
     );
     assert!(nested.contains("under [tariff] only"), "{nested}");
 }
+
+#[test]
+fn identity_retention_defaults_to_the_retention_and_may_not_exceed_it() {
+    let storage = |extra: &str| format!("{}\n[storage]\nretention_days = 30\n{extra}", base());
+    let cfg = load_str(&storage(""), ORIGIN).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.storage.identity_retention_days, 30);
+    let cfg = load_str(&storage("identity_retention_days = 7\n"), ORIGIN)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.storage.identity_retention_days, 7);
+    for bad in [
+        "identity_retention_days = 60\n",
+        "identity_retention_days = 0\n",
+    ] {
+        let shown = errors(&storage(bad)).to_string();
+        assert!(
+            shown.contains("storage.identity_retention_days: must be 1 day to retention_days (30)"),
+            "{bad}: {shown}"
+        );
+    }
+}

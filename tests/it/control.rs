@@ -692,7 +692,7 @@ fn every_shipped_scenario_runs_without_overload_at_high_utilization_with_exact_s
     assert!(!paths.is_empty());
     // One thread per scenario: each run is independent and single-threaded. Reproducibility
     // is checked on two scenarios (one with faults) to keep the debug-build test time sane.
-    let twice = ["small", "meter-silent", "demand-depot"];
+    let twice = ["small", "meter-silent", "demand-depot", "recurring"];
     let runs: Vec<_> = paths
         .into_iter()
         .map(|path| {
@@ -722,6 +722,11 @@ fn every_shipped_scenario_runs_without_overload_at_high_utilization_with_exact_s
         assert_eq!(a.false_alarms(), 0, "{}: {:?}", path.display(), a.anomalies);
         if a.demand_limit_kw.is_some() {
             demand_bar(&path, &a);
+        }
+        // Returning vehicles: their own history beats the site's on their end times.
+        match (a.recurring_end_time_mae_s, a.recurring_end_time_mae_site_s) {
+            (Some(own), Some(site)) => assert!(own < site, "{}: {a:?}", path.display()),
+            _ => assert!(a.scenario != "recurring", "{}: {a:?}", path.display()),
         }
         if let Some(mut b) = b {
             for card in [&mut a, &mut b] {

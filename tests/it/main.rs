@@ -27,6 +27,7 @@ mod control;
 mod crash;
 mod demo;
 mod drivers;
+mod forget;
 mod fuzz;
 mod gateways;
 mod history;

@@ -266,10 +266,21 @@ pub fn storage(raw: &RawStorage, rep: &mut Reporter<'_>) -> Option<Storage> {
         &p.key("retention_days"),
         format!("must be 1–36500 days, got {}", raw.retention_days),
     );
+    let identity_days = raw.identity_retention_days.unwrap_or(raw.retention_days);
+    check(
+        rep,
+        (1..=raw.retention_days.max(1)).contains(&identity_days),
+        &p.key("identity_retention_days"),
+        format!(
+            "must be 1 day to retention_days ({}), got {identity_days}",
+            raw.retention_days
+        ),
+    );
     (rep.count() == before).then(|| Storage {
         path: PathBuf::from(&raw.path),
         max_size_mb: raw.max_size_mb as u64,
         retention_days: raw.retention_days as u32,
+        identity_retention_days: identity_days as u32,
     })
 }
 

@@ -28,6 +28,9 @@ pub struct VehicleTruth {
     pub complete: bool,
     pub soc: f64,
     pub energy_wh: f64,
+    /// The user's token the vehicle carries, if any: the same token on a later visit is a
+    /// returning vehicle.
+    pub token: Option<String>,
 }
 
 impl SiteModel {
@@ -74,6 +77,7 @@ impl SiteModel {
                 complete: v.vehicle.is_complete(),
                 soc: v.vehicle.soc(),
                 energy_wh: v.vehicle.energy_wh(),
+                token: v.token.clone(),
             })
             .collect()
     }
