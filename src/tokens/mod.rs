@@ -24,10 +24,12 @@ use toml::Spanned;
 
 use crate::config::locate::LineIndex;
 
+mod authorize;
 mod identity;
 #[cfg(test)]
 mod tests;
 
+pub use authorize::{AuthAnswer, AuthCache, AuthInput, AuthRequest, Authoriser};
 pub use identity::{AuthMode, AuthState, AuthStatus, AuthorizedBy, Identity};
 
 /// The longest id accepted. OCPP 1.6 idTags are at most 20 characters and 2.0.1 idTokens 36;
