@@ -49,7 +49,14 @@ pub async fn handle(ctx: &CommandContext, name: &str, payload: &[u8]) -> Value {
         Err(e) => return reply(&echo, Err(&CommandError::Store(e))),
     }
     let now = ctx.clock.now();
-    let planned = parse(name, body, &ctx.cfg, now).and_then(|cmd| plan(ctx, cmd));
+    let parsed = if name == "authorize" {
+        super::validate::typed(body)
+            .and_then(|w| super::authorize::parse(&request_id, w, &ctx.cfg, now))
+            .map(Command::Authorize)
+    } else {
+        parse(name, body, &ctx.cfg, now)
+    };
+    let planned = parsed.and_then(|cmd| plan(ctx, cmd));
     let (change, control) = match planned {
         Ok(p) => p,
         Err(e) => {
@@ -242,6 +249,7 @@ fn plan(
                 limit_kw.map(|kw| (year, month, kw)),
             )),
         )),
+        Command::Authorize(a) => super::authorize::plan(ctx, a),
         Command::Resync { .. } => Err(CommandError::NotHandledHere),
     }
 }

@@ -6,6 +6,7 @@
 //! `startup` (what a restart re-applies). The limits themselves are applied by
 //! [`crate::control`]; they can only ever lower the installer's.
 
+mod authorize;
 mod error;
 mod handle;
 mod startup;

@@ -45,6 +45,8 @@ pub enum Command {
         month: u32,
         limit_kw: Option<f64>,
     },
+    /// The cloud's answer to an authorisation request (see `commands::authorize`).
+    Authorize(crate::tokens::AuthAnswer),
 }
 
 /// The furthest ahead a plan's departure may be.
@@ -73,7 +75,7 @@ pub fn parse(
     }
 }
 
-fn typed<T: DeserializeOwned>(body: Map<String, Value>) -> Result<T, CommandError> {
+pub(super) fn typed<T: DeserializeOwned>(body: Map<String, Value>) -> Result<T, CommandError> {
     serde_json::from_value(Value::Object(body)).map_err(|e| CommandError::Malformed(e.to_string()))
 }
 

@@ -80,6 +80,13 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
     let api = services::api(&raw.api, rep);
     let log = services::log(&raw.log, rep);
     let auth = auth::auth(&raw.auth, rep);
+    auth::chargers(
+        &raw.charger,
+        &chargers,
+        auth.as_ref(),
+        raw.mqtt.is_some(),
+        rep,
+    );
     let anomaly = anomaly::anomaly(&raw.anomaly, rep);
     let demand = raw.demand.as_ref().map(|d| demand::demand(d, rep));
     let schedules = demand::schedules(&raw.schedule, &raw.charger, rep);

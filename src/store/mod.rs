@@ -9,6 +9,7 @@
 //! database for the history commands).
 
 pub mod commands;
+pub mod auth_cache;
 mod demand;
 mod error;
 mod keys;
