@@ -56,8 +56,14 @@ pub fn parse(
             return Err(CommandError::UnknownCharger(c.clone()));
         }
     }
-    let reason = w.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
-    if reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON) {
+    let reason = w
+        .reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REASON)
+    {
         return Err(CommandError::invalid(
             "reason",
             format!("is longer than {MAX_REASON} characters"),

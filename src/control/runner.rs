@@ -274,7 +274,10 @@ impl Controller {
 
     /// Every charger's authorisation now, in the config's order.
     pub fn auth_status(&self) -> Vec<AuthStatus> {
-        self.chargers.iter().map(|c| c.auth.status().clone()).collect()
+        self.chargers
+            .iter()
+            .map(|c| c.auth.status().clone())
+            .collect()
     }
 
     /// Steps every charger that was read this cycle: a new session, a token presented, the

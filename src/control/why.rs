@@ -245,7 +245,11 @@ fn binding(i: usize, seen: Seen, ctx: &Context) -> Why {
     };
     let mode = ctx.limits.mode;
     // A car no one has authorised is held in every mode, before any other limit matters.
-    if let Some(hold) = l.auth_hold.as_ref().filter(|_| seen.online && seen.connected) {
+    if let Some(hold) = l
+        .auth_hold
+        .as_ref()
+        .filter(|_| seen.online && seen.connected)
+    {
         if l.enabled {
             return auth_why(hold);
         }

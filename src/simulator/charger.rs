@@ -36,6 +36,8 @@ pub struct SimCharger {
     pub circuit: Option<String>,
     /// `plan_energy_wh` and `plan_depart`, for the written config.
     pub plan: (Option<u64>, Option<String>),
+    /// `auth`, for the written config (None: left out, `free`).
+    pub auth: Option<crate::tokens::AuthMode>,
     pub bank: Bank,
     /// The last setpoint the controller wrote (None: never written).
     pub setpoint_a: Option<f64>,
@@ -79,6 +81,7 @@ impl SimCharger {
             priority: entry.priority,
             circuit: entry.circuit.clone(),
             plan: (entry.plan_energy_wh, entry.plan_depart.clone()),
+            auth: entry.auth,
             bank: Bank::default(),
             setpoint_a: None,
             enabled: true,

@@ -181,6 +181,9 @@ pub struct ChargerEntry {
     pub plan_energy_wh: Option<u64>,
     #[serde(default)]
     pub plan_depart: Option<String>,
+    /// Who may charge here (`free`, `local`, `cloud`; written into the config when given).
+    #[serde(default)]
+    pub auth: Option<crate::tokens::AuthMode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -99,6 +99,8 @@ struct Charger {
     plan_energy_wh: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     plan_depart: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth: Option<crate::tokens::AuthMode>,
 }
 
 #[derive(Serialize)]
@@ -177,6 +179,7 @@ pub fn config_toml(
                 priority: c.priority,
                 plan_energy_wh: c.plan.0,
                 plan_depart: c.plan.1.clone(),
+                auth: c.auth,
             })
         })
         .collect::<Result<Vec<_>, WriteConfigError>>()?;

@@ -8,8 +8,8 @@
 //! `commands` (cloud command replies, profiles and limits), `readonly` (opening an existing
 //! database for the history commands).
 
-pub mod commands;
 pub mod auth_cache;
+pub mod commands;
 mod demand;
 mod error;
 mod keys;

@@ -341,7 +341,10 @@ impl Authoriser {
     /// A "yes" authorises a session not yet authorised; a "no" refuses one not yet let charge
     /// (never one already charging).
     pub fn answer(&mut self, a: &AuthAnswer, list: &TokenList) -> bool {
-        let ours = self.asked.as_ref().is_some_and(|q| q.request_id == a.request_id)
+        let ours = self
+            .asked
+            .as_ref()
+            .is_some_and(|q| q.request_id == a.request_id)
             && self.token.as_deref() == Some(normalise(&a.token).as_str());
         if !ours || self.status.state == AuthState::Authorized {
             return ours;

@@ -89,10 +89,7 @@ fn local_mode_waits_then_lets_a_listed_token_charge_and_refuses_others() {
     assert!(!a.status().may_charge());
     assert_eq!(w.step(&mut a, true, Some("04A1B2C3D4E5F6")), None);
     assert_eq!(a.status().state, AuthState::Authorized);
-    assert_eq!(
-        a.status().identity.authorized_by,
-        Some(AuthorizedBy::Local)
-    );
+    assert_eq!(a.status().identity.authorized_by, Some(AuthorizedBy::Local));
     assert_eq!(a.status().identity.group.as_deref(), Some("residents"));
 
     // Unplugged: the next session starts from the beginning.
@@ -132,10 +129,7 @@ fn a_fixed_token_authorises_without_a_reader() {
     // Decided by the list, never asked about.
     assert_eq!(w.step(&mut a, true, None), None);
     assert_eq!(a.status().state, AuthState::Authorized);
-    assert_eq!(
-        a.status().identity.authorized_by,
-        Some(AuthorizedBy::Local)
-    );
+    assert_eq!(a.status().identity.authorized_by, Some(AuthorizedBy::Local));
     assert_eq!(a.status().identity.user.as_deref(), Some("Anna Berg"));
 }
 
@@ -158,10 +152,7 @@ fn cloud_mode_asks_and_follows_the_answer() {
     assert_eq!(a.status().state, AuthState::Asking);
     assert!(a.answer(&answer(&r, true), &w.list));
     assert_eq!(a.status().state, AuthState::Authorized);
-    assert_eq!(
-        a.status().identity.authorized_by,
-        Some(AuthorizedBy::Cloud)
-    );
+    assert_eq!(a.status().identity.authorized_by, Some(AuthorizedBy::Cloud));
     // A later "no" never stops a session that was let charge.
     assert!(a.answer(&answer(&r, false), &w.list));
     assert_eq!(a.status().state, AuthState::Authorized);
@@ -188,10 +179,7 @@ fn a_silent_cloud_leaves_the_list_and_the_cache_to_decide_after_the_timeout() {
     w.now_s = 5.0;
     w.step(&mut a, true, Some("CAFE01"));
     assert_eq!(a.status().state, AuthState::Authorized);
-    assert_eq!(
-        a.status().identity.authorized_by,
-        Some(AuthorizedBy::Cache)
-    );
+    assert_eq!(a.status().identity.authorized_by, Some(AuthorizedBy::Cache));
     // The late answer is too late to stop it.
     a.answer(&answer(&r, false), &w.list);
     assert_eq!(a.status().state, AuthState::Authorized);
@@ -204,7 +192,12 @@ fn a_silent_cloud_leaves_the_list_and_the_cache_to_decide_after_the_timeout() {
     w.now_s = 16.0;
     w.step(&mut a, true, Some("BEEF"));
     assert_eq!(a.status().state, AuthState::Refused);
-    assert!(a.status().refused.as_deref().unwrap().contains("did not answer"));
+    assert!(a
+        .status()
+        .refused
+        .as_deref()
+        .unwrap()
+        .contains("did not answer"));
     assert_eq!(w.step(&mut a, true, Some("BEEF")), None, "not asked again");
     a.answer(&answer(&r, true), &w.list);
     assert_eq!(a.status().state, AuthState::Authorized);
@@ -218,31 +211,33 @@ fn with_the_link_down_the_list_and_the_cache_decide_at_once() {
     w.cache.insert("OLD", t0() - chrono::Duration::seconds(1));
     let mut a = Authoriser::new("cp-1", AuthMode::Cloud, None);
     assert_eq!(w.step(&mut a, true, Some("04A1B2C3D4E5F6")), None);
-    assert_eq!(
-        a.status().identity.authorized_by,
-        Some(AuthorizedBy::Local)
-    );
+    assert_eq!(a.status().identity.authorized_by, Some(AuthorizedBy::Local));
     w.step(&mut a, false, None);
     assert_eq!(w.step(&mut a, true, Some("cafe01")), None);
-    assert_eq!(
-        a.status().identity.authorized_by,
-        Some(AuthorizedBy::Cache)
-    );
+    assert_eq!(a.status().identity.authorized_by, Some(AuthorizedBy::Cache));
     w.step(&mut a, false, None);
     // An expired entry does not count; a disabled list entry refuses whatever the cache says.
     w.step(&mut a, true, Some("OLD"));
     assert_eq!(a.status().state, AuthState::Refused);
-    assert!(a.status().refused.as_deref().unwrap().contains("cloud offline"));
+    assert!(a
+        .status()
+        .refused
+        .as_deref()
+        .unwrap()
+        .contains("cloud offline"));
     // The link back: the refused token is put to the cloud.
     w.online = true;
-    let r = w.step(&mut a, true, Some("OLD")).expect("asked once the link is up");
+    let r = w
+        .step(&mut a, true, Some("OLD"))
+        .expect("asked once the link is up");
     assert_eq!(a.status().state, AuthState::Asking);
     a.answer(&answer(&r, true), &w.list);
     assert_eq!(a.status().state, AuthState::Authorized);
 
     w.online = false;
     w.step(&mut a, false, None);
-    w.cache.insert("visitor-17", t0() + chrono::Duration::hours(1));
+    w.cache
+        .insert("visitor-17", t0() + chrono::Duration::hours(1));
     w.step(&mut a, true, Some("visitor-17"));
     assert_eq!(a.status().refused.as_deref(), Some("disabled"));
 }
@@ -256,10 +251,7 @@ fn the_link_going_down_while_asking_falls_back_at_once() {
     w.now_s = 0.5;
     w.step(&mut a, true, Some("04A1B2C3D4E5F6"));
     assert_eq!(a.status().state, AuthState::Authorized);
-    assert_eq!(
-        a.status().identity.authorized_by,
-        Some(AuthorizedBy::Local)
-    );
+    assert_eq!(a.status().identity.authorized_by, Some(AuthorizedBy::Local));
 }
 
 #[test]

@@ -214,6 +214,7 @@ fn devices(rng: &mut SmallRng, n: usize) -> (MeterSpec, Vec<ChargerEntry>) {
                 unit,
                 plan_energy_wh: None,
                 plan_depart: None,
+                auth: None,
             }
         })
         .collect();

@@ -130,7 +130,10 @@ pub fn chargers(
                     || a.tokens.authorise(&norm).is_some()
             });
             if norm.is_empty() {
-                rep.error(&p.key("token"), "is empty: leave it out for a charger without one");
+                rep.error(
+                    &p.key("token"),
+                    "is empty: leave it out for a charger without one",
+                );
             } else if auth.is_some_and(|a| a.tokens_file.is_none()) {
                 rep.error(
                     &p.key("token"),

@@ -329,7 +329,10 @@ fn an_unauthorised_charger_is_held_at_0_a_in_every_mode() {
         o.chargers[0].auth_hold = auth_hold(0);
         let l = limits.resolve(&o);
         let c = &l.chargers[0];
-        assert_eq!((c.ceiling.limit_a, c.ceiling.source), (0.0, LimitSource::Auth));
+        assert_eq!(
+            (c.ceiling.limit_a, c.ceiling.source),
+            (0.0, LimitSource::Auth)
+        );
         assert_eq!(c.failsafe_a, 0.0);
         assert_eq!(c.cap.map(|b| b.source), Some(LimitSource::Auth));
         // The other charger is untouched.

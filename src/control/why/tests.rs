@@ -400,13 +400,20 @@ fn a_charger_held_by_authorisation_says_for_what_in_every_mode() {
         c
     };
     let cases = [
-        (hold(AuthState::Waiting, None, None), "held: waiting for a token"),
+        (
+            hold(AuthState::Waiting, None, None),
+            "held: waiting for a token",
+        ),
         (
             hold(AuthState::Asking, Some("04A1B2C3D4E5F6"), None),
             "held: asking the cloud about 04A1…",
         ),
         (
-            hold(AuthState::Refused, Some("04A1B2C3D4E5F6"), Some("not on the list")),
+            hold(
+                AuthState::Refused,
+                Some("04A1B2C3D4E5F6"),
+                Some("not on the list"),
+            ),
             "held: token 04A1… refused: not on the list",
         ),
     ];
@@ -414,7 +421,10 @@ fn a_charger_held_by_authorisation_says_for_what_in_every_mode() {
         let l = limits(63.0, Vec::new(), vec![c]);
         let input = input_for(&l, [0.0; 3]);
         let w = &whys(&l, &input)[0];
-        assert_eq!((w.code, w.source, w.text.as_str()), (WhyCode::Auth, Some(LimitSource::Auth), text));
+        assert_eq!(
+            (w.code, w.source, w.text.as_str()),
+            (WhyCode::Auth, Some(LimitSource::Auth), text)
+        );
         assert_eq!(w.limit_a, Some(0.0));
         // The same when the main meter is silent.
         let mut f = l.clone();
