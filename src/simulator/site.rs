@@ -111,6 +111,10 @@ pub struct Shaping {
     pub demand: Option<toml::Table>,
     pub tariff: Option<toml::Table>,
     pub schedules: Vec<toml::Table>,
+    /// The token list (`[[token]]` entries), for the written token file.
+    pub tokens: Vec<toml::Table>,
+    /// The modelled cloud, for `cloud` chargers.
+    pub cloud: Option<super::scenario::CloudSpec>,
 }
 
 fn lookup(
@@ -268,6 +272,8 @@ impl SiteModel {
                 demand: scenario.demand.clone(),
                 tariff: scenario.tariff.clone(),
                 schedules: scenario.schedules.clone(),
+                tokens: scenario.tokens.clone(),
+                cloud: scenario.cloud.clone(),
             },
             models_dir: scenario.models_dir.clone(),
         };

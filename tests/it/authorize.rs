@@ -527,3 +527,82 @@ fn check_config_refuses_a_mode_that_could_never_let_a_car_charge_at_its_key() {
         assert!(line.contains("evsite.toml:"), "located: {line}");
     }
 }
+
+/// Energy of each session `evsite-sim run` recorded for `scenario`, by charger in plug-in order.
+fn simulated(name: &str) -> (evsite_sim::score::Scorecard, Vec<(String, u64)>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("sim/scenarios/{name}.toml"));
+    let scenario = Scenario::from_path(&path).expect("scenario");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("db");
+    let card = evsite_sim::run::run_keeping(&scenario, Some(&db)).expect("run");
+    let (store, _) = evsite::store::Store::open(&db).expect("store");
+    let mut sessions = store
+        .sessions(&evsite::store::SessionFilter::default())
+        .expect("sessions");
+    sessions.sort_by_key(|s| (s.charger.clone(), s.plugged_in_at));
+    (
+        card,
+        sessions
+            .into_iter()
+            .map(|s| (s.charger, s.energy_wh))
+            .collect(),
+    )
+}
+
+fn energies(sessions: &[(String, u64)], charger: &str) -> Vec<u64> {
+    sessions
+        .iter()
+        .filter(|(c, _)| c == charger)
+        .map(|&(_, wh)| wh)
+        .collect()
+}
+
+#[test]
+fn simulated_sites_charge_only_who_may_in_every_mode() {
+    // Local: the residents charge; the disabled visitor after them on bay-3 takes nothing.
+    let (card, s) = simulated("auth-local");
+    assert_eq!(card.overload_s, 0.0);
+    assert!(
+        energies(&s, "bay-1")[0] > 1000 && energies(&s, "bay-2")[0] > 1000,
+        "{s:?}"
+    );
+    let bay3 = energies(&s, "bay-3");
+    assert_eq!(bay3.len(), 2, "{s:?}");
+    assert!(bay3[0] > 500 && bay3[1] == 0, "{s:?}");
+
+    // An unauthorised car beside two residents: nothing for it, the site for them.
+    let (card, s) = simulated("auth-unauthorised");
+    assert_eq!(card.overload_s, 0.0);
+    assert_eq!(energies(&s, "bay-3"), vec![0], "{s:?}");
+    assert!(
+        energies(&s, "bay-1")[0] > 5000 && energies(&s, "bay-2")[0] > 5000,
+        "{s:?}"
+    );
+
+    // Cloud: its customers charge, its refusal takes nothing, a card it is silent about is
+    // let charge by the list after the timeout.
+    let (card, s) = simulated("auth-cloud");
+    assert_eq!(card.overload_s, 0.0);
+    assert!(energies(&s, "p-1").iter().all(|&wh| wh > 500), "{s:?}");
+    assert!(energies(&s, "p-2")[0] > 1000, "{s:?}");
+    let p3 = energies(&s, "p-3");
+    assert!(p3.len() == 2 && p3[0] == 0 && p3[1] > 1000, "{s:?}");
+
+    // The cloud offline for an hour: the cache lets a regular charge again, the list a
+    // fleet card, and the stranger waits and is refused once the cloud is back.
+    let (card, s) = simulated("auth-cloud-offline");
+    assert_eq!(card.overload_s, 0.0);
+    assert!(
+        energies(&s, "p-1")[0] > 10_000,
+        "charged through the outage: {s:?}"
+    );
+    let p2 = energies(&s, "p-2");
+    assert!(p2.len() == 2 && p2.iter().all(|&wh| wh > 1000), "{s:?}");
+    let p3 = energies(&s, "p-3");
+    assert!(p3.len() == 2 && p3[0] > 1000 && p3[1] == 0, "{s:?}");
+
+    // Deterministic: the same run twice gives the same sessions.
+    let (again, s2) = simulated("auth-cloud-offline");
+    assert_eq!(s, s2);
+    assert_eq!(card.energy_wh, again.energy_wh);
+}
