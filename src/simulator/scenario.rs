@@ -474,7 +474,10 @@ impl Scenario {
             if !(c.latency_s.is_finite() && c.latency_s >= 0.0) {
                 return Err("cloud.latency_s must be 0 or more".into());
             }
-            if c.offline.iter().any(|w| !(w[0] < w[1])) {
+            if c.offline
+                .iter()
+                .any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
+            {
                 return Err(
                     "cloud.offline: each window is [from_s, to_s] with from_s < to_s".into(),
                 );

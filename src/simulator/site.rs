@@ -595,6 +595,14 @@ impl SiteModel {
             .collect()
     }
 
+    /// The token of the car plugged in at charger `ci`, if it carries one.
+    pub fn plugged_token(&self, ci: usize) -> Option<&str> {
+        self.visits
+            .iter()
+            .find(|v| v.charger == ci && v.plugged)
+            .and_then(|v| v.token.as_deref())
+    }
+
     /// Set a charger's offer directly, bypassing Modbus and the charger's watchdogs: how the
     /// ideal controller behind the scorecard's `utilization` acts.
     pub fn set_offer_direct(&mut self, charger: usize, amps: f64) {
