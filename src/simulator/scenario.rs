@@ -71,7 +71,9 @@ pub struct Scenario {
     /// config and named by its `[auth] tokens_file` when there are any.
     #[serde(default, rename = "token")]
     pub tokens: Vec<toml::Table>,
-    /// The cloud `cloud` chargers ask (`evsite-sim run` models it; see [`CloudSpec`]).
+    /// The cloud `cloud` chargers ask (`evsite-sim run` models it; see [`CloudSpec`]). Without
+    /// one, `run` has no cloud: the list and the cache decide at once. A served site asks a
+    /// real one.
     #[serde(default)]
     pub cloud: Option<CloudSpec>,
 }
@@ -462,13 +464,6 @@ impl Scenario {
             if f.target != "meter" && !ids.contains(f.target.as_str()) {
                 return Err(format!("fault: unknown target {}", f.target));
             }
-        }
-        let cloud_chargers = self
-            .chargers
-            .iter()
-            .any(|c| c.auth == Some(crate::tokens::AuthMode::Cloud));
-        if cloud_chargers && self.cloud.is_none() {
-            return Err("chargers in cloud mode need a [cloud] section".into());
         }
         if let Some(c) = &self.cloud {
             if !(c.latency_s.is_finite() && c.latency_s >= 0.0) {

@@ -268,11 +268,23 @@ impl Cloud {
     }
 }
 
-fn mqtt(port: u16, site: &str, timeout_s: f64) -> String {
-    format!(
-        "cloud_timeout_s = {timeout_s}\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n\
-         client_id = \"evsite-{site}\"\ntelemetry_interval_s = 1\n"
-    )
+/// The site's cloud timeout, and its `[mqtt]` (written for `cloud` chargers) pointed at `port`.
+async fn serve_cloud(scenario: &Scenario, port: u16, site: &str, timeout_s: f64) -> Served {
+    let served = serve(scenario, &format!("cloud_timeout_s = {timeout_s}\n")).await;
+    let text = std::fs::read_to_string(&served.config).expect("config read");
+    let written = "url = \"mqtt://127.0.0.1:1883\"";
+    assert!(
+        text.contains(written),
+        "a cloud site's config names a broker: {text}"
+    );
+    let text = text.replace(
+        written,
+        &format!(
+            "url = \"mqtt://127.0.0.1:{port}\"\nclient_id = \"evsite-{site}\"\ntelemetry_interval_s = 1"
+        ),
+    );
+    std::fs::write(&served.config, text).expect("config written");
+    served
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,7 +297,7 @@ async fn cloud_mode_asks_the_cloud_and_follows_its_answers() {
         &[("yes", "CAFE01", 2, 3000), ("no", "BEEF02", 2, 3000)],
     );
     // A long timeout: the answers decide, not the fallback.
-    let served = serve(&s, &mqtt(broker.port(), site, 60.0)).await;
+    let served = serve_cloud(&s, broker.port(), site, 60.0).await;
     let mut cloud =
         Cloud::connect(broker.port(), site, &[("CAFE01", true), ("BEEF02", false)]).await;
     let (d, addr) = start(&served).await;
@@ -387,7 +399,7 @@ async fn a_silent_cloud_and_a_broker_gone_mid_session_leave_it_to_the_list_and_t
             ("guest", "F00D", 60, 3000),
         ],
     );
-    let served = serve(&s, &mqtt(broker.port(), site, 3.0)).await;
+    let served = serve_cloud(&s, broker.port(), site, 3.0).await;
     let mut cloud = Cloud::connect(broker.port(), site, &[("CAFE01", true)]).await;
     let (d, addr) = start(&served).await;
     let st = cloud
@@ -535,7 +547,20 @@ fn simulated(name: &str) -> (evsite_sim::score::Scorecard, Vec<(String, u64)>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("db");
     let card = evsite_sim::run::run_keeping(&scenario, Some(&db)).expect("run");
-    let (store, _) = evsite::store::Store::open(&db).expect("store");
+    // sled lets go of its file lock from its own thread once the run's last handle is gone:
+    // polled (bounded), as the other helpers poll for a condition.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let store = loop {
+        match evsite::store::Store::open_existing(&db) {
+            Ok(s) => break s,
+            Err(evsite::store::OpenExistingError::InUse { .. })
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("the run's store: {e}"),
+        }
+    };
     let mut sessions = store
         .sessions(&evsite::store::SessionFilter::default())
         .expect("sessions");
