@@ -541,26 +541,33 @@ fn check_config_refuses_a_mode_that_could_never_let_a_car_charge_at_its_key() {
 }
 
 /// Energy of each session `evsite-sim run` recorded for `scenario`, by charger in plug-in order.
-fn simulated(name: &str) -> (evsite_sim::score::Scorecard, Vec<(String, u64)>) {
+async fn simulated(name: &str) -> (evsite_sim::score::Scorecard, Vec<(String, u64)>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("sim/scenarios/{name}.toml"));
     let scenario = Scenario::from_path(&path).expect("scenario");
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("db");
-    let card = evsite_sim::run::run_keeping(&scenario, Some(&db)).expect("run");
+    // The run has a runtime of its own (a paused clock): on a thread of its own.
+    let at = db.clone();
+    let card = tokio::task::spawn_blocking(move || {
+        evsite_sim::run::run_keeping(&scenario, Some(&at)).expect("run")
+    })
+    .await
+    .expect("run thread");
     // sled lets go of its file lock from its own thread once the run's last handle is gone:
     // polled (bounded), as the other helpers poll for a condition.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let store = loop {
-        match evsite::store::Store::open_existing(&db) {
-            Ok(s) => break s,
-            Err(evsite::store::OpenExistingError::InUse { .. })
-                if std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(50));
+    let store = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match evsite::store::Store::open_existing(&db) {
+                Ok(s) => return s,
+                Err(evsite::store::OpenExistingError::InUse { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("the run's store: {e}"),
             }
-            Err(e) => panic!("the run's store: {e}"),
         }
-    };
+    })
+    .await
+    .expect("the run's store is let go of");
     let mut sessions = store
         .sessions(&evsite::store::SessionFilter::default())
         .expect("sessions");
@@ -582,10 +589,10 @@ fn energies(sessions: &[(String, u64)], charger: &str) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn simulated_sites_charge_only_who_may_in_every_mode() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_sites_charge_only_who_may_in_every_mode() {
     // Local: the residents charge; the disabled visitor after them on bay-3 takes nothing.
-    let (card, s) = simulated("auth-local");
+    let (card, s) = simulated("auth-local").await;
     assert_eq!(card.overload_s, 0.0);
     assert!(
         energies(&s, "bay-1")[0] > 1000 && energies(&s, "bay-2")[0] > 1000,
@@ -596,7 +603,7 @@ fn simulated_sites_charge_only_who_may_in_every_mode() {
     assert!(bay3[0] > 500 && bay3[1] == 0, "{s:?}");
 
     // An unauthorised car beside two residents: nothing for it, the site for them.
-    let (card, s) = simulated("auth-unauthorised");
+    let (card, s) = simulated("auth-unauthorised").await;
     assert_eq!(card.overload_s, 0.0);
     assert_eq!(energies(&s, "bay-3"), vec![0], "{s:?}");
     assert!(
@@ -606,7 +613,7 @@ fn simulated_sites_charge_only_who_may_in_every_mode() {
 
     // Cloud: its customers charge, its refusal takes nothing, a card it is silent about is
     // let charge by the list after the timeout.
-    let (card, s) = simulated("auth-cloud");
+    let (card, s) = simulated("auth-cloud").await;
     assert_eq!(card.overload_s, 0.0);
     assert!(energies(&s, "p-1").iter().all(|&wh| wh > 500), "{s:?}");
     assert!(energies(&s, "p-2")[0] > 1000, "{s:?}");
@@ -615,7 +622,7 @@ fn simulated_sites_charge_only_who_may_in_every_mode() {
 
     // The cloud offline for an hour: the cache lets a regular charge again, the list a
     // fleet card, and the stranger waits and is refused once the cloud is back.
-    let (card, s) = simulated("auth-cloud-offline");
+    let (card, s) = simulated("auth-cloud-offline").await;
     assert_eq!(card.overload_s, 0.0);
     assert!(
         energies(&s, "p-1")[0] > 10_000,
@@ -627,7 +634,7 @@ fn simulated_sites_charge_only_who_may_in_every_mode() {
     assert!(p3.len() == 2 && p3[0] > 1000 && p3[1] == 0, "{s:?}");
 
     // Deterministic: the same run twice gives the same sessions.
-    let (again, s2) = simulated("auth-cloud-offline");
+    let (again, s2) = simulated("auth-cloud-offline").await;
     assert_eq!(s, s2);
     assert_eq!(card.energy_wh, again.energy_wh);
 }
