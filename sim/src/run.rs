@@ -16,7 +16,7 @@ use evsite::config::Config;
 use evsite::control::allocate::Turn;
 use evsite::devices::model::Transport;
 use evsite::modbus::{BoxedStream, Connector, Links, RtuBus, RtuSettings};
-use evsite::simulator::write_config::config_toml;
+use evsite::simulator::write_config::{config_toml, tokens_toml};
 use evsite::simulator::{
     rtu_lines, serve_rtu_stream, serve_tcp_stream, Endpoint, Link, Scenario, SharedSite, SiteModel,
     Units,
@@ -25,6 +25,7 @@ use evsite::simulator::{
 use crate::optimum::{optimum, BaseTrace};
 use crate::score::{AnomalyLog, Scorecard, Scorer, SessionLog};
 
+mod cloud;
 mod ideal;
 use evsite::control::command::ControlCommand;
 use evsite::sessions::tracker::SessionTracker;
@@ -136,8 +137,18 @@ pub struct InMemory {
 pub fn in_memory(model: SiteModel, data_dir: &Path) -> Result<InMemory, RunError> {
     let (eps, ports, lines) = endpoints(&model);
     let text = config_toml(&model, &eps, data_dir).map_err(|e| RunError::Config(e.to_string()))?;
-    let cfg = evsite::config::load_str(&text, "simulated site")
+    let mut cfg = evsite::config::load_str(&text, "simulated site")
         .map_err(|e| RunError::Config(e.to_string()))?;
+    // The values-only load leaves the token list unread: it is the scenario's own.
+    if let Some(tokens) = tokens_toml(&model) {
+        let list = evsite::tokens::TokenList::parse(&tokens, "scenario tokens")
+            .map_err(|e| RunError::Config(e.to_string()))?;
+        cfg.auth.tokens = Arc::new(list);
+    }
+    // The cloud is modelled in the run (see `run/cloud.rs`): no broker is connected.
+    if model.shaping().cloud.is_some() {
+        cfg.mqtt = None;
+    }
     let cfg = Arc::new(cfg);
     let site = model.into_shared();
     let links = Links::new(Arc::new(MemConnector {
@@ -217,6 +228,11 @@ async fn run_paused(scenario: &Scenario, db: Option<&Path>) -> Result<Scorecard,
         .collect();
     switches.sort_by(|a, b| b.0.total_cmp(&a.0));
     let commands = controller.commands();
+    let mut cloud = scenario.cloud.clone().map(|spec| {
+        let cloud = cloud::ModelCloud::new(spec, scenario.start);
+        controller.connect_cloud_auth(cloud.queue(), cloud.link());
+        cloud
+    });
     let started = Instant::now();
 
     let end = Instant::now() + Duration::from_secs_f64(scenario.duration_s);
@@ -301,9 +317,15 @@ async fn run_paused(scenario: &Scenario, db: Option<&Path>) -> Result<Scorecard,
                 });
             }
         }
+        if let Some(c) = cloud.as_mut() {
+            c.before_cycle(t_s, &commands);
+        }
         let rec = controller.cycle().await;
         for (tracker, log) in recurring.iter_mut().flatten() {
             log.observe_tracker(tracker.observe(&rec));
+        }
+        if let Some(c) = cloud.as_mut() {
+            c.after_cycle(t_s);
         }
         next_check = Instant::now() + every;
         cycles.push(rec.cycle_ms);

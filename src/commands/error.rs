@@ -5,7 +5,7 @@ use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
-    #[error("unknown command {0:?} (known: set_site_limit, set_charger, set_profile, set_plan, set_demand_limit, assign_session, resync)")]
+    #[error("unknown command {0:?} (known: set_site_limit, set_charger, set_profile, set_plan, set_demand_limit, assign_session, authorize, resync)")]
     Unknown(String),
     /// The body is not JSON, not an object, or does not fit the command's schema.
     #[error("malformed command: {0}")]

@@ -49,7 +49,14 @@ pub async fn handle(ctx: &CommandContext, name: &str, payload: &[u8]) -> Value {
         Err(e) => return reply(&echo, Err(&CommandError::Store(e))),
     }
     let now = ctx.clock.now();
-    let planned = match parse(name, body, &ctx.cfg, now) {
+    let parsed = if name == "authorize" {
+        super::validate::typed(body)
+            .and_then(|w| super::authorize::parse(&request_id, w, &ctx.cfg, now))
+            .map(Command::Authorize)
+    } else {
+        parse(name, body, &ctx.cfg, now)
+    };
+    let planned = match parsed {
         Ok(Command::AssignSession(a)) => super::assign::apply(ctx, a)
             .await
             .map(|()| (CommandChange::None, None)),
@@ -247,6 +254,7 @@ fn plan(
                 limit_kw.map(|kw| (year, month, kw)),
             )),
         )),
+        Command::Authorize(a) => super::authorize::plan(ctx, a),
         Command::Resync { .. } | Command::AssignSession(_) => Err(CommandError::NotHandledHere),
     }
 }

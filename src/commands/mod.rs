@@ -7,6 +7,7 @@
 //! [`crate::control`]; they can only ever lower the installer's.
 
 pub mod assign;
+mod authorize;
 mod error;
 mod handle;
 mod startup;

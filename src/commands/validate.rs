@@ -47,6 +47,8 @@ pub enum Command {
     },
     /// `assign_session`: applied by [`super::assign::apply`], not through the controller.
     AssignSession(super::assign::Assignment),
+    /// The cloud's answer to an authorisation request (see `commands::authorize`).
+    Authorize(crate::tokens::AuthAnswer),
 }
 
 /// The furthest ahead a plan's departure may be.
@@ -76,7 +78,7 @@ pub fn parse(
     }
 }
 
-fn typed<T: DeserializeOwned>(body: Map<String, Value>) -> Result<T, CommandError> {
+pub(super) fn typed<T: DeserializeOwned>(body: Map<String, Value>) -> Result<T, CommandError> {
     serde_json::from_value(Value::Object(body)).map_err(|e| CommandError::Malformed(e.to_string()))
 }
 

@@ -227,6 +227,9 @@ pub struct RawCharger {
     /// Who may charge: `free` (default), `local` or `cloud`.
     #[serde(default)]
     pub auth: crate::tokens::AuthMode,
+    /// A token every session here is taken to present (a resident's own bay).
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -333,11 +336,29 @@ impl Default for RawApi {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawAuth {
     /// The token list (see docs/tokens.md).
     pub tokens_file: Option<String>,
+    /// How long a `cloud` charger waits for the cloud's answer before the list and the cache
+    /// decide.
+    pub cloud_timeout_s: f64,
+    /// Most tokens the cache of the cloud's acceptances holds.
+    pub cache_max_entries: i64,
+    /// How long a token the cloud accepted stays in the cache (unless the cloud says less).
+    pub cache_days: i64,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        RawAuth {
+            tokens_file: None,
+            cloud_timeout_s: crate::config::types::Auth::DEFAULT_CLOUD_TIMEOUT_S,
+            cache_max_entries: crate::config::types::Auth::DEFAULT_CACHE_MAX_ENTRIES as i64,
+            cache_days: i64::from(crate::config::types::Auth::DEFAULT_CACHE_DAYS),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -136,6 +136,8 @@ pub struct Charger {
     pub enabled: bool,
     /// Who may charge on it (`auth`): `free`, `local` or `cloud`.
     pub auth: crate::tokens::AuthMode,
+    /// The token every session here presents (`token`: a resident's own bay), on the list.
+    pub token: Option<String>,
     /// A departure plan every session on this charger carries, if any.
     pub plan: Option<PlanSpec>,
 }
@@ -224,13 +226,38 @@ pub struct Api {
     pub token_file: Option<PathBuf>,
 }
 
-/// `[auth]`: the token list, read and checked with the config (and again on every reload).
-#[derive(Debug, Clone, PartialEq, Default)]
+/// `[auth]`: the token list, read and checked with the config (and again on every reload),
+/// and how `cloud` chargers wait for the cloud and cache its answers.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Auth {
     pub tokens_file: Option<PathBuf>,
     /// The list as read (empty without a file, and when the config was read for its values
     /// only: see [`crate::config::validate::files::FileScope`]).
     pub tokens: std::sync::Arc<crate::tokens::TokenList>,
+    /// How long a `cloud` charger waits for an answer before the list and the cache decide.
+    pub cloud_timeout: std::time::Duration,
+    /// Most tokens the cache of the cloud's acceptances holds (the soonest to expire go first).
+    pub cache_max_entries: usize,
+    /// How long an accepted token stays in the cache, unless the cloud gives an earlier expiry.
+    pub cache_days: u32,
+}
+
+impl Auth {
+    pub const DEFAULT_CLOUD_TIMEOUT_S: f64 = 5.0;
+    pub const DEFAULT_CACHE_MAX_ENTRIES: usize = 10_000;
+    pub const DEFAULT_CACHE_DAYS: u32 = 30;
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            tokens_file: None,
+            tokens: std::sync::Arc::default(),
+            cloud_timeout: std::time::Duration::from_secs_f64(Self::DEFAULT_CLOUD_TIMEOUT_S),
+            cache_max_entries: Self::DEFAULT_CACHE_MAX_ENTRIES,
+            cache_days: Self::DEFAULT_CACHE_DAYS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

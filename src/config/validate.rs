@@ -88,6 +88,13 @@ pub fn validate(raw: &RawConfig, rep: &mut Reporter<'_>) -> Option<Config> {
     if let Some(a) = &auth {
         ungrouped_tariffs(a, &tariff_groups, rep);
     }
+    auth::chargers(
+        &raw.charger,
+        &chargers,
+        auth.as_ref(),
+        raw.mqtt.is_some(),
+        rep,
+    );
     let anomaly = anomaly::anomaly(&raw.anomaly, rep);
     let demand = raw.demand.as_ref().map(|d| demand::demand(d, rep));
     let schedules = demand::schedules(&raw.schedule, &raw.charger, rep);

@@ -46,6 +46,11 @@ pub enum ControlCommand {
     SetDemandLimit(Option<(i32, u32, f64)>),
     /// The month's peak so far, from the store at start.
     RestoreMonthPeak { at: DateTime<Utc>, peak_kw: f64 },
+    /// The cloud's answer to an authorisation request (`P/cmd/authorize`), already in the
+    /// store's cache; `expires_at` is when the cache stops accepting the token.
+    AuthAnswer(crate::tokens::AuthAnswer),
+    /// The cache of tokens the cloud accepted, from the store at start.
+    RestoreAuthCache(Vec<(String, DateTime<Utc>)>),
     /// A reloaded config's live settings (limits, tuning, charger limits, priorities, phase
     /// maps, circuits). Its devices must be the running ones; a config that changes them is
     /// refused (they are only connected at start). Only the installer's own file can change

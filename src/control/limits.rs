@@ -9,7 +9,8 @@
 //!   charging profiles — kept across a reload, since the resolver holds them apart from the
 //!   installer's part and a reload only ever replaces that part;
 //! - the cycle's own observations, passed in to [`Limits::resolve`]: the demand window's
-//!   budget, departure-plan holds, idle cars, and the mode (fail-safe, holding).
+//!   budget, departure-plan holds, idle cars, authorisation (a charger nobody is authorised
+//!   on is held at 0 A), and the mode (fail-safe, holding).
 //!
 //! Every source can only lower a bound, never raise it (invariant 1): a site phase never goes
 //! above `grid_limit_a`, a charger never above its configured maximum, whatever a source
@@ -26,6 +27,7 @@ use super::profile::ProfileSet;
 use super::safety::Mode;
 use super::schedule;
 use crate::config::Config;
+use crate::tokens::{AuthState, AuthStatus};
 
 pub use super::record::{LimitSource, SiteLimit};
 
@@ -70,8 +72,29 @@ pub struct PlanHold {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// A charger held at 0 A by authorisation: nobody it may serve is there yet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuthHold {
+    pub state: AuthState,
+    /// The token presented (None: none yet).
+    pub token: Option<String>,
+    /// Why it was refused.
+    pub refused: Option<String>,
+}
+
+impl AuthHold {
+    /// The hold `status` puts on its charger (None: it may charge).
+    pub fn of(status: &AuthStatus) -> Option<Self> {
+        (!status.may_charge()).then(|| AuthHold {
+            state: status.state,
+            token: status.identity.token.clone(),
+            refused: status.refused.clone(),
+        })
+    }
+}
+
 /// What the cycle observed of one charger, as far as its limits depend on it.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChargerObs {
     /// A car is connected (profiles' `TxProfile` applies).
     pub connected: bool,
@@ -79,6 +102,8 @@ pub struct ChargerObs {
     pub idle: bool,
     /// Held by its departure plan (None: not held).
     pub plan_hold: Option<PlanHold>,
+    /// Held by authorisation (None: it may charge).
+    pub auth_hold: Option<AuthHold>,
 }
 
 /// What one cycle passes in: the time, the mode and its observations.
@@ -123,6 +148,8 @@ pub struct ChargerLimits {
     pub failsafe_a: f64,
     /// Held by its departure plan this cycle.
     pub plan_hold: Option<PlanHold>,
+    /// Held at 0 A by authorisation this cycle: its ceiling, cap and fail-safe current are 0.
+    pub auth_hold: Option<AuthHold>,
 }
 
 /// Every limit in force this cycle, each with its source: computed once per cycle.
@@ -399,7 +426,7 @@ impl Limits {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let o = obs.chargers.get(i).copied().unwrap_or_default();
+                let o = obs.chargers.get(i).cloned().unwrap_or_default();
                 let sched = schedule::lowest_a(
                     &cfg.schedules,
                     Some(&c.id),
@@ -419,10 +446,25 @@ impl Limits {
                         None
                     },
                     max_a: c.max_current_a,
-                    ceiling: self.ceiling(i),
-                    cap: self.charger_cap(i, c.min_current_a, now, o, sched),
-                    failsafe_a: self.failsafe_a(i),
+                    // Authorisation lowers every bound to 0 A, in every mode: the fail-safe
+                    // and holding paths work to the ceiling and the fail-safe current.
+                    ceiling: if o.auth_hold.is_some() {
+                        Bound {
+                            limit_a: 0.0,
+                            source: LimitSource::Auth,
+                            expires_at: None,
+                        }
+                    } else {
+                        self.ceiling(i)
+                    },
+                    cap: self.charger_cap(i, c.min_current_a, now, &o, sched),
+                    failsafe_a: if o.auth_hold.is_some() {
+                        0.0
+                    } else {
+                        self.failsafe_a(i)
+                    },
                     plan_hold: o.plan_hold,
+                    auth_hold: o.auth_hold,
                 }
             })
             .collect();
@@ -437,17 +479,24 @@ impl Limits {
         }
     }
 
-    /// Charger `i`'s cap: every cap is a minimum (the idle watch, the cloud's cap and
-    /// profiles, the installer's schedule, the session's plan); none can raise another. The
-    /// source named is the first, in that order, that sets the value.
+    /// Charger `i`'s cap: every cap is a minimum (authorisation, the idle watch, the cloud's
+    /// cap and profiles, the installer's schedule, the session's plan); none can raise
+    /// another. The source named is the first, in that order, that sets the value.
     fn charger_cap(
         &self,
         i: usize,
         min_a: f64,
         now: DateTime<Utc>,
-        o: ChargerObs,
+        o: &ChargerObs,
         sched: Option<f64>,
     ) -> Option<Bound> {
+        if o.auth_hold.is_some() {
+            return Some(Bound {
+                limit_a: 0.0,
+                source: LimitSource::Auth,
+                expires_at: None,
+            });
+        }
         let idle = o.idle.then_some(min_a);
         let plan = o.plan_hold.map(|_| 0.0);
         let value = caps::lowest([idle, self.command_cap_a(i, now, o.connected), sched, plan])?;

@@ -41,6 +41,8 @@ pub enum LimitSource {
     Idle,
     /// The fail-safe current, with the main meter silent.
     Failsafe,
+    /// Authorisation (`[[charger]] auth`): a charger no one is authorised on is held at 0 A.
+    Auth,
 }
 
 impl LimitSource {
@@ -56,6 +58,7 @@ impl LimitSource {
             LimitSource::Plan => "plan",
             LimitSource::Idle => "idle",
             LimitSource::Failsafe => "failsafe",
+            LimitSource::Auth => "auth",
         }
     }
 }
@@ -262,6 +265,7 @@ mod tests {
             LimitSource::Plan,
             LimitSource::Idle,
             LimitSource::Failsafe,
+            LimitSource::Auth,
         ] {
             assert_eq!(
                 serde_json::to_string(&s).unwrap_or_default(),

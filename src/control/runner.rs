@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant, MissedTickBehavior};
 
 use super::allocate::{
@@ -33,6 +33,8 @@ use crate::devices::traits::{CurrentLimit, Heartbeat, ReadAll};
 use crate::devices::{ModbusDevice, Snapshot};
 use crate::modbus::{DeviceLink, Links};
 use crate::sessions::tariff::TariffSnapshot;
+use crate::sync::LinkStatus;
+use crate::tokens::{AuthCache, AuthInput, AuthQueue, AuthStatus, Authoriser};
 
 mod clock;
 mod fast;
@@ -66,6 +68,8 @@ struct ChargerRt {
     idle: IdleWatch,
     /// The session's departure plan.
     plan: shaping::PlanRt,
+    /// Who may charge here, session by session.
+    auth: Authoriser,
 }
 
 impl ChargerRt {
@@ -115,6 +119,16 @@ pub struct Controller {
     /// The wall clock as this cycle saw it (see `runner/clock.rs`).
     clock_view: ClockView,
     unsynced_reported: bool,
+    /// Tokens the cloud accepted before (see [`crate::store::auth_cache`]).
+    auth_cache: AuthCache,
+    /// Where requests for the cloud go, and whether its link is up (None: no cloud).
+    auth_cloud: Option<CloudAuth>,
+}
+
+/// The cloud as the authorisers see it.
+struct CloudAuth {
+    requests: AuthQueue,
+    link: watch::Receiver<LinkStatus>,
 }
 
 impl Controller {
@@ -149,6 +163,7 @@ impl Controller {
                 idle: IdleWatch::default(),
                 reason: Reason::Offline,
                 plan: shaping::PlanRt::default(),
+                auth: Authoriser::new(&c.id, c.auth, c.token.as_deref()),
             });
         }
         let watch = MeterWatch::new(cfg.control.meter_timeout, Instant::now());
@@ -190,6 +205,8 @@ impl Controller {
             tariff: tariff_of(&cfg),
             clock_view: ClockView::default(),
             unsynced_reported: false,
+            auth_cache: AuthCache::default(),
+            auth_cloud: None,
             cfg,
         })
     }
@@ -248,6 +265,76 @@ impl Controller {
         self.limits.set_charger(i, enabled, max_current_a);
     }
 
+    /// Connects the `cloud` chargers' authorisers to the cloud: their requests go to
+    /// `requests` (published on `P/auth/request`) while `link` says the link is up; while it
+    /// is down, the token list and the cache decide at once.
+    pub fn connect_cloud_auth(&mut self, requests: AuthQueue, link: watch::Receiver<LinkStatus>) {
+        self.auth_cloud = Some(CloudAuth { requests, link });
+    }
+
+    /// Every charger's authorisation now, in the config's order.
+    pub fn auth_status(&self) -> Vec<AuthStatus> {
+        self.chargers
+            .iter()
+            .map(|c| c.auth.status().clone())
+            .collect()
+    }
+
+    /// Steps every charger that was read this cycle: a new session, a token presented, the
+    /// cloud's timeout. Requests for the cloud are queued for the link.
+    fn observe_auth(&mut self) {
+        let now = self.clock.now();
+        let now_s = self.clock.elapsed_s();
+        let cloud_online = self
+            .auth_cloud
+            .as_ref()
+            .is_some_and(|c| c.link.borrow().connected);
+        let list = self.cfg.auth.tokens.clone();
+        let timeout_s = self.cfg.auth.cloud_timeout.as_secs_f64();
+        for c in &mut self.chargers {
+            // A charger not read, or read without its state, keeps its authorisation: a
+            // missed read is not an unplug.
+            let Some(s) = (if c.fails == 0 { c.last.as_ref() } else { None }) else {
+                continue;
+            };
+            let Some(state) = s.state else {
+                continue;
+            };
+            let request = c.auth.step(&AuthInput {
+                connected: state.is_connected(),
+                id_tag: s.id_tag.as_deref(),
+                list: &list,
+                cache: &self.auth_cache,
+                cloud_online,
+                now,
+                now_s,
+                cloud_timeout_s: timeout_s,
+            });
+            if let Some(r) = request {
+                tracing::info!(charger = %c.cfg.id, request_id = %r.request_id, "asking the cloud whether a token may charge");
+                if let Some(cloud) = &self.auth_cloud {
+                    cloud.requests.push(r);
+                }
+            }
+        }
+    }
+
+    /// The cloud's answer: the cache follows it, then the charger that asked.
+    fn auth_answer(&mut self, a: crate::tokens::AuthAnswer) {
+        match (a.accepted, a.expires_at) {
+            (true, Some(until)) => self.auth_cache.insert(&a.token, until),
+            _ => self.auth_cache.remove(&a.token),
+        }
+        let list = self.cfg.auth.tokens.clone();
+        let mut used = false;
+        for c in &mut self.chargers {
+            used |= c.auth.answer(&a, &list);
+        }
+        if !used {
+            tracing::debug!(request_id = %a.request_id, "an authorisation answer for no waiting charger (cache updated)");
+        }
+    }
+
     /// A sender for changes applied at the start of the next cycle (see [`ControlCommand`]).
     pub fn commands(&self) -> mpsc::UnboundedSender<ControlCommand> {
         self.commands_tx.clone()
@@ -282,6 +369,10 @@ impl Controller {
                     if let Some(d) = self.demand.as_mut() {
                         d.restore_month_peak(at, peak_kw);
                     }
+                }
+                ControlCommand::AuthAnswer(a) => self.auth_answer(a),
+                ControlCommand::RestoreAuthCache(entries) => {
+                    self.auth_cache = AuthCache::new(entries);
                 }
                 ControlCommand::Reconfigure(cfg) => self.reconfigure(cfg),
             }
@@ -356,6 +447,7 @@ impl Controller {
         self.report_charger_health();
         self.observe_demand(meter.as_ref(), grid);
         self.observe_plans();
+        self.observe_auth();
 
         let normal = matches!((mode, grid), (Mode::Normal, Some(_)));
         if normal {
@@ -617,14 +709,7 @@ impl Controller {
                     applied_current_a: s.and_then(|s| s.applied_current_a),
                     id_tag: s.and_then(|s| s.id_tag.clone()),
                     ev_id: s.and_then(|s| s.ev_id.clone()),
-                    auth: crate::tokens::AuthStatus {
-                        mode: c.cfg.auth,
-                        state: match c.cfg.auth {
-                            crate::tokens::AuthMode::Free => crate::tokens::AuthState::Open,
-                            _ => crate::tokens::AuthState::Waiting,
-                        },
-                        ..Default::default()
-                    },
+                    auth: c.auth.status().clone(),
                     setpoint_a: c.written,
                     reason: c.reason,
                     enabled: limits.chargers[i].enabled,

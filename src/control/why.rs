@@ -8,9 +8,10 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::allocate::{AllocInput, Constraint, Decision, Reason, Slack};
-use super::limits::{Bound, ChargerLimits, CycleLimits};
+use super::limits::{AuthHold, Bound, ChargerLimits, CycleLimits};
 use super::record::LimitSource;
 use super::safety::Mode;
+use crate::tokens::AuthState;
 
 /// What binds a charger this cycle, as a stable code (the compact form in telemetry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
@@ -33,6 +34,8 @@ pub enum WhyCode {
     Cap,
     /// Held at 0 A by its departure plan until a cheaper slot.
     PlanHold,
+    /// Held at 0 A by authorisation: waiting for a token, asking the cloud, or refused.
+    Auth,
     /// Paused: its minimum does not fit in what is free.
     NoCapacity,
     /// Paused: its minimum would fit, but others of its priority hold the slots for now.
@@ -141,6 +144,39 @@ fn source_words(s: LimitSource) -> &'static str {
         LimitSource::Plan => "departure plan",
         LimitSource::Idle => "idle car",
         LimitSource::Failsafe => "fail-safe",
+        LimitSource::Auth => "authorisation",
+    }
+}
+
+/// A token as told to a person: its first four characters, the rest elided ("04A1…"), so a
+/// card's number is not spelt out on every page and log line.
+pub fn short_token(token: &str) -> String {
+    let mut chars = token.chars();
+    let head: String = chars.by_ref().take(4).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
+/// A charger held by authorisation, in words.
+fn auth_why(hold: &AuthHold) -> Why {
+    let token = hold.token.as_deref().map(short_token);
+    let text = match (hold.state, token) {
+        (AuthState::Asking, Some(t)) => format!("held: asking the cloud about {t}"),
+        (AuthState::Refused, Some(t)) => format!(
+            "held: token {t} refused: {}",
+            hold.refused.as_deref().unwrap_or("not authorised")
+        ),
+        _ => "held: waiting for a token".to_string(),
+    };
+    Why {
+        code: WhyCode::Auth,
+        source: Some(LimitSource::Auth),
+        limit_a: Some(0.0),
+        text,
+        ..Why::default()
     }
 }
 
@@ -208,6 +244,16 @@ fn binding(i: usize, seen: Seen, ctx: &Context) -> Why {
         return Why::from_reason(seen.reason);
     };
     let mode = ctx.limits.mode;
+    // A car no one has authorised is held in every mode, before any other limit matters.
+    if let Some(hold) = l
+        .auth_hold
+        .as_ref()
+        .filter(|_| seen.online && seen.connected)
+    {
+        if l.enabled {
+            return auth_why(hold);
+        }
+    }
     if mode != Mode::Normal || ctx.allocation.is_none() {
         if !seen.online {
             return Why::from_reason(Reason::Offline);

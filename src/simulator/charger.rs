@@ -36,6 +36,8 @@ pub struct SimCharger {
     pub circuit: Option<String>,
     /// `plan_energy_wh` and `plan_depart`, for the written config.
     pub plan: (Option<u64>, Option<String>),
+    /// `auth`, for the written config (None: left out, `free`).
+    pub auth: Option<crate::tokens::AuthMode>,
     pub bank: Bank,
     /// The last setpoint the controller wrote (None: never written).
     pub setpoint_a: Option<f64>,
@@ -50,8 +52,6 @@ pub struct SimCharger {
     pub energy_wh: f64,
     /// What the power reading shows of the power drawn (1 unless a fault says otherwise).
     pub power_gain: f64,
-    /// `[[charger]] auth` for the written config (None: left out, `free`).
-    pub auth: Option<crate::tokens::AuthMode>,
 }
 
 impl SimCharger {
@@ -81,6 +81,7 @@ impl SimCharger {
             priority: entry.priority,
             circuit: entry.circuit.clone(),
             plan: (entry.plan_energy_wh, entry.plan_depart.clone()),
+            auth: entry.auth,
             bank: Bank::default(),
             setpoint_a: None,
             enabled: true,
@@ -94,7 +95,6 @@ impl SimCharger {
                 EnergyScope::Session => 0.0,
             },
             power_gain: 1.0,
-            auth: entry.auth,
         };
         c.bank.set_number(&spec.setpoint, entry.max_current_a);
         if let Some(safe) = spec.safe_current {

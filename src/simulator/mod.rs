@@ -13,7 +13,7 @@ pub mod site;
 pub mod vehicle;
 pub mod write_config;
 
-pub use scenario::{FaultKind, Gateway, Scenario, ScenarioError};
+pub use scenario::{CloudSpec, FaultKind, Gateway, Scenario, ScenarioError};
 pub use serve::{
     rtu_lines, serve_rtu_stream, serve_site, serve_tcp_stream, spawn_stepper, Endpoint, Link,
     RtuLine, ServedSite, Units,

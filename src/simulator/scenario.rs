@@ -67,6 +67,44 @@ pub struct Scenario {
     /// read the same files.
     #[serde(default)]
     pub models_dir: Option<PathBuf>,
+    /// The site's token list (`[[token]]` entries as in a token file): written beside the
+    /// config and named by its `[auth] tokens_file` when there are any.
+    #[serde(default, rename = "token")]
+    pub tokens: Vec<toml::Table>,
+    /// The cloud `cloud` chargers ask (`evsite-sim run` models it; see [`CloudSpec`]). Without
+    /// one, `run` has no cloud: the list and the cache decide at once. A served site asks a
+    /// real one.
+    #[serde(default)]
+    pub cloud: Option<CloudSpec>,
+}
+
+/// A modelled cloud for chargers in `cloud` mode: which tokens it accepts, how long it takes
+/// to answer, and when it is offline (the link down: requests go nowhere, answers are lost).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudSpec {
+    /// Tokens it accepts (matched as the site matches them); it refuses every other.
+    #[serde(default)]
+    pub accepts: Vec<String>,
+    /// Tokens it never answers about (a cloud that is up but silent for them).
+    #[serde(default)]
+    pub silent: Vec<String>,
+    /// Seconds from a request to its answer.
+    #[serde(default)]
+    pub latency_s: f64,
+    /// `[from_s, to_s)` windows when it is offline.
+    #[serde(default)]
+    pub offline: Vec<[f64; 2]>,
+    /// The site's `[auth] cloud_timeout_s` (None: evsite's default).
+    #[serde(default)]
+    pub timeout_s: Option<f64>,
+}
+
+impl CloudSpec {
+    /// Whether the cloud is reachable at `t_s`.
+    pub fn online_at(&self, t_s: f64) -> bool {
+        !self.offline.iter().any(|w| t_s >= w[0] && t_s < w[1])
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -181,8 +219,7 @@ pub struct ChargerEntry {
     pub plan_energy_wh: Option<u64>,
     #[serde(default)]
     pub plan_depart: Option<String>,
-    /// Who may charge (`[[charger]] auth` of the written config); the config's default
-    /// (`free`) when left out.
+    /// Who may charge here (`free`, `local`, `cloud`; written into the config when given).
     #[serde(default)]
     pub auth: Option<crate::tokens::AuthMode>,
 }
@@ -443,6 +480,19 @@ impl Scenario {
         for f in &self.faults {
             if f.target != "meter" && !ids.contains(f.target.as_str()) {
                 return Err(format!("fault: unknown target {}", f.target));
+            }
+        }
+        if let Some(c) = &self.cloud {
+            if !(c.latency_s.is_finite() && c.latency_s >= 0.0) {
+                return Err("cloud.latency_s must be 0 or more".into());
+            }
+            if c.offline
+                .iter()
+                .any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
+            {
+                return Err(
+                    "cloud.offline: each window is [from_s, to_s] with from_s < to_s".into(),
+                );
             }
         }
         Ok(())

@@ -111,6 +111,10 @@ pub struct Shaping {
     pub demand: Option<toml::Table>,
     pub tariff: Option<toml::Table>,
     pub schedules: Vec<toml::Table>,
+    /// The token list (`[[token]]` entries), for the written token file.
+    pub tokens: Vec<toml::Table>,
+    /// The modelled cloud, for `cloud` chargers.
+    pub cloud: Option<super::scenario::CloudSpec>,
 }
 
 fn lookup(
@@ -268,6 +272,8 @@ impl SiteModel {
                 demand: scenario.demand.clone(),
                 tariff: scenario.tariff.clone(),
                 schedules: scenario.schedules.clone(),
+                tokens: scenario.tokens.clone(),
+                cloud: scenario.cloud.clone(),
             },
             models_dir: scenario.models_dir.clone(),
         };
@@ -622,6 +628,14 @@ impl SiteModel {
                     })
             })
             .collect()
+    }
+
+    /// The token of the car plugged in at charger `ci`, if it carries one.
+    pub fn plugged_token(&self, ci: usize) -> Option<&str> {
+        self.visits
+            .iter()
+            .find(|v| v.charger == ci && v.plugged)
+            .and_then(|v| v.token.as_deref())
     }
 
     /// Set a charger's offer directly, bypassing Modbus and the charger's watchdogs: how the

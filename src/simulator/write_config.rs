@@ -45,7 +45,58 @@ struct File {
     tariff: Option<toml::Table>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     schedule: Vec<toml::Table>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth: Option<toml::Table>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mqtt: Option<toml::Table>,
     clock: ClockSection,
+}
+
+/// The token file's name beside the site's data.
+pub const TOKENS_FILE: &str = "tokens.toml";
+
+/// The scenario's token list as a token file (None: it has none).
+pub fn tokens_toml(site: &SiteModel) -> Option<String> {
+    let tokens = &site.shaping().tokens;
+    if tokens.is_empty() {
+        return None;
+    }
+    let mut file = toml::Table::new();
+    file.insert(
+        "token".into(),
+        toml::Value::Array(tokens.iter().cloned().map(toml::Value::Table).collect()),
+    );
+    toml::to_string(&file).ok()
+}
+
+/// `[auth]` and `[mqtt]` for a scenario with a token list or a cloud: the token file in
+/// `data_dir`, the cloud's timeout, and for `cloud` chargers a broker on the usual local port
+/// (`evsite-sim run` models the cloud itself and connects none).
+fn auth_sections(site: &SiteModel, data_dir: &Path) -> (Option<toml::Table>, Option<toml::Table>) {
+    let shaping = site.shaping();
+    let mut auth = toml::Table::new();
+    if !shaping.tokens.is_empty() {
+        auth.insert(
+            "tokens_file".into(),
+            toml::Value::String(data_dir.join(TOKENS_FILE).display().to_string()),
+        );
+    }
+    if let Some(t) = shaping.cloud.as_ref().and_then(|c| c.timeout_s) {
+        auth.insert("cloud_timeout_s".into(), toml::Value::Float(t));
+    }
+    let cloud = site
+        .chargers()
+        .iter()
+        .any(|c| c.auth == Some(crate::tokens::AuthMode::Cloud));
+    let mqtt = cloud.then(|| {
+        let mut m = toml::Table::new();
+        m.insert(
+            "url".into(),
+            toml::Value::String("mqtt://127.0.0.1:1883".into()),
+        );
+        m
+    });
+    ((!auth.is_empty()).then_some(auth), mqtt)
 }
 
 /// `[clock]`: a simulated site runs on the machine's time, vouched for so that the daemon
@@ -197,6 +248,7 @@ pub fn config_toml(
                 .collect(),
         })
         .collect();
+    let (auth, mqtt) = auth_sections(site, data_dir);
     let file = File {
         site: site.site().clone(),
         devices: site.models_dir().map(|d| Devices {
@@ -212,6 +264,8 @@ pub fn config_toml(
         demand: site.shaping().demand.clone(),
         tariff: site.shaping().tariff.clone(),
         schedule: site.shaping().schedules.clone(),
+        auth,
+        mqtt,
         clock: ClockSection { trusted: true },
     };
     Ok(toml::to_string(&file)?)
@@ -225,6 +279,11 @@ pub fn write_config(
     data_dir: &Path,
 ) -> Result<(), WriteConfigError> {
     let text = config_toml(site, endpoints, data_dir)?;
+    if let Some(tokens) = tokens_toml(site) {
+        let at = data_dir.join(TOKENS_FILE);
+        std::fs::write(&at, tokens)
+            .map_err(|source| WriteConfigError::Write { path: at, source })?;
+    }
     std::fs::write(path, text).map_err(|source| WriteConfigError::Write {
         path: path.to_path_buf(),
         source,

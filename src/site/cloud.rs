@@ -42,6 +42,8 @@ pub(crate) struct Parts {
     pub commands: mpsc::Sender<RawCommand>,
     pub signals: mpsc::UnboundedSender<Signal>,
     pub clock: Clock,
+    /// Authorisation requests from the control loop, for `P/auth/request`.
+    pub auth: crate::tokens::AuthQueue,
 }
 
 impl Parts {
@@ -60,7 +62,8 @@ impl Parts {
         self.signal(true, message);
     }
 
-    fn spawn(&self, opts: SyncOptions) -> SyncHandle {
+    fn spawn(&self, mut opts: SyncOptions) -> SyncHandle {
+        opts.auth_requests = Some(self.auth.clone());
         sync::spawn(
             opts,
             self.store.clone(),

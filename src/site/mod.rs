@@ -206,8 +206,21 @@ impl SiteBuilder {
                 store.clone(),
                 cfg.storage.clone(),
             )));
+            // Tokens the cloud accepted before a restart still count while it is offline.
+            match store.cached_tokens(now) {
+                Ok(cached) if !cached.is_empty() => {
+                    let _ = control.send(ControlCommand::RestoreAuthCache(
+                        cached.into_iter().map(|(t, c)| (t, c.until)).collect(),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "the cache of accepted tokens could not be read back")
+                }
+            }
             let commands =
                 spawn_command_handler(&cfg, store, control.clone(), self.clock.clone(), assign_tx);
+            let auth = crate::tokens::AuthQueue::default();
             sync = CloudLink::start(cloud::Parts {
                 cfg: cfg.clone(),
                 started_at: self.started_at,
@@ -217,7 +230,11 @@ impl SiteBuilder {
                 commands,
                 signals: signals_tx,
                 clock: self.clock.clone(),
+                auth: auth.clone(),
             });
+            if let Some(link) = &sync {
+                controller.connect_cloud_auth(auth, link.status());
+            }
         }
         let events = self.display.then(|| {
             let (tx, rx) = mpsc::unbounded_channel();

@@ -8,6 +8,7 @@
 //! `commands` (cloud command replies, profiles and limits), `readonly` (opening an existing
 //! database for the history commands), `identities` (forgetting whose a session was).
 
+pub mod auth_cache;
 pub mod commands;
 mod demand;
 mod error;

@@ -74,6 +74,9 @@ pub struct SyncOptions {
     pub outbox_poll: Duration,
     /// Largest MQTT packet either way (session records with cost lines can be large).
     pub max_packet_size: usize,
+    /// Authorisation requests from the control loop, published on `P/auth/request` (None:
+    /// nobody asks).
+    pub auth_requests: Option<crate::tokens::AuthQueue>,
 }
 
 impl SyncOptions {
@@ -117,6 +120,7 @@ impl SyncOptions {
             command_timeout: Duration::from_secs(5),
             outbox_poll: Duration::from_secs(1),
             max_packet_size: 1024 * 1024,
+            auth_requests: None,
         })
     }
 
@@ -147,6 +151,7 @@ impl SyncOptions {
             command_timeout: Duration::from_secs(5),
             outbox_poll: Duration::from_secs(1),
             max_packet_size: 1024 * 1024,
+            auth_requests: None,
         }
     }
 

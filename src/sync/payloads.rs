@@ -148,6 +148,22 @@ fn demand(d: &DemandStatus) -> Value {
     })
 }
 
+/// The schema of `P/auth/request`.
+pub const AUTH_REQUEST_SCHEMA: &str = "evsite.auth_request.v1";
+
+/// `P/auth/request`: may this token charge here? Answered on `P/cmd/authorize` with the same
+/// `request_id`.
+pub fn auth_request(site: &str, r: &crate::tokens::AuthRequest) -> Value {
+    json!({
+        "schema": AUTH_REQUEST_SCHEMA,
+        "site": site,
+        "request_id": r.request_id,
+        "charger": r.charger,
+        "token": r.token,
+        "at": r.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

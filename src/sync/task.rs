@@ -52,6 +52,7 @@ struct Topics {
     reply: String,
     commands: String,
     command_prefix: String,
+    auth_request: String,
 }
 
 impl Sync {
@@ -70,6 +71,7 @@ impl Sync {
             reply: opts.topic("cmd/reply"),
             commands: opts.topic("cmd/+"),
             command_prefix: opts.topic("cmd/"),
+            auth_request: opts.topic("auth/request"),
         };
         Sync {
             window: Window::new(opts.effective_window(), 1),
@@ -99,6 +101,13 @@ impl Sync {
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut telemetry = interval(self.opts.telemetry_interval.max(Duration::from_secs(1)));
         telemetry.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let auth = self.opts.auth_requests.clone();
+        let auth_asked = || async {
+            match &auth {
+                Some(q) => q.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -117,6 +126,7 @@ impl Sync {
                 },
                 Some(reply) = self.replies_rx.recv() => self.publish_reply(&reply),
                 _ = telemetry.tick() => self.publish_telemetry(),
+                _ = auth_asked() => self.publish_auth_requests(),
                 _ = wake.notified() => {}
                 _ = poll.tick() => {}
             }
@@ -261,6 +271,31 @@ impl Sync {
             reply.to_string().into_bytes(),
             Sent::Reply,
         );
+    }
+
+    /// Authorisation requests are live too: asked now or never. Without a connection the
+    /// control loop, seeing the link down, lets the token list and the cache decide.
+    fn publish_auth_requests(&mut self) {
+        let Some(queue) = self.opts.auth_requests.clone() else {
+            return;
+        };
+        for r in queue.take() {
+            if self.client.is_none() {
+                tracing::info!(charger = %r.charger, "offline: authorisation request dropped; the list and the cache decide");
+                continue;
+            }
+            let body = payloads::auth_request(&self.opts.site_id, &r);
+            let topic = self.topics.auth_request.clone();
+            if !self.publish(
+                topic,
+                QoS::AtLeastOnce,
+                false,
+                body.to_string().into_bytes(),
+                Sent::Reply,
+            ) {
+                tracing::warn!(charger = %r.charger, "authorisation request not handed over; the cloud's timeout decides");
+            }
+        }
     }
 
     /// Telemetry is live data: sent when connected, never queued for later.

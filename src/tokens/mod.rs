@@ -24,11 +24,15 @@ use toml::Spanned;
 
 use crate::config::locate::LineIndex;
 
+mod authorize;
 mod identity;
+mod queue;
 #[cfg(test)]
 mod tests;
 
+pub use authorize::{AuthAnswer, AuthCache, AuthInput, AuthRequest, Authoriser};
 pub use identity::{AuthMode, AuthState, AuthStatus, AuthorizedBy, Identity};
+pub use queue::AuthQueue;
 
 /// The longest id accepted. OCPP 1.6 idTags are at most 20 characters and 2.0.1 idTokens 36;
 /// the identity registers of the chargers evsite reads hold up to 30 (Vestel, 15 registers).

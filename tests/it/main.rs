@@ -16,6 +16,7 @@ mod support;
 mod alerts;
 mod anomaly;
 mod api;
+mod authorize;
 mod billing;
 mod check_live;
 mod cli;

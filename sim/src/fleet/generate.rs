@@ -116,6 +116,8 @@ pub fn site(seed: u64, index: usize, faults: bool, bounds: Bounds) -> Scenario {
         tariff: None,
         schedules: Vec::new(),
         models_dir: None,
+        tokens: Vec::new(),
+        cloud: None,
     }
 }
 

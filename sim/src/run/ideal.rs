@@ -19,6 +19,7 @@ use evsite::control::usage::Usage;
 use evsite::devices::model::ChargeState;
 use evsite::sessions::tariff::TariffSnapshot;
 use evsite::simulator::SiteModel;
+use evsite::tokens::{normalise, AuthMode};
 
 /// The twin's demand window and each charger's plan.
 pub struct IdealShaping {
@@ -135,13 +136,37 @@ pub fn ideal_control(
             }
         })
         .unzip();
+    // Who may charge, known perfectly: the list, and for `cloud` chargers the cloud's yes
+    // too (the real controller meets the cloud's latency and timeout; the ideal does not).
+    let cloud = site.shaping().cloud.clone();
+    let allowed: Vec<bool> = cfg
+        .chargers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let token = c.token.as_deref().or(site.plugged_token(i));
+            match c.auth {
+                AuthMode::Free => true,
+                mode => token.is_some_and(|t| {
+                    cfg.auth.tokens.authorise(t).is_some()
+                        || (mode == AuthMode::Cloud
+                            && cfg.auth.tokens.get(t).is_none()
+                            && cloud.as_ref().is_some_and(|cl| {
+                                cl.accepts.iter().any(|a| normalise(a) == normalise(t))
+                            }))
+                }),
+            }
+        })
+        .collect();
     let chargers: Vec<ChargerInput> = cfg
         .chargers
         .iter()
+        .zip(&allowed)
+        .map(|(c, ok)| (c, *ok))
         .zip(&demand)
         .zip(turns.iter())
         .zip(caps.iter().zip(&due))
-        .map(|(((c, d), turn), (cap, due))| {
+        .map(|((((c, allowed), d), turn), (cap, due))| {
             let (state, usage) = match d {
                 Some((accept, phases)) if *accept > 0.05 => {
                     let mut active = [false; 3];
@@ -170,7 +195,7 @@ pub fn ideal_control(
                 min_a: c.min_current_a,
                 max_a: c.max_current_a,
                 priority: alloc_priority(false, c.priority, *due),
-                enabled: c.enabled,
+                enabled: c.enabled && allowed,
                 cap_a: *cap,
                 // The same hardware resolution the real controller has to respect.
                 step_a: setpoint_step_a(c.device.model),

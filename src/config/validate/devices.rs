@@ -220,6 +220,7 @@ fn charger(
         priority: c.priority as u8,
         enabled: c.enabled,
         auth: c.auth,
+        token: c.token.clone(),
     })
 }
 

@@ -217,11 +217,13 @@ fn a_plan_hold_and_an_idle_car_cap_a_charger_with_their_source() {
             connected: true,
             idle: false,
             plan_hold: Some(PlanHold { until: Some(until) }),
+            auth_hold: None,
         },
         ChargerObs {
             connected: true,
             idle: true,
             plan_hold: None,
+            auth_hold: None,
         },
     ]));
     let held = l.chargers[0].cap.expect("held");
@@ -296,6 +298,50 @@ fn any_opt_a() -> impl Strategy<Value = Option<f64>> {
     prop_oneof![Just(None), any_a().prop_map(Some)]
 }
 
+/// Every authorisation state: 0–2 hold the charger, 3–4 let it charge.
+fn auth_hold(k: usize) -> Option<AuthHold> {
+    use crate::tokens::{AuthMode, AuthState, AuthStatus, Identity};
+    let (mode, state) = [
+        (AuthMode::Local, AuthState::Waiting),
+        (AuthMode::Cloud, AuthState::Asking),
+        (AuthMode::Local, AuthState::Refused),
+        (AuthMode::Cloud, AuthState::Authorized),
+        (AuthMode::Free, AuthState::Open),
+    ][k];
+    AuthHold::of(&AuthStatus {
+        mode,
+        state,
+        identity: Identity {
+            token: Some("04A1B2C3D4E5F6".into()),
+            ..Identity::default()
+        },
+        refused: (state == AuthState::Refused).then(|| "not on the list".into()),
+    })
+}
+
+#[test]
+fn an_unauthorised_charger_is_held_at_0_a_in_every_mode() {
+    let limits = Limits::new(config(""));
+    for mode in [Mode::Normal, Mode::Holding, Mode::Failsafe, Mode::Startup] {
+        let mut o = plain();
+        o.mode = mode;
+        o.chargers[0].connected = true;
+        o.chargers[0].auth_hold = auth_hold(0);
+        let l = limits.resolve(&o);
+        let c = &l.chargers[0];
+        assert_eq!(
+            (c.ceiling.limit_a, c.ceiling.source),
+            (0.0, LimitSource::Auth)
+        );
+        assert_eq!(c.failsafe_a, 0.0);
+        assert_eq!(c.cap.map(|b| b.source), Some(LimitSource::Auth));
+        // The other charger is untouched.
+        assert_eq!(l.chargers[1].failsafe_a, 8.0);
+        assert_eq!(l.chargers[1].cap, None);
+    }
+    assert!(auth_hold(3).is_none() && auth_hold(4).is_none());
+}
+
 proptest! {
     /// Invariant 1: no source and no combination of them lifts a site phase above
     /// `grid_limit_a`, a circuit above its own, or a charger above its configured maximum;
@@ -311,6 +357,7 @@ proptest! {
         connected in any::<[bool; 2]>(),
         idle in any::<[bool; 2]>(),
         held in any::<[bool; 2]>(),
+        auth in proptest::collection::vec(0usize..5, 2),
         trusted in any::<bool>(),
         reload in any::<bool>(),
     ) {
@@ -343,10 +390,32 @@ proptest! {
                     connected: connected[i],
                     idle: idle[i],
                     plan_hold: held[i].then_some(PlanHold { until: None }),
+                    auth_hold: auth_hold(auth[i]),
                 })
                 .collect(),
         };
         let l = limits.resolve(&o);
+        // Authorisation only ever lowers: a charger it holds has nothing to give in any mode.
+        for (i, c) in l.chargers.iter().enumerate() {
+            if o.chargers[i].auth_hold.is_some() {
+                prop_assert_eq!(c.ceiling.limit_a, 0.0);
+                prop_assert_eq!(c.failsafe_a, 0.0);
+                prop_assert_eq!(c.cap.map(|b| (b.limit_a, b.source)), Some((0.0, LimitSource::Auth)));
+            }
+        }
+        let mut open = o.clone();
+        for c in &mut open.chargers {
+            c.auth_hold = None;
+        }
+        let without = limits.resolve(&open);
+        for (a, b) in l.chargers.iter().zip(&without.chargers) {
+            prop_assert!(a.ceiling.limit_a <= b.ceiling.limit_a);
+            prop_assert!(a.failsafe_a <= b.failsafe_a);
+            let offered = |c: &ChargerLimits| c.max_a.min(c.cap.map_or(f64::INFINITY, |b| b.limit_a));
+            prop_assert!(offered(a) <= offered(b));
+        }
+        prop_assert_eq!(l.site, without.site);
+        prop_assert_eq!(l.control, without.control);
         for b in [l.site, l.control] {
             prop_assert!(b.limit_a <= GRID_A && b.limit_a >= 0.0, "{b:?}");
         }

@@ -40,6 +40,7 @@ impl Controller {
                     new.max_current_a,
                 );
             }
+            rt.auth.reconfigure(new.auth, new.token.as_deref());
             rt.cfg = new.clone();
         }
         match (&cfg.demand, self.demand.as_mut()) {

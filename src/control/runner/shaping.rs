@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{charger_currents, Controller};
 use crate::alerts::AlertKind;
-use crate::control::limits::{ChargerObs, CycleLimits, CycleObs, PlanHold};
+use crate::control::limits::{AuthHold, ChargerObs, CycleLimits, CycleObs, PlanHold};
 use crate::control::plan::{self, Plan, PlanStatus};
 use crate::control::safety::Mode;
 use crate::devices::model::ChargeState;
@@ -101,6 +101,7 @@ impl Controller {
                     .is_some_and(|s| s.state.unwrap_or(ChargeState::A).is_connected()),
                 idle: c.idle.idle,
                 plan_hold,
+                auth_hold: AuthHold::of(c.auth.status()),
             })
             .collect();
         self.limits.resolve(&CycleObs {

@@ -35,6 +35,7 @@ fn charger(id: &str, cap: Option<Bound>) -> ChargerLimits {
         cap,
         failsafe_a: 6.0,
         plan_hold: None,
+        auth_hold: None,
     }
 }
 
@@ -376,4 +377,69 @@ fn a_reason_with_no_limit_behind_it_is_told_plainly() {
         (w.code, w.text.as_str()),
         (WhyCode::NoCar, "paused: no car")
     );
+}
+
+#[test]
+fn a_charger_held_by_authorisation_says_for_what_in_every_mode() {
+    use crate::control::limits::AuthHold;
+    use crate::tokens::AuthState;
+    let hold = |state, token: Option<&str>, refused: Option<&str>| {
+        let mut c = charger("cp-1", None);
+        c.ceiling = Bound {
+            limit_a: 0.0,
+            source: LimitSource::Auth,
+            expires_at: None,
+        };
+        c.cap = Some(c.ceiling);
+        c.failsafe_a = 0.0;
+        c.auth_hold = Some(AuthHold {
+            state,
+            token: token.map(str::to_owned),
+            refused: refused.map(str::to_owned),
+        });
+        c
+    };
+    let cases = [
+        (
+            hold(AuthState::Waiting, None, None),
+            "held: waiting for a token",
+        ),
+        (
+            hold(AuthState::Asking, Some("04A1B2C3D4E5F6"), None),
+            "held: asking the cloud about 04A1…",
+        ),
+        (
+            hold(
+                AuthState::Refused,
+                Some("04A1B2C3D4E5F6"),
+                Some("not on the list"),
+            ),
+            "held: token 04A1… refused: not on the list",
+        ),
+    ];
+    for (c, text) in cases {
+        let l = limits(63.0, Vec::new(), vec![c]);
+        let input = input_for(&l, [0.0; 3]);
+        let w = &whys(&l, &input)[0];
+        assert_eq!(
+            (w.code, w.source, w.text.as_str()),
+            (WhyCode::Auth, Some(LimitSource::Auth), text)
+        );
+        assert_eq!(w.limit_a, Some(0.0));
+        // The same when the main meter is silent.
+        let mut f = l.clone();
+        f.mode = Mode::Failsafe;
+        let ctx = Context {
+            limits: &f,
+            allocation: None,
+            tz: TZ,
+            meter_silent_s: Some(30.0),
+        };
+        assert_eq!(explain(0, seen(Reason::Limited), &ctx).text, text);
+        // No car: nothing to hold.
+        let mut s = seen(Reason::NoCar);
+        s.connected = false;
+        assert_eq!(explain(0, s, &ctx).code, WhyCode::NoCar);
+    }
+    assert_eq!(short_token("AB"), "AB");
 }
