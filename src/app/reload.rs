@@ -58,6 +58,10 @@ pub fn diff(old: &Config, new: &Config) -> Changes {
     );
     restart(old.buses != new.buses, "bus");
     restart(old.meter != new.meter, "meter");
+    restart(
+        old.auth.publish_identity != new.auth.publish_identity,
+        "auth.publish_identity",
+    );
     let ids = |cfg: &Config| {
         cfg.chargers
             .iter()

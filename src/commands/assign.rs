@@ -159,7 +159,8 @@ pub async fn apply(ctx: &CommandContext, a: Assignment) -> Result<(), CommandErr
     }
     let Some(sessions) = &ctx.sessions else {
         let tariff = group_tariff(&ctx.cfg, a.identity.group.as_deref());
-        let announce = ctx.cfg.mqtt.is_some();
+        let publish = crate::site::recorder::publisher(&ctx.cfg, &ctx.store);
+        let announce = ctx.cfg.mqtt.is_some().then_some(&publish);
         let site = &ctx.cfg.site.id;
         let now = ctx.clock.now();
         return assign_stored(&ctx.store, site, announce, now, a, tariff)
@@ -198,7 +199,7 @@ fn group_tariff(cfg: &Config, group: Option<&str>) -> Option<TariffSnapshot> {
 pub async fn assign_stored(
     store: &Store,
     site: &str,
-    announce: bool,
+    announce: Option<&crate::tokens::privacy::Publish>,
     now: chrono::DateTime<chrono::Utc>,
     a: Assignment,
     tariff: Option<TariffSnapshot>,
@@ -217,16 +218,16 @@ pub async fn assign_stored(
         ));
     }
     assign_ended(&mut record, &samples, a.identity, tariff);
-    let event = announce.then(|| {
+    let event = announce.map(|publish| {
         OutboxEvent::new(
             site,
             message_type(record.state),
             now,
-            serde_json::to_value(&record).unwrap_or_default(),
+            publish.session(&record),
         )
     });
     store.put_session(&record, &[], event).await?;
-    if !announce && record.state != RecordState::Active {
+    if announce.is_none() && record.state != RecordState::Active {
         store.mark_synced(&record.session_id).await?;
     }
     tracing::info!(session = %record.session_id, "session assigned");

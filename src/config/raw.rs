@@ -348,6 +348,8 @@ pub struct RawAuth {
     pub cache_max_entries: i64,
     /// How long a token the cloud accepted stays in the cache (unless the cloud says less).
     pub cache_days: i64,
+    /// How `P/sessions` carries tokens, user names and vehicle ids: `plain` or `hashed`.
+    pub publish_identity: crate::tokens::privacy::PublishIdentity,
 }
 
 impl Default for RawAuth {
@@ -357,6 +359,7 @@ impl Default for RawAuth {
             cloud_timeout_s: crate::config::types::Auth::DEFAULT_CLOUD_TIMEOUT_S,
             cache_max_entries: crate::config::types::Auth::DEFAULT_CACHE_MAX_ENTRIES as i64,
             cache_days: i64::from(crate::config::types::Auth::DEFAULT_CACHE_DAYS),
+            publish_identity: Default::default(),
         }
     }
 }

@@ -240,6 +240,8 @@ pub struct Auth {
     pub cache_max_entries: usize,
     /// How long an accepted token stays in the cache, unless the cloud gives an earlier expiry.
     pub cache_days: u32,
+    /// How `P/sessions` carries tokens, user names and vehicle ids (read at start).
+    pub publish_identity: crate::tokens::privacy::PublishIdentity,
 }
 
 impl Auth {
@@ -255,6 +257,7 @@ impl Default for Auth {
             tokens: std::sync::Arc::default(),
             cloud_timeout: std::time::Duration::from_secs_f64(Self::DEFAULT_CLOUD_TIMEOUT_S),
             cache_max_entries: Self::DEFAULT_CACHE_MAX_ENTRIES,
+            publish_identity: Default::default(),
             cache_days: Self::DEFAULT_CACHE_DAYS,
         }
     }

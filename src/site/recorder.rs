@@ -24,14 +24,32 @@ pub struct Recorder {
     /// Without a cloud link there is nobody to announce to: no outbox messages, and
     /// finished sessions count as synced (so retention applies).
     announce: bool,
+    /// How session messages carry identities (`[auth] publish_identity`).
+    publish: crate::tokens::privacy::Publish,
     wake: Arc<Notify>,
     /// Stamps session messages, the one clock alerts are stamped by too.
     clock: Clock,
 }
 
+/// How `cfg`'s site publishes identities. A salt that cannot be stored leaves nothing to
+/// publish identities with: they are then left out of the messages altogether (logged), never
+/// sent plain against the setting.
+pub fn publisher(cfg: &Config, store: &Store) -> crate::tokens::privacy::Publish {
+    use crate::tokens::privacy::{Publish, PublishIdentity};
+    match store.publisher(cfg.auth.publish_identity) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "the salt for hashed identities could not be stored: identities are left out of session messages");
+            debug_assert_eq!(cfg.auth.publish_identity, PublishIdentity::Hashed);
+            Publish::Withheld
+        }
+    }
+}
+
 impl Recorder {
     pub fn new(cfg: &Config, store: Store, wake: Arc<Notify>, clock: Clock) -> Self {
         Recorder {
+            publish: publisher(cfg, &store),
             store,
             site: cfg.site.id.clone(),
             announce: cfg.mqtt.is_some(),
@@ -81,7 +99,7 @@ impl Recorder {
                 let out = crate::commands::assign::assign_stored(
                     &self.store,
                     &self.site,
-                    self.announce,
+                    self.announce.then_some(&self.publish),
                     self.clock.now(),
                     a.assignment,
                     a.tariff,
@@ -122,7 +140,7 @@ impl Recorder {
                 self.site.clone(),
                 u.change.message_type(),
                 self.clock.now(),
-                serde_json::to_value(&u.record).unwrap_or_default(),
+                self.publish.session(&u.record),
             )
         });
         let id = u.record.session_id.clone();

@@ -18,6 +18,7 @@ mod links;
 pub mod outbox;
 mod readonly;
 pub mod retention;
+mod salt;
 pub mod schema;
 mod session_row;
 pub mod sessions;

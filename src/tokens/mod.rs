@@ -26,6 +26,7 @@ use crate::config::locate::LineIndex;
 
 mod authorize;
 mod identity;
+pub mod privacy;
 mod queue;
 #[cfg(test)]
 mod tests;

@@ -368,3 +368,120 @@ fn check_config_warns_of_a_token_group_without_a_tariff() {
         "{shown:#?}"
     );
 }
+
+/// `[auth] publish_identity = "hashed"`: what goes to the cloud carries the token and the
+/// user only as the site's salted hash — one token, one hash, however it was spelt — while
+/// the store keeps them plain for the site's own reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashed_identities_leave_the_site_only_as_their_salted_hash() {
+    let broker = Mosquitto::start(Setup::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path(), broker.port());
+    cfg.auth.publish_identity = evsite::tokens::privacy::PublishIdentity::Hashed;
+    let cfg = Arc::new(cfg);
+    let (store, _) = Store::open(dir.path().join("db")).expect("store");
+    for id in ["s-hash-1", "s-hash-2"] {
+        let (record, samples) = ended_session(&cfg, id);
+        store
+            .put_session(&record, &samples, None)
+            .await
+            .expect("stored");
+    }
+    let site = cfg.site.id.clone();
+    let topic = |leaf: &str| format!("evsite/{site}/{leaf}");
+    let mut cloud = Subscriber::connect(
+        broker.port(),
+        "cloud-hash",
+        &[&topic("cmd/reply"), &topic("sessions")],
+        false,
+    )
+    .await;
+    let mut watcher =
+        Subscriber::connect(broker.port(), "watcher-hash", &[&topic("status")], false).await;
+    let (cmd_tx, cmd_rx) = mpsc::channel::<RawCommand>(16);
+    let (control, _queued) = mpsc::unbounded_channel();
+    let handler = tokio::spawn(serve(
+        cmd_rx,
+        CommandContext {
+            cfg: cfg.clone(),
+            store: store.clone(),
+            control,
+            clock: Clock::system(),
+            sessions: None,
+        },
+    ));
+    let (_view, view_rx) = watch::channel(Arc::new(SiteState::default()));
+    let mut opts = SyncOptions::plain(&site, "127.0.0.1", broker.port(), "evsite-hash", t0());
+    opts.outbox_poll = Duration::from_millis(50);
+    let handle = sync::spawn(
+        opts,
+        store.clone(),
+        view_rx,
+        Arc::new(Notify::new()),
+        cmd_tx,
+    );
+    watcher.next(WAIT).await.expect("online");
+
+    // The same card, spelt two ways, on two sessions.
+    let mut announced = Vec::new();
+    for (n, (session, token)) in [("s-hash-1", "04a1b2"), ("s-hash-2", " 04A1B2")]
+        .into_iter()
+        .enumerate()
+    {
+        let body = json!({"request_id": format!("h-{n}"), "session_id": session, "token": token});
+        cloud
+            .client
+            .publish(
+                topic("cmd/assign_session"),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                body.to_string(),
+            )
+            .await
+            .expect("publish");
+        let msgs = cloud
+            .collect_until(WAIT, |m| {
+                m.iter().any(|x| x.topic == topic("sessions"))
+                    && m.iter().any(|x| x.topic == topic("cmd/reply"))
+            })
+            .await;
+        let reply = msgs
+            .iter()
+            .find(|m| m.topic == topic("cmd/reply"))
+            .expect("reply");
+        assert_eq!(reply.json()["ok"], true, "{}", reply.json());
+        let msg = msgs
+            .iter()
+            .find(|m| m.topic == topic("sessions"))
+            .expect("announced");
+        announced.push(msg.json());
+    }
+    let stored = store.session("s-hash-1").expect("read").expect("stored");
+    let plain_token = stored
+        .identity
+        .token
+        .clone()
+        .expect("the store keeps the token");
+    let plain_user = stored.identity.user.clone().expect("and the user");
+    let v1 = schema("session.v1.json");
+    let mut hashes = Vec::new();
+    for m in &announced {
+        assert_valid(&v1, m);
+        let text = m.to_string();
+        assert!(!text.contains(&plain_token), "the token leaks: {text}");
+        assert!(!text.contains(&plain_user), "the user leaks: {text}");
+        let data = &m["data"];
+        for key in ["token", "user"] {
+            let h = data[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{key} in {data}"));
+            assert!(h.starts_with("sha256:") && h.len() == 39, "{key}: {h}");
+        }
+        assert_eq!(data["group"], "company", "the tariff group stays readable");
+        hashes.push((data["token"].clone(), data["user"].clone()));
+    }
+    assert_eq!(hashes[0], hashes[1], "one card, one hash");
+
+    handle.shutdown().await;
+    handler.abort();
+}

@@ -55,6 +55,7 @@ pub fn auth(raw: &RawAuth, rep: &mut Reporter<'_>) -> Option<Auth> {
         cloud_timeout: Duration::from_secs_f64(raw.cloud_timeout_s),
         cache_max_entries: raw.cache_max_entries as usize,
         cache_days: raw.cache_days as u32,
+        publish_identity: raw.publish_identity,
         ..Auth::default()
     };
     let path = root.key("tokens_file");
