@@ -4,6 +4,7 @@
 //! nothing. Stored identity fields read back, and rows written before them still read.
 
 use crate::support::mosquitto;
+use crate::support::schemas::{assert_valid, schema};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,18 +26,6 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Notify};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn schema(name: &str) -> jsonschema::Validator {
-    let path = format!("{}/schemas/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).expect("schema file");
-    let value: Value = serde_json::from_str(&text).expect("schema JSON");
-    jsonschema::validator_for(&value).expect("a valid schema")
-}
-
-fn assert_valid(v: &jsonschema::Validator, instance: &Value) {
-    let errors: Vec<String> = v.iter_errors(instance).map(|e| e.to_string()).collect();
-    assert!(errors.is_empty(), "{instance}\n{errors:#?}");
-}
 
 /// The base site with a company tariff and a token list, read as the daemon reads it.
 fn config(dir: &std::path::Path, port: u16) -> Config {
@@ -102,6 +91,72 @@ fn total(r: &Value) -> Decimal {
         .unwrap_or_else(|| panic!("no cost total in {r}"))
 }
 
+/// The cloud's side and the site's command handler and sync, against `broker`: `cloud`
+/// hears `P/cmd/reply` and `P/sessions`. Returned once the site is online.
+struct Rig {
+    cloud: Subscriber,
+    handle: sync::SyncHandle,
+    handler: tokio::task::JoinHandle<()>,
+    prefix: String,
+}
+
+impl Rig {
+    async fn start(broker: &Mosquitto, cfg: &Arc<Config>, store: &Store, name: &str) -> Rig {
+        let site = cfg.site.id.clone();
+        let prefix = format!("evsite/{site}");
+        let topic = |leaf: &str| format!("{prefix}/{leaf}");
+        let cloud = Subscriber::connect(
+            broker.port(),
+            &format!("cloud-{name}"),
+            &[&topic("cmd/reply"), &topic("sessions")],
+            false,
+        )
+        .await;
+        let mut watcher = Subscriber::connect(
+            broker.port(),
+            &format!("watcher-{name}"),
+            &[&topic("status")],
+            false,
+        )
+        .await;
+        let (cmd_tx, cmd_rx) = mpsc::channel::<RawCommand>(16);
+        let (control, _queued) = mpsc::unbounded_channel();
+        let handler = tokio::spawn(serve(
+            cmd_rx,
+            CommandContext {
+                cfg: cfg.clone(),
+                store: store.clone(),
+                control,
+                clock: Clock::system(),
+                sessions: None,
+            },
+        ));
+        let (_view, view_rx) = watch::channel(Arc::new(SiteState::default()));
+        let client_id = format!("evsite-{name}");
+        let mut opts = SyncOptions::plain(&site, "127.0.0.1", broker.port(), &client_id, t0());
+        opts.outbox_poll = Duration::from_millis(50);
+        let handle = sync::spawn(
+            opts,
+            store.clone(),
+            view_rx,
+            Arc::new(Notify::new()),
+            cmd_tx,
+        );
+        watcher.next(WAIT).await.expect("online");
+        Rig {
+            cloud,
+            handle,
+            handler,
+            prefix,
+        }
+    }
+
+    async fn stop(self) {
+        self.handle.shutdown().await;
+        self.handler.abort();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assign_session_names_and_reprices_a_stored_session_and_announces_it_again() {
     let broker = Mosquitto::start(Setup::default()).await;
@@ -120,44 +175,10 @@ async fn assign_session_names_and_reprices_a_stored_session_and_announces_it_aga
         kwh * cfg.tariff.as_ref().expect("tariff").energy_price
     );
 
-    let site = cfg.site.id.clone();
-    let topic = |leaf: &str| format!("evsite/{site}/{leaf}");
-    let mut cloud = Subscriber::connect(
-        broker.port(),
-        "cloud",
-        &[&topic("cmd/reply"), &topic("sessions")],
-        false,
-    )
-    .await;
-    let mut watcher =
-        Subscriber::connect(broker.port(), "watcher", &[&topic("status")], false).await;
-
-    let (cmd_tx, cmd_rx) = mpsc::channel::<RawCommand>(16);
-    let clock = Clock::system();
-    let (control, _queued) = mpsc::unbounded_channel();
-    let handler = tokio::spawn(serve(
-        cmd_rx,
-        CommandContext {
-            cfg: cfg.clone(),
-            store: store.clone(),
-            control,
-            clock: clock.clone(),
-            sessions: None,
-        },
-    ));
-    let (_view, view_rx) = watch::channel(Arc::new(SiteState::default()));
-    let mut opts = SyncOptions::plain(&site, "127.0.0.1", broker.port(), "evsite-billing", t0());
-    opts.outbox_poll = Duration::from_millis(50);
-    let handle = sync::spawn(
-        opts,
-        store.clone(),
-        view_rx,
-        Arc::new(Notify::new()),
-        cmd_tx,
-    );
-    watcher.next(WAIT).await.expect("online");
-
-    let client = cloud.client.clone();
+    let mut rig = Rig::start(&broker, &cfg, &store, "billing").await;
+    let prefix = rig.prefix.clone();
+    let topic = |leaf: &str| format!("{prefix}/{leaf}");
+    let client = rig.cloud.client.clone();
     let send = |body: Value| {
         let client = client.clone();
         let topic = topic("cmd/assign_session");
@@ -168,6 +189,7 @@ async fn assign_session_names_and_reprices_a_stored_session_and_announces_it_aga
                 .expect("publish");
         }
     };
+    let cloud = &mut rig.cloud;
     let cmd_schema = schema("cmd-assign_session.json");
 
     // Refused: an unknown session, an unknown token. Nothing is stored or announced.
@@ -268,8 +290,7 @@ async fn assign_session_names_and_reprices_a_stored_session_and_announces_it_aga
         Some(stored.identity.clone())
     );
 
-    handle.shutdown().await;
-    handler.abort();
+    rig.stop().await;
 }
 
 #[tokio::test]
@@ -387,40 +408,10 @@ async fn hashed_identities_leave_the_site_only_as_their_salted_hash() {
             .await
             .expect("stored");
     }
-    let site = cfg.site.id.clone();
-    let topic = |leaf: &str| format!("evsite/{site}/{leaf}");
-    let mut cloud = Subscriber::connect(
-        broker.port(),
-        "cloud-hash",
-        &[&topic("cmd/reply"), &topic("sessions")],
-        false,
-    )
-    .await;
-    let mut watcher =
-        Subscriber::connect(broker.port(), "watcher-hash", &[&topic("status")], false).await;
-    let (cmd_tx, cmd_rx) = mpsc::channel::<RawCommand>(16);
-    let (control, _queued) = mpsc::unbounded_channel();
-    let handler = tokio::spawn(serve(
-        cmd_rx,
-        CommandContext {
-            cfg: cfg.clone(),
-            store: store.clone(),
-            control,
-            clock: Clock::system(),
-            sessions: None,
-        },
-    ));
-    let (_view, view_rx) = watch::channel(Arc::new(SiteState::default()));
-    let mut opts = SyncOptions::plain(&site, "127.0.0.1", broker.port(), "evsite-hash", t0());
-    opts.outbox_poll = Duration::from_millis(50);
-    let handle = sync::spawn(
-        opts,
-        store.clone(),
-        view_rx,
-        Arc::new(Notify::new()),
-        cmd_tx,
-    );
-    watcher.next(WAIT).await.expect("online");
+    let mut rig = Rig::start(&broker, &cfg, &store, "hash").await;
+    let prefix = rig.prefix.clone();
+    let topic = |leaf: &str| format!("{prefix}/{leaf}");
+    let cloud = &mut rig.cloud;
 
     // The same card, spelt two ways, on two sessions.
     let mut announced = Vec::new();
@@ -482,6 +473,5 @@ async fn hashed_identities_leave_the_site_only_as_their_salted_hash() {
     }
     assert_eq!(hashes[0], hashes[1], "one card, one hash");
 
-    handle.shutdown().await;
-    handler.abort();
+    rig.stop().await;
 }

@@ -4,6 +4,7 @@
 
 use crate::support::mosquitto;
 use crate::support::schema1;
+use crate::support::schemas::{assert_valid, schema};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,18 +27,6 @@ use tokio::time::Instant;
 
 const SITE: &str = "depot-7";
 const WAIT: Duration = Duration::from_secs(30);
-
-fn schema(name: &str) -> jsonschema::Validator {
-    let path = format!("{}/schemas/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).expect("schema file");
-    let value: Value = serde_json::from_str(&text).expect("schema JSON");
-    jsonschema::validator_for(&value).expect("a valid schema")
-}
-
-fn assert_valid(v: &jsonschema::Validator, instance: &Value) {
-    let errors: Vec<String> = v.iter_errors(instance).map(|e| e.to_string()).collect();
-    assert!(errors.is_empty(), "{instance}\n{errors:#?}");
-}
 
 fn t0() -> DateTime<Utc> {
     "2026-11-21T17:00:00Z".parse().expect("time")

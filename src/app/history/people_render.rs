@@ -1,14 +1,11 @@
 //! `report --by` and `report --statement` as a table (with the energy drawn as bars), as CSV
 //! (one table with a `section` column) or as JSON (the [`Grouped`] or [`Statement`] itself).
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
-
-use rust_decimal::Decimal;
-use serde::Serialize;
 
 use super::list::{kwh, local_minute, rfc3339};
 use super::people::{Grouped, Statement, Sums};
+use super::render::{cost, json};
 use super::{Format, HistoryError};
 use crate::app::table;
 
@@ -60,22 +57,6 @@ pub fn statement(s: &Statement, format: Format) -> Result<String, HistoryError> 
         Format::Csv => statement_csv(s),
         Format::Json => json(s),
     }
-}
-
-fn json<T: Serialize>(value: &T) -> Result<String, HistoryError> {
-    serde_json::to_string_pretty(value)
-        .map(|s| s + "\n")
-        .map_err(|e| HistoryError::Output {
-            what: "JSON",
-            detail: e.to_string(),
-        })
-}
-
-fn cost(c: &BTreeMap<String, Decimal>) -> String {
-    c.iter()
-        .map(|(cur, total)| format!("{total} {cur}"))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 fn sessions(s: &Sums) -> String {

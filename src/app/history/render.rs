@@ -54,16 +54,22 @@ pub fn render(report: &Report, format: Format) -> Result<String, HistoryError> {
     match format {
         Format::Table => Ok(render_table(report)),
         Format::Csv => render_csv(report),
-        Format::Json => serde_json::to_string_pretty(report)
-            .map(|s| s + "\n")
-            .map_err(|e| HistoryError::Output {
-                what: "JSON",
-                detail: e.to_string(),
-            }),
+        Format::Json => json(report),
     }
 }
 
-fn cost(c: &BTreeMap<String, Decimal>) -> String {
+/// Pretty JSON with a final newline, as every history command prints it.
+pub(super) fn json<T: serde::Serialize>(value: &T) -> Result<String, HistoryError> {
+    serde_json::to_string_pretty(value)
+        .map(|s| s + "\n")
+        .map_err(|e| HistoryError::Output {
+            what: "JSON",
+            detail: e.to_string(),
+        })
+}
+
+/// Costs per currency as one cell: "12.40 EUR; 3.10 CHF".
+pub(super) fn cost(c: &BTreeMap<String, Decimal>) -> String {
     c.iter()
         .map(|(cur, total)| format!("{total} {cur}"))
         .collect::<Vec<_>>()

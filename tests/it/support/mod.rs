@@ -8,3 +8,4 @@ pub mod http;
 pub mod mosquitto;
 pub mod scenario;
 pub mod schema1;
+pub mod schemas;
