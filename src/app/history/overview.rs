@@ -3,13 +3,13 @@
 //! The figures follow the report's rules (docs/history.md): a session counts whole on the
 //! local day it was plugged in; the hours add up its per-minute samples.
 
-use chrono::{DateTime, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::people::{self, By, Row, Sums};
 use super::range::{local_date, Month};
-use super::report::HourRow;
+use super::report::{zone_name, HourRow, HourTally};
 use super::{HistoryError, Source};
 use crate::store::{SessionFilter, Store};
 
@@ -57,21 +57,14 @@ pub fn overview(store: &Store, source: &Source, month: Month) -> Result<Overview
             energy_wh: 0,
         })
         .collect();
-    let mut hours = [0.0f64; 24];
+    let mut hours = HourTally::default();
     for r in &records {
         let date = local_date(r.plugged_in_at, zone);
         if let Some(d) = days.iter_mut().find(|d| d.date == date) {
             d.sessions += 1;
             d.energy_wh += r.energy_wh;
         }
-        for x in store.samples(&r.session_id)? {
-            if x.energy_wh.is_finite() && x.energy_wh > 0.0 {
-                let hour = x.minute_start.with_timezone(&zone).hour() as usize;
-                if let Some(h) = hours.get_mut(hour) {
-                    *h += x.energy_wh;
-                }
-            }
-        }
+        hours.add(&store.samples(&r.session_id)?, zone);
     }
     let users = people::group(&records, By::User, zone, span, &[]);
     let groups = people::group(&records, By::Group, zone, span, &[]);
@@ -83,19 +76,9 @@ pub fn overview(store: &Store, source: &Source, month: Month) -> Result<Overview
         from: span.0,
         to: span.1,
         days,
-        hours: (0u32..)
-            .zip(hours)
-            .map(|(hour, wh)| HourRow {
-                hour,
-                energy_wh: wh.round() as u64,
-            })
-            .collect(),
+        hours: hours.rows(),
         users: users.rows,
         groups: groups.rows,
         totals: users.totals,
     })
-}
-
-fn zone_name<S: serde::Serializer>(zone: &Tz, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(zone.name())
 }

@@ -15,6 +15,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::range::{day_start, local_date, Month};
+use super::report::{add_cost, zone_name};
 use crate::sessions::machine::{RecordState, SessionRecord};
 
 /// The key sessions with no identity count under.
@@ -68,9 +69,7 @@ impl Sums {
         self.sessions += 1;
         self.active_sessions += usize::from(r.state == RecordState::Active);
         self.energy_wh += r.energy_wh;
-        if let Some(c) = &r.cost {
-            *self.cost.entry(c.currency.clone()).or_default() += c.total;
-        }
+        add_cost(&mut self.cost, r);
     }
 }
 
@@ -291,10 +290,6 @@ pub fn statement(
         lines,
         totals,
     }
-}
-
-fn zone_name<S: serde::Serializer>(zone: &Tz, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(zone.name())
 }
 
 #[cfg(test)]

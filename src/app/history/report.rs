@@ -145,7 +145,7 @@ pub fn build(input: &Input, sessions: &[SessionData]) -> Report {
     let mut per_charger: BTreeMap<&str, Figures> = BTreeMap::new();
     let mut totals = Figures::default();
     let mut days: BTreeMap<(NaiveDate, &str), DayRow> = BTreeMap::new();
-    let mut hours = [0.0f64; 24];
+    let mut hours = HourTally::default();
 
     for s in sessions {
         let r = &s.record;
@@ -185,14 +185,7 @@ pub fn build(input: &Input, sessions: &[SessionData]) -> Report {
         row.active_sessions += usize::from(active);
         row.energy_wh += r.energy_wh;
         add_cost(&mut row.cost, r);
-        for x in &s.samples {
-            if x.energy_wh.is_finite() && x.energy_wh > 0.0 {
-                let hour = x.minute_start.with_timezone(&zone).hour() as usize;
-                if let Some(h) = hours.get_mut(hour) {
-                    *h += x.energy_wh;
-                }
-            }
-        }
+        hours.add(&s.samples, zone);
     }
 
     let chargers: Vec<ChargerRow> = chargers
@@ -253,13 +246,7 @@ pub fn build(input: &Input, sessions: &[SessionData]) -> Report {
         totals,
         chargers,
         days: days.into_values().collect(),
-        peak_hours: (0u32..)
-            .zip(hours)
-            .map(|(hour, wh)| HourRow {
-                hour,
-                energy_wh: wh.round() as u64,
-            })
-            .collect(),
+        peak_hours: hours.rows(),
         health,
         demand: demand::months(&input.demand_windows, from, to, zone, input.demand_limit_kw),
     }
@@ -294,7 +281,36 @@ impl Figures {
     }
 }
 
-fn add_cost(totals: &mut BTreeMap<String, Decimal>, r: &SessionRecord) {
+/// Energy by hour of the local day, from sessions' per-minute samples: the peak hours of the
+/// report and of the page's history view.
+#[derive(Debug, Clone, Default)]
+pub(super) struct HourTally([f64; 24]);
+
+impl HourTally {
+    pub(super) fn add(&mut self, samples: &[Sample], zone: Tz) {
+        for x in samples {
+            if x.energy_wh.is_finite() && x.energy_wh > 0.0 {
+                let hour = x.minute_start.with_timezone(&zone).hour() as usize;
+                if let Some(h) = self.0.get_mut(hour) {
+                    *h += x.energy_wh;
+                }
+            }
+        }
+    }
+
+    pub(super) fn rows(&self) -> Vec<HourRow> {
+        (0u32..)
+            .zip(self.0)
+            .map(|(hour, wh)| HourRow {
+                hour,
+                energy_wh: wh.round() as u64,
+            })
+            .collect()
+    }
+}
+
+/// Adds a session's cost to the totals of its currency (none: nothing).
+pub(super) fn add_cost(totals: &mut BTreeMap<String, Decimal>, r: &SessionRecord) {
     if let Some(cost) = &r.cost {
         *totals.entry(cost.currency.clone()).or_default() += cost.total;
     }
@@ -307,7 +323,8 @@ fn overlap(a: DateTime<Utc>, b: DateTime<Utc>, from: DateTime<Utc>, to: DateTime
     (end - start).max(TimeDelta::zero()).num_seconds()
 }
 
-fn zone_name<S: serde::Serializer>(zone: &Tz, s: S) -> Result<S::Ok, S::Error> {
+/// A zone as its IANA name.
+pub(super) fn zone_name<S: serde::Serializer>(zone: &Tz, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(zone.name())
 }
 
