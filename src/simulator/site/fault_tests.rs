@@ -3,10 +3,8 @@
 use super::*;
 use crate::simulator::scenario::Scenario;
 
-fn site(fault: &str) -> SiteModel {
-    let text = format!(
-        r#"
-name = "t"
+/// The site every scenario here is on: an empty building, a meter on RS-485.
+const SITE_HEAD: &str = r#"name = "t"
 seed = 1
 duration_s = 600
 start = "2026-01-15T17:00:00Z"
@@ -22,7 +20,12 @@ points = [[0, 0, 0, 0]]
 [meter]
 model = "eastron-sdm630"
 transport = "rtu"
-[[charger]]
+"#;
+
+fn site(fault: &str) -> SiteModel {
+    let text = format!(
+        r#"
+{SITE_HEAD}[[charger]]
 id = "cp-1"
 model = "alfen-eve"
 transport = "tcp"
@@ -141,23 +144,7 @@ token = "{token}"
     };
     let text = format!(
         r#"
-name = "t"
-seed = 1
-duration_s = 600
-start = "2026-01-15T17:00:00Z"
-[site]
-id = "s"
-grid_limit_a = 63.0
-phases = 3
-voltage_v = 230.0
-margin_a = 1.0
-failsafe_current_a = 6.0
-[base_load]
-points = [[0, 0, 0, 0]]
-[meter]
-model = "eastron-sdm630"
-transport = "rtu"
-{}{}
+{SITE_HEAD}{}{}
 [[fault]]
 at_s = 100
 duration_s = 100
